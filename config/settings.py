@@ -1,0 +1,169 @@
+"""Load ``pipeline.toml`` into frozen settings; the only reader of configuration.
+
+Unknown keys, wrong types and missing secrets stop the program at start with a ConfigError that
+names the key or the environment variable, never a value. Secrets are never in the file: a key
+ending in ``_env`` names the variable that holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from config.schema import build, check
+from intake.errors import ConfigError
+from intake.fetch import ImapSettings
+from intake.maildir import MaildirSettings
+from intake.store import StoreSettings
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSettings:
+    """``[intake]``: the mailbox's own addresses, to recognise mail to and from itself."""
+
+    addresses: tuple[str, ...] = ("stories@example.org",)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """``[smtp]``: a pickup folder (embedded default) or an SMTP server when ``host`` is set."""
+
+    from_address: str = "stories@example.org"
+    pickup_dir: str = "var/outbox"
+    host: str = ""
+    port: int = 587
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    username: str = ""
+    password_env: str = ""
+    sent_folder: str = ""
+    password: str = field(default="", repr=False, metadata={"toml": False})
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgementSettings:
+    """``[acknowledgement]``: whether and how often people get a reply."""
+
+    enabled: bool = True
+    per_sender_days: int = 7
+    max_age_days: int = 7
+    max_per_hour: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """``[digest]``: who gets the team's digest, and when."""
+
+    recipients: tuple[str, ...] = ()
+    schedule: str = "0 8 * * 1-5"
+    timezone: str = "Europe/London"
+    output_dir: str = "var/digests"
+    send_empty: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """``[schedule]``: how often the worker polls."""
+
+    poll_seconds: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """``[alerts]``: who hears about repeated failures, and after how many."""
+
+    recipients: tuple[str, ...] = ()
+    after_failures: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """``[retention]``: how long each kind of stored data is kept, in days."""
+
+    raw_days: int = 180
+    body_days: int = 180
+    quarantine_days: int = 180
+    outbox_days: int = 30
+    digest_days: int = 180
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the pipeline is configured with."""
+
+    mailbox: ImapSettings | MaildirSettings
+    smtp: SmtpSettings = SmtpSettings()
+    intake: IntakeSettings = IntakeSettings()
+    store: StoreSettings = StoreSettings()
+    acknowledgement: AcknowledgementSettings = AcknowledgementSettings()
+    digest: DigestSettings = DigestSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    alerts: AlertSettings = AlertSettings()
+    retention: RetentionSettings = RetentionSettings()
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "smtp": SmtpSettings, "intake": IntakeSettings, "store": StoreSettings,
+    "acknowledgement": AcknowledgementSettings, "digest": DigestSettings,
+    "schedule": ScheduleSettings, "alerts": AlertSettings, "retention": RetentionSettings,
+}  # fmt: skip
+
+
+def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
+    """Read and validate the TOML file at ``path``; secrets come from ``environ``."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path}") from err
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read: {err}") from err
+    return settings_from(document, environ)
+
+
+def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Validate an already-parsed TOML document (tests use this directly)."""
+    for section in document:
+        if section != "mailbox" and section not in _SECTIONS:
+            raise ConfigError(f"unknown section [{section}]")
+    sections = {name: build(cls, document.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    smtp = sections["smtp"]
+    if smtp.host:
+        sections["smtp"] = dataclasses.replace(
+            smtp, password=secret(environ, smtp.password_env, "smtp")
+        )
+    return Settings(mailbox=mailbox_from(document.get("mailbox", {}), environ), **sections)
+
+
+def mailbox_from(table: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
+    """``[mailbox]``: IMAP when ``host`` is set, otherwise the Maildir at ``maildir``."""
+    hints = typing.get_type_hints(ImapSettings) | typing.get_type_hints(MaildirSettings)
+    for key, value in table.items():
+        if key not in hints or key == "password":
+            raise ConfigError(f"unknown key mailbox.{key}")
+        check(value, hints[key], f"mailbox.{key}")
+    if table.get("host"):
+        if table.get("maildir"):
+            raise ConfigError("mailbox.maildir and mailbox.host are both set: choose one")
+        imap = build(ImapSettings, {k: v for k, v in table.items() if k != "maildir"}, "mailbox")
+        return dataclasses.replace(imap, password=secret(environ, imap.password_env, "mailbox"))
+    if not table.get("maildir"):
+        raise ConfigError("mailbox.maildir or mailbox.host must be set")
+    keys = {f.name for f in dataclasses.fields(MaildirSettings)}
+    subset = {k: v for k, v in table.items() if k in keys and v != ""}
+    return build(MaildirSettings, subset, "mailbox")
+
+
+def secret(environ: Mapping[str, str], variable: str, section: str) -> str:
+    """The secret held in ``variable``; ConfigError naming the variable when it is unset."""
+    if not variable:
+        raise ConfigError(f"{section}.password_env must name an environment variable")
+    value = environ.get(variable)
+    if not value:
+        raise ConfigError(
+            f"environment variable {variable} (named by {section}.password_env) is not set"
+        )
+    return value

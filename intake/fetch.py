@@ -1,0 +1,219 @@
+"""Fetch stage, IMAP: the imapclient adapter. May import imapclient.
+
+Read-only towards what people see: messages are fetched with ``BODY.PEEK[]`` so ``\\Seen`` is
+never set. ``mark_stored`` (the keyword ``$Triaged`` and the optional MOVE) is called by the run
+loop only after the store has committed, so a crash anywhere leaves the mail on the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Literal
+
+from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import IMAPClientError
+from imapclient.util import chunk
+
+from intake.errors import ConfigError, FetchError
+from intake.records import Batch, MailboxState, RawMessage
+
+log = logging.getLogger(__name__)
+
+TRIAGED = b"$Triaged"
+EPOCH = datetime.fromtimestamp(0, UTC)
+# Everything imapclient, imaplib, the socket or TLS can raise while talking to a server.
+_IMAP_ERRORS = (IMAPClientError, OSError, EOFError, ssl.SSLError)
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """The ``[mailbox]`` section when it names an IMAP server."""
+
+    host: str
+    username: str
+    password_env: str
+    port: int = 993
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    allow_insecure: bool = False
+    folder: str = "INBOX"
+    processed_folder: str = ""
+    batch_size: int = 100
+    max_message_bytes: int = 25_000_000
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+    # Filled from the environment variable named by password_env; never read from the file.
+    password: str = field(default="", repr=False, metadata={"toml": False})
+
+    def __post_init__(self) -> None:
+        if self.security == "none" and not (self.allow_insecure or is_loopback(self.host)):
+            raise ConfigError(
+                "mailbox.security = none is only allowed for a loopback host "
+                "(set mailbox.allow_insecure = true to override)"
+            )
+        if self.batch_size < 1:
+            raise ConfigError("mailbox.batch_size must be at least 1")
+        if self.max_message_bytes < 1024:
+            raise ConfigError("mailbox.max_message_bytes must be at least 1024")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and the loopback ranges (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ImapSource:
+    """One IMAP folder as a source of RawMessages; use as a context manager."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self._client: IMAPClient | None = None
+        self._can_keyword = False
+
+    def __enter__(self) -> ImapSource:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> MailboxState:
+        """Connect, log in and select the folder; FetchError when any of it fails."""
+        s = self.settings
+        try:
+            self._client = _connect(s)
+            selected = self._client.select_folder(s.folder)
+            if s.processed_folder and not self._client.folder_exists(s.processed_folder):
+                self._client.create_folder(s.processed_folder)
+        except _IMAP_ERRORS as err:
+            self.close()
+            raise FetchError(f"IMAP {s.host}:{s.port}: {type(err).__name__}: {err}") from err
+        flags = selected.get(b"PERMANENTFLAGS", ())
+        self._can_keyword = TRIAGED in flags or b"\\*" in flags
+        return MailboxState(s.folder, int(selected[b"UIDVALIDITY"]))
+
+    def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
+        """Yield batches of the messages with a UID above ``last_uid``, oldest first.
+
+        A message that vanished between SEARCH and FETCH is skipped. Any connection error
+        raises FetchError; the batch in hand is then dropped whole, never half-yielded.
+        """
+        for batch in chunk(self.new_uids(last_uid), self.settings.batch_size):
+            yield Batch(self.fetch_batch(state, list(batch)), batch[-1])
+
+    def new_uids(self, last_uid: int) -> list[int]:
+        """UIDs above ``last_uid``, ascending (one UID SEARCH)."""
+        client = self._require()
+        try:
+            found = client.search(["UID", f"{last_uid + 1}:*"])
+        except _IMAP_ERRORS as err:
+            raise FetchError(f"IMAP search: {type(err).__name__}: {err}") from err
+        # The server answers `last+1:*` with the highest UID even when it is <= last.
+        return sorted(u for u in found if u > last_uid)
+
+    def fetch_batch(self, state: MailboxState, uids: list[int]) -> tuple[RawMessage, ...]:
+        """The messages with these UIDs, in order; vanished ones are left out."""
+        client = self._require()
+        try:
+            return self._fetch(client, state, uids)
+        except _IMAP_ERRORS as err:
+            raise FetchError(f"IMAP fetch: {type(err).__name__}: {err}") from err
+
+    def _fetch(
+        self, client: IMAPClient, state: MailboxState, uids: list[int]
+    ) -> tuple[RawMessage, ...]:
+        sizes = client.fetch(uids, ["RFC822.SIZE"])
+        limit = self.settings.max_message_bytes
+        small = [u for u in uids if u in sizes and sizes[u][b"RFC822.SIZE"] <= limit]
+        large = [u for u in uids if u in sizes and sizes[u][b"RFC822.SIZE"] > limit]
+        found: dict[int, RawMessage] = {}
+        if small:
+            rows = client.fetch(small, ["RFC822.SIZE", "INTERNALDATE", "BODY.PEEK[]"])
+            found.update(_to_raw(state, uid, row, b"BODY[]") for uid, row in rows.items())
+        if large:
+            rows = client.fetch(large, ["RFC822.SIZE", "INTERNALDATE", "BODY.PEEK[HEADER]"])
+            found.update(_to_raw(state, uid, row, b"BODY[HEADER]") for uid, row in rows.items())
+        return tuple(found[u] for u in uids if u in found)
+
+    def mark_stored(self, uids: Sequence[int]) -> None:
+        """Tag stored messages ``$Triaged`` and move them to the processed folder if set."""
+        if not uids:
+            return
+        client = self._require()
+        try:
+            if self._can_keyword:
+                client.add_flags(list(uids), [TRIAGED], silent=True)
+            if self.settings.processed_folder:
+                self._move(client, list(uids))
+        except _IMAP_ERRORS as err:
+            raise FetchError(f"IMAP mark: {type(err).__name__}: {err}") from err
+
+    def _move(self, client: IMAPClient, uids: list[int]) -> None:
+        target = self.settings.processed_folder
+        if client.has_capability("MOVE"):
+            client.move(uids, target)
+            return
+        # Without MOVE: copy, then expunge exactly these UIDs. A bare EXPUNGE would also
+        # remove whatever a person had marked \Deleted in the same folder.
+        client.copy(uids, target)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
+        client.uid_expunge(uids)
+
+    def close(self) -> None:
+        """Log out, ignoring a connection that is already gone."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except _IMAP_ERRORS:
+            with contextlib.suppress(OSError):
+                client.shutdown()
+
+    def _require(self) -> IMAPClient:
+        if self._client is None:
+            raise FetchError("IMAP source used before open()")
+        return self._client
+
+
+def _connect(s: ImapSettings) -> IMAPClient:
+    context = ssl.create_default_context()
+    timeout = SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
+    client = IMAPClient(
+        s.host, port=s.port, ssl=s.security == "ssl", ssl_context=context, timeout=timeout
+    )
+    client.normalise_times = False
+    if s.security == "starttls":
+        client.starttls(context)
+    client.login(s.username, s.password)
+    return client
+
+
+def _to_raw(
+    state: MailboxState, uid: int, row: dict[bytes, Any], body_key: bytes
+) -> tuple[int, RawMessage]:
+    data = bytes(row.get(body_key) or b"")
+    internal = row.get(b"INTERNALDATE")
+    # INTERNALDATE is mandatory in IMAP; the epoch marks a server that left it out.
+    internal_at = _utc(internal) if isinstance(internal, datetime) else EPOCH
+    size = int(row.get(b"RFC822.SIZE", len(data)))
+    raw = RawMessage(
+        state.mailbox, state.uidvalidity, uid, internal_at, size, data, body_key != b"BODY[]"
+    )
+    return uid, raw
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,135 @@
+"""Fetch stage, embedded default: a local Maildir behind the same interface as ImapSource.
+
+Stdlib only (``mailbox``). A Maildir has no UIDs, so the source hands out per-run sequence
+numbers (UIDVALIDITY 0) and ``mark_stored`` moves each stored message into the ``processed``
+sub-folder: what is left in the Maildir's root is, by definition, not yet stored.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from intake.errors import ConfigError, FetchError
+from intake.records import Batch, MailboxState, RawMessage
+
+# A header block bigger than this is itself hostile; keep its start and let parse flag it.
+MAX_HEADER_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MaildirSettings:
+    """The ``[mailbox]`` section when it names a local Maildir."""
+
+    maildir: str
+    processed_folder: str = "processed"
+    batch_size: int = 100
+    max_message_bytes: int = 25_000_000
+
+    def __post_init__(self) -> None:
+        if not self.processed_folder:
+            raise ConfigError("mailbox.processed_folder must be set for a Maildir")
+        if self.batch_size < 1:
+            raise ConfigError("mailbox.batch_size must be at least 1")
+
+
+class MaildirSource:
+    """A Maildir as a source of RawMessages; use as a context manager."""
+
+    def __init__(self, settings: MaildirSettings) -> None:
+        self.settings = settings
+        self._box: mailbox.Maildir | None = None
+        self._keys: dict[int, str] = {}
+
+    def __enter__(self) -> MaildirSource:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> MailboxState:
+        """Open (creating if needed) the Maildir."""
+        try:
+            self._box = mailbox.Maildir(self.settings.maildir, factory=None, create=True)
+        except OSError as err:
+            raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
+        return MailboxState(f"maildir:{Path(self.settings.maildir).name}", 0)
+
+    def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
+        """Yield every message in the Maildir's root, in batches; ``last_uid`` is unused."""
+        box = self._require()
+        try:
+            keys = sorted(box.keys())
+        except OSError as err:
+            raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
+        batch: list[RawMessage] = []
+        for uid, key in enumerate(keys, start=1):
+            raw = self._read(box, state, uid, key)
+            if raw is None:
+                continue  # removed by someone else since the listing
+            self._keys[uid] = key
+            batch.append(raw)
+            if len(batch) == self.settings.batch_size:
+                yield Batch(tuple(batch), uid)
+                batch = []
+        if batch:
+            yield Batch(tuple(batch), batch[-1].uid)
+
+    def _read(
+        self, box: mailbox.Maildir, state: MailboxState, uid: int, key: str
+    ) -> RawMessage | None:
+        try:
+            with box.get_file(key) as handle:
+                handle.seek(0, 2)
+                size = handle.tell()
+                handle.seek(0)
+                too_large = size > self.settings.max_message_bytes
+                data = _read_header(handle) if too_large else handle.read()
+            delivered = box.get_message(key).get_date()
+        except KeyError:
+            return None
+        except OSError as err:
+            raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
+        internal_at = datetime.fromtimestamp(delivered, UTC)
+        return RawMessage(state.mailbox, 0, uid, internal_at, size, data, too_large)
+
+    def mark_stored(self, uids: Sequence[int]) -> None:
+        """Move stored messages into the processed sub-folder (copy first, then remove)."""
+        box = self._require()
+        try:
+            done = box.add_folder(self.settings.processed_folder)
+            for uid in uids:
+                key = self._keys.pop(uid, None)
+                if key is not None and key in box:
+                    done.add(box.get_bytes(key))
+                    box.discard(key)
+        except OSError as err:
+            raise FetchError(f"Maildir mark: {type(err).__name__}: {err.strerror}") from err
+
+    def close(self) -> None:
+        """Forget the open Maildir."""
+        self._box = None
+        self._keys.clear()
+
+    def _require(self) -> mailbox.Maildir:
+        if self._box is None:
+            raise FetchError("Maildir source used before open()")
+        return self._box
+
+
+def _read_header(handle: object) -> bytes:
+    """The header block of a message read from a binary file, up to MAX_HEADER_BYTES."""
+    lines: list[bytes] = []
+    total = 0
+    for line in handle:  # type: ignore[attr-defined]
+        lines.append(line)
+        total += len(line)
+        if line in (b"\n", b"\r\n") or total >= MAX_HEADER_BYTES:
+            break
+    return b"".join(lines)

@@ -1,0 +1,174 @@
+"""Parse stage: RawMessage -> Story. The mail-parser adapter; may import mailparser and inscriptis.
+
+Malformed mail is data, not an error: whatever the parser complains about goes into
+``Story.defects``. ParseError is raised only when nothing worth keeping can be read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import mailparser
+from inscriptis import get_text
+from lxml.etree import LxmlError
+from mailparser.exceptions import MailParserError
+
+from intake.clean import clean
+from intake.errors import ParseError
+from intake.records import Address, Attachment, RawMessage, Story
+
+# The headers the acknowledgement decision reads (RFC 3834, RFC 2369, Microsoft's extensions).
+DECIDING_HEADERS = (
+    "auto-submitted", "precedence", "list-id", "list-unsubscribe", "list-post", "list-help",
+    "list-subscribe", "list-owner", "list-archive", "return-path", "x-auto-response-suppress",
+    "x-autoreply", "x-autorespond", "x-loop", "in-reply-to", "references", "reply-to", "sender",
+    "content-type", "x-ms-exchange-generated-message-source", "feedback-id",
+)  # fmt: skip
+MAX_HEADER_CHARS = 998  # RFC 5322's line limit: anything longer is cut, not trusted
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SPACE = re.compile(r"\s+")
+_MSGID = re.compile(r"<([^<>\s]{1,900})>|([^<>\s@]{1,450}@[^<>\s@]{1,450})")
+_NAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+
+
+def parse(raw: RawMessage) -> Story:
+    """Read one raw message into a Story; defects are recorded, never raised."""
+    try:
+        mail = mailparser.parse_from_bytes(raw.data)
+    except MailParserError as err:
+        raise ParseError(f"unreadable MIME structure: {type(err).__name__}") from err
+    defects = _defects(mail, raw)
+    sender = _sender(mail, defects)
+    body, html_only = _body(mail)
+    cleaned = clean(body, sender.name)
+    return Story(
+        story_id=story_id(mail.message.get_all("message-id") or (), raw.data),
+        sender=sender,
+        recipients=tuple(_addresses(mail.to) + _addresses(mail.cc)),
+        subject=one_line(str(mail.subject or "")),
+        sent_at=_sent_at(mail.message.get("date"), defects),
+        received_at=raw.internal_at,
+        text=cleaned.text,
+        quoted=cleaned.quoted,
+        signature=cleaned.signature,
+        footer=cleaned.footer,
+        forwarded=cleaned.forwarded,
+        html_only=html_only,
+        attachments=tuple(_attachment(a) for a in mail.attachments),
+        defects=tuple(dict.fromkeys(defects)),
+        headers=_deciding_headers(mail.message),
+        source=raw.key,
+    )
+
+
+def story_id(message_ids: Iterable[Any], data: bytes) -> str:
+    """The normalised first Message-ID, or ``sha256:<hex>`` of the raw bytes without one."""
+    for value in message_ids:
+        match = _MSGID.search(str(value))
+        if match:
+            local, _, domain = (match.group(1) or match.group(2)).rpartition("@")
+            if local:
+                return f"{local}@{domain.lower()}"
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def one_line(value: str) -> str:
+    """A header value unfolded, control characters dropped, whitespace collapsed, capped."""
+    return _SPACE.sub(" ", _CONTROL.sub(" ", value)).strip()[:MAX_HEADER_CHARS]
+
+
+def html_to_text(html: str) -> str:
+    """Readable text from an HTML body (layout-aware: tables and lists keep their shape)."""
+    try:
+        return str(get_text(html))
+    except (LxmlError, ValueError):
+        # Unparseable markup: fall back to dropping tags so the words are not lost.
+        return re.sub(r"<[^>]{0,2000}>", " ", html)
+
+
+def _body(mail: Any) -> tuple[str, bool]:
+    plain = [p for p in mail.text_plain if p.strip()]
+    if plain:
+        return "\n\n".join(plain), False
+    html = [h for h in mail.text_html if h.strip()]
+    if html:
+        return "\n\n".join(html_to_text(h) for h in html), True
+    return "", False
+
+
+def _sender(mail: Any, defects: list[str]) -> Address:
+    senders = _addresses(mail.from_)
+    if len(mail.message.get_all("from") or ()) > 1:
+        defects.append("multiple_from")
+    if not senders:
+        defects.append("no_sender")
+        return Address("", "")
+    return senders[0]
+
+
+def _addresses(pairs: Any) -> list[Address]:
+    found = []
+    for name, address in pairs or ():
+        address = one_line(str(address)).lower() if "@" in str(address) else one_line(str(address))
+        found.append(Address(one_line(str(name)), address))
+    return [a for a in found if a.address]
+
+
+def _sent_at(value: Any, defects: list[str]) -> datetime | None:
+    if value is None:
+        defects.append("no_date")
+        return None
+    try:
+        moment = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        defects.append("bad_date")
+        return None
+    if moment.tzinfo is None:
+        # "-0000" means "zone unknown" (RFC 5322 3.3); UTC is the least wrong reading.
+        defects.append("date_without_zone")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _defects(mail: Any, raw: RawMessage) -> list[str]:
+    found = sorted(str(c) for c in mail.defects_categories)
+    if raw.too_large:
+        found.append("too_large")
+    if not mail.message.get_all("message-id"):
+        found.append("no_message_id")
+    return found
+
+
+def _attachment(part: dict[str, Any]) -> Attachment:
+    payload = part.get("payload") or ""
+    if part.get("binary"):
+        try:
+            size = len(base64.b64decode(payload))
+        except (binascii.Error, ValueError):
+            size = len(payload) * 3 // 4
+    else:
+        size = len(str(payload).encode("utf-8", "replace"))
+    content_type = one_line(str(part.get("mail_content_type") or "application/octet-stream"))
+    return Attachment(safe_name(str(part.get("filename") or "")), content_type.lower(), size)
+
+
+def safe_name(name: str) -> str:
+    """An attachment name reduced to a harmless base name (no path, no control characters)."""
+    base = re.split(r"[/\\]", one_line(name))[-1]
+    cleaned = _NAME_UNSAFE.sub("_", base).strip(" .")
+    return cleaned[:200] or "attachment"
+
+
+def _deciding_headers(message: Any) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for name, value in message.items():
+        if name.lower() in DECIDING_HEADERS:
+            pairs.append((name.lower(), one_line(str(value))))
+    return tuple(pairs)

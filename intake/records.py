@@ -1,0 +1,135 @@
+"""The pipeline's vocabulary: the records that flow between stages.
+
+Imports the standard library only. Every record is a frozen, slotted dataclass; timestamps are
+aware UTC datetimes; sequences are tuples. No library object (a parsed message, a spaCy Doc, a
+database row) ever goes inside a record, so any stage can be tested with plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """The mailbox a source has opened: its name and UIDVALIDITY.
+
+    UIDVALIDITY 0 means the source has no stable UIDs (a Maildir): it hands out each message
+    once because ``mark_stored`` moves it away, and no checkpoint is kept.
+    """
+
+    mailbox: str
+    uidvalidity: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One message exactly as the server holds it. Key: (mailbox, uidvalidity, uid).
+
+    ``too_large`` means ``data`` holds only the header block: the message was bigger than
+    ``max_message_bytes`` and was deliberately not downloaded whole (``size`` is the real size).
+    """
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    internal_at: datetime
+    size: int
+    data: bytes
+    too_large: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The message's identity on the server."""
+        return (self.mailbox, self.uidvalidity, self.uid)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Messages fetched together; ``last_uid`` is the checkpoint once they are committed.
+
+    ``last_uid`` may be above every message's UID: messages that vanished between SEARCH and
+    FETCH are skipped, but the checkpoint still moves past them.
+    """
+
+    messages: tuple[RawMessage, ...]
+    last_uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A display name and an address, as decoded from a header ("" when absent)."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Attachment metadata only: the bytes are never written anywhere."""
+
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One email, parsed: the sender's own words separated from everything around them.
+
+    ``story_id`` is the normalised Message-ID, or ``sha256:<hex>`` of the raw bytes when the
+    message has none. ``text`` is the sender's own words; ``quoted``, ``signature`` and
+    ``footer`` keep what was separated from them. ``headers`` holds only the headers that
+    decide whether to acknowledge (name lower-cased, every instance kept, in order).
+    """
+
+    story_id: str
+    sender: Address
+    recipients: tuple[Address, ...]
+    subject: str
+    sent_at: datetime | None
+    received_at: datetime
+    text: str
+    quoted: str
+    signature: str
+    footer: str
+    forwarded: bool
+    html_only: bool
+    attachments: tuple[Attachment, ...]
+    defects: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
+    source: tuple[str, int, int]
+
+
+class StoryStatus(StrEnum):
+    """Where a stored story has got to."""
+
+    RECEIVED = "received"
+    TAGGED = "tagged"
+    ACKNOWLEDGED = "acknowledged"
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A message a stage could not handle, kept whole with the stage and the reason."""
+
+    raw: RawMessage
+    stage: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """What one pass did; ``once --json`` prints these."""
+
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    too_large: int = 0
+    tagged: int = 0
+    acknowledged: int = 0
+    suppressed: int = 0

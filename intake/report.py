@@ -1,0 +1,85 @@
+"""What the command line prints: export rows, the counts line, the demo summary. Stdlib only.
+
+Fields that later stages fill (kind, themes, scores, evidence, needs_review, acknowledgement)
+are empty until those stages exist: null or empty, never invented.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from intake.records import RunCounts
+from intake.store import Store
+
+EXPORT_FIELDS = (
+    "story_id", "sender", "sender_name", "subject", "sent_at", "received_at", "kind", "themes",
+    "scores", "evidence", "needs_review", "acknowledgement", "quarantined", "text", "words",
+    "attachments", "defects",
+)  # fmt: skip
+
+
+def export_rows(store: Store) -> Iterator[dict[str, Any]]:
+    """One plain dict per stored story, then one per quarantined message."""
+    for story in store.stories():
+        yield {
+            "story_id": story.story_id,
+            "sender": story.sender.address,
+            "sender_name": story.sender.name,
+            "subject": story.subject,
+            "sent_at": story.sent_at.isoformat() if story.sent_at else None,
+            "received_at": story.received_at.isoformat(),
+            "kind": None, "themes": [], "scores": {}, "evidence": {}, "needs_review": None,
+            "acknowledgement": None, "quarantined": None,
+            "text": story.text,
+            "words": len(story.text.split()),
+            "attachments": [asdict(a) for a in story.attachments],
+            "defects": list(story.defects),
+        }  # fmt: skip
+    for entry in store.quarantined():
+        digest = hashlib.sha256(entry.raw.data).hexdigest()
+        yield {name: None for name in EXPORT_FIELDS} | {
+            "story_id": f"sha256:{digest}",
+            "received_at": entry.raw.internal_at.isoformat(),
+            "themes": [], "scores": {}, "evidence": {}, "attachments": [], "defects": [],
+            "quarantined": f"{entry.stage}: {entry.reason}",
+        }  # fmt: skip
+
+
+def export(store: Store, fmt: str, out: TextIO) -> None:
+    """Write every story as JSON lines or CSV (lists and maps as JSON inside the cell)."""
+    rows = export_rows(store)
+    if fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
+
+
+def counts_line(counts: RunCounts) -> str:
+    """The counts of one pass as ``name=value`` pairs."""
+    return " ".join(f"{k}={v}" for k, v in asdict(counts).items())
+
+
+def demo_summary(store: Store, out: TextIO) -> None:
+    """A short table of what was stored, for ``make demo``: references and shapes, no text."""
+    out.write(f"{'story_id':<46} {'words':>5} {'quoted':>6} {'attach':>6}  defects\n")
+    for story in store.stories():
+        out.write(
+            f"{story.story_id[:46]:<46} {len(story.text.split()):>5} "
+            f"{'yes' if story.quoted else '-':>6} {len(story.attachments):>6}  "
+            f"{','.join(story.defects) or '-'}\n"
+        )
+    for entry in store.quarantined():
+        out.write(f"quarantined uid={entry.raw.uid}: {entry.stage}: {entry.reason[:80]}\n")

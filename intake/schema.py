@@ -1,0 +1,131 @@
+"""Store stage: the tables. SQLAlchemy Core only; created on first run by ``Store``.
+
+Raw bytes live apart from the parsed story so that retention can purge bodies and raw mail
+while the anonymous counts and tags stay.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes stored as ISO 8601 text, so SQLite sorts and compares them."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
+
+
+metadata = MetaData()
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("story_id", String, primary_key=True),
+    Column("mailbox", String, nullable=False),
+    Column("uidvalidity", Integer, nullable=False),
+    Column("uid", Integer, nullable=False),
+    Column("sender_name", Text, nullable=False),
+    Column("sender_address", Text, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("quoted", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("footer", Text, nullable=False),
+    Column("forwarded", Boolean, nullable=False),
+    Column("html_only", Boolean, nullable=False),
+    Column("attachments", JSON, nullable=False),
+    Column("defects", JSON, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stored_at", UtcDateTime, nullable=False),
+)
+
+raw_messages = Table(
+    "raw_messages",
+    metadata,
+    Column("story_id", String, ForeignKey("stories.story_id"), primary_key=True),
+    Column("internal_at", UtcDateTime, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("too_large", Boolean, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # sha256 of the raw bytes: the same bad message seen again is one entry.
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("mailbox", String, nullable=False),
+    Column("uidvalidity", Integer, nullable=False),
+    Column("uid", Integer, nullable=False),
+    Column("internal_at", UtcDateTime, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("too_large", Boolean, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("quarantined_at", UtcDateTime, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("mailbox", String, primary_key=True),
+    Column("uidvalidity", Integer, primary_key=True),
+    Column("last_uid", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Messages stored but not yet tagged $Triaged/moved on the server; cleared once marked, so a
+# crash between commit and marking is finished by the next run instead of forgotten.
+pending_marks = Table(
+    "pending_marks",
+    metadata,
+    Column("mailbox", String, primary_key=True),
+    Column("uidvalidity", Integer, primary_key=True),
+    Column("uid", Integer, primary_key=True),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("command", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("error", Text),
+)

@@ -1,0 +1,355 @@
+"""Store stage: RawMessage/Story <-> rows. The SQLAlchemy adapter and the only SQL in the project.
+
+A batch is committed in one transaction together with its UID checkpoint and its pending
+server marks, so a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from intake import schema
+from intake.errors import StoreError
+from intake.records import (
+    Address,
+    Attachment,
+    MailboxState,
+    Quarantined,
+    RawMessage,
+    Story,
+    StoryStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """The ``[store]`` section."""
+
+    url: str = "sqlite:///var/stories.db"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What committing one batch did."""
+
+    stored: int
+    duplicates: int
+    quarantined: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One quarantined message as the store holds it."""
+
+    id: int
+    raw: RawMessage
+    stage: str
+    reason: str
+    attempts: int
+    quarantined_at: datetime
+
+
+class Store:
+    """The pipeline's database. Every public method is one transaction."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        self.engine = _engine(settings.url)
+        try:
+            schema.metadata.create_all(self.engine)
+        except SQLAlchemyError as err:
+            raise StoreError(f"store: cannot create schema: {type(err).__name__}") from err
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def last_uid(self, state: MailboxState) -> int:
+        """The checkpoint for (mailbox, UIDVALIDITY): the highest UID already handled."""
+        c = schema.checkpoints.c
+        query = select(c.last_uid).where(
+            c.mailbox == state.mailbox, c.uidvalidity == state.uidvalidity
+        )
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def known_uidvalidities(self, mailbox: str) -> set[int]:
+        """Every UIDVALIDITY this mailbox has had a checkpoint under."""
+        c = schema.checkpoints.c
+        with self._connect() as conn:
+            rows = conn.execute(select(c.uidvalidity).where(c.mailbox == mailbox))
+            return {int(r[0]) for r in rows}
+
+    def commit_batch(
+        self,
+        state: MailboxState,
+        last_uid: int,
+        parsed: Sequence[tuple[RawMessage, Story]],
+        failed: Sequence[Quarantined],
+        now: datetime,
+    ) -> BatchResult:
+        """Store a batch, its quarantine, its pending marks and its checkpoint, atomically."""
+        with self._begin() as conn:
+            ids = [story.story_id for _, story in parsed]
+            known = set(
+                conn.execute(
+                    select(schema.stories.c.story_id).where(schema.stories.c.story_id.in_(ids))
+                ).scalars()
+            )
+            fresh = _first_of_each(parsed, known)
+            if fresh:
+                conn.execute(insert(schema.stories), [_story_row(s, now) for _, s in fresh])
+                conn.execute(insert(schema.raw_messages), [_raw_row(r, s) for r, s in fresh])
+            for item in failed:
+                _quarantine(conn, item, now)
+            uids = [r.uid for r, _ in parsed] + [q.raw.uid for q in failed]
+            if uids:
+                rows = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
+                        for u in uids]  # fmt: skip
+                conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), rows)
+            if state.uidvalidity:
+                _checkpoint(conn, state, last_uid, now)
+        return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed))
+
+    def pending_marks(self, state: MailboxState) -> list[int]:
+        """UIDs stored under this UIDVALIDITY but not yet marked on the server."""
+        c = schema.pending_marks.c
+        query = select(c.uid).where(c.mailbox == state.mailbox, c.uidvalidity == state.uidvalidity)
+        with self._connect() as conn:
+            return sorted(int(u) for u in conn.execute(query).scalars())
+
+    def clear_marks(self, state: MailboxState, uids: Sequence[int]) -> None:
+        """Forget pending marks for these UIDs: they are marked on the server now."""
+        c = schema.pending_marks.c
+        query = delete(schema.pending_marks).where(
+            c.mailbox == state.mailbox, c.uidvalidity == state.uidvalidity, c.uid.in_(list(uids))
+        )
+        with self._begin() as conn:
+            conn.execute(query)
+
+    def drop_stale_marks(self, state: MailboxState) -> None:
+        """Forget pending marks under any other UIDVALIDITY: those UIDs mean nothing now."""
+        c = schema.pending_marks.c
+        query = delete(schema.pending_marks).where(
+            c.mailbox == state.mailbox, c.uidvalidity != state.uidvalidity
+        )
+        with self._begin() as conn:
+            conn.execute(query)
+
+    def quarantined(self) -> list[QuarantineEntry]:
+        """Every message in quarantine, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(select(schema.quarantine).order_by(schema.quarantine.c.id))
+            return [_quarantine_entry(r._mapping) for r in rows]
+
+    def release(self, entry_id: int, story: Story, raw: RawMessage, now: datetime) -> bool:
+        """Move a requeued message out of quarantine into the stories; False if a duplicate."""
+        with self._begin() as conn:
+            conn.execute(delete(schema.quarantine).where(schema.quarantine.c.id == entry_id))
+            exists = select(schema.stories.c.story_id).where(
+                schema.stories.c.story_id == story.story_id
+            )
+            if conn.execute(exists).first():
+                return False
+            conn.execute(insert(schema.stories), [_story_row(story, now)])
+            conn.execute(insert(schema.raw_messages), [_raw_row(raw, story)])
+            return True
+
+    def requarantine(self, entry_id: int, stage: str, reason: str, detail: str) -> None:
+        """Record another failed attempt at a quarantined message."""
+        q = schema.quarantine
+        values = {"stage": stage, "reason": reason, "detail": detail, "attempts": q.c.attempts + 1}
+        with self._begin() as conn:
+            conn.execute(update(q).where(q.c.id == entry_id).values(**values))
+
+    def record_run(
+        self, command: str, started_at: datetime, finished_at: datetime,
+        counts: dict[str, int], error: str | None,
+    ) -> None:  # fmt: skip
+        """Remember one run for ``status``."""
+        row = {"command": command, "started_at": started_at, "finished_at": finished_at,
+               "counts": counts, "error": error}  # fmt: skip
+        with self._begin() as conn:
+            conn.execute(insert(schema.runs), [row])
+
+    def status(self) -> dict[str, Any]:
+        """Checkpoints, counts, the last run and the last error, as plain values."""
+        with self._connect() as conn:
+            cp = conn.execute(select(schema.checkpoints)).mappings().all()
+            runs = schema.runs.c
+            last = conn.execute(select(schema.runs).order_by(runs.id.desc()).limit(1)).first()
+            failed = select(schema.runs).where(runs.error.is_not(None))
+            last_error = conn.execute(failed.order_by(runs.id.desc()).limit(1)).first()
+            return {
+                "checkpoints": [{k: _plain(v) for k, v in row.items()} for row in cp],
+                "stories": conn.execute(select(func.count()).select_from(schema.stories)).scalar(),
+                "quarantined": conn.execute(
+                    select(func.count()).select_from(schema.quarantine)
+                ).scalar(),
+                "pending_marks": conn.execute(
+                    select(func.count()).select_from(schema.pending_marks)
+                ).scalar(),
+                "last_run": _run_summary(last),
+                "last_error": _run_summary(last_error),
+            }
+
+    def stories(self) -> Iterator[Story]:
+        """Every stored story, in the order received."""
+        query = select(schema.stories).order_by(schema.stories.c.received_at)
+        with self._connect() as conn:
+            for row in conn.execute(query).mappings():
+                yield _row_story(row)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as err:
+            raise StoreError(_reason(err)) from err
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as err:
+            raise StoreError(_reason(err)) from err
+
+
+def _reason(err: SQLAlchemyError) -> str:
+    # The driver's own message ("database or disk is full"), never SQLAlchemy's, which
+    # quotes the statement's parameters: people's stories.
+    orig = getattr(err, "orig", None)
+    return (
+        f"store: {type(orig or err).__name__}: {orig}" if orig else f"store: {type(err).__name__}"
+    )
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Owner-only from the first byte; SQLite gives its -wal/-shm files the same mode.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _first_of_each(
+    parsed: Sequence[tuple[RawMessage, Story]], known: set[str]
+) -> list[tuple[RawMessage, Story]]:
+    seen = set(known)
+    fresh = []
+    for raw, story in parsed:
+        if story.story_id not in seen:
+            seen.add(story.story_id)
+            fresh.append((raw, story))
+    return fresh
+
+
+def _quarantine(conn: Any, item: Quarantined, now: datetime) -> None:
+    raw = item.raw
+    row = {"digest": hashlib.sha256(raw.data).hexdigest(), "mailbox": raw.mailbox,
+           "uidvalidity": raw.uidvalidity, "uid": raw.uid, "internal_at": raw.internal_at,
+           "size": raw.size, "too_large": raw.too_large, "data": raw.data, "stage": item.stage,
+           "reason": item.reason, "detail": item.detail, "quarantined_at": now}  # fmt: skip
+    conn.execute(sqlite_insert(schema.quarantine).on_conflict_do_nothing(), [row])
+
+
+def _checkpoint(conn: Any, state: MailboxState, last_uid: int, now: datetime) -> None:
+    row = {"mailbox": state.mailbox, "uidvalidity": state.uidvalidity,
+           "last_uid": last_uid, "updated_at": now}  # fmt: skip
+    upsert = sqlite_insert(schema.checkpoints).values(row)
+    conn.execute(upsert.on_conflict_do_update(
+        index_elements=["mailbox", "uidvalidity"],
+        set_={"last_uid": upsert.excluded.last_uid, "updated_at": now},
+    ))  # fmt: skip
+
+
+def _story_row(story: Story, now: datetime) -> dict[str, Any]:
+    mailbox, uidvalidity, uid = story.source
+    row = asdict(story)
+    sender = row.pop("sender")
+    row.pop("source")
+    row.update(sender_name=sender["name"], sender_address=sender["address"], mailbox=mailbox,
+               uidvalidity=uidvalidity, uid=uid, status=StoryStatus.RECEIVED.value,
+               stored_at=now)  # fmt: skip
+    return row
+
+
+def _row_story(row: Any) -> Story:
+    return Story(
+        story_id=row["story_id"],
+        sender=Address(row["sender_name"], row["sender_address"]),
+        recipients=tuple(Address(**a) for a in row["recipients"]),
+        subject=row["subject"], sent_at=row["sent_at"], received_at=row["received_at"],
+        text=row["text"], quoted=row["quoted"], signature=row["signature"],
+        footer=row["footer"], forwarded=row["forwarded"], html_only=row["html_only"],
+        attachments=tuple(Attachment(**a) for a in row["attachments"]),
+        defects=tuple(row["defects"]),
+        headers=tuple((h[0], h[1]) for h in row["headers"]),
+        source=(row["mailbox"], row["uidvalidity"], row["uid"]),
+    )  # fmt: skip
+
+
+def _raw_row(raw: RawMessage, story: Story) -> dict[str, Any]:
+    return {"story_id": story.story_id, "internal_at": raw.internal_at, "size": raw.size,
+            "too_large": raw.too_large, "data": raw.data}  # fmt: skip
+
+
+def _quarantine_entry(row: Any) -> QuarantineEntry:
+    raw = RawMessage(row["mailbox"], row["uidvalidity"], row["uid"], row["internal_at"],
+                     row["size"], row["data"], row["too_large"])  # fmt: skip
+    return QuarantineEntry(row["id"], raw, row["stage"], row["reason"], row["attempts"],
+                           row["quarantined_at"])  # fmt: skip
+
+
+def _run_summary(row: Any) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    m = row._mapping
+    return {"command": m["command"], "started_at": _plain(m["started_at"]),
+            "finished_at": _plain(m["finished_at"]), "counts": m["counts"],
+            "error": m["error"]}  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

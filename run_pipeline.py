@@ -1,0 +1,240 @@
+"""Command line and composition root: the only place the stages are wired together.
+
+One pass reads top to bottom: fetch -> parse -> store (tag, acknowledge and digest follow in
+their own issues). Only this module reads the config file, the environment and the clock;
+every stage receives settings and ``now``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import mailbox
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from config.settings import Settings, load_settings
+from intake import report
+from intake.errors import ConfigError, PipelineError
+from intake.fetch import ImapSettings, ImapSource
+from intake.maildir import MaildirSettings, MaildirSource
+from intake.parse import parse
+from intake.records import Batch, MailboxState, Quarantined, RawMessage, RunCounts, Story
+from intake.store import Store
+
+log = logging.getLogger("story_intake")
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
+SAMPLES = ROOT / "samples" / "stories"
+
+
+class Source(Protocol):
+    """What the run loop needs from a mailbox (ImapSource and MaildirSource both fit)."""
+
+    def open(self) -> MailboxState: ...
+    def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]: ...
+    def mark_stored(self, uids: Sequence[int]) -> None: ...
+    def close(self) -> None: ...
+
+
+# The per-message stages, in order. Each takes one record and returns the next; an exception in
+# any of them quarantines that message (with the stage's name) and the run goes on.
+STAGES: tuple[tuple[str, Callable[[RawMessage], Story]], ...] = (("parse", parse),)
+
+
+def open_source(settings: ImapSettings | MaildirSettings) -> Source:
+    """The source the ``[mailbox]`` section names."""
+    if isinstance(settings, ImapSettings):
+        return ImapSource(settings)
+    return MaildirSource(settings)
+
+
+def run_once(settings: Settings, now: datetime, source: Source | None = None) -> RunCounts:
+    """One pass: fetch what is new, parse it, store it, then mark it on the server.
+
+    ``source`` defaults to the one ``[mailbox]`` names.
+    """
+    counts = RunCounts()
+    source = source or open_source(settings.mailbox)
+    with Store(settings.store) as store, closing(source):
+        state = source.open()
+        _finish_pending_marks(source, store, state)
+        for batch in source.fetch_new(state, store.last_uid(state)):
+            counts = _add(counts, _handle_batch(batch, state, source, store, now))
+    return counts
+
+
+def _handle_batch(
+    batch: Batch, state: MailboxState, source: Source, store: Store, now: datetime
+) -> RunCounts:
+    parsed: list[tuple[RawMessage, Story]] = []
+    failed: list[Quarantined] = []
+    for raw in batch.messages:
+        outcome = process(raw)
+        if isinstance(outcome, Quarantined):
+            failed.append(outcome)
+        else:
+            parsed.append((raw, outcome))
+    result = store.commit_batch(state, batch.last_uid, parsed, failed, now)
+    # Only now that the store has committed may the server be told.
+    uids = [raw.uid for raw in batch.messages]
+    source.mark_stored(uids)
+    store.clear_marks(state, uids)
+    too_large = sum(1 for raw in batch.messages if raw.too_large)
+    log.info(
+        "batch mailbox_uid<=%d fetched=%d stored=%d duplicates=%d quarantined=%d too_large=%d",
+        batch.last_uid, len(batch.messages), result.stored, result.duplicates,
+        result.quarantined, too_large,
+    )  # fmt: skip
+    return RunCounts(len(batch.messages), result.stored, result.duplicates, result.quarantined,
+                     too_large)  # fmt: skip
+
+
+def process(raw: RawMessage) -> Story | Quarantined:
+    """Run one message through the stages; any failure becomes a Quarantined record."""
+    story: Story | None = None
+    for stage, handler in STAGES:
+        try:
+            story = handler(raw)
+        except Exception as err:  # the one broad except: quarantine, never lose, never crash
+            reason = f"{type(err).__name__}: {err}"[:500]
+            return Quarantined(raw, stage, reason, traceback.format_exc(limit=20))
+    assert story is not None
+    return story
+
+
+def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:
+    """Mark what a previous run stored but could not mark (it crashed in between)."""
+    known = store.known_uidvalidities(state.mailbox)
+    if state.uidvalidity and known and state.uidvalidity not in known:
+        log.warning(
+            "UIDVALIDITY of %s changed to %d: re-scanning, already-stored stories are skipped",
+            state.mailbox, state.uidvalidity,
+        )  # fmt: skip
+    store.drop_stale_marks(state)
+    pending = store.pending_marks(state)
+    if pending:
+        source.mark_stored(pending)
+        store.clear_marks(state, pending)
+        log.info("marked %d messages left unmarked by an earlier run", len(pending))
+
+
+def _add(a: RunCounts, b: RunCounts) -> RunCounts:
+    return RunCounts(**{k: v + asdict(b)[k] for k, v in asdict(a).items()})
+
+
+def requeue(settings: Settings, now: datetime) -> tuple[int, int]:
+    """Retry every quarantined message; returns (released, still quarantined)."""
+    released = still = 0
+    with Store(settings.store) as store:
+        for entry in store.quarantined():
+            outcome = process(entry.raw)
+            if isinstance(outcome, Quarantined):
+                store.requarantine(entry.id, outcome.stage, outcome.reason, outcome.detail)
+                still += 1
+            else:
+                store.release(entry.id, outcome, entry.raw, now)
+                released += 1
+    return released, still
+
+
+def seed_demo(settings: Settings) -> int:
+    """Copy the sample stories into the embedded Maildir; returns how many."""
+    if not isinstance(settings.mailbox, MaildirSettings):
+        raise ConfigError("demo needs the embedded default: mailbox.maildir must be set")
+    box = mailbox.Maildir(settings.mailbox.maildir, factory=None, create=True)
+    files = sorted(SAMPLES.glob("*.eml"))
+    for path in files:
+        box.add(path.read_bytes())
+    return len(files)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, load the config and run one command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        settings = load_settings(Path(args.config), os.environ)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    return _command(args, settings)
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    started_at = datetime.now(UTC)
+    try:
+        if args.command == "once":
+            return _once(settings, started_at, args.json)
+        if args.command == "demo":
+            return _demo(settings, started_at)
+        if args.command == "requeue":
+            released, still = requeue(settings, started_at)
+            print(json.dumps({"released": released, "quarantined": still}))
+        elif args.command == "status":
+            with Store(settings.store) as store:
+                print(json.dumps(store.status(), indent=2))
+        elif args.command == "export":
+            with Store(settings.store) as store:
+                report.export(store, args.format, sys.stdout)
+    except PipelineError as err:
+        log.error("%s failed: %s", args.command, err)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _once(settings: Settings, now: datetime, as_json: bool) -> int:
+    try:
+        counts = run_once(settings, now)
+    except PipelineError as err:
+        _record_run(settings, "once", now, RunCounts(), str(err))
+        raise
+    _record_run(settings, "once", now, counts, None)
+    print(json.dumps(asdict(counts)) if as_json else report.counts_line(counts))
+    return 0
+
+
+def _record_run(
+    settings: Settings, command: str, started_at: datetime, counts: RunCounts, error: str | None
+) -> None:
+    with Store(settings.store) as store:
+        store.record_run(command, started_at, datetime.now(UTC), asdict(counts), error)
+
+
+def _demo(settings: Settings, now: datetime) -> int:
+    seeded = seed_demo(settings)
+    counts = run_once(settings, now)
+    print(f"seeded {seeded} sample stories into {settings.mailbox.maildir}")  # type: ignore[union-attr]
+    print(report.counts_line(counts))
+    with Store(settings.store) as store:
+        report.demo_summary(store, sys.stdout)
+    print(f"store: {settings.store.url}   export: python run_pipeline.py export --format jsonl")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML settings file")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    commands = parser.add_subparsers(dest="command", required=True)
+    once = commands.add_parser("once", help="one pass: fetch, parse, store")
+    once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    export = commands.add_parser("export", help="every story with its triage")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    commands.add_parser("requeue", help="retry quarantined messages")
+    commands.add_parser("status", help="checkpoints, counts, last run, last error")
+    commands.add_parser("demo", help="the whole pipeline on the embedded default")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

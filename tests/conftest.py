@@ -1,0 +1,244 @@
+"""The test suite's only conftest. Real servers on loopback, never mocks.
+
+Fixtures:
+- ``dovecot`` (session): a real Dovecot IMAP server (Debian package dovecot-imapd) started from
+  ``tests/dovecot.conf.in`` on a free 127.0.0.1 port. A missing binary fails the run.
+- ``own_dovecot`` (function): a private Dovecot the test may stop and restart.
+- ``mailbox`` (function): a fresh IMAP user on ``dovecot`` (the static passdb takes any name), so
+  every test starts with an empty INBOX; helpers to append and read flags.
+- ``imap_settings`` (function): a factory of Settings pointing at a mailbox and a fresh store.
+- ``maildir_settings`` (function): Settings for the embedded default in ``tmp_path``.
+- ``corpus`` (session): the real-world mail in ``../shared/corpus`` (or ``$STORY_CORPUS``);
+  skips with the reason when neither exists.
+- ``now``: a fixed aware UTC instant.
+Helpers: ``story_message()`` builds a synthetic story email as bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+
+from config.settings import Settings
+from intake.fetch import ImapSettings
+from intake.maildir import MaildirSettings
+from intake.store import StoreSettings
+
+TESTS = Path(__file__).resolve().parent
+PASSWORD = "secret"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DovecotServer:
+    """A Dovecot master process in the foreground, with its own config, mail and logs."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        if not os.access(binary, os.X_OK):
+            pytest.fail("dovecot not found: install the Debian package dovecot-imapd (make test)")
+        self.binary = binary
+        self.base = Path(tempfile.mkdtemp(prefix="story-dovecot-"))
+        self.base.chmod(0o755)  # the mail processes run as an unprivileged user
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config = self.base / "dovecot.conf"
+        self._write_config()
+
+    def _write_config(self) -> None:
+        user, group = _service_user()
+        template = (TESTS / "dovecot.conf.in").read_text()
+        text = template.replace("@BASE@", str(self.base)).replace("@PORT@", str(self.port))
+        self.config.write_text(text.replace("@USER@", user).replace("@GROUP@", group))
+        for sub in ("mail", "home"):
+            (self.base / sub).mkdir(exist_ok=True)
+            shutil.chown(self.base / sub, user, group)
+
+    def start(self) -> None:
+        """Start the master and wait until a login succeeds."""
+        self.process = subprocess.Popen([self.binary, "-F", "-c", str(self.config)])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"dovecot exited at start: {self.log_tail()}")
+            try:
+                with self.client("probe"):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail(f"dovecot did not accept logins within 20 s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the master and every process it started."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _port_open(self.port):
+            time.sleep(0.05)
+
+    def remove(self) -> None:
+        """Stop and delete everything the server wrote."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def client(self, user: str) -> Iterator[IMAPClient]:
+        """A logged-in IMAPClient for ``user``."""
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+        try:
+            client.login(user, PASSWORD)
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+
+    def log_tail(self) -> str:
+        log = self.base / "dovecot.log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+
+
+def _service_user() -> tuple[str, str]:
+    if os.geteuid() == 0:
+        return "dovecot", "dovecot"
+    return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Mailbox:
+    """One fresh IMAP user on a Dovecot server, with helpers tests use to set the scene."""
+
+    def __init__(self, server: DovecotServer, user: str) -> None:
+        self.server = server
+        self.user = user
+
+    def append(self, *messages: bytes, folder: str = "INBOX") -> None:
+        """APPEND messages in order (each gets the next UID)."""
+        with self.server.client(self.user) as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            for data in messages:
+                client.append(folder, data)
+
+    def flags(self, folder: str = "INBOX") -> dict[int, set[bytes]]:
+        """UID -> flags of every message in ``folder``."""
+        with self.server.client(self.user) as client:
+            client.select_folder(folder, readonly=True)
+            rows = client.fetch("1:*", ["FLAGS"]) if client.search() else {}
+            return {uid: set(row[b"FLAGS"]) for uid, row in rows.items()}
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        with self.server.client(self.user) as client:
+            return int(client.folder_status(folder, [b"UIDVALIDITY"])[b"UIDVALIDITY"])
+
+    def delete_folder(self, folder: str) -> None:
+        with self.server.client(self.user) as client:
+            client.delete_folder(folder)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    server = DovecotServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def own_dovecot() -> Iterator[DovecotServer]:
+    server = DovecotServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def mailbox(dovecot: DovecotServer) -> Mailbox:
+    return Mailbox(dovecot, f"user-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def imap_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(box: Mailbox, **mailbox_overrides: Any) -> Settings:
+        imap = ImapSettings(
+            host="127.0.0.1", port=box.server.port, security="none", username=box.user,
+            password_env="STORY_TEST_IMAP_PASSWORD", password=PASSWORD, connect_timeout=5,
+            read_timeout=10, **mailbox_overrides,
+        )  # fmt: skip
+        return Settings(mailbox=imap, store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"))
+
+    return make
+
+
+@pytest.fixture
+def maildir_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        mailbox=MaildirSettings(maildir=str(tmp_path / "mailbox")),
+        store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"),
+    )
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    path = Path(os.environ.get("STORY_CORPUS") or TESTS.parents[1] / "shared" / "corpus")
+    if not (path / "MANIFEST.tsv").exists():
+        pytest.skip(f"real-world corpus not found at {path} (set STORY_CORPUS to its folder)")
+    return path
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+def story_message(
+    n: int, *, message_id: str | None = "", body: str = "", sender: str = "", **headers: str
+) -> bytes:
+    """A synthetic story email; message_id "" means a fresh one, None means no header."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender or f"Person {n} <person{n}@example.org>"
+    msg["To"] = "stories@example.org"
+    msg["Subject"] = f"My story number {n}"
+    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    if message_id is not None:
+        msg["Message-ID"] = message_id or f"<story-{n}-{uuid.uuid4().hex[:8]}@example.org>"
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(
+        body or f"Story {n}. I had to tell the GP, the hospital and the council the same "
+        "thing three times before anyone listened.\n"
+    )
+    return msg.as_bytes()

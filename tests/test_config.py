@@ -1,0 +1,110 @@
+"""Configuration: the shipped file loads, every key is commented, bad input names the key."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.settings import load_settings, settings_from
+from intake.errors import ConfigError
+from intake.fetch import ImapSettings
+from intake.maildir import MaildirSettings
+
+PIPELINE_TOML = Path(__file__).resolve().parents[1] / "config" / "pipeline.toml"
+IMAP = {"maildir": "", "host": "imap.example.org", "username": "stories",
+        "password_env": "STORY_IMAP_PASSWORD"}  # fmt: skip
+
+
+def test_config_shipped_file_loads_as_embedded_default() -> None:
+    settings = load_settings(PIPELINE_TOML, {})
+    assert isinstance(settings.mailbox, MaildirSettings)
+    assert settings.mailbox.maildir == "var/mailbox"
+    assert settings.store.url == "sqlite:///var/stories.db"
+    assert settings.acknowledgement.per_sender_days == 7
+
+
+def test_config_every_key_has_a_comment_line_above_it() -> None:
+    lines = PIPELINE_TOML.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"^[a-z_]+ = ", line):
+            assert lines[number - 1].startswith("# "), f"no comment above: {line}"
+
+
+def test_config_shipped_file_names_every_settings_field() -> None:
+    document = tomllib.loads(PIPELINE_TOML.read_text())
+    settings = load_settings(PIPELINE_TOML, {})
+    for section, table in document.items():
+        if section == "mailbox":
+            continue
+        fields = {n for n in type(getattr(settings, section)).__slots__ if n != "password"}
+        assert set(table) == fields, section
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ({"mailbox": {"maildir": "m", "colour": "blue"}}, "mailbox.colour"),
+        ({"store": {"uri": "sqlite://"}, "mailbox": {"maildir": "m"}}, "store.uri"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"send_empty": "yes"}}, "digest.send_empty"),
+        ({"mailbox": {"maildir": "m", "batch_size": "100"}}, "mailbox.batch_size"),
+        ({"mailbox": {"maildir": "m", "batch_size": True}}, "mailbox.batch_size"),
+        ({"mailbox": {"maildir": "m"}, "intake": {"addresses": "a@example.org"}}, "intake.addresses"),
+        ({"mailbox": {"maildir": "m"}, "intake": {"addresses": [1]}}, "intake.addresses[0]"),
+        ({"mailbox": {**IMAP, "security": "tls"}}, "mailbox.security"),
+        ({"mailbox": {"maildir": "m"}, "extra": {}}, "[extra]"),
+        ({"mailbox": {"maildir": "m", "password": "x"}}, "mailbox.password"),
+        ({"mailbox": {}}, "mailbox.maildir"),
+        ({"mailbox": {**IMAP, "maildir": "m"}}, "mailbox.maildir"),
+    ],
+)
+def test_config_bad_document_names_the_key(document: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        settings_from(document, {"STORY_IMAP_PASSWORD": "pw"})
+
+
+def test_config_missing_secret_names_variable_not_value() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from({"mailbox": IMAP}, {"OTHER": "hunter2"})
+    assert "STORY_IMAP_PASSWORD" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_config_imap_password_comes_from_environment_and_is_not_in_repr() -> None:
+    settings = settings_from({"mailbox": IMAP}, {"STORY_IMAP_PASSWORD": "s3cret-value"})
+    assert isinstance(settings.mailbox, ImapSettings)
+    assert settings.mailbox.password == "s3cret-value"
+    assert "s3cret-value" not in repr(settings)
+
+
+def test_config_smtp_host_requires_its_secret() -> None:
+    document = {"mailbox": {"maildir": "m"}, "smtp": {"host": "smtp.example.org"}}
+    with pytest.raises(ConfigError, match=r"smtp\.password_env"):
+        settings_from(document, {})
+
+
+@pytest.mark.parametrize("host", ["imap.example.org", "192.0.2.10", "10.1.2.3"])
+def test_config_plaintext_refused_off_loopback(host: str) -> None:
+    document = {"mailbox": {**IMAP, "host": host, "security": "none"}}
+    with pytest.raises(ConfigError, match=r"mailbox\.security"):
+        settings_from(document, {"STORY_IMAP_PASSWORD": "pw"})
+    allowed = {"mailbox": {**document["mailbox"], "allow_insecure": True}}
+    assert settings_from(allowed, {"STORY_IMAP_PASSWORD": "pw"}).mailbox.security == "none"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.8.9.10"])
+def test_config_plaintext_allowed_on_loopback(host: str) -> None:
+    document = {"mailbox": {**IMAP, "host": host, "security": "none", "port": 143}}
+    assert settings_from(document, {"STORY_IMAP_PASSWORD": "pw"}).mailbox.port == 143  # type: ignore[union-attr]
+
+
+def test_config_unreadable_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[mailbox\nmaildir = ")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(path, {})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml", {})

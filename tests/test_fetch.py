@@ -1,0 +1,195 @@
+"""Fetch stage against a real Dovecot: checkpoints, marks, UIDVALIDITY, vanishing and dead servers."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import Mailbox, story_message
+
+from config.settings import Settings
+from intake.errors import FetchError
+from intake.fetch import ImapSettings, ImapSource
+from intake.records import Batch, MailboxState
+from intake.store import Store
+from run_pipeline import run_once
+
+SEEN = b"\\Seen"
+TRIAGED = b"$Triaged"
+MakeSettings = Callable[..., Settings]
+
+
+def stored_ids(settings: Settings) -> list[str]:
+    with Store(settings.store) as store:
+        return [story.story_id for story in store.stories()]
+
+
+def test_fetch_stores_each_distinct_message_once_and_never_sets_seen(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime
+) -> None:
+    messages = [story_message(n) for n in range(5)]
+    messages += [story_message(9, message_id="<twin@example.org>")] * 2
+    messages += [story_message(10, message_id=None)]
+    mailbox.append(*messages)
+    settings = imap_settings(mailbox, batch_size=3)
+    first = run_once(settings, now)
+    second = run_once(settings, now)
+    assert (first.fetched, first.stored, first.duplicates, first.quarantined) == (8, 7, 1, 0)
+    assert (second.fetched, second.stored) == (0, 0)
+    ids = stored_ids(settings)
+    assert len(ids) == len(set(ids)) == 7
+    assert sum(i.startswith("sha256:") for i in ids) == 1
+    flags = mailbox.flags()
+    assert len(flags) == 8
+    assert all(TRIAGED in f and SEEN not in f for f in flags.values())
+
+
+def test_fetch_uidvalidity_reset_creates_no_duplicates(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = [story_message(n) for n in range(4)] + [story_message(4, message_id=None)]
+    mailbox.append(*old, folder="Stories")
+    settings = imap_settings(mailbox, folder="Stories")
+    assert run_once(settings, now).stored == 5
+    before = mailbox.uidvalidity("Stories")
+    mailbox.delete_folder("Stories")
+    mailbox.append(*old, story_message(5), folder="Stories")
+    assert mailbox.uidvalidity("Stories") != before
+    counts = run_once(settings, now)
+    assert (counts.fetched, counts.stored, counts.duplicates) == (6, 1, 5)
+    assert len(stored_ids(settings)) == 6
+    assert "UIDVALIDITY of Stories changed" in caplog.text
+
+
+class AppendDuringRun(ImapSource):
+    """A real ImapSource; another client APPENDs while the first batch is in hand."""
+
+    def __init__(self, settings: ImapSettings, box: Mailbox) -> None:
+        super().__init__(settings)
+        self.box = box
+
+    def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
+        for number, batch in enumerate(super().fetch_new(state, last_uid)):
+            if number == 0:
+                self.box.append(story_message(100, message_id="<late@example.org>"))
+            yield batch
+
+
+def test_fetch_message_appended_during_run_is_picked_up_next_run(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime
+) -> None:
+    mailbox.append(*(story_message(n) for n in range(4)))
+    settings = imap_settings(mailbox, batch_size=2)
+    assert isinstance(settings.mailbox, ImapSettings)
+    first = run_once(settings, now, AppendDuringRun(settings.mailbox, mailbox))
+    assert (first.fetched, first.stored) == (4, 4)
+    second = run_once(settings, now)
+    assert (second.fetched, second.stored) == (1, 1)
+    assert "late@example.org" in stored_ids(settings)
+    assert all(TRIAGED in f for f in mailbox.flags().values())
+
+
+def test_fetch_moves_to_processed_folder_only_what_was_stored(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime
+) -> None:
+    mailbox.append(*(story_message(n) for n in range(3)))
+    settings = imap_settings(mailbox, processed_folder="Processed")
+    assert run_once(settings, now).stored == 3
+    assert mailbox.flags() == {}
+    moved = mailbox.flags("Processed")
+    assert len(moved) == 3 and all(TRIAGED in f and SEEN not in f for f in moved.values())
+    mailbox.append(story_message(7))
+    assert run_once(settings, now).stored == 1
+    assert len(mailbox.flags("Processed")) == 4
+
+
+def test_fetch_too_large_message_stores_headers_only(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime
+) -> None:
+    huge = story_message(1, message_id="<huge@example.org>", body="x" * 30_000_000)
+    mailbox.append(huge, story_message(2))
+    counts = run_once(imap_settings(mailbox), now)
+    assert (counts.fetched, counts.stored, counts.too_large) == (2, 2, 1)
+    with sqlite3.connect(imap_settings(mailbox).store.url.removeprefix("sqlite:///")) as db:
+        size, too_large, stored = db.execute(
+            "SELECT size, too_large, length(data) FROM raw_messages WHERE story_id = ?",
+            ("huge@example.org",),
+        ).fetchone()
+    assert size > 30_000_000 and too_large == 1 and stored < 2_000
+
+
+def test_fetch_message_vanished_between_search_and_fetch_is_skipped(
+    mailbox: Mailbox, imap_settings: MakeSettings
+) -> None:
+    mailbox.append(*(story_message(n) for n in range(3)))
+    settings = imap_settings(mailbox)
+    assert isinstance(settings.mailbox, ImapSettings)
+    with ImapSource(settings.mailbox) as source:
+        state = source.open()
+        uids = source.new_uids(0)
+        with mailbox.server.client(mailbox.user) as other:
+            other.select_folder("INBOX")
+            other.delete_messages([uids[1]])
+            other.expunge()
+        fetched = source.fetch_batch(state, uids)
+    assert [raw.uid for raw in fetched] == [uids[0], uids[2]]
+
+
+def test_fetch_server_that_never_answers_times_out(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)  # the kernel completes the handshake; no greeting ever comes
+    try:
+        settings = imap_settings(mailbox)
+        dead = ImapSettings(
+            host="127.0.0.1", port=silent.getsockname()[1], security="none", username="x",
+            password_env="X", password="x", connect_timeout=1, read_timeout=1,
+        )  # fmt: skip
+        with pytest.raises(FetchError, match="timed out|TimeoutError"):
+            run_once(Settings(mailbox=dead, store=settings.store), now)
+    finally:
+        silent.close()
+    mailbox.append(story_message(1))
+    assert run_once(settings, now).stored == 1
+
+
+def test_fetch_refused_login_is_a_fetch_error_naming_no_secret(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime
+) -> None:
+    settings = imap_settings(mailbox)
+    assert isinstance(settings.mailbox, ImapSettings)
+    wrong = ImapSettings(**{**_fields(settings.mailbox), "password": "wrong-pass-123"})
+    with pytest.raises(FetchError) as caught:
+        run_once(Settings(mailbox=wrong, store=settings.store), now)
+    assert "wrong-pass-123" not in str(caught.value)
+
+
+def _fields(settings: ImapSettings) -> dict[str, object]:
+    return {name: getattr(settings, name) for name in settings.__slots__}
+
+
+def test_fetch_pending_marks_from_a_crashed_run_are_finished(
+    mailbox: Mailbox, imap_settings: MakeSettings, now: datetime, tmp_path: Path
+) -> None:
+    mailbox.append(story_message(1), story_message(2))
+    settings = imap_settings(mailbox)
+    assert isinstance(settings.mailbox, ImapSettings)
+
+    class CrashAfterCommit(ImapSource):
+        def mark_stored(self, uids: object) -> None:
+            raise FetchError("connection lost after commit")
+
+    with pytest.raises(FetchError):
+        run_once(settings, now, CrashAfterCommit(settings.mailbox))
+    assert all(TRIAGED not in f for f in mailbox.flags().values())
+    counts = run_once(settings, now)
+    assert (counts.fetched, counts.stored) == (0, 0)
+    assert all(TRIAGED in f for f in mailbox.flags().values())
+    with Store(settings.store) as store:
+        assert store.pending_marks(MailboxState("INBOX", mailbox.uidvalidity())) == []

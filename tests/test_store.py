@@ -1,0 +1,97 @@
+"""Store stage: exactly once by story_id, atomic batches, checkpoints and pending marks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import story_message
+
+from intake.parse import parse
+from intake.records import MailboxState, Quarantined, RawMessage
+from intake.store import Store, StoreSettings
+
+AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+STATE = MailboxState("INBOX", 42)
+
+
+def raw(data: bytes, uid: int) -> RawMessage:
+    return RawMessage("INBOX", 42, uid, AT, len(data), data)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(StoreSettings(f"sqlite:///{tmp_path}/var/stories.db"))
+
+
+def test_store_same_story_twice_in_one_batch_and_across_batches_is_one_row(store: Store) -> None:
+    first = raw(story_message(1, message_id="<same@example.org>"), 1)
+    copy = raw(story_message(1, message_id="<same@example.org>"), 2)
+    other = raw(story_message(2), 3)
+    result = store.commit_batch(STATE, 3, [(r, parse(r)) for r in (first, copy, other)], [], AT)
+    assert (result.stored, result.duplicates) == (2, 1)
+    again = raw(story_message(1, message_id="<same@example.org>"), 4)
+    result = store.commit_batch(STATE, 4, [(again, parse(again))], [], AT)
+    assert (result.stored, result.duplicates) == (0, 1)
+    assert sorted(s.story_id for s in store.stories()) == sorted(
+        ["same@example.org", parse(other).story_id]
+    )
+
+
+def test_store_story_round_trips_every_field(store: Store) -> None:
+    message = raw((Path(__file__).parent / "data" / "traversal_attachment_name.eml").read_bytes(), 1)
+    story = parse(message)
+    store.commit_batch(STATE, 1, [(message, story)], [], AT)
+    (loaded,) = store.stories()
+    assert loaded == story
+
+
+def test_store_checkpoint_is_per_uidvalidity(store: Store) -> None:
+    assert store.last_uid(STATE) == 0
+    store.commit_batch(STATE, 17, [], [], AT)
+    assert store.last_uid(STATE) == 17
+    assert store.last_uid(MailboxState("INBOX", 43)) == 0
+    assert store.known_uidvalidities("INBOX") == {42}
+
+
+def test_store_quarantine_keeps_raw_bytes_once(store: Store, now: datetime) -> None:
+    bad = raw(b"\x00garbage", 5)
+    item = Quarantined(bad, "parse", "ParseError: nothing readable", "traceback")
+    store.commit_batch(STATE, 5, [], [item], now)
+    store.commit_batch(STATE, 5, [], [item], now + timedelta(minutes=5))
+    (entry,) = store.quarantined()
+    assert entry.raw.data == b"\x00garbage"
+    assert (entry.stage, entry.reason, entry.attempts) == ("parse", "ParseError: nothing readable", 1)
+    assert hashlib.sha256(entry.raw.data).hexdigest()
+
+
+def test_store_pending_marks_survive_until_cleared(store: Store) -> None:
+    message = raw(story_message(1), 9)
+    store.commit_batch(STATE, 9, [(message, parse(message))], [], AT)
+    assert store.pending_marks(STATE) == [9]
+    store.drop_stale_marks(STATE)
+    assert store.pending_marks(STATE) == [9]
+    store.drop_stale_marks(MailboxState("INBOX", 43))  # the UIDVALIDITY changed
+    assert store.pending_marks(STATE) == []
+    store.commit_batch(STATE, 9, [(message, parse(message))], [], AT)
+    store.clear_marks(STATE, [9])
+    assert store.pending_marks(STATE) == []
+
+
+def test_store_database_file_is_owner_only(store: Store, tmp_path: Path) -> None:
+    database = tmp_path / "var" / "stories.db"
+    assert stat.S_IMODE(os.stat(database).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(database.parent).st_mode) == 0o700
+
+
+def test_store_run_history_feeds_status(store: Store) -> None:
+    store.record_run("once", AT, AT + timedelta(seconds=2), {"fetched": 3}, None)
+    store.record_run("once", AT, AT + timedelta(seconds=3), {"fetched": 0}, "FetchError: down")
+    status = store.status()
+    assert status["last_run"]["error"] == "FetchError: down"
+    assert status["last_error"]["counts"] == {"fetched": 0}
+    assert status["stories"] == 0
