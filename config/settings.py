@@ -96,14 +96,14 @@ class Settings:
     """Everything the pipeline is configured with."""
 
     mailbox: ImapSettings | MaildirSettings
-    smtp: SmtpSettings = SmtpSettings()
-    intake: IntakeSettings = IntakeSettings()
-    store: StoreSettings = StoreSettings()
-    acknowledgement: AcknowledgementSettings = AcknowledgementSettings()
-    digest: DigestSettings = DigestSettings()
-    schedule: ScheduleSettings = ScheduleSettings()
-    alerts: AlertSettings = AlertSettings()
-    retention: RetentionSettings = RetentionSettings()
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    acknowledgement: AcknowledgementSettings = field(default_factory=AcknowledgementSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {

@@ -8,6 +8,7 @@ sub-folder: what is left in the Maildir's root is, by definition, not yet stored
 from __future__ import annotations
 
 import mailbox
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,13 +92,11 @@ class MaildirSource:
                 handle.seek(0)
                 too_large = size > self.settings.max_message_bytes
                 data = _read_header(handle) if too_large else handle.read()
-            delivered = box.get_message(key).get_date()
         except KeyError:
             return None
         except OSError as err:
             raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
-        internal_at = datetime.fromtimestamp(delivered, UTC)
-        return RawMessage(state.mailbox, 0, uid, internal_at, size, data, too_large)
+        return RawMessage(state.mailbox, 0, uid, delivered_at(key), size, data, too_large)
 
     def mark_stored(self, uids: Sequence[int]) -> None:
         """Move stored messages into the processed sub-folder (copy first, then remove)."""
@@ -121,6 +120,15 @@ class MaildirSource:
         if self._box is None:
             raise FetchError("Maildir source used before open()")
         return self._box
+
+
+def delivered_at(key: str) -> datetime:
+    """The delivery time a Maildir file name starts with ("<seconds>.<unique>.<host>").
+
+    Read from the name, not the message, so fetching never parses untrusted mail.
+    """
+    match = re.match(r"(\d{9,11})(?:\.|$)", key)
+    return datetime.fromtimestamp(int(match.group(1)) if match else 0, UTC)
 
 
 def _read_header(handle: object) -> bytes:

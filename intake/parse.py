@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,6 +24,10 @@ from mailparser.exceptions import MailParserError
 from intake.clean import clean
 from intake.errors import ParseError
 from intake.records import Address, Attachment, RawMessage, Story
+
+# mail-parser logs header names and attachment file names at DEBUG and body parts it does not
+# handle at WARNING: personal data. Only its errors may reach the pipeline's logs.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 # The headers the acknowledgement decision reads (RFC 3834, RFC 2369, Microsoft's extensions).
 DECIDING_HEADERS = (
@@ -44,6 +49,10 @@ def parse(raw: RawMessage) -> Story:
         mail = mailparser.parse_from_bytes(raw.data)
     except MailParserError as err:
         raise ParseError(f"unreadable MIME structure: {type(err).__name__}") from err
+    except AttributeError as err:
+        # mail-parser 4.x trips over some broken epilogues (find_between on None); the
+        # message is kept in quarantine so `requeue` can retry it after an upgrade.
+        raise ParseError(f"mail-parser failed on this structure: {err}") from err
     defects = _defects(mail, raw)
     sender = _sender(mail, defects)
     body, html_only = _body(mail)

@@ -11,7 +11,8 @@ Fixtures:
 - ``corpus`` (session): the real-world mail in ``../shared/corpus`` (or ``$STORY_CORPUS``);
   skips with the reason when neither exists.
 - ``now``: a fixed aware UTC instant.
-Helpers: ``story_message()`` builds a synthetic story email as bytes.
+Helpers: ``story_message()`` builds a synthetic story email as bytes; ``nested_message()`` one
+nested many multiparts deep.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class DovecotServer:
 
     def start(self) -> None:
         """Start the master and wait until a login succeeds."""
-        self.process = subprocess.Popen([self.binary, "-F", "-c", str(self.config)])
+        # Its own session, so stop() can end the imap children too: they outlive the master.
+        command = [self.binary, "-F", "-c", str(self.config)]
+        self.process = subprocess.Popen(command, start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -92,15 +95,18 @@ class DovecotServer:
         pytest.fail(f"dovecot did not accept logins within 20 s: {self.log_tail()}")
 
     def stop(self) -> None:
-        """Stop the master and every process it started."""
+        """Stop the master and every process it started, dropping open connections."""
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
         self.process = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _port_open(self.port):
@@ -242,3 +248,15 @@ def story_message(
         "thing three times before anyone listened.\n"
     )
     return msg.as_bytes()
+
+
+def nested_message(depth: int) -> bytes:
+    """A message nested ``depth`` multiparts deep, written as text (the stdlib generator itself
+    recurses too deeply to write one)."""
+    body = "Content-Type: text/plain\n\nThe deepest part says: my GP never got the letter.\n"
+    for level in reversed(range(depth)):
+        boundary = f"b{level}"
+        body = (f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n'
+                f"--{boundary}\n{body}\n--{boundary}--\n")  # fmt: skip
+    head = "From: deep@example.org\nMessage-ID: <deep@example.org>\nMIME-Version: 1.0\n"
+    return (head + body).encode()

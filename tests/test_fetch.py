@@ -1,4 +1,4 @@
-"""Fetch stage against a real Dovecot: checkpoints, marks, UIDVALIDITY, vanishing and dead servers."""
+"""Fetch stage against a real Dovecot: checkpoints, marks, UIDVALIDITY, vanishing, dead servers."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_fetch_server_that_never_answers_times_out(
             host="127.0.0.1", port=silent.getsockname()[1], security="none", username="x",
             password_env="X", password="x", connect_timeout=1, read_timeout=1,
         )  # fmt: skip
-        with pytest.raises(FetchError, match="timed out|TimeoutError"):
+        with pytest.raises(FetchError, match=r"timed out|TimeoutError"):
             run_once(Settings(mailbox=dead, store=settings.store), now)
     finally:
         silent.close()

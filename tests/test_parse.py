@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from conftest import nested_message, story_message
 
 from intake.errors import ParseError
 from intake.parse import html_to_text, parse, safe_name, story_id
 from intake.records import RawMessage, Story
-from conftest import story_message
 
 DATA = Path(__file__).resolve().parent / "data"
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -121,27 +120,15 @@ def test_parse_too_large_headers_only_is_flagged() -> None:
     assert story.subject == "My story number 3"
 
 
-def nested(depth: int) -> bytes:
-    """A message nested ``depth`` multiparts deep, written as text (the stdlib generator
-    itself recurses too deeply to write one)."""
-    body = "Content-Type: text/plain\n\nThe deepest part says: my GP never got the letter.\n"
-    for level in reversed(range(depth)):
-        boundary = f"b{level}"
-        body = (f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n'
-                f"--{boundary}\n{body}\n--{boundary}--\n")  # fmt: skip
-    head = "From: deep@example.org\nMessage-ID: <deep@example.org>\nMIME-Version: 1.0\n"
-    return (head + body).encode()
-
-
 def test_parse_500_deep_nesting_keeps_the_deepest_words() -> None:
-    story = parse(raw(nested(500)))
+    story = parse(raw(nested_message(500)))
     assert story.story_id == "deep@example.org"
     assert "my GP never got the letter" in story.text
 
 
 def test_parse_nesting_beyond_the_recursion_limit_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="MIME structure"):
-        parse(raw(nested(5000)))
+        parse(raw(nested_message(5000)))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,225 @@
+"""The whole intake pass end to end: crashes, server loss, quarantine, requeue, export, demo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import mailbox
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD, DovecotServer, Mailbox, nested_message, story_message
+
+import run_pipeline
+from config.settings import Settings
+from intake import report
+from intake.store import Store
+from run_pipeline import main, requeue, run_once
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAGED = b"$Triaged"
+
+
+def write_config(tmp_path: Path, box: Mailbox, batch_size: int) -> Path:
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        f'[mailbox]\nmaildir = ""\nhost = "127.0.0.1"\nport = {box.server.port}\n'
+        f'security = "none"\nusername = "{box.user}"\npassword_env = "STORY_TEST_IMAP_PASSWORD"\n'
+        f"batch_size = {batch_size}\nconnect_timeout = 5.0\nread_timeout = 10.0\n"
+        f'[store]\nurl = "sqlite:///{tmp_path}/stories.db"\n'
+    )
+    return config
+
+
+def start_once(config: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "STORY_TEST_IMAP_PASSWORD": PASSWORD}
+    command = [sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), "once",
+               "--json"]  # fmt: skip
+    return subprocess.Popen(command, env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def count_stories(database: Path) -> int:
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT count(*) FROM stories").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+
+
+def wait_for_progress(process: subprocess.Popen[str], database: Path, total: int) -> int:
+    """Block until the run has committed something but not everything; returns the count."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stored = count_stories(database)
+        if 0 < stored < total:
+            return stored
+        assert process.poll() is None, "the run finished before it could be interrupted"
+        time.sleep(0.002)
+    raise AssertionError("no progress within 60 s")
+
+
+def assert_complete(database: Path, total: int) -> None:
+    with sqlite3.connect(database) as db:
+        ids = [r[0] for r in db.execute("SELECT story_id FROM stories")]
+        raws = db.execute("SELECT count(*) FROM raw_messages").fetchone()[0]
+        pending = db.execute("SELECT count(*) FROM pending_marks").fetchone()[0]
+    assert len(ids) == len(set(ids)) == raws == total
+    assert pending == 0
+
+
+def many_stories(total: int) -> list[bytes]:
+    # Long enough bodies that a batch takes measurable time.
+    return [story_message(n, body=f"Story {n}. " + "The GP and the council never spoke. " * 400)
+            for n in range(total)]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_once_sigkill_mid_batch_loses_nothing_and_stores_nothing_twice(
+    mailbox: Mailbox, tmp_path: Path
+) -> None:
+    total = 300
+    mailbox.append(*many_stories(total))
+    config = write_config(tmp_path, mailbox, batch_size=5)
+    database = tmp_path / "stories.db"
+    process = start_once(config)
+    wait_for_progress(process, database, total)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert count_stories(database) < total
+    rerun = start_once(config)
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert_complete(database, total)
+    flags = mailbox.flags()
+    assert len(flags) == total and all(TRIAGED in f and b"\\Seen" not in f for f in flags.values())
+
+
+@pytest.mark.slow
+def test_run_once_dovecot_stopped_mid_run_aborts_cleanly_then_resumes(
+    own_dovecot: DovecotServer, tmp_path: Path
+) -> None:
+    total, batch = 1000, 2
+    box = Mailbox(own_dovecot, "stopper")
+    box.append(*many_stories(total))
+    config = write_config(tmp_path, box, batch_size=batch)
+    database = tmp_path / "stories.db"
+    process = start_once(config)
+    wait_for_progress(process, database, total)
+    own_dovecot.stop()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "error: IMAP" in err and "Traceback" not in err
+    stored = count_stories(database)
+    assert stored < total and stored % batch == 0  # whole batches only: no partial story
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM raw_messages").fetchone()[0] == stored
+        last_error = db.execute("SELECT error FROM runs ORDER BY id DESC").fetchone()[0]
+    assert last_error.startswith("IMAP")
+    own_dovecot.start()
+    rerun = start_once(config)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert json.loads(out)["stored"] == total - stored
+    assert_complete(database, total)
+
+
+def seed(settings: Settings, *messages: bytes) -> mailbox.Maildir:
+    """Deliver messages into the embedded Maildir the settings name."""
+    box = mailbox.Maildir(settings.mailbox.maildir, factory=None, create=True)  # type: ignore[union-attr]
+    for data in messages:
+        box.add(data)
+    return box
+
+
+def test_run_once_maildir_stores_quarantines_and_moves(
+    maildir_settings: Settings, now: datetime
+) -> None:
+    box = seed(maildir_settings, story_message(1), story_message(2, message_id=None),
+               nested_message(5000))  # fmt: skip
+    counts = run_once(maildir_settings, now)
+    assert (counts.fetched, counts.stored, counts.quarantined) == (3, 2, 1)
+    assert len(box) == 0 and len(box.get_folder("processed")) == 3
+    assert run_once(maildir_settings, now).fetched == 0
+    with Store(maildir_settings.store) as store:
+        (entry,) = store.quarantined()
+    assert entry.stage == "parse" and "MIME structure" in entry.reason
+
+
+def test_run_once_stage_failure_quarantines_then_requeue_releases(
+    maildir_settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(maildir_settings, story_message(1, message_id="<one@example.org>"),
+         story_message(2, message_id="<two@example.org>"))  # fmt: skip
+
+    def broken(raw: object) -> object:
+        raise RuntimeError("injected fault in the parse stage")
+
+    monkeypatch.setattr(run_pipeline, "STAGES", (("parse", broken),))
+    counts = run_once(maildir_settings, now)
+    assert (counts.fetched, counts.stored, counts.quarantined) == (2, 0, 2)
+    assert requeue(maildir_settings, now) == (0, 2)  # still broken: kept, attempts counted
+    monkeypatch.undo()
+    assert requeue(maildir_settings, now) == (2, 0)
+    with Store(maildir_settings.store) as store:
+        assert store.quarantined() == []
+        assert sorted(s.story_id for s in store.stories()) == ["one@example.org", "two@example.org"]
+
+
+def test_run_once_export_has_the_contract_fields(maildir_settings: Settings, now: datetime) -> None:
+    seed(maildir_settings, story_message(1, message_id="<one@example.org>"), nested_message(5000))
+    run_once(maildir_settings, now)
+    out = io.StringIO()
+    with Store(maildir_settings.store) as store:
+        report.export(store, "jsonl", out)
+        rows = [json.loads(line) for line in out.getvalue().splitlines()]
+        csv_out = io.StringIO()
+        report.export(store, "csv", csv_out)
+    contract = {"story_id", "sender", "subject", "received_at", "kind", "themes", "scores",
+                "evidence", "needs_review", "acknowledgement", "quarantined"}  # fmt: skip
+    assert all(contract <= set(row) for row in rows)
+    story, bad = rows
+    assert story["story_id"] == "one@example.org" and story["quarantined"] is None
+    assert story["sender"] == "person1@example.org" and story["kind"] is None
+    assert bad["quarantined"].startswith("parse: ParseError")
+    parsed = list(csv.DictReader(io.StringIO(csv_out.getvalue())))
+    assert [r["story_id"] for r in parsed] == [story["story_id"], bad["story_id"]]
+
+
+def test_run_once_cli_demo_once_status_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        f'[mailbox]\nmaildir = "{tmp_path}/mailbox"\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
+    )
+    assert main(["--config", str(config), "demo"]) == 0
+    demo_out = capsys.readouterr().out
+    samples = len(list((ROOT / "samples" / "stories").glob("*.eml")))
+    assert f"seeded {samples} sample stories" in demo_out and f"stored={samples}" in demo_out
+    assert main(["--config", str(config), "once", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fetched"] == 0
+    assert main(["--config", str(config), "status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["stories"] == samples and status["last_run"]["error"] is None
+    assert main(["--config", str(config), "export", "--format", "jsonl"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == samples
+
+
+def test_run_once_cli_bad_config_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[mailbox]\nmaildir = "m"\nbatchsize = 3\n')
+    assert main(["--config", str(config), "once"]) == 2
+    assert "mailbox.batchsize" in capsys.readouterr().err
