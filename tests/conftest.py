@@ -4,6 +4,7 @@ Fixtures:
 - ``dovecot`` (session): a real Dovecot IMAP server (Debian package dovecot-imapd) started from
   ``tests/dovecot.conf.in`` on a free 127.0.0.1 port. A missing binary fails the run.
 - ``own_dovecot`` (function): a private Dovecot the test may stop and restart.
+- ``dovecot_without_move`` (session): a Dovecot that does not advertise MOVE.
 - ``mailbox`` (function): a fresh IMAP user on ``dovecot`` (the static passdb takes any name), so
   every test starts with an empty INBOX; helpers to append and read flags.
 - ``imap_settings`` (function): a factory of Settings pointing at a mailbox and a fresh store.
@@ -57,7 +58,7 @@ def free_port() -> int:
 class DovecotServer:
     """A Dovecot master process in the foreground, with its own config, mail and logs."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_config: str = "") -> None:
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not os.access(binary, os.X_OK):
             pytest.fail("dovecot not found: install the Debian package dovecot-imapd (make test)")
@@ -67,13 +68,14 @@ class DovecotServer:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.config = self.base / "dovecot.conf"
-        self._write_config()
+        self._write_config(extra_config)
 
-    def _write_config(self) -> None:
+    def _write_config(self, extra_config: str) -> None:
         user, group = _service_user()
         template = (TESTS / "dovecot.conf.in").read_text()
         text = template.replace("@BASE@", str(self.base)).replace("@PORT@", str(self.port))
-        self.config.write_text(text.replace("@USER@", user).replace("@GROUP@", group))
+        text = text.replace("@USER@", user).replace("@GROUP@", group)
+        self.config.write_text(text + extra_config)
         for sub in ("mail", "home"):
             (self.base / sub).mkdir(exist_ok=True)
             shutil.chown(self.base / sub, user, group)
@@ -186,6 +188,15 @@ def dovecot() -> Iterator[DovecotServer]:
 @pytest.fixture
 def own_dovecot() -> Iterator[DovecotServer]:
     server = DovecotServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def dovecot_without_move() -> Iterator[DovecotServer]:
+    # Advertise no MOVE after login, so the COPY + UID EXPUNGE fallback is exercised.
+    server = DovecotServer("imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS\n")
     server.start()
     yield server
     server.remove()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import Mailbox, story_message
+from conftest import DovecotServer, Mailbox, story_message
 
 from config.settings import Settings
 from intake.errors import FetchError
@@ -193,3 +194,36 @@ def test_fetch_pending_marks_from_a_crashed_run_are_finished(
     assert all(TRIAGED in f for f in mailbox.flags().values())
     with Store(settings.store) as store:
         assert store.pending_marks(MailboxState("INBOX", mailbox.uidvalidity())) == []
+
+
+class PersonDeletesDuringRun(ImapSource):
+    """While our batch is in hand, a person appends a message and flags it \\Deleted."""
+
+    def __init__(self, settings: ImapSettings, box: Mailbox) -> None:
+        super().__init__(settings)
+        self.box = box
+
+    def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
+        for batch in super().fetch_new(state, last_uid):
+            with self.box.server.client(self.box.user) as person:
+                person.select_folder("INBOX")
+                person.append("INBOX", story_message(50))
+                person.add_flags([max(person.search())], [b"\\Deleted"])
+            yield batch
+
+
+def test_fetch_without_move_copies_and_expunges_only_our_uids(
+    dovecot_without_move: DovecotServer, imap_settings: MakeSettings, now: datetime
+) -> None:
+    box = Mailbox(dovecot_without_move, f"nomove-{time.monotonic_ns()}")
+    box.append(story_message(1), story_message(2))
+    settings = imap_settings(box, processed_folder="Processed")
+    assert isinstance(settings.mailbox, ImapSettings)
+    with ImapSource(settings.mailbox) as probe:
+        probe.open()
+        assert probe._require().has_capability("MOVE") is False
+    counts = run_once(settings, now, PersonDeletesDuringRun(settings.mailbox, box))
+    assert counts.stored == 2
+    assert len(box.flags("Processed")) == 2
+    left = box.flags()  # the person's \Deleted message is still there: no bare EXPUNGE
+    assert len(left) == 1 and b"\\Deleted" in next(iter(left.values()))
