@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import mailbox
 import os
 import sys
 import traceback
@@ -25,7 +24,7 @@ from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError, PipelineError
 from intake.fetch import ImapSettings, ImapSource
-from intake.maildir import MaildirSettings, MaildirSource
+from intake.maildir import MaildirSettings, MaildirSource, open_maildir
 from intake.parse import parse
 from intake.records import Batch, MailboxState, Quarantined, RawMessage, RunCounts, Story
 from intake.store import Store
@@ -150,7 +149,7 @@ def seed_demo(settings: Settings) -> int:
     """Copy the sample stories into the embedded Maildir; returns how many."""
     if not isinstance(settings.mailbox, MaildirSettings):
         raise ConfigError("demo needs the embedded default: mailbox.maildir must be set")
-    box = mailbox.Maildir(settings.mailbox.maildir, factory=None, create=True)
+    box = open_maildir(settings.mailbox.maildir)
     files = sorted(SAMPLES.glob("*.eml"))
     for path in files:
         box.add(path.read_bytes())

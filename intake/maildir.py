@@ -57,7 +57,7 @@ class MaildirSource:
     def open(self) -> MailboxState:
         """Open (creating if needed) the Maildir."""
         try:
-            self._box = mailbox.Maildir(self.settings.maildir, factory=None, create=True)
+            self._box = open_maildir(self.settings.maildir)
         except OSError as err:
             raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
         return MailboxState(f"maildir:{Path(self.settings.maildir).name}", 0)
@@ -120,6 +120,12 @@ class MaildirSource:
         if self._box is None:
             raise FetchError("Maildir source used before open()")
         return self._box
+
+
+def open_maildir(path: str) -> mailbox.Maildir:
+    """The Maildir at ``path``, created (owner-only, parents too) when missing."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return mailbox.Maildir(path, factory=None, create=True)
 
 
 def delivered_at(key: str) -> datetime:

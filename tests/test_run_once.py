@@ -201,7 +201,8 @@ def test_run_once_cli_demo_once_status_export(
 ) -> None:
     config = tmp_path / "pipeline.toml"
     config.write_text(
-        f'[mailbox]\nmaildir = "{tmp_path}/mailbox"\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
+        f'[mailbox]\nmaildir = "{tmp_path}/var/mailbox"\n'
+        f'[store]\nurl = "sqlite:///{tmp_path}/var/s.db"\n'
     )
     assert main(["--config", str(config), "demo"]) == 0
     demo_out = capsys.readouterr().out
