@@ -1,0 +1,329 @@
+"""Pattern tables and single-line predicates for intake.clean: what a line looks like.
+
+`intake.clean` decides structure (where history, signature and footer begin); this module only
+answers questions about one line or one short span. Every regex is anchored or applied to a
+bounded slice and has no nested unbounded repetition, so matching stays linear on hostile input.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_LINE = 1000  # header, attribution and footer lines are never longer; skip costly checks
+
+
+def _phrases(table: str) -> tuple[str, ...]:
+    """A "|"-separated table of phrases, kept as text so it stays compact and easy to extend."""
+    return tuple(phrase.strip() for phrase in table.split("|") if phrase.strip())
+
+
+def _wordset(table: str) -> frozenset[str]:
+    """A whitespace-separated table of single words."""
+    return frozenset(table.split())
+
+
+def _words(phrases: tuple[str, ...]) -> str:
+    """A regex alternation of literal phrases, longest first so "kind regards" beats "regards"."""
+    ordered = sorted(phrases, key=len, reverse=True)
+    return "|".join(re.escape(phrase).replace(r"\ ", r"\s+") for phrase in ordered)
+
+
+# --- quoted history ----------------------------------------------------------------------------
+
+QUOTE_LINE = re.compile(r"[ \t]{0,3}>")
+SUPERCITE_LINE = re.compile(r"[ \t]{0,2}[^\W\d_][\w.-]{0,15}>(?:\s|$)")  # "Richard> text"
+
+# Words that open an attribution: "On …", "Am …", "Le …", "El …", "Op …", "W dniu …", "--- On …".
+_OPENERS = _phrases(
+    "on|am|le|el|op|il|em|den|dnia|w dniu|at|pe|în|dne|v|på|el día|il giorno|kello|в|у|在"
+)
+ATTRIBUTION_OPENER = re.compile(
+    r"[-*\s]{0,8}(?:"
+    + _words(_OPENERS)
+    + r")(?:\s|$)",
+    re.IGNORECASE,
+)
+# The verb that ends an attribution, compared as the last word ("… a écrit :", "… napisał(a):").
+ATTRIBUTION_VERBS = _wordset(
+    """wrote writes écrit escribió escribio escrito schrieb schreef geschreven scritto scrisse
+    escreveu skrev skriver kirjoitti napsal napsala napisał napisała napisał(a) pisze написал
+    написала написал(а) пише написав scris írta yazdı 写道 寫道"""
+)
+# German, Dutch and Nordic clients may put the verb first: "X <x@y> schrieb am Fr., 28. Apr. …:".
+VERBS_FIRST = ("schrieb", "skrev", "schreef", "kirjoitti")
+ATTRIBUTION_VERB_FIRST = re.compile(
+    r"(?:^|\s)(?:" + "|".join(VERBS_FIRST) + r")\s.{0,250}[:：]\s*$", re.IGNORECASE
+)
+# Gmail's verbless forms: "2016-03-03 17:21 GMT+01:00 Name" and "2013/7/20 Name <a@example.org>".
+GMAIL_GMT_LINE = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2}\b")
+GMAIL_DATE_EMAIL_LINE = re.compile(
+    r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{0,200}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*:?\s*$"
+)
+EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
+PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
+
+# Outlook-style header blocks ("From: … Sent: … To: … Subject: …") in the campaign's languages.
+FROM_KEYS = frozenset(
+    _phrases("from|von|de|da|van|från|fra|od|от|lähettäjä|feladó|kimden|afsender|frá|发件人|寄件者|差出人")
+)
+_OTHER_KEYS = _phrases(
+    """sent|date|to|cc|bcc|subject|reply-to|gesendet|datum|an|betreff|envoyé|envoyé le|à|objet|
+    enviado|enviado el|enviada|fecha|para|asunto|inviato|data|a|oggetto|risposta|verzonden|aan|
+    onderwerp|skickat|till|ämne|sendt|til|emne|wysłano|wysłane|do|temat|отправлено|кому|тема|
+    дата|assunto|data de envio|lähetetty|vastaanottaja|aihe|elküldve|címzett|tárgy|gönderildi|
+    kime|konu|收件人|主题|日期|件名|宛先|送信日時"""
+)
+HEADER_LINE = re.compile(
+    r"[ \t]{0,3}\*{0,2}("
+    + _words((*FROM_KEYS, *_OTHER_KEYS))
+    + r")\*{0,2}[ \t\u00a0]?[:：]\*{0,2}(?:\s|$)",
+    re.IGNORECASE,
+)
+
+# Full-line separators that introduce earlier mail.
+_FORWARD_PHRASES = _phrases(
+    """forwarded message|begin forwarded message|forwarded e-mail|forwarded email|
+    weitergeleitete nachricht|anfang der weitergeleiteten nachricht|message transféré|
+    début du message réexpédié|début du message transféré|mensaje reenviado|
+    inicio del mensaje reenviado|doorgestuurd bericht|begin doorgestuurd bericht|
+    messaggio inoltrato|inizio messaggio inoltrato|mensagem encaminhada|
+    início da mensagem reencaminhada|mensagem reencaminhada|vidarebefordrat meddelande|
+    videresendt melding|videresendt meddelelse|wiadomość przekazana|przekazana wiadomość|
+    пересылаемое сообщение|välitetty viesti|přeposlaná zpráva"""
+)
+_ORIGINAL_PHRASES = _phrases(
+    """original message|ursprüngliche nachricht|message d'origine|message original|
+    mensaje original|oorspronkelijk bericht|messaggio originale|mensagem original|
+    ursprungligt meddelande|opprinnelig melding|oprindelig meddelelse|oryginalna wiadomość|
+    wiadomość oryginalna|исходное сообщение|alkuperäinen viesti|původní zpráva|eredeti üzenet|
+    reply message|original e-mail"""
+)
+_SEPARATOR = r"[\s>*_=-]{{0,40}}(?:{})[\s:*_=-]{{0,40}}$"
+FORWARD_MARKER = re.compile(_SEPARATOR.format(_words(_FORWARD_PHRASES)), re.IGNORECASE)
+ORIGINAL_MARKER = re.compile(_SEPARATOR.format(_words(_ORIGINAL_PHRASES)), re.IGNORECASE)
+
+# Words a forwarder's note may consist of and still count as "no text of their own".
+TRIVIAL_WORDS = _wordset(
+    """fyi fya fwd fw fwded forward forwarded forwarding see below above attached attachment
+    please pls read here is are my our the this that a an story email e-mail mail message for
+    your info information hi hello hey dear team all as discussed requested promised
+    i i'm im am have sending send you thanks thank cheers regards x ok"""
+)
+FORWARD_CUES = _wordset("fyi fya fwd fw fwded forward forwarded forwarding below")
+
+# --- signatures --------------------------------------------------------------------------------
+
+SIG_DASHES = re.compile(r"--[ \t]?$")
+# A line that only draws a rule: "--", "______", "*****". Unicode dashes are added in is_rule();
+# U+1427 "ᐧ" is the placeholder line that Gmail tracking extensions (Streak, Mixmax) append.
+_RULE_CHARS = frozenset("-_=*~#+^\u1427\u2500\u2501")
+NEXT_PART = re.compile(r"-{3,}\s?next part\s?-{3,}\s*$", re.IGNORECASE)  # Mailman's scrubber
+
+SIGNOFF = re.compile(
+    r"[\W_]{0,3}("
+    + _words(
+        _phrases(
+            """thanks|thank you|thanks again|thanks so much|thank you so much|many thanks|
+            with thanks|thx|cheers|regards|kind regards|best regards|warm regards|
+            warmest regards|kindest regards|best wishes|best|all the best|sincerely|
+            yours sincerely|sincerely yours|yours faithfully|yours truly|respectfully|
+            take care|love|with love|speak soon|greetings|viele grüße|viele grüsse|
+            liebe grüße|beste grüße|mit freundlichen grüßen|freundliche grüße|mfg|gruß|grüße|
+            lg|vg|cordialement|bien cordialement|bien à vous|salutations|merci|saludos|
+            un saludo|atentamente|gracias|un abrazo|cordiali saluti|distinti saluti|saluti|
+            grazie|met vriendelijke groet|vriendelijke groet|hartelijke groet|groeten|groet|
+            mvg|med vänliga hälsningar|vänliga hälsningar|hälsningar|mvh|vennlig hilsen|
+            med venlig hilsen|hilsen|pozdrawiam|z poważaniem|dziękuję|atenciosamente|abraços|
+            obrigado|obrigada|cumprimentos"""
+        )
+    )
+    + r")(?![^\W_])(.*)$",
+    re.IGNORECASE,
+)
+_NAME = r"[^\W\d_][\w.'-]{0,20}"
+SIGNATURE_DASH_NAME = re.compile(rf"(?:--?|—|–|~|//?)\s?{_NAME}(?:\s{_NAME})?$")  # "—Ryan", "-Carl"
+PHONE = re.compile(r"\+?\(?\d[\d ().-]{6,20}\d")
+URL = re.compile(r"(?:https?://|www\.)\S", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_][\w'’-]*")
+
+# --- footers -----------------------------------------------------------------------------------
+
+# "Sent from my iPhone" and friends, in the languages of the corpus.
+DEVICE_LINE = re.compile(
+    r"[\W_]{0,3}(?:"
+    r"(?:sent|sendt|envoyé|enviado|inviato|verzonden|gesendet|skickat|wysłano|lähetetty|"
+    r"odesláno|отправлено|enviada|get)\s+\[?(?:from|with|via|using|by|on|depuis|avec|de|desde|"
+    r"con|da|dal|met|vanaf|von|fra|från|z|ze|с|из|outlook)\b"
+    r"|from\s+my\s+\w|von\s+meinem\b.{0,60}\bgesendet|diese\s+nachricht\s+wurde\s+von\s+meinem\b"
+    r"|[^\W\d_]{1,20}\s+from\s+(?:my\s+)?(?:mobile|phone|iphone|ipad|android)\b"
+    r"|(?:從|从|发自|寄自)我的|iphoneから送信"
+    r").{0,140}$",
+    re.IGNORECASE,
+)
+# Paragraph openings of legal, confidentiality, environment and virus-scan footers.
+FOOTER_START = re.compile(
+    r"[\W_]{0,5}(?:"
+    r"(?:this|the|any)\s+(?:e-?mail|message|communication|transmission|information)\b.{0,160}"
+    r"\b(?:confidential|privileged|intended|scanned|virus|legally|nhs)"
+    r"|(?:the\s+)?information\s+(?:contained\s+)?in\s+this\s+(?:e-?mail|message)"
+    r"|if\s+you\s+(?:are\s+not\s+the\s+intended|have\s+received\s+this)"
+    r"|(?:please\s+)?(?:consider|think\s+of)\s+the\s+environment|think\s+before\s+you\s+print"
+    r"|(?:confidentiality|legal|privacy|email)\s+(?:notice|disclaimer|statement|warning)"
+    r"|disclaimer\b|confidential(?:ity)?\b.{0,40}$|nhs\s?mail\b"
+    r"|.{0,60}\b(?:has\s+been|was|were)\s+(?:scanned|checked)\s+(?:for|by)\b"
+    r"|questo\s+messaggio\s+e'?\s+stato\s+analizzato"
+    r"|(?:views|opinions)\s+expressed\s+in\s+this"
+    r"|registered\s+(?:in\s+england|office|charity|company)"
+    r")",
+    re.IGNORECASE,
+)
+LIST_FOOTER = re.compile(
+    r".{0,120}(?:mailing\s+list|listinfo|list-?unsubscribe|mailman|"
+    r"you\s+received\s+this\s+(?:message|email)\s+because\s+you\s+are\s+subscribed|"
+    r"unsubscribe\s+from\s+this\s+(?:group|list)|majordomo|attachment\s+was\s+scrubbed)",
+    re.IGNORECASE,
+)
+FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|[Mm]y|[Mm]e)\b")
+
+# --- predicates --------------------------------------------------------------------------------
+
+
+def is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+def is_quote(line: str) -> bool:
+    return bool(QUOTE_LINE.match(line) or SUPERCITE_LINE.match(line))
+
+
+def is_rule(line: str) -> bool:
+    s = line.strip()
+    return bool(s) and all(
+        c in _RULE_CHARS or c.isspace() or unicodedata.category(c) == "Pd" for c in s
+    )
+
+
+def is_sentence(line: str) -> bool:
+    words = line.split()
+    return len(words) >= 10 or (len(words) >= 6 and line.rstrip()[-1:] in ".!?:")
+
+
+def is_sig_like(line: str) -> bool:
+    """Short and not prose: a name, a job title, a phone number, an organisation."""
+    return len(line.strip()) <= 80 and not is_sentence(line)
+
+
+def is_sig_line(line: str) -> bool:
+    """What may follow a sign-off: signature-like and not the end of a sentence."""
+    return is_sig_like(line) and not ends_sentence(line)
+
+
+def ends_sentence(line: str) -> bool:
+    token = line.split()[-1]
+    word = token.rstrip(".!?…")
+    return word != token and len(word) >= 4 and word.isalpha() and word.islower()
+
+
+def is_signoff(line: str) -> bool:
+    match = SIGNOFF.match(line.strip()) if len(line) <= 120 else None
+    if match is None:
+        return False
+    # Only a name may follow on the same line: "Regards, Jane" yes, "Thanks for reading" no.
+    rest = _WORD.findall(match.group(2))
+    return len(rest) <= 3 and all(word[0].isupper() for word in rest)
+
+
+def names_sender(line: str, sender_name: str) -> bool:
+    """A line that is the sender's name (maybe with a short title) or carries their address."""
+    name = sender_name.casefold()
+    folded = line.strip(" \t-—~/,.").casefold()
+    if len(name) < 3:
+        return False
+    if "@" in name:
+        return name in folded
+    if folded == name or folded == name.split()[0]:
+        return True
+    # "Jane Doe, Staff Nurse" yes; "Jane Doe rang them herself." is a sentence of the story.
+    rest = folded.removeprefix(name)
+    return " " in name and rest != folded and len(rest.split()) <= 4 and not ends_sentence(line)
+
+
+def is_contact(line: str, sender_name: str) -> bool:
+    if PHONE.search(line) or EMAIL.search(line) or URL.search(line):
+        return True
+    return names_sender(line, sender_name)
+
+
+def is_device(line: str) -> bool:
+    return len(line) <= 200 and DEVICE_LINE.match(line.strip()) is not None
+
+
+def has_link(paragraph: list[str]) -> bool:
+    return any(URL.search(line) or EMAIL.search(line) for line in paragraph[:40])
+
+
+def ends_attribution(span: str) -> bool:
+    """ "… wrote:" / "… wrote ----", or a verb-first "… schrieb am <date> um 11:53 Uhr:"."""
+    tail = span.rstrip(" \t\u00a0-")
+    colon = tail.endswith((":", "："))
+    if not colon and len(span) - len(tail) < 2:
+        return False
+    words = tail.rstrip(" \t\u00a0:：").rsplit(None, 1)
+    last = words[-1].casefold() if words else ""
+    if last in ATTRIBUTION_VERBS or last.strip("\"'<>()") in ATTRIBUTION_VERBS:
+        return True
+    if last.endswith(("写道", "寫道")):
+        return True
+    folded = span[-280:].casefold()
+    return (
+        colon
+        and any(verb in folded for verb in VERBS_FIRST)
+        and ATTRIBUTION_VERB_FIRST.search(span[-280:]) is not None
+    )
+
+
+def trivial_words(text: str) -> set[str] | None:
+    """The words of a forwarder's note if they are all filler ("FYI", "see below"), else None."""
+    words = {word.casefold() for word in _WORD.findall(text)}
+    return words if len(words) <= 20 and words <= TRIVIAL_WORDS else None
+
+
+# --- line-list helpers -------------------------------------------------------------------------
+
+
+def skip_blank(lines: list[str], i: int) -> int:
+    while i < len(lines) and is_blank(lines[i]):
+        i += 1
+    return i
+
+
+def join(lines: list[str]) -> str:
+    """Lines joined, without leading or trailing blank lines."""
+    start = skip_blank(lines, 0)
+    end = len(lines)
+    while end > start and is_blank(lines[end - 1]):
+        end -= 1
+    return "\n".join(lines[start:end])
+
+
+def join_parts(*parts: str) -> str:
+    return "\n\n".join(part for part in parts if part)
+
+
+def nonblank_above(lines: list[str], start: int, limit: int) -> list[int]:
+    """Indexes of up to `limit` non-blank lines above `start`, nearest first."""
+    found: list[int] = []
+    for k in range(start - 1, -1, -1):
+        if not is_blank(lines[k]):
+            found.append(k)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def dequote(line: str) -> str:
+    stripped = line.lstrip(" \t")
+    if not stripped.startswith(">"):
+        return line
+    return stripped[2:] if stripped.startswith("> ") else stripped[1:]
