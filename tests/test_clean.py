@@ -1,6 +1,6 @@
 """Tests for intake.clean: hand-written cases, pathological input and the public corpus.
 
-The corpus tests read /work/shared/corpus (or $STORY_CORPUS) and skip when it is absent.
+The corpus tests use the ``corpus`` fixture (../shared/corpus or $STORY_CORPUS).
 Fixture families and what their expected files mean are described in its SOURCES.md.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email
 import json
-import os
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -286,15 +285,6 @@ def test_clean_pathological_input_completes(body: str) -> None:
 # --- the public corpus -------------------------------------------------------------------------
 
 
-def _corpus() -> Path:
-    configured = os.environ.get("STORY_CORPUS")
-    default = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-    root = Path(configured) if configured else default
-    if not (root / "MANIFEST.tsv").is_file():
-        pytest.skip(f"story corpus not found at {root} (set STORY_CORPUS to its directory)")
-    return root
-
-
 def _normalise(text: str) -> str:
     """Trailing spaces per line and leading/trailing blank lines do not count."""
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
@@ -377,8 +367,8 @@ def _talon_cases(root: Path) -> list[_Case]:
 PASS_RATE_FLOOR = 0.90
 
 
-def test_clean_corpus_pass_rate(capsys: pytest.CaptureFixture[str]) -> None:
-    root = _corpus()
+def test_clean_corpus_pass_rate(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = corpus
     cases = _talon_cases(root) + _trimmer_cases(root)
     rate = sum(case.passed for case in cases) / len(cases)
     with capsys.disabled():
@@ -390,8 +380,8 @@ def test_clean_corpus_pass_rate(capsys: pytest.CaptureFixture[str]) -> None:
     assert rate >= PASS_RATE_FLOOR
 
 
-def test_clean_never_raises_on_corpus_bodies() -> None:
-    root = _corpus()
+def test_clean_never_raises_on_corpus_bodies(corpus: Path) -> None:
+    root = corpus
     rows = (line.split("\t") for line in (root / "MANIFEST.tsv").read_text().splitlines()[1:])
     paths = [root / row[0] for row in rows if len(row) > 1 and row[1] == "body-text"]
     assert paths
