@@ -18,6 +18,7 @@ _MAX_ATTRIBUTION = 400  # characters in a (wrapped) "On … wrote:" span
 _ATTRIBUTION_LINES = 5  # lines one may span: Gmail wraps long names and addresses
 _HEADER_WINDOW = 12  # lines an Outlook header block may span, wrapped Subject included
 _MAX_FORWARD_DEPTH = 3  # forwards of forwards are unwrapped this deep
+_MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own story
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +64,16 @@ def _clean_lines(lines: list[str], sender_name: str, depth: int) -> Cleaned:
     if all(p.is_rule(line) or p.is_blank(line) for line in signature):
         footer, signature = signature + footer, []  # a bare "--" above "Sent from my phone"
     text = p.join(own)
-    if depth < _MAX_FORWARD_DEPTH and split.body is not None and _is_forward_note(
-        text, signature, split.kind
-    ):
-        # The forwarder only wrote a note such as "FYI": the forwarded message is the story.
+    filler = _is_forward_note(text, signature, split.kind)
+    # A short note above an explicit forward ("forwarding this from someone I support, she is
+    # happy for you to use it") covers the story rather than telling one.
+    covering = split.kind == "forward" and len(text.split()) <= _MAX_COVERING_WORDS
+    if depth < _MAX_FORWARD_DEPTH and split.body is not None and (filler or covering):
+        # The forwarded message is the story; a covering note stays in front of it because it
+        # often says what the team may do with the story.
         inner = _clean_lines(split.body, "", depth + 1)
         return Cleaned(
-            text=inner.text,
+            text=p.join_parts("" if filler else text, inner.text),
             quoted=p.join_parts(p.join(split.before), p.join(split.header), inner.quoted),
             signature=p.join_parts(p.join(signature), inner.signature),
             footer=p.join_parts(p.join(footer), inner.footer),

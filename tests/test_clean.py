@@ -192,8 +192,18 @@ def test_clean_apple_quoted_forward_becomes_story() -> None:
     assert result.text == STORY
 
 
-def test_clean_forward_with_own_text_keeps_forwarder_words() -> None:
+def test_clean_forward_with_covering_note_is_the_forwarded_story() -> None:
+    # Found in samples/stories/14: a support worker's note above a victim's forwarded story.
     own = "My neighbour wrote this about her father; I am sending it with her permission."
+    result = clean(f"{own}\n\n{FORWARD_HEADER}{STORY}\n")
+    assert result.forwarded
+    assert result.text.startswith(own)  # the note often says how the story may be used
+    assert STORY.splitlines()[0] in result.text
+    assert "Forwarded message" not in result.text
+
+
+def test_clean_forward_below_the_forwarders_own_story_stays_quoted() -> None:
+    own = " ".join(["My own experience with the council was different again."] * 10)
     result = clean(f"{own}\n\n{FORWARD_HEADER}{STORY}\n")
     assert not result.forwarded
     assert result.text == own
