@@ -13,12 +13,14 @@ import logging
 import os
 import sys
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from config.settings import Settings, load_settings
 from intake import report
@@ -26,8 +28,23 @@ from intake.errors import ConfigError, PipelineError
 from intake.fetch import ImapSettings, ImapSource
 from intake.maildir import MaildirSettings, MaildirSource, open_maildir
 from intake.parse import parse
-from intake.records import Batch, MailboxState, Quarantined, RawMessage, RunCounts, Story
+from intake.records import (
+    Batch,
+    MailboxState,
+    Quarantined,
+    RawMessage,
+    RunCounts,
+    Story,
+    Triage,
+)
 from intake.store import Store
+from triage.evaluate import evaluate, format_report
+from triage.examples import load_examples, story_from_text, training_files
+from triage.rules import TagSettings
+from triage.tag import Tagger, load_or_train, load_tagger, model_key, tag_many
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 log = logging.getLogger("story_intake")
 ROOT = Path(__file__).resolve().parent
@@ -44,11 +61,6 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-# The per-message stages, in order. Each takes one record and returns the next; an exception in
-# any of them quarantines that message (with the stage's name) and the run goes on.
-STAGES: tuple[tuple[str, Callable[[RawMessage], Story]], ...] = (("parse", parse),)
-
-
 def open_source(settings: ImapSettings | MaildirSettings) -> Source:
     """The source the ``[mailbox]`` section names."""
     if isinstance(settings, ImapSettings):
@@ -56,33 +68,70 @@ def open_source(settings: ImapSettings | MaildirSettings) -> Source:
     return MaildirSource(settings)
 
 
-def run_once(settings: Settings, now: datetime, source: Source | None = None) -> RunCounts:
-    """One pass: fetch what is new, parse it, store it, then mark it on the server.
+def run_once(
+    settings: Settings, now: datetime, source: Source | None = None, tagger: Tagger | None = None
+) -> RunCounts:
+    """One pass: fetch what is new, parse and tag it, store it, then mark it on the server.
 
-    ``source`` defaults to the one ``[mailbox]`` names.
+    ``source`` and ``tagger`` default to the ones the settings name.
     """
     counts = RunCounts()
+    tagger = tagger or load_tagger(settings.tagger)
     source = source or open_source(settings.mailbox)
     with Store(settings.store) as store, closing(source):
         state = source.open()
         _finish_pending_marks(source, store, state)
         for batch in source.fetch_new(state, store.last_uid(state)):
-            counts = _add(counts, _handle_batch(batch, state, source, store, now))
+            counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
     return counts
 
 
-def _handle_batch(
-    batch: Batch, state: MailboxState, source: Source, store: Store, now: datetime
-) -> RunCounts:
-    parsed: list[tuple[RawMessage, Story]] = []
+def process(
+    raws: Sequence[RawMessage], tagger: Tagger
+) -> tuple[list[tuple[RawMessage, Story, Triage]], list[Quarantined]]:
+    """The per-message stages in order, parse then tag; a failure quarantines that message."""
+    stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws], _parse_each)
+    triages, untagged = run_stage("tag", stories, partial(tag_many, tagger=tagger))
+    story_of = {raw.key: story for raw, story in stories}
+    done = [(raw, story_of[raw.key], triage) for raw, triage in triages]
+    return done, unparsed + untagged
+
+
+def _parse_each(raws: Sequence[RawMessage]) -> list[Story]:
+    return [parse(raw) for raw in raws]
+
+
+def run_stage(
+    stage: str, items: Sequence[tuple[RawMessage, In]], handler: Callable[[list[In]], Sequence[Out]]
+) -> tuple[list[tuple[RawMessage, Out]], list[Quarantined]]:
+    """Apply a stage to a whole batch (spaCy is much faster on batches); if it fails, again item
+    by item, so that only the message that breaks it is quarantined and the rest go on."""
+    done: list[tuple[RawMessage, Out]] = []
     failed: list[Quarantined] = []
-    for raw in batch.messages:
-        outcome = process(raw)
-        if isinstance(outcome, Quarantined):
-            failed.append(outcome)
-        else:
-            parsed.append((raw, outcome))
-    result = store.commit_batch(state, batch.last_uid, parsed, failed, now)
+    pending = deque([list(items)] if items else [])
+    while pending:
+        group = pending.popleft()
+        try:
+            outputs = handler([item for _, item in group])
+        except Exception as err:  # the one broad except: quarantine, never lose, never crash
+            if len(group) > 1:
+                pending.extendleft(reversed([[one] for one in group]))
+                continue
+            reason = f"{type(err).__name__}: {err}"[:500]
+            failed.append(Quarantined(group[0][0], stage, reason, traceback.format_exc(limit=20)))
+            continue
+        done.extend((raw, out) for (raw, _), out in zip(group, outputs, strict=True))
+    return done, failed
+
+
+def _handle_batch(
+    batch: Batch, state: MailboxState, source: Source, store: Store, tagger: Tagger,
+    now: datetime,
+) -> RunCounts:  # fmt: skip
+    done, failed = process(batch.messages, tagger)
+    parsed = [(raw, story) for raw, story, _ in done]
+    triages = {story.story_id: triage for _, story, triage in done}
+    result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
     # Only now that the store has committed may the server be told.
     uids = [raw.uid for raw in batch.messages]
     source.mark_stored(uids)
@@ -93,21 +142,9 @@ def _handle_batch(
         batch.last_uid, len(batch.messages), result.stored, result.duplicates,
         result.quarantined, too_large,
     )  # fmt: skip
-    return RunCounts(len(batch.messages), result.stored, result.duplicates, result.quarantined,
-                     too_large)  # fmt: skip
-
-
-def process(raw: RawMessage) -> Story | Quarantined:
-    """Run one message through the stages; any failure becomes a Quarantined record."""
-    story: Story | None = None
-    for stage, handler in STAGES:
-        try:
-            story = handler(raw)
-        except Exception as err:  # the one broad except: quarantine, never lose, never crash
-            reason = f"{type(err).__name__}: {err}"[:500]
-            return Quarantined(raw, stage, reason, traceback.format_exc(limit=20))
-    assert story is not None
-    return story
+    return RunCounts(fetched=len(batch.messages), stored=result.stored,
+                     duplicates=result.duplicates, quarantined=result.quarantined,
+                     too_large=too_large, tagged=result.stored)  # fmt: skip
 
 
 def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:
@@ -130,19 +167,35 @@ def _add(a: RunCounts, b: RunCounts) -> RunCounts:
     return RunCounts(**{k: v + asdict(b)[k] for k, v in asdict(a).items()})
 
 
-def requeue(settings: Settings, now: datetime) -> tuple[int, int]:
+def requeue(settings: Settings, now: datetime, tagger: Tagger | None = None) -> tuple[int, int]:
     """Retry every quarantined message; returns (released, still quarantined)."""
     released = still = 0
+    tagger = tagger or load_tagger(settings.tagger)
     with Store(settings.store) as store:
         for entry in store.quarantined():
-            outcome = process(entry.raw)
-            if isinstance(outcome, Quarantined):
-                store.requarantine(entry.id, outcome.stage, outcome.reason, outcome.detail)
+            done, failed = process([entry.raw], tagger)
+            for item in failed:
+                store.requarantine(entry.id, item.stage, item.reason, item.detail)
                 still += 1
-            else:
-                store.release(entry.id, outcome, entry.raw, now)
+            for raw, story, triage in done:
+                store.release(entry.id, story, raw, triage, now)
                 released += 1
     return released, still
+
+
+def train_model(settings: TagSettings) -> str:
+    """Train (or find cached) the tagger's model; returns where it is."""
+    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
+    load_or_train(examples, settings)
+    path = Path(settings.model_dir) / model_key(examples, settings)
+    return f"model for {len(examples)} training examples: {path}"
+
+
+def evaluate_model(settings: TagSettings) -> str:
+    """Tag the held-out evaluation set and report how the tags compare with its labels."""
+    gold = load_examples([Path(settings.data_dir) / "eval.jsonl"], settings.theme_names)
+    predicted = tag_many([story_from_text(e.id, e.text) for e in gold], load_tagger(settings))
+    return format_report(evaluate(gold, predicted, settings.theme_names))
 
 
 def seed_demo(settings: Settings) -> int:
@@ -175,7 +228,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             return _once(settings, started_at, args.json)
         if args.command == "demo":
             return _demo(settings, started_at)
-        if args.command == "requeue":
+        if args.command == "train":
+            print(train_model(settings.tagger))
+        elif args.command == "evaluate":
+            print(evaluate_model(settings.tagger))
+        elif args.command == "requeue":
             released, still = requeue(settings, started_at)
             print(json.dumps({"released": released, "quarantined": still}))
         elif args.command == "status":
@@ -230,6 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="every story with its triage")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     commands.add_parser("requeue", help="retry quarantined messages")
+    commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
+    commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")
     commands.add_parser("demo", help="the whole pipeline on the embedded default")
     return parser

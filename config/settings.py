@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from config.schema import build, check
+from config.themes import DEFAULT_THEMES, load_themes
 from intake.errors import ConfigError
 from intake.fetch import ImapSettings
 from intake.maildir import MaildirSettings
 from intake.store import StoreSettings
+from triage.rules import TagSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    tagger: TagSettings = field(default_factory=lambda: load_themes(DEFAULT_THEMES))
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -114,14 +117,19 @@ _SECTIONS: dict[str, type[Any]] = {
 
 
 def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
-    """Read and validate the TOML file at ``path``; secrets come from ``environ``."""
+    """Read and validate the TOML file at ``path``; secrets come from ``environ``.
+
+    The tagger's vocabulary is ``themes.toml`` beside it, or the shipped one when there is none.
+    """
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise ConfigError(f"config file not found: {path}") from err
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigError(f"config file {path} cannot be read: {err}") from err
-    return settings_from(document, environ)
+    themes = path.parent / "themes.toml"
+    tagger = load_themes(themes if themes.exists() else DEFAULT_THEMES)
+    return dataclasses.replace(settings_from(document, environ), tagger=tagger)
 
 
 def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:

@@ -103,6 +103,39 @@ class Story:
     source: tuple[str, int, int]
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a label was given: a span of ``Story.text`` (``text == story.text[start:end]``)."""
+
+    label: str
+    rule: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """The tagger's judgement on one story.
+
+    ``kind`` is ``story``, ``request:<type>`` or ``automated``. ``scores`` holds every theme's
+    score in [0, 1]; ``themes`` those at or above their threshold; ``evidence`` the spans behind
+    every theme and behind a request kind. ``review_reasons`` says why a person should look.
+    """
+
+    story_id: str
+    kind: str
+    themes: tuple[str, ...]
+    scores: tuple[tuple[str, float], ...]
+    evidence: tuple[Evidence, ...]
+    review_reasons: tuple[str, ...]
+
+    @property
+    def needs_review(self) -> bool:
+        """True when the tagger is unsure and a person should look."""
+        return bool(self.review_reasons)
+
+
 class StoryStatus(StrEnum):
     """Where a stored story has got to."""
 

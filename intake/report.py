@@ -1,7 +1,7 @@
 """What the command line prints: export rows, the counts line, the demo summary. Stdlib only.
 
-Fields that later stages fill (kind, themes, scores, evidence, needs_review, acknowledgement)
-are empty until those stages exist: null or empty, never invented.
+Fields a stage has not filled (a story stored before tagging, or the acknowledgement until
+that stage exists) are null or empty, never invented.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from intake.records import RunCounts
+from intake.records import RunCounts, Triage
 from intake.store import Store
 
 EXPORT_FIELDS = (
     "story_id", "sender", "sender_name", "subject", "sent_at", "received_at", "kind", "themes",
-    "scores", "evidence", "needs_review", "acknowledgement", "quarantined", "text", "words",
-    "attachments", "defects",
+    "scores", "evidence", "needs_review", "review_reasons", "acknowledgement", "quarantined",
+    "text", "words", "attachments", "defects",
 )  # fmt: skip
 
 
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:
     """One plain dict per stored story, then one per quarantined message."""
-    for story in store.stories():
+    for story, triage in store.triaged():
         yield {
             "story_id": story.story_id,
             "sender": story.sender.address,
@@ -33,7 +33,7 @@ def export_rows(store: Store) -> Iterator[dict[str, Any]]:
             "subject": story.subject,
             "sent_at": story.sent_at.isoformat() if story.sent_at else None,
             "received_at": story.received_at.isoformat(),
-            "kind": None, "themes": [], "scores": {}, "evidence": {}, "needs_review": None,
+            **_triage_fields(triage),
             "acknowledgement": None, "quarantined": None,
             "text": story.text,
             "words": len(story.text.split()),
@@ -46,8 +46,22 @@ def export_rows(store: Store) -> Iterator[dict[str, Any]]:
             "story_id": f"sha256:{digest}",
             "received_at": entry.raw.internal_at.isoformat(),
             "themes": [], "scores": {}, "evidence": {}, "attachments": [], "defects": [],
+            "review_reasons": [],
             "quarantined": f"{entry.stage}: {entry.reason}",
         }  # fmt: skip
+
+
+def _triage_fields(triage: Triage | None) -> dict[str, Any]:
+    if triage is None:  # stored before it could be tagged: empty, never invented
+        return {"kind": None, "themes": [], "scores": {}, "evidence": {}, "needs_review": None,
+                "review_reasons": []}  # fmt: skip
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    for item in triage.evidence:
+        evidence.setdefault(item.label, []).append(
+            {"text": item.text, "start": item.start, "end": item.end, "rule": item.rule})
+    return {"kind": triage.kind, "themes": list(triage.themes), "scores": dict(triage.scores),
+            "evidence": evidence, "needs_review": triage.needs_review,
+            "review_reasons": list(triage.review_reasons)}  # fmt: skip
 
 
 def export(store: Store, fmt: str, out: TextIO) -> None:
@@ -74,12 +88,12 @@ def counts_line(counts: RunCounts) -> str:
 
 def demo_summary(store: Store, out: TextIO) -> None:
     """A short table of what was stored, for ``make demo``: references and shapes, no text."""
-    out.write(f"{'story_id':<46} {'words':>5} {'quoted':>6} {'attach':>6}  defects\n")
-    for story in store.stories():
-        out.write(
-            f"{story.story_id[:46]:<46} {len(story.text.split()):>5} "
-            f"{'yes' if story.quoted else '-':>6} {len(story.attachments):>6}  "
-            f"{','.join(story.defects) or '-'}\n"
-        )
+    out.write(f"{'story_id':<40} {'words':>5}  {'kind':<20} themes (review)\n")
+    for story, triage in store.triaged():
+        kind = triage.kind if triage else "-"
+        themes = ",".join(triage.themes) if triage and triage.themes else "-"
+        review = f" ({','.join(triage.review_reasons)})" if triage and triage.needs_review else ""
+        out.write(f"{story.story_id[:40]:<40} {len(story.text.split()):>5}  {kind:<20} "
+                  f"{themes}{review}\n")  # fmt: skip
     for entry in store.quarantined():
         out.write(f"quarantined uid={entry.raw.uid}: {entry.stage}: {entry.reason[:80]}\n")

@@ -129,3 +129,15 @@ runs = Table(
     Column("counts", JSON, nullable=False),
     Column("error", Text),
 )
+
+triage = Table(
+    "triage",
+    metadata,
+    Column("story_id", String, ForeignKey("stories.story_id"), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("themes", JSON, nullable=False),
+    Column("scores", JSON, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("review_reasons", JSON, nullable=False),
+    Column("tagged_at", UtcDateTime, nullable=False),
+)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,16 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from intake import schema
+from intake import rows, schema
 from intake.errors import StoreError
 from intake.records import (
-    Address,
-    Attachment,
     MailboxState,
     Quarantined,
     RawMessage,
     Story,
-    StoryStatus,
+    Triage,
 )
 
 
@@ -113,8 +111,10 @@ class Store:
         parsed: Sequence[tuple[RawMessage, Story]],
         failed: Sequence[Quarantined],
         now: datetime,
+        triages: Mapping[str, Triage] | None = None,
     ) -> BatchResult:
-        """Store a batch, its quarantine, its pending marks and its checkpoint, atomically."""
+        """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically."""
+        triages = triages or {}
         with self._begin() as conn:
             ids = [story.story_id for _, story in parsed]
             known = set(
@@ -124,15 +124,18 @@ class Store:
             )
             fresh = _first_of_each(parsed, known)
             if fresh:
-                conn.execute(insert(schema.stories), [_story_row(s, now) for _, s in fresh])
-                conn.execute(insert(schema.raw_messages), [_raw_row(r, s) for r, s in fresh])
+                conn.execute(insert(schema.stories), [rows.story_row(s, now) for _, s in fresh])
+                conn.execute(insert(schema.raw_messages), [rows.raw_row(r, s) for r, s in fresh])
+                tagged = [triages[s.story_id] for _, s in fresh if s.story_id in triages]
+                if tagged:
+                    conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in tagged])
             for item in failed:
                 _quarantine(conn, item, now)
             uids = [r.uid for r, _ in parsed] + [q.raw.uid for q in failed]
             if uids:
-                rows = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
-                        for u in uids]  # fmt: skip
-                conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), rows)
+                marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
+                         for u in uids]  # fmt: skip
+                conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), marks)
             if state.uidvalidity:
                 _checkpoint(conn, state, last_uid, now)
         return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed))
@@ -165,10 +168,12 @@ class Store:
     def quarantined(self) -> list[QuarantineEntry]:
         """Every message in quarantine, oldest first."""
         with self._connect() as conn:
-            rows = conn.execute(select(schema.quarantine).order_by(schema.quarantine.c.id))
-            return [_quarantine_entry(r._mapping) for r in rows]
+            found = conn.execute(select(schema.quarantine).order_by(schema.quarantine.c.id))
+            return [_quarantine_entry(r._mapping) for r in found]
 
-    def release(self, entry_id: int, story: Story, raw: RawMessage, now: datetime) -> bool:
+    def release(
+        self, entry_id: int, story: Story, raw: RawMessage, triage: Triage, now: datetime
+    ) -> bool:
         """Move a requeued message out of quarantine into the stories; False if a duplicate."""
         with self._begin() as conn:
             conn.execute(delete(schema.quarantine).where(schema.quarantine.c.id == entry_id))
@@ -177,8 +182,9 @@ class Store:
             )
             if conn.execute(exists).first():
                 return False
-            conn.execute(insert(schema.stories), [_story_row(story, now)])
-            conn.execute(insert(schema.raw_messages), [_raw_row(raw, story)])
+            conn.execute(insert(schema.stories), [rows.story_row(story, now)])
+            conn.execute(insert(schema.raw_messages), [rows.raw_row(raw, story)])
+            conn.execute(insert(schema.triage), [rows.triage_row(triage, now)])
             return True
 
     def requarantine(self, entry_id: int, stage: str, reason: str, detail: str) -> None:
@@ -207,7 +213,7 @@ class Store:
             failed = select(schema.runs).where(runs.error.is_not(None))
             last_error = conn.execute(failed.order_by(runs.id.desc()).limit(1)).first()
             return {
-                "checkpoints": [{k: _plain(v) for k, v in row.items()} for row in cp],
+                "checkpoints": [{k: rows.plain(v) for k, v in row.items()} for row in cp],
                 "stories": conn.execute(select(func.count()).select_from(schema.stories)).scalar(),
                 "quarantined": conn.execute(
                     select(func.count()).select_from(schema.quarantine)
@@ -215,16 +221,41 @@ class Store:
                 "pending_marks": conn.execute(
                     select(func.count()).select_from(schema.pending_marks)
                 ).scalar(),
-                "last_run": _run_summary(last),
-                "last_error": _run_summary(last_error),
+                "last_run": rows.run_summary(last),
+                "last_error": rows.run_summary(last_error),
             }
 
     def stories(self) -> Iterator[Story]:
         """Every stored story, in the order received."""
-        query = select(schema.stories).order_by(schema.stories.c.received_at)
+        for story, _ in self.triaged():
+            yield story
+
+    def triaged(self) -> Iterator[tuple[Story, Triage | None]]:
+        """Every stored story with its triage (None if not tagged yet), in the order received."""
+        stories, triage = schema.stories, schema.triage
+        query = (
+            select(stories, *[c.label(f"triage_{c.name}") for c in triage.c])
+            .outerjoin(triage, triage.c.story_id == stories.c.story_id)
+            .order_by(stories.c.received_at, stories.c.story_id)
+        )
         with self._connect() as conn:
             for row in conn.execute(query).mappings():
-                yield _row_story(row)
+                yield rows.row_story(row), rows.row_triage(row)
+
+    def untagged(self) -> Iterator[Story]:
+        """Stored stories without a triage (stored before tagging existed, or tag failed)."""
+        for story, triage in self.triaged():
+            if triage is None:
+                yield story
+
+    def save_triage(self, triages: Sequence[Triage], now: datetime) -> None:
+        """Store (or replace) the triage of already-stored stories."""
+        if not triages:
+            return
+        with self._begin() as conn:
+            ids = [t.story_id for t in triages]
+            conn.execute(delete(schema.triage).where(schema.triage.c.story_id.in_(ids)))
+            conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in triages])
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -304,58 +335,8 @@ def _checkpoint(conn: Any, state: MailboxState, last_uid: int, now: datetime) ->
     ))  # fmt: skip
 
 
-def _story_row(story: Story, now: datetime) -> dict[str, Any]:
-    # Field by field: dataclasses.asdict deep-copies every record and was 6% of a run.
-    mailbox, uidvalidity, uid = story.source
-    return {
-        "story_id": story.story_id, "mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid,
-        "sender_name": story.sender.name, "sender_address": story.sender.address,
-        "recipients": [{"name": r.name, "address": r.address} for r in story.recipients],
-        "subject": story.subject, "sent_at": story.sent_at, "received_at": story.received_at,
-        "text": story.text, "quoted": story.quoted, "signature": story.signature,
-        "footer": story.footer, "forwarded": story.forwarded, "html_only": story.html_only,
-        "attachments": [{"name": a.name, "content_type": a.content_type, "size": a.size}
-                        for a in story.attachments],
-        "defects": list(story.defects), "headers": [list(h) for h in story.headers],
-        "status": StoryStatus.RECEIVED.value, "stored_at": now,
-    }  # fmt: skip
-
-
-def _row_story(row: Any) -> Story:
-    return Story(
-        story_id=row["story_id"],
-        sender=Address(row["sender_name"], row["sender_address"]),
-        recipients=tuple(Address(**a) for a in row["recipients"]),
-        subject=row["subject"], sent_at=row["sent_at"], received_at=row["received_at"],
-        text=row["text"], quoted=row["quoted"], signature=row["signature"],
-        footer=row["footer"], forwarded=row["forwarded"], html_only=row["html_only"],
-        attachments=tuple(Attachment(**a) for a in row["attachments"]),
-        defects=tuple(row["defects"]),
-        headers=tuple((h[0], h[1]) for h in row["headers"]),
-        source=(row["mailbox"], row["uidvalidity"], row["uid"]),
-    )  # fmt: skip
-
-
-def _raw_row(raw: RawMessage, story: Story) -> dict[str, Any]:
-    return {"story_id": story.story_id, "internal_at": raw.internal_at, "size": raw.size,
-            "too_large": raw.too_large, "data": raw.data}  # fmt: skip
-
-
 def _quarantine_entry(row: Any) -> QuarantineEntry:
     raw = RawMessage(row["mailbox"], row["uidvalidity"], row["uid"], row["internal_at"],
                      row["size"], row["data"], row["too_large"])  # fmt: skip
     return QuarantineEntry(row["id"], raw, row["stage"], row["reason"], row["attempts"],
                            row["quarantined_at"])  # fmt: skip
-
-
-def _run_summary(row: Any) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    m = row._mapping
-    return {"command": m["command"], "started_at": _plain(m["started_at"]),
-            "finished_at": _plain(m["finished_at"]), "counts": m["counts"],
-            "error": m["error"]}  # fmt: skip
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value

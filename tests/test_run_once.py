@@ -165,7 +165,7 @@ def test_run_once_stage_failure_quarantines_then_requeue_releases(
     def broken(raw: object) -> object:
         raise RuntimeError("injected fault in the parse stage")
 
-    monkeypatch.setattr(run_pipeline, "STAGES", (("parse", broken),))
+    monkeypatch.setattr(run_pipeline, "parse", broken)
     counts = run_once(maildir_settings, now)
     assert (counts.fetched, counts.stored, counts.quarantined) == (2, 0, 2)
     assert requeue(maildir_settings, now) == (0, 2)  # still broken: kept, attempts counted

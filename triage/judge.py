@@ -1,0 +1,115 @@
+"""Tag stage, the judgement: classifier scores and rule hits -> Triage. Stdlib only.
+
+``triage.tag`` reads a spaCy Doc into a ``Reading`` of plain values; everything from there to
+the Triage record (kind, scores, themes, evidence, review reasons) happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from intake.records import Evidence, Story, Triage
+from triage.rules import (
+    AUTOMATED,
+    STORY,
+    WITHDRAWAL,
+    WEAK_HIT,
+    TagSettings,
+    automated_reason,
+    combine,
+    review_reasons,
+)
+
+# A withdrawal rule hit in a message the classifier reads as a story still makes it a
+# withdrawal when the story is this short, or the classifier gives withdrawal this much.
+WITHDRAWAL_SHORT_WORDS = 80
+WITHDRAWAL_MIN_PROBABILITY = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One rule match: which table of themes.toml, which entry, which rule, where."""
+
+    section: str
+    name: str
+    rule: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the spaCy pipeline found in one story's text."""
+
+    cats: Mapping[str, float]
+    hits: tuple[Hit, ...]
+    words: int
+
+
+def judge(
+    story: Story,
+    reading: Reading,
+    settings: TagSettings,
+    trained: frozenset[str],
+    explain: Callable[[str], Hit | None],
+) -> Triage:
+    """The Triage for one story; ``explain(theme)`` finds evidence when no rule matched."""
+    kind, confidence, kind_hits = decide_kind(story, reading)
+    scores = {t.name: theme_score(t.name, reading, trained, settings) for t in settings.themes}
+    thresholds = {t.name: t.threshold for t in settings.themes}
+    themes = tuple(n for n in settings.theme_names if scores[n] >= thresholds[n])
+    if kind != STORY:
+        themes = ()  # requests and automated mail refer to themes; they do not tell a story
+    hits = list(kind_hits)
+    for theme in themes:
+        found = [h for h in reading.hits if h.section == "themes" and h.name == theme]
+        fallback = explain(theme) if not found else None
+        hits += found or ([fallback] if fallback else [])
+    reasons = review_reasons(kind, confidence, scores, thresholds, reading.words, settings,
+                             story.defects)  # fmt: skip
+    return Triage(
+        story_id=story.story_id,
+        kind=kind,
+        themes=themes,
+        scores=tuple(scores.items()),
+        evidence=tuple(Evidence(h.name, h.rule, h.start, h.end, h.text) for h in hits),
+        review_reasons=reasons,
+    )
+
+
+def theme_score(theme: str, reading: Reading, trained: frozenset[str], s: TagSettings) -> float:
+    """Classifier probability and distinct evidence phrases, combined (see rules.combine)."""
+    mine = [h for h in reading.hits if h.section == "themes" and h.name == theme]
+    strong = {h.text.lower() for h in mine if not h.rule.startswith("weak-")}
+    weak = {h.text.lower() for h in mine if h.rule.startswith("weak-")} - strong
+    model = float(reading.cats[theme]) if theme in trained and theme in reading.cats else None
+    return combine(model, len(strong) + WEAK_HIT * len(weak), s.model_weight,
+                   s.evidence_saturation)  # fmt: skip
+
+
+def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, ...]]:
+    """The message's kind, the confidence in it, and the rule hits behind a request."""
+    if automated_reason(story):
+        return AUTOMATED, 1.0, ()
+    kinds = {k: float(v) for k, v in reading.cats.items() if _is_kind(k)}
+    kind, confidence = max(kinds.items(), key=lambda kv: kv[1]) if kinds else (STORY, 1.0)
+    withdrawal = tuple(
+        h for h in reading.hits if h.section == "requests" and f"request:{h.name}" == WITHDRAWAL
+    )
+    # Withdrawals must never be missed: a rule hit overrides the classifier unless the message
+    # is a long story that the classifier is sure is not a withdrawal.
+    if withdrawal and kind != WITHDRAWAL and kind != AUTOMATED and (
+        reading.words <= WITHDRAWAL_SHORT_WORDS
+        or kinds.get(WITHDRAWAL, 0.0) >= WITHDRAWAL_MIN_PROBABILITY
+        or kind.startswith("request:")
+    ):
+        return WITHDRAWAL, kinds.get(WITHDRAWAL, 0.0), withdrawal
+    if kind == WITHDRAWAL:
+        return kind, confidence, withdrawal
+    return kind, confidence, ()
+
+
+def _is_kind(label: str) -> bool:
+    return label in (STORY, AUTOMATED) or label.startswith("request:")
