@@ -12,6 +12,8 @@ Fixtures:
 - ``corpus`` (session): the real-world mail in ``../shared/corpus`` (or ``$STORY_CORPUS``);
   skips with the reason when neither exists.
 - ``now``: a fixed aware UTC instant.
+- ``tagger`` (session): the theme tagger for the shipped themes.toml, trained once from
+  triage/data into the model cache (var/model) and reused by every test and subprocess.
 Helpers: ``story_message()`` builds a synthetic story email as bytes; ``nested_message()`` one
 nested many multiparts deep.
 """
@@ -40,9 +42,11 @@ import pytest
 from imapclient import IMAPClient
 
 from config.settings import Settings
+from config.themes import DEFAULT_THEMES, load_themes
 from intake.fetch import ImapSettings
 from intake.maildir import MaildirSettings
 from intake.store import StoreSettings
+from triage.tag import Tagger, load_tagger
 
 TESTS = Path(__file__).resolve().parent
 PASSWORD = "secret"
@@ -234,6 +238,11 @@ def corpus() -> Path:
     if not (path / "MANIFEST.tsv").exists():
         pytest.skip(f"real-world corpus not found at {path} (set STORY_CORPUS to its folder)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tagger() -> Tagger:
+    return load_tagger(load_themes(DEFAULT_THEMES))
 
 
 @pytest.fixture

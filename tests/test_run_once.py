@@ -23,6 +23,7 @@ from config.settings import Settings
 from intake import report
 from intake.store import Store
 from run_pipeline import main, requeue, run_once
+from triage.tag import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAGED = b"$Triaged"
@@ -86,7 +87,7 @@ def many_stories(total: int) -> list[bytes]:
 
 @pytest.mark.slow
 def test_run_once_sigkill_mid_batch_loses_nothing_and_stores_nothing_twice(
-    mailbox: Mailbox, tmp_path: Path
+    mailbox: Mailbox, tmp_path: Path, tagger: Tagger
 ) -> None:
     total = 300
     mailbox.append(*many_stories(total))
@@ -107,7 +108,7 @@ def test_run_once_sigkill_mid_batch_loses_nothing_and_stores_nothing_twice(
 
 @pytest.mark.slow
 def test_run_once_dovecot_stopped_mid_run_aborts_cleanly_then_resumes(
-    own_dovecot: DovecotServer, tmp_path: Path
+    own_dovecot: DovecotServer, tmp_path: Path, tagger: Tagger
 ) -> None:
     total, batch = 1000, 2
     box = Mailbox(own_dovecot, "stopper")
@@ -190,7 +191,9 @@ def test_run_once_export_has_the_contract_fields(maildir_settings: Settings, now
     assert all(contract <= set(row) for row in rows)
     story, bad = rows
     assert story["story_id"] == "one@example.org" and story["quarantined"] is None
-    assert story["sender"] == "person1@example.org" and story["kind"] is None
+    assert story["sender"] == "person1@example.org" and story["kind"] == "story"
+    assert "duplication" in story["themes"] and set(story["scores"]) >= {"health", "policing"}
+    assert all(e["text"] for items in story["evidence"].values() for e in items)
     assert bad["quarantined"].startswith("parse: ParseError")
     parsed = list(csv.DictReader(io.StringIO(csv_out.getvalue())))
     assert [r["story_id"] for r in parsed] == [story["story_id"], bad["story_id"]]

@@ -1,0 +1,130 @@
+"""Tag stage: themes, kind, evidence and review on real parsed mail, with the trained tagger."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import story_message
+
+from config.themes import DEFAULT_THEMES, load_themes
+from intake.parse import parse
+from intake.records import RawMessage, Story
+from triage.examples import load_examples, story_from_text, training_files
+from triage.rules import ThemeSpec
+from triage.tag import Tagger, build_tagger, tag, tag_many, train
+
+DATA = Path(__file__).resolve().parent / "data"
+AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def story_from(name: str) -> Story:
+    data = (DATA / name).read_bytes()
+    return parse(RawMessage("INBOX", 1, 1, AT, len(data), data))
+
+
+@pytest.mark.parametrize(
+    ("eml", "must", "must_not"),
+    [
+        ("signature_police_school.eml", set(), {"policing"}),  # police only in the signature
+        ("footer_nhs_housing.eml", set(), {"health"}),  # NHS only in the footer
+        ("quoted_police_reply.eml", set(), {"policing"}),  # police only in quoted mail
+        ("passing_mention_repair.eml", set(), {"elderly_care"}),  # "my mum, who is 82"
+        ("forwarded_police_story.eml", {"policing", "duplication"}, {"elderly_care"}),
+        ("html_only.eml", {"elderly_care"}, {"policing"}),
+    ],
+)
+def test_tag_hard_cases(eml: str, must: set[str], must_not: set[str], tagger: Tagger) -> None:
+    triage = tag(story_from(eml), tagger)
+    assert triage.kind == "story"
+    assert must <= set(triage.themes), triage.scores
+    assert not must_not & set(triage.themes), triage.scores
+
+
+def test_tag_evidence_spans_point_at_real_text_for_every_theme(tagger: Tagger) -> None:
+    stories = [story_from(p.name) for p in sorted(DATA.glob("*.eml"))]
+    samples = Path(__file__).resolve().parents[1] / "samples" / "stories"
+    for number, path in enumerate(sorted(samples.glob("*.eml"))):
+        data = path.read_bytes()
+        stories.append(parse(RawMessage("INBOX", 1, number, AT, len(data), data)))
+    tagged = 0
+    for story, triage in zip(stories, tag_many(stories, tagger), strict=True):
+        for item in triage.evidence:
+            assert story.text[item.start : item.end] == item.text
+        for theme in triage.themes:
+            assert any(e.label == theme for e in triage.evidence), (story.story_id, theme)
+            tagged += 1
+        assert all(0.0 <= score <= 1.0 for _, score in triage.scores)
+    assert tagged >= 20  # the samples carry plenty of themes; none tagged means a broken tagger
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please delete my story, I have changed my mind.",
+        "pls remove what i sent u last week thx",
+        "I no longer consent to you using my email about my son. Please withdraw it.",
+        "Under UK GDPR I ask you to erase all the data you hold about me.",
+    ],
+)
+def test_tag_withdrawal_requests_are_recognised(text: str, tagger: Tagger) -> None:
+    triage = tag(story_from_text("w", text), tagger)
+    assert triage.kind == "request:withdrawal"
+    assert triage.themes == ()
+    assert any(e.label == "withdrawal" for e in triage.evidence)
+
+
+def test_tag_automated_headers_decide_the_kind(tagger: Tagger) -> None:
+    data = story_message(1, Auto_Submitted="auto-replied")
+    triage = tag(parse(RawMessage("INBOX", 1, 1, AT, len(data), data)), tagger)
+    assert triage.kind == "automated" and triage.themes == ()
+
+
+def test_tag_short_and_themeless_stories_need_review(tagger: Tagger) -> None:
+    short = tag(story_from_text("s", "The GP was rude."), tagger)
+    assert "short_text" in short.review_reasons and short.needs_review
+    bins = ("The bin lorry skipped our street for three weeks in a row this autumn and the "
+            "recycling piled up by the gate until the foxes got into it.")  # fmt: skip
+    themeless = tag(story_from_text("b", bins), tagger)
+    assert themeless.themes == () and "no_theme" in themeless.review_reasons
+
+
+def test_tag_threshold_decides_the_tag(tagger: Tagger) -> None:
+    story = story_from("forwarded_police_story.eml")
+    score = dict(tag(story, tagger).scores)["policing"]
+    settings = tagger.settings
+    for threshold, expected in ((max(score - 0.05, 0.01), True), (min(score + 0.05, 0.99), False)):
+        themes = tuple(dataclasses.replace(t, threshold=threshold) if t.name == "policing" else t
+                       for t in settings.themes)  # fmt: skip
+        strict = build_tagger(tagger.nlp, dataclasses.replace(settings, themes=themes))
+        assert ("policing" in tag(story, strict).themes) is expected
+
+
+def test_tag_theme_added_in_themes_toml_is_picked_up(tagger: Tagger, tmp_path: Path) -> None:
+    path = tmp_path / "themes.toml"
+    path.write_text(DEFAULT_THEMES.read_text() + '\n[themes.housing]\ndescription = "Homes."\n'
+                    'threshold = 0.3\nterms = ["damp", "mould", "housing association", '
+                    '"repair", "landlord"]\n')  # fmt: skip
+    settings = load_themes(path)
+    assert settings.theme_names[-1] == "housing"
+    housing = build_tagger(tagger.nlp, settings)  # no examples: scored on evidence alone
+    triage = tag(story_from("footer_nhs_housing.eml"), housing)
+    assert "housing" in triage.themes
+    assert {e.text.lower() for e in triage.evidence if e.label == "housing"} >= {"mould"}
+
+
+def test_tag_training_is_deterministic() -> None:
+    settings = load_themes(DEFAULT_THEMES)
+    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)[:120]
+    quick = dataclasses.replace(settings, epochs=3)
+    texts = [e.text for e in examples[:20]]
+    first = [d.cats for d in train(examples, quick).pipe(texts)]
+    second = [d.cats for d in train(examples, quick).pipe(texts)]
+    assert first == second
+
+
+def test_tag_theme_spec_without_examples_is_not_trained(tagger: Tagger) -> None:
+    assert tagger.trained_themes == frozenset(tagger.settings.theme_names)
+    assert ThemeSpec("x", "y").weak_terms == ()
