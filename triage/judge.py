@@ -13,8 +13,8 @@ from intake.records import Evidence, Story, Triage
 from triage.rules import (
     AUTOMATED,
     STORY,
-    WITHDRAWAL,
     WEAK_HIT,
+    WITHDRAWAL,
     TagSettings,
     automated_reason,
     combine,
