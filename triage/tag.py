@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import spacy
-from spacy.attrs import LEMMA, ORTH
+from spacy.attrs import LEMMA, LIKE_NUM, LOWER, ORTH
 from spacy.language import Language
 from spacy.lookups import load_lookups
 from spacy.matcher import Matcher, PhraseMatcher
@@ -46,12 +46,14 @@ from intake.errors import ConfigError
 from intake.records import Story, Triage
 from triage.examples import LabelledText, load_examples, training_files
 from triage.judge import Hit, Reading, judge
+from triage.near import Columns, TokenSequence, compile_sequence
 from triage.rules import TagSettings
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
 KIND = "kind"
 MIN_POSITIVES = 5  # a theme with fewer labelled examples is scored on evidence alone
+MAX_EXPLAINED = 60  # sentences scored when a theme has no rule evidence
 MODEL_VERSION = "1"  # bump when training code changes, so cached models are rebuilt
 
 
@@ -195,6 +197,7 @@ class Tagger:
     settings: TagSettings
     terms: PhraseMatcher
     patterns: Matcher
+    fast: tuple[tuple[str, TokenSequence], ...]
 
     @property
     def trained_themes(self) -> frozenset[str]:
@@ -209,7 +212,11 @@ class Tagger:
         """Everything the judgement needs from a processed Doc, as plain values."""
         strings = self.nlp.vocab.strings
         found = [(strings[m], s, e) for m, s, e in self.terms(doc)]
-        found += [(strings[m], s, e) for m, s, e in self.patterns(doc)]
+        if len(self.patterns):  # every shipped pattern takes the fast path; others land here
+            found += [(strings[m], s, e) for m, s, e in self.patterns(doc)]
+        if self.fast:
+            columns = Columns(doc.to_array([LEMMA, LOWER, LIKE_NUM]))
+            found += [(key, s, e) for key, seq in self.fast for s, e in seq.find(columns)]
         hits = []
         for key, start, end in found:
             section, name, rule = key.split(":", 2)
@@ -220,14 +227,13 @@ class Tagger:
 
     def best_sentence(self, doc: Doc, theme: str) -> Hit | None:
         """The sentence the classifier finds most about ``theme`` (evidence of last resort)."""
-        sentences = [s for s in doc.sents if any(t.is_alpha for t in s)]
+        sentences = [s for s in doc.sents if any(t.is_alpha for t in s)][:MAX_EXPLAINED]
         if theme not in self.trained_themes or not sentences:
             return None
-        classifier = _textcat(self.nlp, THEMES)
-        scores = classifier.predict([s.as_doc() for s in sentences])
-        column = list(classifier.labels).index(theme)
-        best = max(range(len(sentences)), key=lambda i: float(scores[i][column]))
-        span = sentences[best]
+        # Sentence texts through the pipeline in one batch: far cheaper than Span.as_doc().
+        scored = self.nlp.pipe((s.text for s in sentences), disable=[KIND])
+        scores = [d.cats.get(theme, 0.0) for d in scored]
+        span = sentences[max(range(len(sentences)), key=scores.__getitem__)]
         return Hit("themes", theme, "sentence", span.start_char, span.end_char, span.text)
 
 
@@ -235,6 +241,7 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
     """Compile themes.toml's terms and patterns against ``nlp``; errors name the key."""
     terms = PhraseMatcher(nlp.vocab, attr="LEMMA")
     patterns = Matcher(nlp.vocab, validate=True)
+    fast: list[tuple[str, TokenSequence]] = []
     groups = [("themes", t.name, "", t.terms, t.patterns) for t in settings.themes]
     groups += [("themes", t.name, "weak", t.weak_terms, t.weak_patterns) for t in settings.themes]
     groups += [("requests", r.name, "", r.terms, r.patterns) for r in settings.requests]
@@ -245,13 +252,18 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
             docs = list(nlp.pipe(phrases, disable=_classifiers(nlp)))
             terms.add(f"{section}:{name}:{prefix}term", docs)
         for index, pattern in enumerate(token_patterns):
+            key = f"{section}:{name}:{prefix}pattern[{index}]"
+            tokens = [dict(t) for t in pattern]
             try:
-                patterns.add(f"{section}:{name}:{prefix}pattern[{index}]",
-                             [[dict(t) for t in pattern]])  # fmt: skip
+                patterns.add(key, [tokens])  # validates the pattern, whichever path runs it
             except (ValueError, KeyError) as err:
-                key = f"{section}.{name}.{prefix.replace('-', '_')}patterns[{index}]"
-                raise ConfigError(f"{key} is not a valid token pattern: {err}") from err
-    return Tagger(nlp, settings, terms, patterns)
+                where = f"{section}.{name}.{prefix.replace('-', '_')}patterns[{index}]"
+                raise ConfigError(f"{where} is not a valid token pattern: {err}") from err
+            sequence = compile_sequence(tokens, nlp.vocab.strings.add)
+            if sequence is not None:  # same matches, a fraction of the Matcher's time
+                patterns.remove(key)
+                fast.append((key, sequence))
+    return Tagger(nlp, settings, terms, patterns, tuple(fast))
 
 
 def load_tagger(settings: TagSettings) -> Tagger:
