@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import spacy
-from spacy.attrs import LEMMA, LIKE_NUM, LOWER, ORTH
+from spacy.attrs import IS_ALPHA, LEMMA, LIKE_NUM, LOWER, ORTH
 from spacy.language import Language
 from spacy.lookups import load_lookups
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.ml.extract_ngrams import extract_ngrams
 from spacy.ml.models.textcat import NEG_VALUE, resize_and_set_ref
-from spacy.pipeline import TextCategorizer
+from spacy.pipeline import Sentencizer, TextCategorizer
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -54,7 +54,8 @@ THEMES = "textcat_multilabel"
 KIND = "kind"
 MIN_POSITIVES = 5  # a theme with fewer labelled examples is scored on evidence alone
 MAX_EXPLAINED = 60  # sentences scored when a theme has no rule evidence
-MODEL_VERSION = "1"  # bump when training code changes, so cached models are rebuilt
+MODEL_VERSION = "2"  # bump when training code changes, so cached models are rebuilt
+SENTENCIZER = Sentencizer()
 
 
 class LowerLemmatizer:
@@ -107,12 +108,14 @@ def lemma_bow(
 
 
 def blank_nlp() -> Language:
-    """The untrained pipeline: tokenizer, sentencizer and lower-case lemmatizer."""
+    """The untrained pipeline: tokenizer and lower-case lemmatizer.
+
+    No sentencizer: only the rare last-resort evidence needs sentences (see best_sentence).
+    """
     nlp = spacy.blank("en")
     tokenizer = cast(Tokenizer, nlp.tokenizer)
     for form in ("A&E", "a&e"):  # otherwise "A&E." at a sentence end is one token
         tokenizer.add_special_case(f"{form}.", [{ORTH: form}, {ORTH: "."}])
-    nlp.add_pipe("sentencizer")
     nlp.add_pipe(LEMMATIZER)
     return nlp
 
@@ -211,11 +214,12 @@ class Tagger:
     def read(self, doc: Doc) -> Reading:
         """Everything the judgement needs from a processed Doc, as plain values."""
         strings = self.nlp.vocab.strings
+        table = doc.to_array([LEMMA, LOWER, LIKE_NUM, IS_ALPHA])
         found = [(strings[m], s, e) for m, s, e in self.terms(doc)]
         if len(self.patterns):  # every shipped pattern takes the fast path; others land here
             found += [(strings[m], s, e) for m, s, e in self.patterns(doc)]
         if self.fast:
-            columns = Columns(doc.to_array([LEMMA, LOWER, LIKE_NUM]))
+            columns = Columns(table[:, :3])
             found += [(key, s, e) for key, seq in self.fast for s, e in seq.find(columns)]
         hits = []
         for key, start, end in found:
@@ -223,10 +227,12 @@ class Tagger:
             span = doc[start:end]
             hits.append(Hit(section, name, rule, span.start_char, span.end_char, span.text))
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
-                       sum(1 for t in doc if t.is_alpha))  # fmt: skip
+                       int(table[:, 3].sum()))  # fmt: skip
 
     def best_sentence(self, doc: Doc, theme: str) -> Hit | None:
         """The sentence the classifier finds most about ``theme`` (evidence of last resort)."""
+        if not doc.has_annotation("SENT_START"):
+            SENTENCIZER(doc)
         sentences = [s for s in doc.sents if any(t.is_alpha for t in s)][:MAX_EXPLAINED]
         if theme not in self.trained_themes or not sentences:
             return None
