@@ -7,14 +7,26 @@ wrong place may be a secret.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from intake.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The parsed TOML file at ``path``; ConfigError saying which file (``what``) and why."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"{what} file not found: {path}") from err
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{what} file {path} cannot be read: {err}") from err
 
 
 def build(cls: type[T], table: Mapping[str, Any], section: str) -> T:

@@ -8,14 +8,13 @@ ending in ``_env`` names the variable that holds them.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from config.schema import build, check
+from config.schema import build, check, read_toml
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.errors import ConfigError
 from intake.fetch import ImapSettings
@@ -121,12 +120,7 @@ def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
 
     The tagger's vocabulary is ``themes.toml`` beside it, or the shipped one when there is none.
     """
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file not found: {path}") from err
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"config file {path} cannot be read: {err}") from err
+    document = read_toml(path, "config")
     themes = path.parent / "themes.toml"
     tagger = load_themes(themes if themes.exists() else DEFAULT_THEMES)
     return dataclasses.replace(settings_from(document, environ), tagger=tagger)

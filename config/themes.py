@@ -5,31 +5,24 @@ Adding a ``[themes.NAME]`` table adds a theme. Every error names the key.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from config.schema import build
+from config.schema import build, read_toml
 from intake.errors import ConfigError
 from triage.rules import RequestSpec, TagSettings, ThemeSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THEMES = ROOT / "config" / "themes.toml"
-_TAGGER_KEYS = {"min_words", "review_margin", "model_weight", "evidence_saturation",
-                "kind_confidence", "seed", "epochs", "data_dir", "model_dir"}  # fmt: skip
+# [tagger] holds TagSettings' knobs; the vocabulary comes from the other sections.
+_TAGGER_KEYS = {f.name for f in fields(TagSettings)} - {"themes", "requests", "automated_terms"}
 
 
 def load_themes(path: Path) -> TagSettings:
     """Read and validate the themes file at ``path``."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ConfigError(f"themes file not found: {path}") from err
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"themes file {path} cannot be read: {err}") from err
-    return themes_from(document)
+    return themes_from(read_toml(path, "themes"))
 
 
 def themes_from(document: Mapping[str, Any]) -> TagSettings:
