@@ -76,12 +76,13 @@ def run_once(
     ``source`` and ``tagger`` default to the ones the settings name.
     """
     counts = RunCounts()
-    tagger = tagger or load_tagger(settings.tagger)
     source = source or open_source(settings.mailbox)
     with Store(settings.store) as store, closing(source):
         state = source.open()
         _finish_pending_marks(source, store, state)
         for batch in source.fetch_new(state, store.last_uid(state)):
+            # Loaded with the first batch, so a poll that finds nothing new stays cheap.
+            tagger = tagger or load_tagger(settings.tagger)
             counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
     return counts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import mailbox
@@ -21,6 +22,7 @@ from conftest import PASSWORD, DovecotServer, Mailbox, nested_message, story_mes
 import run_pipeline
 from config.settings import Settings
 from intake import report
+from intake.errors import ConfigError
 from intake.store import Store
 from run_pipeline import main, requeue, run_once
 from triage.tag import Tagger
@@ -227,3 +229,15 @@ def test_run_once_cli_bad_config_exits_2_naming_the_key(
     config.write_text('[mailbox]\nmaildir = "m"\nbatchsize = 3\n')
     assert main(["--config", str(config), "once"]) == 2
     assert "mailbox.batchsize" in capsys.readouterr().err
+
+
+def test_run_once_idle_poll_does_not_load_the_tagger(
+    maildir_settings: Settings, now: datetime, tmp_path: Path
+) -> None:
+    # Loading spaCy costs half a second; a poll that finds nothing new must not pay it.
+    no_data = dataclasses.replace(maildir_settings.tagger, data_dir=str(tmp_path / "empty"))
+    settings = dataclasses.replace(maildir_settings, tagger=no_data)
+    assert run_once(settings, now).fetched == 0
+    seed(settings, story_message(1))
+    with pytest.raises(ConfigError, match="tagger.data_dir"):
+        run_once(settings, now)
