@@ -239,5 +239,5 @@ def test_run_once_idle_poll_does_not_load_the_tagger(
     settings = dataclasses.replace(maildir_settings, tagger=no_data)
     assert run_once(settings, now).fetched == 0
     seed(settings, story_message(1))
-    with pytest.raises(ConfigError, match="tagger.data_dir"):
+    with pytest.raises(ConfigError, match=r"tagger\.data_dir"):
         run_once(settings, now)
