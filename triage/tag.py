@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+import numpy
 import spacy
 from spacy.attrs import IS_ALPHA, LEMMA, LIKE_NUM, LOWER, ORTH
 from spacy.language import Language
@@ -72,14 +73,18 @@ class LowerLemmatizer:
     def __call__(self, doc: Doc) -> Doc:
         if self._table is None:
             self._table = load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup")
-        strings, cache = doc.vocab.strings, self._cache
-        for token in doc:
-            lemma = cache.get(token.orth)
-            if lemma is None:
-                lower = token.lower_
-                lemma = cache[token.orth] = strings.add(self._table.get(lower, lower))
-            token.lemma = lemma
+        cache, strings = self._cache, doc.vocab.strings
+        orths = doc.to_array(ORTH)
+        lemmas = [cache.get(o) or self._lemma(o, strings) for o in orths.tolist()]
+        # One array assignment instead of setting token.lemma token by token.
+        column = numpy.array(lemmas, dtype="uint64").reshape(-1, 1)
+        doc.from_array([LEMMA], cast(Any, column))
         return doc
+
+    def _lemma(self, orth: int, strings: Any) -> int:
+        lower = strings[orth].lower()
+        lemma = self._cache[orth] = strings.add(self._table.get(lower, lower))
+        return int(lemma)
 
 
 @Language.factory(LEMMATIZER)
