@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,14 @@ STORY = "story"
 AUTOMATED = "automated"
 WITHDRAWAL = "request:withdrawal"
 
-# Local parts that only machines send from (RFC 3834 section 2, and what Sieve vacation skips).
-_SYSTEM_SENDER = re.compile(
-    r"^(mailer-daemon|postmaster|listserv|majordomo|owner-.*|.*-request|no-?reply|"
-    r"do-?not-?reply|bounces?(\+.*)?|notifications?)$",
-    re.IGNORECASE,
-)
+# Header names and sender local parts that only machines and list servers use (RFC 3834
+# section 2, RFC 2369, and what Sieve vacation skips).
+_AUTO_HEADERS = ("x-autoreply", "x-autorespond", "x-ms-exchange-generated-message-source")
+_LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post", "list-help", "list-subscribe",
+                 "list-owner", "list-archive")  # fmt: skip
+_SYSTEM_NAMES = frozenset(("postmaster", "listserv", "majordomo", "bounce", "bounces"))
+_SYSTEM_PREFIXES = ("mailerdaemon", "noreply", "donotreply")  # "no-reply-aws", "noreply-dmarc"
+_SEPARATORS = str.maketrans("", "", "-_.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,25 +80,77 @@ class TagSettings:
 
 
 def automated_reason(story: Story) -> str | None:
-    """Why the headers say a machine sent this (RFC 3834, RFC 2369, DSNs), or None."""
-    headers = [(name, value.strip().lower()) for name, value in story.headers]
-    for name, value in headers:
-        if name == "auto-submitted" and value.split(";")[0].strip() not in ("", "no"):
-            return "auto_submitted"
-        if name == "precedence" and value in ("bulk", "list", "junk"):
-            return "bulk"
-        if name.startswith("list-"):
-            return "list_mail"
-        if name in ("x-autoreply", "x-autorespond"):
-            return "auto_submitted"
-        if name == "content-type" and value.startswith("multipart/report"):
-            return "bounce"
-        if name == "return-path" and value in ("<>", ""):
-            return "null_sender"
-    local = story.sender.address.rpartition("@")[0]
-    if local and _SYSTEM_SENDER.match(local):
-        return "system_sender"
+    """Why the headers or the sender say a machine sent this (RFC 3834, RFC 2369, DSNs).
+
+    ``suppressed_by_sender`` is left out: "do not auto-reply to me" says nothing about whether
+    a person wrote the message.
+    """
+    reason = header_reason(story.headers)
+    if reason and reason != "suppressed_by_sender":
+        return reason
+    return "system_sender" if is_system_sender(story.sender.address) else None
+
+
+def header_reason(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The first header rule that says a machine or a list sent this message, or None.
+
+    ``headers`` are (lower-case name, value) pairs, every instance kept (``Story.headers``).
+    """
+    pairs = [(name.lower(), value.strip().lower()) for name, value in headers]
+    for code, rule in _HEADER_RULES:
+        if any(rule(name, value) for name, value in pairs):
+            return code
     return None
+
+
+def _is_auto_submitted(name: str, value: str) -> bool:
+    # RFC 3834 5.1: anything but "no" (parameters after ';' ignored) marks an automatic message.
+    if name == "auto-submitted":
+        return value.split(";")[0].strip() != "no"
+    return name in _AUTO_HEADERS
+
+
+def _is_bulk(name: str, value: str) -> bool:
+    return name == "precedence" and value.split(";")[0].strip() in ("bulk", "list", "junk")
+
+
+def _is_suppressed(name: str, value: str) -> bool:
+    # Microsoft's X-Auto-Response-Suppress: the sender asks for no out-of-office/auto-reply.
+    if name != "x-auto-response-suppress":
+        return False
+    return bool({v.strip() for v in value.split(",")} & {"all", "oof", "autoreply"})
+
+
+def _is_null_sender(name: str, value: str) -> bool:
+    return name == "return-path" and "".join(value.split()) in ("<>", "")
+
+
+def _is_report(name: str, value: str) -> bool:
+    return name == "content-type" and value.split(";")[0].strip() == "multipart/report"
+
+
+_HEADER_RULES: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
+    ("auto_submitted", _is_auto_submitted), ("bulk", _is_bulk),
+    ("list_mail", lambda name, _: name in _LIST_HEADERS), ("suppressed_by_sender", _is_suppressed),
+    ("null_sender", _is_null_sender), ("bounce", _is_report),
+)  # fmt: skip
+
+
+def is_system_sender(address: str) -> bool:
+    """True when the local part is one only machines and list servers send from.
+
+    A bare local part counts too: sendmail writes ``From: Mail Delivery Subsystem <MAILER-DAEMON>``.
+    """
+    local = (address.rpartition("@")[0] if "@" in address else address).lower()
+    if not local:
+        return False
+    if local.startswith("owner-") or local.endswith("-request"):
+        return True
+    # "bounces+tag", "bounce-verp-string", "no_reply", "do-not-reply", "MAILER-DAEMON".
+    base = re.split(r"[+=]", local, maxsplit=1)[0].translate(_SEPARATORS)
+    if base in _SYSTEM_NAMES or base.startswith(_SYSTEM_PREFIXES):
+        return True
+    return re.match(r"bounces?[-_.+=]", local) is not None
 
 
 WEAK_HIT = 0.5  # what one weak evidence phrase counts for, against a full one

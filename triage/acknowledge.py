@@ -1,0 +1,231 @@
+"""Acknowledge stage, the policy half: whether a story gets a reply, and which template. Pure.
+
+Imports the standard library, ``intake.records`` and ``triage.rules`` (settings types only for
+annotations); rendering and sending live elsewhere. The rules follow RFC 3834 section 2,
+RFC 5230 sections 4.5-4.6 (Sieve vacation) and what Dovecot's Pigeonhole vacation, Request
+Tracker and Zammad do: never answer a machine, a list, a bounce, ourselves or a loop, never
+answer the same person twice within ``per_sender_days``. The first reason that holds wins
+(:data:`SUPPRESSION_ORDER`), and every decision carries it so the store can record why.
+
+Loop convention: our acknowledgements carry Message-IDs ``<ack-…@our-domain>``, where
+``our-domain`` is the domain of one of the intake addresses. A message whose In-Reply-To or
+References names such an id is a reply to an acknowledgement (typically an out-of-office) and
+is never answered. Outgoing acknowledgements should also carry ``X-Loop: <our address>`` and
+``Auto-Submitted: auto-replied``.
+
+Crisis wording: :func:`is_crisis` matches whole words, so "an overdose of paperwork" counts.
+That is deliberate: the urgent template only adds where to get help today, and signposting help
+to someone who did not need it costs far less than missing someone who did.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from intake.records import Story, Triage
+from triage.rules import AUTOMATED, WITHDRAWAL, header_reason, is_system_sender
+
+if TYPE_CHECKING:
+    from config.settings import AcknowledgementSettings
+
+UNSUBSCRIBE = "request:unsubscribe"
+
+DEFAULT_CRISIS_TERMS = (
+    "suicide", "suicidal", "kill myself", "killing myself", "end my life", "ending my life",
+    "end it all", "take my own life", "taking my own life", "want to die", "better off dead",
+    "no reason to live", "self harm", "selfharm", "self harming", "harm myself", "hurt myself",
+    "hurting myself", "overdose", "overdosed", "overdosing", "immediate danger",
+    "not safe tonight", "don't feel safe", "do not feel safe",
+)  # fmt: skip
+
+SUPPRESSION_ORDER = (
+    "disabled", "auto_submitted", "bulk", "list_mail", "suppressed_by_sender", "null_sender",
+    "bounce", "system_sender", "own_address", "loop", "not_addressed", "bad_sender",
+    "automated", "too_old", "rate_limited", "unsubscribe",
+)  # fmt: skip
+
+_MESSAGE_ID = re.compile(r"<([^<>\s]{1,998})>")
+_ADDRESS = re.compile(r"[^\s<>,;\"]{1,300}@[^\s<>,;\"]{1,300}")
+_WORD = re.compile(r"\w+")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f\"(),:;<>\[\]\\]")  # O'Brien is fine
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether to acknowledge a story: ``reason`` is ``send``/``send_withdrawal`` or a code.
+
+    ``template`` is ``acknowledgement``, ``withdrawal_confirmation`` or
+    ``acknowledgement_urgent`` (crisis wording), ``""`` when not sending; ``to`` is the
+    normalised recipient address, ``""`` when not sending.
+    """
+
+    send: bool
+    reason: str
+    template: str
+    to: str
+
+
+def decide(
+    story: Story,
+    triage: Triage,
+    own_addresses: Sequence[str],
+    settings: AcknowledgementSettings,
+    now: datetime,
+    recently_acknowledged: Callable[[str], bool],
+    crisis_terms: Sequence[str] = DEFAULT_CRISIS_TERMS,
+) -> Decision:
+    """Decide whether ``story`` gets an acknowledgement; the first suppression reason wins.
+
+    ``recently_acknowledged(address)`` answers from the store whether that (normalised) address
+    was acknowledged within ``settings.per_sender_days``; it is asked last, only when nothing
+    else suppresses the reply.
+    """
+    if not settings.enabled:
+        return Decision(False, "disabled", "", "")
+    own = tuple(normalise_sender(a) for a in own_addresses)
+    to = normalise_sender(story.sender.address)
+    reason = (
+        header_reason(story.headers)
+        or sender_reason(story, own)
+        or _policy_reason(triage, story, to, settings, now, recently_acknowledged)
+    )
+    if reason:
+        return Decision(False, reason, "", "")
+    if triage.kind == WITHDRAWAL:
+        return Decision(True, "send_withdrawal", "withdrawal_confirmation", to)
+    if is_crisis(f"{story.subject}\n{story.text}", crisis_terms):
+        return Decision(True, "send", "acknowledgement_urgent", to)
+    return Decision(True, "send", "acknowledgement", to)
+
+
+def sender_reason(story: Story, own: Sequence[str]) -> str | None:
+    """The first rule about who sent the story and to whom that suppresses a reply, or None.
+
+    ``own`` holds the mailbox's own addresses, already normalised.
+    """
+    sender = normalise_sender(story.sender.address)
+    return_paths = [normalise_sender(v) for n, v in story.headers if n.lower() == "return-path"]
+    # RFC 5230 4.6 applies these to the envelope sender; the From address is checked too.
+    if any(is_system_sender(a) for a in (sender, *return_paths)):
+        return "system_sender"
+    if sender and sender in own:
+        return "own_address"
+    if _is_loop(story.headers, own):
+        return "loop"
+    if not {normalise_sender(r.address) for r in story.recipients} & set(own):
+        return "not_addressed"
+    if not is_plausible_mailbox(sender):
+        return "bad_sender"
+    return None
+
+
+def _policy_reason(
+    triage: Triage,
+    story: Story,
+    to: str,
+    settings: AcknowledgementSettings,
+    now: datetime,
+    recently_acknowledged: Callable[[str], bool],
+) -> str | None:
+    if triage.kind == AUTOMATED:
+        return "automated"
+    if story.received_at < now - timedelta(days=settings.max_age_days):
+        return "too_old"
+    if recently_acknowledged(to):
+        return "rate_limited"
+    if triage.kind == UNSUBSCRIBE:
+        return "unsubscribe"
+    return None
+
+
+def _is_loop(headers: Iterable[tuple[str, str]], own: Sequence[str]) -> bool:
+    domains = {a.rpartition("@")[2] for a in own}
+    for name, value in headers:
+        name = name.lower()
+        if name in ("in-reply-to", "references"):
+            for local, _, domain in (m.rpartition("@") for m in _MESSAGE_ID.findall(value)):
+                if local.lower().startswith("ack-") and domain.lower() in domains:
+                    return True
+        if name == "x-loop" and any(normalise_sender(a) in own for a in _ADDRESS.findall(value)):
+            return True
+    return False
+
+
+def normalise_sender(address: str) -> str:
+    """An address as compared and replied to: trimmed, unbracketed, lower-case, unwrapped.
+
+    Unwraps SRS (``SRS0=hash=tt=domain=local@forwarder``, ``SRS1=hash=fwd==hash=tt=domain=
+    local@forwarder``) and BATV (``prvs=tag=local@domain``, ``btv1==tag==local@domain``).
+    Plus-tags are kept: ``ann+stories@`` and ``ann@`` may be different mailboxes.
+    """
+    address = address.strip()
+    if address.startswith("<") and address.endswith(">"):
+        address = address[1:-1].strip()
+    address = address.lower()
+    for _ in range(4):  # wrappers can nest (SRS around BATV); each pass removes one
+        unwrapped = _unwrap(address)
+        if unwrapped == address:
+            break
+        address = unwrapped
+    return address
+
+
+def _unwrap(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    tag = local[:5]
+    if tag in ("srs0=", "srs0+", "srs0-") or (tag in ("srs1=", "srs1+", "srs1-") and "==" in local):
+        rest = local.split("==", 1)[1] if tag.startswith("srs1") else local[5:]
+        parts = rest.split("=", 3)  # hash, timestamp, original domain, original local part
+        if len(parts) == 4 and parts[2] and parts[3]:
+            return f"{parts[3]}@{parts[2]}"
+    elif local.startswith(("prvs=", "msprvs1=", "btv1==")):
+        parts = local.split("==" if tag == "btv1=" else "=", 2)  # tag, tag value, local part
+        if len(parts) == 3 and parts[2]:
+            return f"{parts[2]}@{domain}"
+    return address
+
+
+def is_plausible_mailbox(address: str) -> bool:
+    """True for one ordinary ``local@domain`` address a reply could reach (not quoted forms)."""
+    if not address or len(address) > 254 or address.count("@") != 1 or _FORBIDDEN.search(address):
+        return False
+    local, _, domain = address.partition("@")
+    if not 0 < len(local) <= 64 or local[0] == "." or local[-1] == "." or ".." in local:
+        return False
+    return _is_plausible_domain(domain)
+
+
+def _is_plausible_domain(domain: str) -> bool:
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or labels[-1].isdigit():
+        return False
+    return all(_LABEL.fullmatch(label) for label in labels)
+
+
+def is_crisis(text: str, terms: Sequence[str]) -> bool:
+    """True when ``text`` contains any of ``terms`` as whole words, case-insensitively.
+
+    Both are split into words (``\\w+``: "self-harm" and "self harm" match alike, and so do
+    straight and curly apostrophes), and terms are looked up by their first word: linear in
+    the text, no backtracking regex.
+    """
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for term in terms:
+        words = tuple(_WORD.findall(term.casefold()))
+        if words:
+            by_first.setdefault(words[0], []).append(words)
+    tokens = _WORD.findall(text.casefold())
+    for index, token in enumerate(tokens):
+        for words in by_first.get(token, ()):
+            if tuple(tokens[index : index + len(words)]) == words:
+                return True
+    return False
