@@ -16,7 +16,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -38,8 +38,10 @@ from intake.records import (
     Triage,
 )
 from intake.store import Store
+from triage.deliver import TEMPLATES, acknowledge
 from triage.evaluate import evaluate, format_report
 from triage.examples import load_examples, story_from_text, training_files
+from triage.outbox import check_templates, make_environment
 from triage.rules import TagSettings
 from triage.tag import Tagger, load_or_train, load_tagger, model_key, tag_many
 
@@ -50,6 +52,7 @@ log = logging.getLogger("story_intake")
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
 SAMPLES = ROOT / "samples" / "stories"
+
 
 
 class Source(Protocol):
@@ -77,14 +80,17 @@ def run_once(
     """
     counts = RunCounts()
     source = source or open_source(settings.mailbox)
-    with Store(settings.store) as store, closing(source):
-        state = source.open()
-        _finish_pending_marks(source, store, state)
-        for batch in source.fetch_new(state, store.last_uid(state)):
-            # Loaded with the first batch, so a poll that finds nothing new stays cheap.
-            tagger = tagger or load_tagger(settings.tagger)
-            counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
-    return counts
+    with Store(settings.store) as store:
+        with closing(source):
+            state = source.open()
+            _finish_pending_marks(source, store, state)
+            for batch in source.fetch_new(state, store.last_uid(state)):
+                # Loaded with the first batch, so a poll that finds nothing new stays cheap.
+                tagger = tagger or load_tagger(settings.tagger)
+                counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
+        sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
+                                       settings.intake.addresses)  # fmt: skip
+    return replace(counts, acknowledged=sent, suppressed=suppressed)
 
 
 def process(
@@ -216,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = load_settings(Path(args.config), os.environ)
+        check_templates(make_environment(TEMPLATES))  # a broken template stops us at start
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2

@@ -137,6 +137,10 @@ def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Se
         sections["smtp"] = dataclasses.replace(
             smtp, password=secret(environ, smtp.password_env, "smtp")
         )
+    own = {a.lower() for a in sections["intake"].addresses}
+    if sections["smtp"].from_address.lower() not in own:
+        # Replies to our acknowledgements are recognised by our own address and Message-IDs.
+        raise ConfigError("smtp.from_address must be one of intake.addresses")
     return Settings(mailbox=mailbox_from(document.get("mailbox", {}), environ), **sections)
 
 

@@ -23,4 +23,16 @@ class StoreError(PipelineError):
 
 
 class SendError(PipelineError):
-    """Outgoing mail could not be handed over."""
+    """Outgoing mail could not be handed over.
+
+    ``permanent`` means this message will never be accepted as it is (the server refused it
+    with a 5xx, or it cannot be written safely): give up on it. Otherwise (4xx, timeouts, a
+    refused connection, a failed login or TLS handshake) the message is fine and a later run may
+    retry. ``code`` is the server's reply code when there was one. The text names codes and
+    stages only, never an address or any content, so it is safe to log and store.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code

@@ -136,6 +136,24 @@ class Triage:
         return bool(self.review_reasons)
 
 
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """The acknowledgement decided for one story, and how far sending it has got.
+
+    ``reason`` is ``send``, ``send_withdrawal`` or a suppression reason code; ``state`` is
+    ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``. ``sending``
+    survives only a crash mid-send: the next run turns it into ``held`` for a person to check,
+    because the message may or may not have gone.
+    """
+
+    story_id: str
+    reason: str
+    template: str
+    to: str
+    state: str
+    attempts: int = 0
+
+
 class StoryStatus(StrEnum):
     """Where a stored story has got to."""
 

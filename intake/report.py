@@ -1,7 +1,7 @@
 """What the command line prints: export rows, the counts line, the demo summary. Stdlib only.
 
-Fields a stage has not filled (a story stored before tagging, or the acknowledgement until
-that stage exists) are null or empty, never invented.
+Fields a stage has not filled (a story stored before tagging, an acknowledgement not yet
+decided) are null or empty, never invented.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ EXPORT_FIELDS = (
 
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:
     """One plain dict per stored story, then one per quarantined message."""
+    acknowledgements = store.outbox_states()
     for story, triage in store.triaged():
         yield {
             "story_id": story.story_id,
@@ -34,7 +35,8 @@ def export_rows(store: Store) -> Iterator[dict[str, Any]]:
             "sent_at": story.sent_at.isoformat() if story.sent_at else None,
             "received_at": story.received_at.isoformat(),
             **_triage_fields(triage),
-            "acknowledgement": None, "quarantined": None,
+            "acknowledgement": acknowledgements.get(story.story_id),
+            "quarantined": None,
             "text": story.text,
             "words": len(story.text.split()),
             "attachments": [asdict(a) for a in story.attachments],
@@ -88,12 +90,15 @@ def counts_line(counts: RunCounts) -> str:
 
 def demo_summary(store: Store, out: TextIO) -> None:
     """A short table of what was stored, for ``make demo``: references and shapes, no text."""
-    out.write(f"{'story_id':<40} {'words':>5}  {'kind':<20} themes (review)\n")
+    header = f"{'story_id':<40} {'words':>5}  {'kind':<20} {'acknowledgement':<26}"
+    out.write(f"{header}themes (review)\n")
+    acknowledgements = store.outbox_states()
     for story, triage in store.triaged():
         kind = triage.kind if triage else "-"
         themes = ",".join(triage.themes) if triage and triage.themes else "-"
         review = f" ({','.join(triage.review_reasons)})" if triage and triage.needs_review else ""
+        ack = acknowledgements.get(story.story_id, "-")
         out.write(f"{story.story_id[:40]:<40} {len(story.text.split()):>5}  {kind:<20} "
-                  f"{themes}{review}\n")  # fmt: skip
+                  f"{ack:<26}{themes}{review}\n")  # fmt: skip
     for entry in store.quarantined():
         out.write(f"quarantined uid={entry.raw.uid}: {entry.stage}: {entry.reason[:80]}\n")

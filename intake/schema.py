@@ -141,3 +141,21 @@ triage = Table(
     Column("review_reasons", JSON, nullable=False),
     Column("tagged_at", UtcDateTime, nullable=False),
 )
+
+# One row per story: the acknowledgement decision and its state. sender_key is a digest of the
+# normalised sender address (never the address), for the per-sender rate limit.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("story_id", String, ForeignKey("stories.story_id"), primary_key=True),
+    Column("sender_key", String(64), nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("message_id", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from intake import rows, schema
 from intake.errors import StoreError
+from intake.outbox_store import OutboxRows
 from intake.records import (
     MailboxState,
     Quarantined,
@@ -68,7 +69,7 @@ class QuarantineEntry:
     quarantined_at: datetime
 
 
-class Store:
+class Store(OutboxRows):
     """The pipeline's database. Every public method is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:
@@ -221,6 +222,7 @@ class Store:
                 "pending_marks": conn.execute(
                     select(func.count()).select_from(schema.pending_marks)
                 ).scalar(),
+                "acknowledgements": self.outbox_counts(),
                 "last_run": rows.run_summary(last),
                 "last_error": rows.run_summary(last_error),
             }
@@ -241,6 +243,15 @@ class Store:
         with self._connect() as conn:
             for row in conn.execute(query).mappings():
                 yield rows.row_story(row), rows.row_triage(row)
+
+    def story(self, story_id: str) -> Story:
+        """One stored story; StoreError when there is none."""
+        query = select(schema.stories).where(schema.stories.c.story_id == story_id)
+        with self._connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise StoreError(f"store: no story {story_id}")
+        return rows.row_story(row)
 
     def untagged(self) -> Iterator[Story]:
         """Stored stories without a triage (stored before tagging existed, or tag failed)."""

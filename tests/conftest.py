@@ -12,6 +12,8 @@ Fixtures:
 - ``corpus`` (session): the real-world mail in ``../shared/corpus`` (or ``$STORY_CORPUS``);
   skips with the reason when neither exists.
 - ``now``: a fixed aware UTC instant.
+- ``smtp_sink`` (function): an aiosmtpd SMTP server on a free 127.0.0.1 port that keeps every
+  message and refuses on request (``fail_next(451)``, ``reject(address, 550)``).
 - ``tagger`` (session): the theme tagger for the shipped themes.toml, trained once from
   triage/data into the model cache (var/model) and reused by every test and subprocess.
 Helpers: ``story_message()`` builds a synthetic story email as bytes; ``nested_message()`` one
@@ -280,3 +282,79 @@ def nested_message(depth: int) -> bytes:
                 f"--{boundary}\n{body}\n--{boundary}--\n")  # fmt: skip
     head = "From: deep@example.org\nMessage-ID: <deep@example.org>\nMIME-Version: 1.0\n"
     return (head + body).encode()
+
+
+class SmtpSink:
+    """An aiosmtpd handler that keeps every message it accepts and refuses on request.
+
+    ``messages`` holds (mail_from, rcpt_tos, data); ``peers`` the client's (host, port) for
+    each, so ``connections`` counts the SMTP sessions that delivered. ``fail_next(code)``
+    answers the next RCPT (or DATA, with ``at="data"``) with ``code``; ``reject(address, code)``
+    answers every RCPT to ``address``. AUTH is offered without TLS (loopback only) and accepts
+    ``SINK_USER`` with ``PASSWORD``; ``logins`` records who logged in.
+    """
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.messages: list[tuple[str, tuple[str, ...], bytes]] = []
+        self.peers: list[Any] = []
+        self.logins: list[str] = []
+        self._rejects: dict[str, int] = {}
+        self._next: dict[str, list[int]] = {"rcpt": [], "data": []}
+
+    def fail_next(self, code: int, at: str = "rcpt") -> None:
+        self._next[at].append(code)
+
+    def reject(self, address: str, code: int) -> None:
+        self._rejects[address.lower()] = code
+
+    @property
+    def connections(self) -> int:
+        return len(set(self.peers))
+
+    def _pending(self, stage: str) -> int:
+        return self._next[stage].pop(0) if self._next[stage] else 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        code = self._rejects.get(address.lower()) or self._pending("rcpt")
+        if code:
+            return f"{code} {code // 100}.0.0 refused by the test sink"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        code = self._pending("data")
+        if code:
+            return f"{code} {code // 100}.0.0 refused by the test sink"
+        self.messages.append((envelope.mail_from, tuple(envelope.rcpt_tos), envelope.content))
+        self.peers.append(session.peer)
+        return "250 2.0.0 Message accepted"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and tuple(auth_data) == (
+            SINK_USER.encode(), PASSWORD.encode())  # fmt: skip
+        if ok:
+            self.logins.append(SINK_USER)
+        return AuthResult(success=ok, handled=False)
+
+
+SINK_USER = "sink-user"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(sink, hostname=sink.host, port=sink.port,
+                            authenticator=sink.authenticate, auth_require_tls=False)  # fmt: skip
+    controller.start()
+    yield sink
+    controller.stop()

@@ -59,6 +59,8 @@ def test_config_shipped_file_names_every_settings_field() -> None:
         ({"mailbox": {"maildir": "m", "password": "x"}}, "mailbox.password"),
         ({"mailbox": {}}, "mailbox.maildir"),
         ({"mailbox": {**IMAP, "maildir": "m"}}, "mailbox.maildir"),
+        ({"mailbox": {"maildir": "m"}, "smtp": {"from_address": "x@example.net"}},
+         "smtp.from_address"),
     ],
 )
 def test_config_bad_document_names_the_key(document: dict[str, Any], named: str) -> None:

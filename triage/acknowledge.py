@@ -20,6 +20,7 @@ to someone who did not need it costs far less than missing someone who did.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,11 @@ def _is_loop(headers: Iterable[tuple[str, str]], own: Sequence[str]) -> bool:
         if name == "x-loop" and any(normalise_sender(a) in own for a in _ADDRESS.findall(value)):
             return True
     return False
+
+
+def reference(story_id: str) -> str:
+    """The short reference people can quote back: ``ST-`` and 8 characters of a digest."""
+    return "ST-" + hashlib.sha256(story_id.encode("utf-8")).hexdigest()[:8].upper()
 
 
 def normalise_sender(address: str) -> str:

@@ -1,0 +1,140 @@
+"""Store stage, the outbox: acknowledgement decisions and their states. SQLAlchemy Core only.
+
+A mixin of ``Store``: the same engine, the same transactions. Sending is claimed before it
+starts (``pending`` -> ``sending``, committed) and finished after (``sent``/``pending``/
+``failed``), so a crash in between leaves a ``sending`` row that the next run holds for a
+person instead of sending twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from intake import rows, schema
+from intake.records import Acknowledgement, Story, Triage
+
+ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
+
+
+def sender_key(address: str) -> str:
+    """The digest the rate limit remembers instead of the address."""
+    return hashlib.sha256(address.encode("utf-8")).hexdigest()
+
+
+class OutboxRows:
+    """Outbox queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def undecided(self) -> Iterator[tuple[Story, Triage | None]]:
+        """Stored stories that have no acknowledgement decision yet, oldest first."""
+        stories, triage, outbox = schema.stories, schema.triage, schema.outbox
+        query = (
+            select(stories, *[c.label(f"triage_{c.name}") for c in triage.c])
+            .outerjoin(triage, triage.c.story_id == stories.c.story_id)
+            .outerjoin(outbox, outbox.c.story_id == stories.c.story_id)
+            .where(outbox.c.story_id.is_(None))
+            .order_by(stories.c.received_at, stories.c.story_id)
+        )
+        with self._connect() as conn:
+            found = conn.execute(query).mappings().all()
+        return ((rows.row_story(r), rows.row_triage(r)) for r in found)
+
+    def record_decision(self, item: Acknowledgement, key: str, now: datetime) -> None:
+        """Store one decision (``pending`` to send, or ``suppressed`` with its reason)."""
+        row = {"story_id": item.story_id, "sender_key": key, "reason": item.reason,
+               "template": item.template, "recipient": item.to, "state": item.state,
+               "attempts": 0, "created_at": now, "updated_at": now}  # fmt: skip
+        with self._begin() as conn:
+            conn.execute(insert(schema.outbox), [row])
+
+    def acknowledged_since(self, key: str, since: datetime) -> bool:
+        """Whether this sender has an acknowledgement sent or on its way since ``since``."""
+        o = schema.outbox.c
+        query = select(o.story_id).where(o.sender_key == key, o.state.in_(ACTIVE),
+                                         o.created_at >= since).limit(1)  # fmt: skip
+        with self._connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def sent_since(self, since: datetime) -> int:
+        """How many acknowledgements were sent since ``since`` (the hourly cap)."""
+        o = schema.outbox.c
+        query = select(func.count()).where(o.state == "sent", o.updated_at >= since)
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def claim(
+        self, limit: int, now: datetime, exclude: Sequence[str] = ()
+    ) -> list[Acknowledgement]:
+        """Up to ``limit`` pending acknowledgements (not in ``exclude``), marked ``sending``
+        and committed before anything goes."""
+        o = schema.outbox
+        pending = (select(o).where(o.c.state == "pending", o.c.story_id.not_in(list(exclude)))
+                   .order_by(o.c.created_at).limit(limit))  # fmt: skip
+        with self._begin() as conn:
+            found = conn.execute(pending).mappings().all()
+            ids = [r["story_id"] for r in found]
+            conn.execute(update(o).where(o.c.story_id.in_(ids))
+                         .values(state="sending", updated_at=now))  # fmt: skip
+        return [_acknowledgement(r, "sending") for r in found]
+
+    def finish(
+        self, story_id: str, state: str, now: datetime, error: str | None = None,
+        message_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Record how an attempt ended: ``sent``, ``pending`` (retry later) or ``failed``."""
+        o = schema.outbox
+        values: dict[str, Any] = {"state": state, "updated_at": now, "error": error,
+                                  "attempts": o.c.attempts + 1}  # fmt: skip
+        if message_id:
+            values["message_id"] = message_id
+        with self._begin() as conn:
+            conn.execute(update(o).where(o.c.story_id == story_id).values(**values))
+
+    def hold_interrupted(self, now: datetime) -> int:
+        """Turn ``sending`` rows left by a crash into ``held``; returns how many."""
+        o = schema.outbox
+        with self._begin() as conn:
+            result = conn.execute(update(o).where(o.c.state == "sending")
+                                  .values(state="held", updated_at=now))  # fmt: skip
+            return int(result.rowcount)
+
+    def outbox_states(self, story_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """story_id -> ``sent``/``pending``/``held``/``failed``/``suppressed:<reason>``."""
+        o = schema.outbox.c
+        query = select(o.story_id, o.state, o.reason)
+        if story_ids is not None:
+            query = query.where(o.story_id.in_(list(story_ids)))
+        with self._connect() as conn:
+            found = conn.execute(query).all()
+        return {r[0]: f"suppressed:{r[2]}" if r[1] == "suppressed" else
+                ("pending" if r[1] == "sending" else r[1]) for r in found}  # fmt: skip
+
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many acknowledgements are in each state (suppressed ones by reason)."""
+        o = schema.outbox.c
+        label = o.state + ":" + o.reason
+        query = select(label, func.count()).group_by(label)
+        counts: dict[str, int] = {}
+        with self._connect() as conn:
+            for key, count in conn.execute(query).all():
+                state, _, reason = str(key).partition(":")
+                name = f"suppressed:{reason}" if state == "suppressed" else state
+                counts[name] = counts.get(name, 0) + int(count)
+        return dict(sorted(counts.items()))
+
+
+def _acknowledgement(row: Any, state: str) -> Acknowledgement:
+    return Acknowledgement(row["story_id"], row["reason"], row["template"], row["recipient"],
+                           state, int(row["attempts"]))  # fmt: skip

@@ -1,0 +1,132 @@
+"""Acknowledge stage end to end: one warm reply per person, none to machines, none twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import email
+import email.policy
+import mailbox
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import story_message
+
+from config.settings import Settings
+from intake import report
+from intake.records import Acknowledgement
+from intake.store import Store
+from run_pipeline import run_once
+from triage.deliver import acknowledge
+from triage.tag import Tagger
+
+
+@pytest.fixture
+def settings(maildir_settings: Settings, tmp_path: Path) -> Settings:
+    smtp = dataclasses.replace(maildir_settings.smtp, pickup_dir=str(tmp_path / "outbox"))
+    return dataclasses.replace(maildir_settings, smtp=smtp)
+
+
+def deliver(settings: Settings, *messages: bytes) -> None:
+    box = mailbox.Maildir(settings.mailbox.maildir, factory=None, create=True)  # type: ignore[union-attr]
+    for data in messages:
+        box.add(data)
+
+
+def sent_messages(settings: Settings) -> list[email.message.EmailMessage]:
+    folder = Path(settings.smtp.pickup_dir)
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+            for p in sorted(folder.glob("*.eml"))] if folder.exists() else []  # fmt: skip
+
+
+def states(settings: Settings) -> dict[str, str | None]:
+    with Store(settings.store) as store:
+        return {row["story_id"]: row["acknowledgement"] for row in report.export_rows(store)}
+
+
+def test_deliver_one_reply_per_person_none_to_machines(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    deliver(
+        settings,
+        story_message(1, message_id="<a1@example.org>", sender="Sam Okafor <sam@example.org>"),
+        story_message(2, message_id="<a2@example.org>", sender="Sam Okafor <SAM@example.org>"),
+        story_message(3, message_id="<ooo@example.org>", Auto_Submitted="auto-replied"),
+        story_message(4, message_id="<list@example.org>", List_Id="<news.example.net>"),
+        story_message(5, message_id="<bcc@example.org>").replace(
+            b"To: stories@example.org", b"To: someone@example.net"),  # a Bcc copy
+    )
+    counts = run_once(settings, now, tagger=tagger)
+    assert (counts.acknowledged, counts.suppressed) == (1, 4)
+    assert states(settings) == {
+        "a1@example.org": "sent", "a2@example.org": "suppressed:rate_limited",
+        "ooo@example.org": "suppressed:auto_submitted", "list@example.org": "suppressed:list_mail",
+        "bcc@example.org": "suppressed:not_addressed",
+    }  # fmt: skip
+    (reply,) = sent_messages(settings)
+    assert reply["To"] == "sam@example.org" and reply["Auto-Submitted"] == "auto-replied"
+    assert reply["In-Reply-To"] == "<a1@example.org>"
+    body = reply.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Sam" in body and "My story number 1" not in body and "GP, the hospital" not in body
+    again = run_once(settings, now, tagger=tagger)
+    assert (again.acknowledged, again.suppressed) == (0, 0)
+    assert len(sent_messages(settings)) == 1
+
+
+def test_deliver_withdrawal_gets_the_confirmation(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    withdrawal = "Please delete my story, I have changed my mind."
+    deliver(settings, story_message(1, message_id="<w@example.org>", body=withdrawal))
+    run_once(settings, now, tagger=tagger)
+    (reply,) = sent_messages(settings)
+    assert "request" in reply["Subject"].lower()
+
+
+def test_deliver_old_mail_is_imported_without_a_reply(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    deliver(settings, story_message(1, message_id="<old@example.org>"))
+    later = now + timedelta(days=settings.acknowledgement.max_age_days + 400)
+    # The Maildir's delivery time is now; read it years later, as a backlog import would.
+    counts = run_once(settings, later, tagger=tagger)
+    assert counts.stored == 1 and counts.acknowledged == 0
+    assert states(settings)["old@example.org"] == "suppressed:too_old"
+    assert sent_messages(settings) == []
+
+
+def test_deliver_crash_mid_send_is_held_never_sent_twice(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    paused = dataclasses.replace(settings.acknowledgement, max_per_hour=0)  # decide, send nothing
+    run_settings = dataclasses.replace(settings, acknowledgement=paused)
+    deliver(settings, story_message(1, message_id="<c@example.org>"))
+    run_once(run_settings, now, tagger=tagger)
+    assert states(settings)["c@example.org"] == "pending"
+    with Store(settings.store) as store:
+        (claimed,) = store.claim(1, now)  # "sending" committed; the process dies here
+        assert isinstance(claimed, Acknowledgement)
+        assert acknowledge(store, now, settings.acknowledgement, settings.smtp,
+                           settings.intake.addresses) == (0, 0)  # fmt: skip
+        assert store.outbox_counts() == {"held": 1}
+    assert states(settings)["c@example.org"] == "held"
+    assert sent_messages(settings) == []
+
+
+def test_deliver_hourly_cap_leaves_the_rest_pending(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    capped = dataclasses.replace(settings.acknowledgement, max_per_hour=2)
+    settings = dataclasses.replace(settings, acknowledgement=capped)
+    deliver(settings, *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(5)))
+    assert run_once(settings, now, tagger=tagger).acknowledged == 2
+    assert sorted(states(settings).values()) == ["pending"] * 3 + ["sent"] * 2
+    assert run_once(settings, now + timedelta(hours=1, seconds=1), tagger=tagger).acknowledged == 2
+
+
+def test_deliver_disabled_sends_nothing(settings: Settings, now: datetime, tagger: Tagger) -> None:
+    off = dataclasses.replace(settings.acknowledgement, enabled=False)
+    settings = dataclasses.replace(settings, acknowledgement=off)
+    deliver(settings, story_message(1, message_id="<d@example.org>"))
+    assert run_once(settings, now, tagger=tagger).suppressed == 1
+    assert states(settings)["d@example.org"] == "suppressed:disabled"

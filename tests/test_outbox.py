@@ -1,0 +1,386 @@
+"""The outbox: rendering (pure), headers, SMTP against a real aiosmtpd sink, the pickup folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PASSWORD, SINK_USER, SmtpSink, free_port
+
+from config.settings import SmtpSettings
+from intake.errors import ConfigError, SendError
+from intake.records import Address
+from triage.acknowledge import Decision, sender_reason
+from triage.examples import story_from_text
+from triage.outbox import (
+    DEFAULT_HELP_TEXT,
+    Outgoing,
+    SmtpConnection,
+    check_templates,
+    first_name,
+    make_environment,
+    render_acknowledgement,
+    send,
+    write_pickup,
+)
+
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+REFERENCE = "ST-1A2B3C4D"
+STORY = replace(
+    story_from_text("abc@example.org", "I had to tell the GP the same thing three times."),
+    sender=Address("Sam Okafor", "sam@example.org"),
+    subject="My story",
+)
+ACK = Decision(True, "send", "acknowledgement", "sam@example.org")
+TEMPLATE_NAMES = ("acknowledgement", "acknowledgement_urgent", "withdrawal_confirmation")
+ENV = make_environment(TEMPLATES)
+
+
+def render(
+    decision: Decision = ACK, story: Any = STORY, reference: str = REFERENCE, **kw: Any
+) -> Outgoing:
+    settings = kw.pop("settings", SmtpSettings())
+    return render_acknowledgement(ENV, decision, story, reference, settings, NOW, **kw)
+
+
+def parts(outgoing: Outgoing) -> tuple[EmailMessage, str, str]:
+    """The parsed message and its decoded text and HTML parts."""
+    message = message_from_bytes(outgoing.data, policy=default)
+    assert isinstance(message, EmailMessage)
+    text, html = (message.get_body((kind,)) for kind in ("plain", "html"))
+    assert text is not None and html is not None
+    return message, _decoded(text), _decoded(html)
+
+
+def _decoded(part: Any) -> str:
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def sink_settings(sink: SmtpSink, **changes: Any) -> SmtpSettings:
+    return SmtpSettings(host=sink.host, port=sink.port, security="none", **changes)
+
+
+# Rendering
+
+
+def test_outbox_greets_by_first_name() -> None:
+    _, text, html = parts(render())
+    assert text.startswith("Dear Sam,\n\n")
+    assert '<p style="margin:0 0 16px;">Dear Sam,</p>' in html
+
+
+def test_outbox_says_hello_without_a_name() -> None:
+    _, text, html = parts(render(story=replace(STORY, sender=Address("", "sam@example.org"))))
+    assert text.startswith("Hello,\n\n")
+    assert "Hello," in html and "Dear" not in html
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [("Sam Okafor", "Sam"), ("Okafor, Sam", "Sam"), ("Sam Okafor, Nurse", "Sam"),
+     ("Dr. Sam Okafor", "Sam"), ("SAM OKAFOR", "Sam"), ("Siobhán O'Brien", "Siobhán"),
+     ("Anne-Marie", "Anne-Marie"), ("", ""), ("sam@example.org", ""), ("sam.okafor", ""),
+     ("<script>alert(1)</script>", ""), ("http://evil.example", ""), ("R2D2", "")],
+)  # fmt: skip
+def test_outbox_first_name(display: str, expected: str) -> None:
+    assert first_name(display) == expected
+
+
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_outbox_reference_in_subject_and_both_parts(template: str) -> None:
+    message, text, html = parts(render(Decision(True, "send", template, "sam@example.org")))
+    assert f"[{REFERENCE}]" in message["Subject"]
+    assert REFERENCE in text and REFERENCE in html
+
+
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_outbox_never_includes_story_text_or_subject(template: str) -> None:
+    story = replace(STORY, text="Zanzibarquux happened at the clinic.", subject="Flibbertigibbet")
+    outgoing = render(Decision(True, "send", template, "sam@example.org"), story)
+    _, text, html = parts(outgoing)
+    for word in ("Zanzibarquux", "Flibbertigibbet", "clinic"):
+        assert word not in text and word not in html
+        assert word.encode() not in outgoing.data
+
+
+def test_outbox_hostile_display_name_never_reaches_html() -> None:
+    story = replace(STORY, sender=Address("<script>alert(1)</script>", "sam@example.org"))
+    _, text, html = parts(render(story=story))
+    assert "<script" not in html and "script" not in text
+    assert text.startswith("Hello,")
+
+
+def test_outbox_html_is_autoescaped_and_text_is_not() -> None:
+    _, text, html = parts(render(team_name="Tom & Jerry <b>Team</b>"))
+    assert "Tom &amp; Jerry &lt;b&gt;Team&lt;/b&gt;" in html and "<b>Team" not in html
+    assert "Tom & Jerry <b>Team</b>" in text
+
+
+def test_outbox_strict_undefined_raises(tmp_path: Path) -> None:
+    for name in TEMPLATE_NAMES:
+        for extension in ("txt", "html"):
+            (tmp_path / f"{name}.{extension}").write_text("Dear {{ first_name }}, {{ missing }}")
+    env = make_environment(tmp_path)
+    with pytest.raises(ConfigError, match="'missing' is undefined"):
+        render_acknowledgement(env, ACK, STORY, REFERENCE, SmtpSettings(), NOW)
+    with pytest.raises(ConfigError, match="missing"):
+        check_templates(env)
+
+
+def test_outbox_missing_template_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"acknowledgement\.txt"):
+        render_acknowledgement(make_environment(tmp_path), ACK, STORY, REFERENCE,
+                               SmtpSettings(), NOW)  # fmt: skip
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_environment(tmp_path / "nowhere")
+
+
+def test_outbox_shipped_templates_pass_the_start_check() -> None:
+    check_templates(ENV)
+
+
+@pytest.mark.parametrize(
+    ("template", "subject", "words", "absent"),
+    [("acknowledgement", "Auto: Thank you for sharing your story", "withdraw", "999"),
+     ("acknowledgement_urgent", "Auto: Thank you for sharing your story", "116 123", ""),
+     ("withdrawal_confirmation", "Auto: We have received your request", "delete it", "999")],
+)  # fmt: skip
+def test_outbox_template_chosen_by_decision(
+    template: str, subject: str, words: str, absent: str
+) -> None:
+    message, text, html = parts(render(Decision(True, "send", template, "sam@example.org")))
+    assert message["Subject"] == f"{subject} [{REFERENCE}]"
+    assert words in text and words in html
+    if absent:
+        assert absent not in text and absent not in html
+
+
+def test_outbox_help_text_is_configurable() -> None:
+    urgent = Decision(True, "send", "acknowledgement_urgent", "sam@example.org")
+    _, text, html = parts(render(urgent, help_text="Call the Test Line on 0800 000 000 & more."))
+    assert "Call the Test Line on 0800 000 000 & more." in text
+    assert "Call the Test Line on 0800 000 000 &amp; more." in html
+    assert "999" in DEFAULT_HELP_TEXT and "999" not in text
+
+
+def test_outbox_refuses_a_decision_that_does_not_send() -> None:
+    with pytest.raises(ValueError):
+        render(Decision(False, "list_mail", "", ""))
+
+
+# Headers
+
+
+def test_outbox_headers_mark_an_automatic_reply() -> None:
+    message, _, _ = parts(render())
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["X-Auto-Response-Suppress"] == "All"
+    assert message["X-Loop"] == "stories@example.org"
+    assert message["Precedence"] is None  # RFC 3834 2: do not use it
+    assert message["From"] == "The Stories Team <stories@example.org>"
+    assert message["Date"].datetime == NOW
+    assert message.get_content_type() == "multipart/alternative"
+    assert all(part.get_content_charset() == "utf-8" for part in message.iter_parts())
+
+
+def test_outbox_exactly_one_recipient() -> None:
+    outgoing = render()
+    message, _, _ = parts(outgoing)
+    assert message.get_all("To") == ["sam@example.org"] and outgoing.to == "sam@example.org"
+    assert message["Cc"] is None and message["Bcc"] is None
+
+
+def test_outbox_message_id_is_recognised_as_a_loop() -> None:
+    outgoing = render()
+    assert outgoing.message_id.startswith(f"<ack-{REFERENCE}-")
+    assert outgoing.message_id.endswith("@example.org>")
+    assert parts(outgoing)[0]["Message-ID"] == outgoing.message_id
+    bounce_back = replace(STORY, recipients=(Address("", "stories@example.org"),),
+                          headers=(("in-reply-to", outgoing.message_id),))  # fmt: skip
+    assert sender_reason(bounce_back, ("stories@example.org",)) == "loop"
+
+
+def test_outbox_message_ids_are_unique() -> None:
+    assert render().message_id != render().message_id
+
+
+def test_outbox_in_reply_to_the_story() -> None:
+    message, _, _ = parts(render())
+    assert message["In-Reply-To"] == "<abc@example.org>"
+    assert message["References"] == "<abc@example.org>"
+
+
+def test_outbox_no_in_reply_to_without_a_message_id() -> None:
+    message, _, _ = parts(render(story=replace(STORY, story_id="sha256:" + "ab" * 32)))
+    assert message["In-Reply-To"] is None and message["References"] is None
+
+
+@pytest.mark.parametrize(
+    "to",
+    ["a@example.org\r\nBcc: x@example.org", "a@example.org\nBcc: x@example.org",
+     "a@example.org, b@example.org", "a@example.org;b@example.org", "a@example.org b@example.org",
+     "<a@example.org>", "Sam <a@example.org>", "", "not-an-address", "ü@example.org"],
+)  # fmt: skip
+def test_outbox_refuses_injection_and_extra_recipients(to: str) -> None:
+    with pytest.raises(SendError) as caught:
+        render(Decision(True, "send", "acknowledgement", to))
+    assert caught.value.permanent
+
+
+@pytest.mark.parametrize("reference", ["ST-1\r\nBcc: x@example.org", "st-lower", "", "A" * 33])
+def test_outbox_refuses_a_bad_reference(reference: str) -> None:
+    with pytest.raises(SendError):
+        render(reference=reference)
+
+
+def test_outbox_encodes_an_international_domain() -> None:
+    outgoing = render(Decision(True, "send", "acknowledgement", "sam@bücher.example"))
+    assert outgoing.to == "sam@xn--bcher-kva.example"
+
+
+# Sending through a real SMTP server on loopback
+
+
+def test_outbox_one_connection_for_three_messages(smtp_sink: SmtpSink) -> None:
+    outgoing = [render() for _ in range(3)]
+    settings = sink_settings(smtp_sink)
+    with SmtpConnection(settings) as connection:
+        for item in outgoing:
+            send(item, settings, connection)
+    assert len(smtp_sink.messages) == 3 and smtp_sink.connections == 1
+    for item, (mail_from, rcpt_tos, data) in zip(outgoing, smtp_sink.messages, strict=True):
+        assert mail_from == "stories@example.org" and rcpt_tos == ("sam@example.org",)
+        assert message_from_bytes(data)["Message-ID"] == item.message_id
+
+
+def test_outbox_send_opens_its_own_connection(smtp_sink: SmtpSink) -> None:
+    send(render(), sink_settings(smtp_sink))
+    assert len(smtp_sink.messages) == 1
+
+
+def test_outbox_logs_in_when_a_username_is_set(smtp_sink: SmtpSink) -> None:
+    send(render(), sink_settings(smtp_sink, username=SINK_USER, password=PASSWORD))
+    assert smtp_sink.logins == [SINK_USER] and len(smtp_sink.messages) == 1
+
+
+def test_outbox_refused_login_is_temporary(smtp_sink: SmtpSink) -> None:
+    with pytest.raises(SendError) as caught:
+        send(render(), sink_settings(smtp_sink, username=SINK_USER, password="wrong"))
+    assert not caught.value.permanent and caught.value.code == 535
+    assert smtp_sink.messages == []
+
+
+def test_outbox_451_is_temporary(smtp_sink: SmtpSink) -> None:
+    smtp_sink.fail_next(451)
+    with pytest.raises(SendError) as caught:
+        send(render(), sink_settings(smtp_sink))
+    assert not caught.value.permanent and caught.value.code == 451
+    assert "sam@example.org" not in str(caught.value) and "451 4.0.0" in str(caught.value)
+
+
+def test_outbox_550_is_permanent(smtp_sink: SmtpSink) -> None:
+    smtp_sink.reject("sam@example.org", 550)
+    with pytest.raises(SendError) as caught:
+        send(render(), sink_settings(smtp_sink))
+    assert caught.value.permanent and caught.value.code == 550
+    assert "sam@example.org" not in str(caught.value)
+
+
+def test_outbox_connection_survives_a_refusal(smtp_sink: SmtpSink) -> None:
+    smtp_sink.fail_next(552, at="data")
+    settings = sink_settings(smtp_sink)
+    with SmtpConnection(settings) as connection:
+        with pytest.raises(SendError) as caught:
+            connection.send(render())
+        assert caught.value.permanent and caught.value.code == 552
+        connection.send(render())
+    assert len(smtp_sink.messages) == 1
+
+
+def test_outbox_connection_refused_is_temporary() -> None:
+    settings = SmtpSettings(host="127.0.0.1", port=free_port(), security="none")
+    with pytest.raises(SendError) as caught:
+        send(render(), settings)
+    assert not caught.value.permanent and "ConnectionRefusedError" in str(caught.value)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose server accepts connections (the kernel's backlog) and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        yield int(listener.getsockname()[1])
+
+
+def test_outbox_silent_server_times_out(silent_port: int) -> None:
+    settings = SmtpSettings(host="127.0.0.1", port=silent_port, security="none")
+    started = time.monotonic()
+    with pytest.raises(SendError) as caught, SmtpConnection(settings, timeout=1.0) as connection:
+        connection.send(render())
+    assert time.monotonic() - started < 5
+    assert not caught.value.permanent
+
+
+def test_outbox_starttls_required_but_not_offered(smtp_sink: SmtpSink) -> None:
+    settings = replace(sink_settings(smtp_sink), security="starttls")
+    with pytest.raises(SendError, match="SMTPNotSupportedError") as caught:
+        send(render(), settings)
+    assert not caught.value.permanent and smtp_sink.messages == []
+
+
+def test_outbox_no_password_in_clear_to_a_remote_host() -> None:
+    settings = SmtpSettings(host="192.0.2.1", port=25, security="none", username="u", password="p")
+    with pytest.raises(SendError, match="without TLS"):
+        send(render(), settings)
+
+
+# The pickup folder (embedded default)
+
+
+def test_outbox_pickup_writes_private_files(tmp_path: Path) -> None:
+    outgoing = render()
+    folder = tmp_path / "outbox"
+    path = write_pickup(outgoing, folder)
+    assert path.parent == folder and path.suffix == ".eml"
+    assert path.name.startswith(f"ack-{REFERENCE}-") and "<" not in path.name
+    assert path.read_bytes() == outgoing.data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert os.listdir(folder) == [path.name]  # no temporary file left behind
+
+
+def test_outbox_pickup_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
+    outgoing = render()
+    first = write_pickup(outgoing, tmp_path)
+    assert write_pickup(outgoing, tmp_path) == first
+    impostor = replace(render(), message_id=outgoing.message_id)
+    with pytest.raises(SendError) as caught:
+        write_pickup(impostor, tmp_path)
+    assert caught.value.permanent
+    assert first.read_bytes() == outgoing.data and os.listdir(tmp_path) == [first.name]
+
+
+def test_outbox_send_without_a_host_uses_the_pickup_folder(tmp_path: Path) -> None:
+    outgoing = render()
+    send(outgoing, SmtpSettings(pickup_dir=str(tmp_path / "outbox")))
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 1 and files[0].read_bytes() == outgoing.data
+
+
+def test_outbox_hostile_message_id_makes_a_safe_file_name(tmp_path: Path) -> None:
+    outgoing = replace(render(), message_id="<../../etc/passwd@x>")
+    path = write_pickup(outgoing, tmp_path)
+    assert path.parent == tmp_path and path.name == ".._.._etc_passwd@x.eml"

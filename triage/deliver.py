@@ -1,0 +1,120 @@
+"""Acknowledge stage, delivery: decide for stored stories, then send through the outbox.
+
+Every decision and every state is written to the store as it happens (see
+``intake.outbox_store``): a crash at any point neither loses an acknowledgement nor sends one
+twice. Uses ``triage.acknowledge`` for the policy and ``triage.outbox`` to render and send.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import nullcontext
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from intake.errors import SendError
+from intake.outbox_store import sender_key
+from intake.records import Acknowledgement, Triage
+from intake.store import Store
+from triage.acknowledge import Decision, decide, normalise_sender, reference
+from triage.outbox import (
+    SmtpConnection,
+    make_environment,
+    render_acknowledgement,
+    send,
+    write_pickup,
+)
+
+if TYPE_CHECKING:
+    from config.settings import AcknowledgementSettings, SmtpSettings
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+MAX_ATTEMPTS = 5  # temporary SMTP failures before an acknowledgement is marked failed
+MAX_TEMPORARY_FAILURES = 3  # in a row: the server is in trouble, the rest wait for next run
+
+
+def acknowledge(
+    store: Store, now: datetime, settings: AcknowledgementSettings, smtp: SmtpSettings,
+    own_addresses: Sequence[str],
+) -> tuple[int, int]:  # fmt: skip
+    """Decide for every stored story not yet decided, then send what is pending.
+
+    Returns (sent, suppressed) for this run.
+    """
+    held = store.hold_interrupted(now)
+    if held:
+        log.warning("held %d acknowledgements interrupted mid-send: check before releasing", held)
+    suppressed = _decide_all(store, now, settings, own_addresses)
+    return _send_pending(store, now, settings, smtp), suppressed
+
+
+def _decide_all(
+    store: Store, now: datetime, settings: AcknowledgementSettings, own_addresses: Sequence[str]
+) -> int:
+    own = [normalise_sender(a) for a in own_addresses]
+    since = now - timedelta(days=settings.per_sender_days)
+    suppressed = 0
+    for story, triage in store.undecided():
+        triage = triage or Triage(story.story_id, "story", (), (), (), ("untagged",))
+        decision = decide(story, triage, own, settings, now,
+                          lambda address: store.acknowledged_since(sender_key(address), since))
+        state = "pending" if decision.send else "suppressed"
+        item = Acknowledgement(story.story_id, decision.reason, decision.template, decision.to,
+                               state)  # fmt: skip
+        # One commit per decision: a second story from the same sender sees the first.
+        store.record_decision(item, sender_key(normalise_sender(story.sender.address)), now)
+        suppressed += not decision.send
+    return suppressed
+
+
+def _send_pending(
+    store: Store, now: datetime, settings: AcknowledgementSettings, smtp_settings: SmtpSettings
+) -> int:
+    """Send pending acknowledgements within the hourly cap, one claimed at a time."""
+    room = settings.max_per_hour - store.sent_since(now - timedelta(hours=1))
+    env = make_environment(TEMPLATES)
+    attempted: list[str] = []
+    sent = failures = 0
+    connection = SmtpConnection(smtp_settings) if smtp_settings.host else nullcontext(None)
+    with connection as smtp:
+        while sent < room and failures < MAX_TEMPORARY_FAILURES:
+            claimed = store.claim(1, now, exclude=attempted)
+            if not claimed:
+                return sent
+            attempted.append(claimed[0].story_id)
+            outcome = _send_one(claimed[0], env, smtp_settings, store, smtp, now)
+            sent += outcome == "sent"
+            failures = failures + 1 if outcome == "pending" else 0
+    if sent >= room:
+        log.warning("acknowledgement cap of %d an hour reached: the rest wait",
+                    settings.max_per_hour)  # fmt: skip
+    return sent
+
+
+def _send_one(
+    item: Acknowledgement, env: Any, settings: SmtpSettings, store: Store, smtp: Any,
+    now: datetime,
+) -> str:  # fmt: skip
+    """Render and hand over one acknowledgement; returns the state it ended in."""
+    try:
+        story = store.story(item.story_id)
+        decision = Decision(True, item.reason, item.template, item.to)
+        outgoing = render_acknowledgement(env, decision, story, reference(story.story_id),
+                                          settings, now)  # fmt: skip
+        if smtp is None:
+            write_pickup(outgoing, Path(settings.pickup_dir))
+        else:
+            send(outgoing, settings, smtp)
+    except SendError as err:
+        retry = not err.permanent and item.attempts + 1 < MAX_ATTEMPTS
+        state = "pending" if retry else "failed"
+        store.finish(item.story_id, state, now, error=str(err)[:300])
+        return state
+    except Exception as err:  # the acknowledge stage's one broad except: record, go on
+        store.finish(item.story_id, "failed", now, error=f"{type(err).__name__}")
+        return "failed"
+    store.finish(item.story_id, "sent", now, message_id=outgoing.message_id)
+    return "sent"
