@@ -73,14 +73,18 @@ def test_deliver_one_reply_per_person_none_to_machines(
     assert len(sent_messages(settings)) == 1
 
 
-def test_deliver_withdrawal_gets_the_confirmation(
+def test_deliver_withdrawal_is_confirmed_even_right_after_an_acknowledgement(
     settings: Settings, now: datetime, tagger: Tagger
 ) -> None:
-    withdrawal = "Please delete my story, I have changed my mind."
-    deliver(settings, story_message(1, message_id="<w@example.org>", body=withdrawal))
+    sam = "Sam Okafor <sam@example.org>"
+    deliver(settings, story_message(1, message_id="<s@example.org>", sender=sam))
     run_once(settings, now, tagger=tagger)
-    (reply,) = sent_messages(settings)
-    assert "request" in reply["Subject"].lower()
+    withdrawal = "Please delete my story, I have changed my mind."
+    deliver(settings, story_message(2, message_id="<w@example.org>", body=withdrawal, sender=sam))
+    run_once(settings, now, tagger=tagger)
+    assert states(settings) == {"s@example.org": "sent", "w@example.org": "sent"}
+    subjects = sorted(m["Subject"].lower() for m in sent_messages(settings))
+    assert sum("request" in s for s in subjects) == 1
 
 
 def test_deliver_old_mail_is_imported_without_a_reply(

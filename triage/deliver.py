@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from triage.outbox import (
     send,
     write_pickup,
 )
+from triage.rules import WITHDRAWAL
 
 if TYPE_CHECKING:
     from config.settings import AcknowledgementSettings, SmtpSettings
@@ -59,8 +61,9 @@ def _decide_all(
     suppressed = 0
     for story, triage in store.undecided():
         triage = triage or Triage(story.story_id, "story", (), (), (), ("untagged",))
-        decision = decide(story, triage, own, settings, now,
-                          lambda address: store.acknowledged_since(sender_key(address), since))
+        # A withdrawal is always confirmed, however recently the person heard from us.
+        recent = partial(_recently, store, since) if triage.kind != WITHDRAWAL else _never
+        decision = decide(story, triage, own, settings, now, recent)
         state = "pending" if decision.send else "suppressed"
         item = Acknowledgement(story.story_id, decision.reason, decision.template, decision.to,
                                state)  # fmt: skip
@@ -68,6 +71,14 @@ def _decide_all(
         store.record_decision(item, sender_key(normalise_sender(story.sender.address)), now)
         suppressed += not decision.send
     return suppressed
+
+
+def _recently(store: Store, since: datetime, address: str) -> bool:
+    return store.acknowledged_since(sender_key(address), since)
+
+
+def _never(address: str) -> bool:
+    return False
 
 
 def _send_pending(
