@@ -9,7 +9,7 @@ person instead of sending twice.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -36,8 +36,11 @@ class OutboxRows:
     def _begin(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def undecided(self) -> Iterator[tuple[Story, Triage | None]]:
-        """Stored stories that have no acknowledgement decision yet, oldest first."""
+    def undecided(self, limit: int) -> list[tuple[Story, Triage | None]]:
+        """Up to ``limit`` stored stories without an acknowledgement decision, oldest first.
+
+        A page at a time, so a backlog of thousands never sits in memory at once.
+        """
         stories, triage, outbox = schema.stories, schema.triage, schema.outbox
         query = (
             select(stories, *[c.label(f"triage_{c.name}") for c in triage.c])
@@ -45,18 +48,23 @@ class OutboxRows:
             .outerjoin(outbox, outbox.c.story_id == stories.c.story_id)
             .where(outbox.c.story_id.is_(None))
             .order_by(stories.c.received_at, stories.c.story_id)
+            .limit(limit)
         )
         with self._connect() as conn:
             found = conn.execute(query).mappings().all()
-        return ((rows.row_story(r), rows.row_triage(r)) for r in found)
+        return [(rows.row_story(r), rows.row_triage(r)) for r in found]
 
-    def record_decision(self, item: Acknowledgement, key: str, now: datetime) -> None:
-        """Store one decision (``pending`` to send, or ``suppressed`` with its reason)."""
-        row = {"story_id": item.story_id, "sender_key": key, "reason": item.reason,
-               "template": item.template, "recipient": item.to, "state": item.state,
-               "attempts": 0, "created_at": now, "updated_at": now}  # fmt: skip
-        with self._begin() as conn:
-            conn.execute(insert(schema.outbox), [row])
+    def record_decisions(
+        self, decided: Sequence[tuple[Acknowledgement, str]], now: datetime
+    ) -> None:
+        """Store decisions with their sender keys (``pending`` or ``suppressed``), atomically."""
+        batch = [{"story_id": item.story_id, "sender_key": key, "reason": item.reason,
+                  "template": item.template, "recipient": item.to, "state": item.state,
+                  "attempts": 0, "created_at": now, "updated_at": now}
+                 for item, key in decided]  # fmt: skip
+        if batch:
+            with self._begin() as conn:
+                conn.execute(insert(schema.outbox), batch)
 
     def acknowledged_since(self, key: str, since: datetime) -> bool:
         """Whether this sender has an acknowledgement sent or on its way since ``since``."""

@@ -17,6 +17,7 @@ from intake import report
 from intake.records import Acknowledgement
 from intake.store import Store
 from run_pipeline import run_once
+from triage import deliver as deliver_module
 from triage.deliver import acknowledge
 from triage.tag import Tagger
 
@@ -134,3 +135,16 @@ def test_deliver_disabled_sends_nothing(settings: Settings, now: datetime, tagge
     deliver(settings, story_message(1, message_id="<d@example.org>"))
     assert run_once(settings, now, tagger=tagger).suppressed == 1
     assert states(settings)["d@example.org"] == "suppressed:disabled"
+
+
+def test_deliver_decides_a_backlog_in_pages(
+    settings: Settings, now: datetime, tagger: Tagger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deliver_module, "DECISION_PAGE", 2)
+    senders = ["A <a@example.org>", "B <b@example.org>", "A <a@example.org>", "C <c@example.org>",
+               "B <b@example.org>"]  # fmt: skip
+    deliver(settings, *(story_message(n, message_id=f"<p{n}@example.org>", sender=s)
+                        for n, s in enumerate(senders)))  # fmt: skip
+    counts = run_once(settings, now, tagger=tagger)
+    assert (counts.acknowledged, counts.suppressed) == (3, 2)  # one per person, across pages
+    assert sorted(states(settings).values()) == ["sent"] * 3 + ["suppressed:rate_limited"] * 2

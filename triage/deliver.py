@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+DECISION_PAGE = 200  # stories decided per transaction; also bounds memory on a backlog
 MAX_ATTEMPTS = 5  # temporary SMTP failures before an acknowledgement is marked failed
 MAX_TEMPORARY_FAILURES = 3  # in a row: the server is in trouble, the rest wait for next run
 
@@ -59,22 +60,29 @@ def _decide_all(
     own = [normalise_sender(a) for a in own_addresses]
     since = now - timedelta(days=settings.per_sender_days)
     suppressed = 0
-    for story, triage in store.undecided():
-        triage = triage or Triage(story.story_id, "story", (), (), (), ("untagged",))
-        # A withdrawal is always confirmed, however recently the person heard from us.
-        recent = partial(_recently, store, since) if triage.kind != WITHDRAWAL else _never
-        decision = decide(story, triage, own, settings, now, recent)
-        state = "pending" if decision.send else "suppressed"
-        item = Acknowledgement(story.story_id, decision.reason, decision.template, decision.to,
-                               state)  # fmt: skip
-        # One commit per decision: a second story from the same sender sees the first.
-        store.record_decision(item, sender_key(normalise_sender(story.sender.address)), now)
-        suppressed += not decision.send
+    while page := store.undecided(DECISION_PAGE):
+        decided: list[tuple[Acknowledgement, str]] = []
+        answered: set[str] = set()  # senders given a reply earlier in this page
+        for story, triage in page:
+            triage = triage or Triage(story.story_id, "story", (), (), (), ("untagged",))
+            key = sender_key(normalise_sender(story.sender.address))
+            # A withdrawal is always confirmed, however recently the person heard from us.
+            recent = (partial(_recently, store, since, answered) if triage.kind != WITHDRAWAL
+                      else _never)  # fmt: skip
+            decision = decide(story, triage, own, settings, now, recent)
+            if decision.send:
+                answered.add(key)
+            state = "pending" if decision.send else "suppressed"
+            decided.append((Acknowledgement(story.story_id, decision.reason, decision.template,
+                                            decision.to, state), key))  # fmt: skip
+            suppressed += not decision.send
+        store.record_decisions(decided, now)  # one transaction per page
     return suppressed
 
 
-def _recently(store: Store, since: datetime, address: str) -> bool:
-    return store.acknowledged_since(sender_key(address), since)
+def _recently(store: Store, since: datetime, answered: set[str], address: str) -> bool:
+    key = sender_key(address)
+    return key in answered or store.acknowledged_since(key, since)
 
 
 def _never(address: str) -> bool:
