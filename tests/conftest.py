@@ -43,7 +43,7 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from config.settings import Settings
+from config.settings import Settings, SmtpSettings
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.fetch import ImapSettings
 from intake.maildir import MaildirSettings
@@ -221,7 +221,8 @@ def imap_settings(tmp_path: Path) -> Callable[..., Settings]:
             password_env="STORY_TEST_IMAP_PASSWORD", password=PASSWORD, connect_timeout=5,
             read_timeout=10, **mailbox_overrides,
         )  # fmt: skip
-        return Settings(mailbox=imap, store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"))
+        return Settings(mailbox=imap, store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"),
+                        smtp=SmtpSettings(pickup_dir=str(tmp_path / "outbox")))  # fmt: skip
 
     return make
 
@@ -231,6 +232,7 @@ def maildir_settings(tmp_path: Path) -> Settings:
     return Settings(
         mailbox=MaildirSettings(maildir=str(tmp_path / "mailbox")),
         store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"),
+        smtp=SmtpSettings(pickup_dir=str(tmp_path / "outbox")),
     )
 
 

@@ -23,9 +23,8 @@ from triage.tag import Tagger
 
 
 @pytest.fixture
-def settings(maildir_settings: Settings, tmp_path: Path) -> Settings:
-    smtp = dataclasses.replace(maildir_settings.smtp, pickup_dir=str(tmp_path / "outbox"))
-    return dataclasses.replace(maildir_settings, smtp=smtp)
+def settings(maildir_settings: Settings) -> Settings:
+    return maildir_settings  # its pickup folder is in the test's own temporary folder
 
 
 def deliver(settings: Settings, *messages: bytes) -> None:

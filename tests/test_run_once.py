@@ -38,6 +38,7 @@ def write_config(tmp_path: Path, box: Mailbox, batch_size: int) -> Path:
         f'security = "none"\nusername = "{box.user}"\npassword_env = "STORY_TEST_IMAP_PASSWORD"\n'
         f"batch_size = {batch_size}\nconnect_timeout = 5.0\nread_timeout = 10.0\n"
         f'[store]\nurl = "sqlite:///{tmp_path}/stories.db"\n'
+        f'[smtp]\npickup_dir = "{tmp_path}/outbox"\n'
     )
     return config
 
@@ -208,6 +209,7 @@ def test_run_once_cli_demo_once_status_export(
     config.write_text(
         f'[mailbox]\nmaildir = "{tmp_path}/var/mailbox"\n'
         f'[store]\nurl = "sqlite:///{tmp_path}/var/s.db"\n'
+        f'[smtp]\npickup_dir = "{tmp_path}/var/outbox"\n'
     )
     assert main(["--config", str(config), "demo"]) == 0
     demo_out = capsys.readouterr().out
