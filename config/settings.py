@@ -42,6 +42,7 @@ class SmtpSettings:
     username: str = ""
     password_env: str = ""
     sent_folder: str = ""
+    envelope_sender: str = ""
     password: str = field(default="", repr=False, metadata={"toml": False})
 
 

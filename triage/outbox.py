@@ -11,8 +11,8 @@ RFC 3834 (``Auto-Submitted``, no ``Precedence``) and the loop convention of
 
 from __future__ import annotations
 
+import hashlib
 import re
-import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -65,7 +65,7 @@ _ENHANCED_STATUS = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 class Outgoing:
     """A rendered message, ready to hand over; plain values only."""
 
-    message_id: str  # "<ack-<reference>-<random hex>@<domain of from_address>>"
+    message_id: str  # "<ack-<digest of the story_id>@<domain of from_address>>"
     to: str
     data: bytes  # the whole RFC 5322 message, CRLF line endings
 
@@ -115,7 +115,7 @@ def render_acknowledgement(
         raise ConfigError("smtp.from_address or the team name cannot go in a header")
     context = _context(first_name(story.sender.name), reference, team_name,
                        settings.from_address, help_text)  # fmt: skip
-    message_id = _new_message_id(reference, settings.from_address)
+    message_id = message_id_for(story.story_id, settings.from_address)
     subject = SUBJECTS[decision.template].format(reference=reference)
     parent = _parent_message_id(story.story_id)
     message = _headers(to, subject, message_id, parent, settings.from_address, team_name, now)
@@ -186,9 +186,11 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         raise ConfigError(f"template {name}: {type(err).__name__}: {err.message}") from err
 
 
-def _new_message_id(reference: str, from_address: str) -> str:
+def message_id_for(story_id: str, from_address: str) -> str:
+    """Our Message-ID for a story's acknowledgement: the same on every attempt, so a retry is
+    recognisably the same message, and ``ack-`` marks replies to it as a loop."""
     domain = from_address.rpartition("@")[2].encode("idna").decode("ascii").lower()
-    return f"<ack-{reference}-{secrets.token_hex(8)}@{domain}>"
+    return f"<ack-{hashlib.sha256(story_id.encode('utf-8')).hexdigest()[:24]}@{domain}>"
 
 
 def _parent_message_id(story_id: str) -> str | None:
@@ -235,7 +237,9 @@ class SmtpConnection:
         """Send one message; SendError (``permanent`` for a 5xx about it) when it is refused."""
         client = self._client or self._open()
         try:
-            client.sendmail(self._settings.from_address, [outgoing.to], outgoing.data)
+            # RFC 3834 3.3: an automatic reply goes from the null sender unless a relay refuses it.
+            envelope = self._settings.envelope_sender
+            client.sendmail(envelope, [outgoing.to], outgoing.data)
         except smtplib.SMTPRecipientsRefused as err:
             code, reply = next(iter(err.recipients.values()), (0, b""))
             self._forget_if_closed()
