@@ -60,7 +60,7 @@ class OutboxRows:
         """Store decisions with their sender keys (``pending`` or ``suppressed``), atomically."""
         batch = [{"story_id": item.story_id, "sender_key": key, "reason": item.reason,
                   "template": item.template, "recipient": item.to, "state": item.state,
-                  "attempts": 0, "created_at": now, "updated_at": now}
+                  "attempts": 0, "permanent": False, "created_at": now, "updated_at": now}
                  for item, key in decided]  # fmt: skip
         if batch:
             with self._begin() as conn:
@@ -71,6 +71,13 @@ class OutboxRows:
         o = schema.outbox.c
         query = select(o.story_id).where(o.sender_key == key, o.state.in_(ACTIVE),
                                          o.created_at >= since).limit(1)  # fmt: skip
+        with self._connect() as conn:
+            return conn.execute(query).first() is not None
+
+    def undeliverable(self, key: str) -> bool:
+        """Whether mail to this sender was refused for good (a 5xx) before."""
+        o = schema.outbox.c
+        query = select(o.story_id).where(o.sender_key == key, o.permanent.is_(True)).limit(1)
         with self._connect() as conn:
             return conn.execute(query).first() is not None
 
@@ -87,7 +94,8 @@ class OutboxRows:
         """Up to ``limit`` pending acknowledgements (not in ``exclude``), marked ``sending``
         and committed before anything goes."""
         o = schema.outbox
-        pending = (select(o).where(o.c.state == "pending", o.c.story_id.not_in(list(exclude)))
+        due = (o.c.retry_at.is_(None)) | (o.c.retry_at <= now)
+        pending = (select(o).where(o.c.state == "pending", due, o.c.story_id.not_in(list(exclude)))
                    .order_by(o.c.created_at).limit(limit))  # fmt: skip
         with self._begin() as conn:
             found = conn.execute(pending).mappings().all()
@@ -98,12 +106,15 @@ class OutboxRows:
 
     def finish(
         self, story_id: str, state: str, now: datetime, error: str | None = None,
-        message_id: str | None = None,
+        message_id: str | None = None, retry_at: datetime | None = None,
+        permanent: bool = False,
     ) -> None:  # fmt: skip
-        """Record how an attempt ended: ``sent``, ``pending`` (retry later) or ``failed``."""
+        """Record how an attempt ended: ``sent``, ``pending`` (retry at ``retry_at``) or
+        ``failed`` (``permanent`` when the server refused the address for good)."""
         o = schema.outbox
         values: dict[str, Any] = {"state": state, "updated_at": now, "error": error,
-                                  "attempts": o.c.attempts + 1}  # fmt: skip
+                                  "attempts": o.c.attempts + 1, "retry_at": retry_at,
+                                  "permanent": permanent}  # fmt: skip
         if message_id:
             values["message_id"] = message_id
         with self._begin() as conn:

@@ -154,6 +154,8 @@ outbox = Table(
     Column("recipient", Text, nullable=False),
     Column("state", String(16), nullable=False, index=True),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("retry_at", UtcDateTime),  # a temporary failure waits until then (backoff)
+    Column("permanent", Boolean, nullable=False, default=False),  # refused for good (5xx)
     Column("error", Text),
     Column("message_id", Text),
     Column("created_at", UtcDateTime, nullable=False),

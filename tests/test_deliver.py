@@ -10,15 +10,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import story_message
+from conftest import SmtpSink, story_message
 
-from config.settings import Settings
+from config.settings import Settings, SmtpSettings
 from intake import report
 from intake.records import Acknowledgement
 from intake.store import Store
 from run_pipeline import run_once
 from triage import deliver as deliver_module
-from triage.deliver import acknowledge
+from triage.deliver import acknowledge, backoff
+from triage.outbox import message_id_for
 from triage.tag import Tagger
 
 
@@ -147,3 +148,53 @@ def test_deliver_decides_a_backlog_in_pages(
     counts = run_once(settings, now, tagger=tagger)
     assert (counts.acknowledged, counts.suppressed) == (3, 2)  # one per person, across pages
     assert sorted(states(settings).values()) == ["sent"] * 3 + ["suppressed:rate_limited"] * 2
+
+
+def smtp_settings(settings: Settings, sink: SmtpSink) -> Settings:
+    smtp = SmtpSettings(host=sink.host, port=sink.port, security="none",
+                        from_address="stories@example.org")  # fmt: skip
+    return dataclasses.replace(settings, smtp=smtp)
+
+
+def test_deliver_451_is_retried_later_under_the_same_message_id(
+    settings: Settings, now: datetime, tagger: Tagger, smtp_sink: SmtpSink
+) -> None:
+    settings = smtp_settings(settings, smtp_sink)
+    deliver(settings, story_message(1, message_id="<t@example.org>"))
+    smtp_sink.fail_next(451)
+    assert run_once(settings, now, tagger=tagger).acknowledged == 0
+    assert states(settings)["t@example.org"] == "pending" and smtp_sink.messages == []
+    assert run_once(settings, now + timedelta(minutes=1), tagger=tagger).acknowledged == 0
+    assert run_once(settings, now + backoff(0), tagger=tagger).acknowledged == 1  # backoff over
+    (message,) = smtp_sink.messages
+    assert email.message_from_bytes(message[2])["Message-ID"] == message_id_for(
+        "t@example.org", "stories@example.org")  # fmt: skip
+    assert message[0] == "<>"  # the null envelope sender
+
+
+def test_deliver_550_fails_and_that_address_is_not_tried_again(
+    settings: Settings, now: datetime, tagger: Tagger, smtp_sink: SmtpSink
+) -> None:
+    settings = smtp_settings(settings, smtp_sink)
+    smtp_sink.reject("gone@example.org", 550)
+    gone = "Gone <gone@example.org>"
+    deliver(settings, story_message(1, message_id="<g1@example.org>", sender=gone),
+            story_message(2, message_id="<ok@example.org>"))  # fmt: skip
+    assert run_once(settings, now, tagger=tagger).acknowledged == 1  # one refusal stops nothing
+    deliver(settings, story_message(3, message_id="<g2@example.org>", sender=gone))
+    run_once(settings, now, tagger=tagger)  # a failed reply does not count as a recent one
+    assert states(settings) == {"g1@example.org": "failed", "ok@example.org": "sent",
+                                "g2@example.org": "suppressed:undeliverable"}  # fmt: skip
+
+
+def test_deliver_three_stories_in_two_days_one_reply_then_a_second_after_a_week(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    sam = "Sam <sam@example.org>"
+    for day in range(3):
+        deliver(settings, story_message(day, message_id=f"<d{day}@example.org>", sender=sam))
+        run_once(settings, now + timedelta(hours=16 * day), tagger=tagger)
+    assert len(sent_messages(settings)) == 1
+    deliver(settings, story_message(9, message_id="<d9@example.org>", sender=sam))
+    run_once(settings, now + timedelta(days=7, hours=1), tagger=tagger)
+    assert len(sent_messages(settings)) == 2

@@ -70,6 +70,8 @@ def _decide_all(
             recent = (partial(_recently, store, since, answered) if triage.kind != WITHDRAWAL
                       else _never)  # fmt: skip
             decision = decide(story, triage, own, settings, now, recent)
+            if decision.send and store.undeliverable(key):  # a 5xx before: do not try again
+                decision = Decision(False, "undeliverable", "", "")
             if decision.send:
                 answered.add(key)
             state = "pending" if decision.send else "suppressed"
@@ -78,6 +80,11 @@ def _decide_all(
             suppressed += not decision.send
         store.record_decisions(decided, now)  # one transaction per page
     return suppressed
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a temporarily refused acknowledgement waits: 5 minutes, doubling, at most 6 h."""
+    return min(timedelta(minutes=5 * 2 ** min(attempts, 10)), timedelta(hours=6))
 
 
 def _recently(store: Store, since: datetime, answered: set[str], address: str) -> bool:
@@ -130,7 +137,8 @@ def _send_one(
     except SendError as err:
         retry = not err.permanent and item.attempts + 1 < MAX_ATTEMPTS
         state = "pending" if retry else "failed"
-        store.finish(item.story_id, state, now, error=str(err)[:300])
+        store.finish(item.story_id, state, now, error=str(err)[:300], permanent=err.permanent,
+                     retry_at=now + backoff(item.attempts) if retry else None)  # fmt: skip
         return state
     except Exception as err:  # the acknowledge stage's one broad except: record, go on
         store.finish(item.story_id, "failed", now, error=f"{type(err).__name__}")
