@@ -54,6 +54,19 @@ class AcknowledgementSettings:
     per_sender_days: int = 7
     max_age_days: int = 7
     max_per_hour: int = 200
+    team_name: str = "The Stories Team"
+    help_text: str = (
+        "If you are in immediate danger, please call 999.\n"
+        "If you need to talk to someone today, you can call NHS 111 and choose option 2 for "
+        "mental health support, or call Samaritans free, day or night, on 116 123."
+    )
+    crisis_terms: tuple[str, ...] = (
+        "suicide", "suicidal", "kill myself", "killing myself", "end my life", "ending my life",
+        "end it all", "take my own life", "taking my own life", "want to die", "better off dead",
+        "no reason to live", "self harm", "selfharm", "self harming", "harm myself",
+        "hurt myself", "hurting myself", "overdose", "overdosed", "overdosing",
+        "immediate danger", "not safe tonight", "don't feel safe", "do not feel safe",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

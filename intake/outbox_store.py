@@ -60,7 +60,8 @@ class OutboxRows:
         """Store decisions with their sender keys (``pending`` or ``suppressed``), atomically."""
         batch = [{"story_id": item.story_id, "sender_key": key, "reason": item.reason,
                   "template": item.template, "recipient": item.to, "state": item.state,
-                  "attempts": 0, "permanent": False, "created_at": now, "updated_at": now}
+                  "attempts": 0, "permanent": False, "urgent": item.urgent,
+                  "created_at": now, "updated_at": now}
                  for item, key in decided]  # fmt: skip
         if batch:
             with self._begin() as conn:
@@ -139,6 +140,12 @@ class OutboxRows:
         return {r[0]: f"suppressed:{r[2]}" if r[1] == "suppressed" else
                 ("pending" if r[1] == "sending" else r[1]) for r in found}  # fmt: skip
 
+
+    def urgent_ids(self) -> set[str]:
+        """Stories whose wording reads as a person in crisis."""
+        o = schema.outbox.c
+        with self._connect() as conn:
+            return set(conn.execute(select(o.story_id).where(o.urgent.is_(True))).scalars())
 
     def outbox_counts(self) -> dict[str, int]:
         """How many acknowledgements are in each state (suppressed ones by reason)."""

@@ -141,7 +141,8 @@ class Acknowledgement:
     """The acknowledgement decided for one story, and how far sending it has got.
 
     ``reason`` is ``send``, ``send_withdrawal`` or a suppression reason code; ``state`` is
-    ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``. ``sending``
+    ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``. ``urgent``
+    marks crisis wording, whatever the decision, for the digest to show first. ``sending``
     survives only a crash mid-send: the next run turns it into ``held`` for a person to check,
     because the message may or may not have gone.
     """
@@ -152,6 +153,7 @@ class Acknowledgement:
     to: str
     state: str
     attempts: int = 0
+    urgent: bool = False
 
 
 class StoryStatus(StrEnum):

@@ -18,7 +18,8 @@ from intake.store import Store
 
 EXPORT_FIELDS = (
     "story_id", "sender", "sender_name", "subject", "sent_at", "received_at", "kind", "themes",
-    "scores", "evidence", "needs_review", "review_reasons", "acknowledgement", "quarantined",
+    "scores", "evidence", "needs_review", "review_reasons", "acknowledgement", "urgent",
+    "quarantined",
     "text", "words", "attachments", "defects",
 )  # fmt: skip
 
@@ -26,6 +27,7 @@ EXPORT_FIELDS = (
 def export_rows(store: Store) -> Iterator[dict[str, Any]]:
     """One plain dict per stored story, then one per quarantined message."""
     acknowledgements = store.outbox_states()
+    urgent = store.urgent_ids()
     for story, triage in store.triaged():
         yield {
             "story_id": story.story_id,
@@ -36,6 +38,7 @@ def export_rows(store: Store) -> Iterator[dict[str, Any]]:
             "received_at": story.received_at.isoformat(),
             **_triage_fields(triage),
             "acknowledgement": acknowledgements.get(story.story_id),
+            "urgent": story.story_id in urgent,
             "quarantined": None,
             "text": story.text,
             "words": len(story.text.split()),

@@ -153,6 +153,7 @@ outbox = Table(
     Column("template", String(64), nullable=False),
     Column("recipient", Text, nullable=False),
     Column("state", String(16), nullable=False, index=True),
+    Column("urgent", Boolean, nullable=False, default=False),  # crisis wording: digest first
     Column("attempts", Integer, nullable=False, default=0),
     Column("retry_at", UtcDateTime),  # a temporary failure waits until then (backoff)
     Column("permanent", Boolean, nullable=False, default=False),  # refused for good (5xx)

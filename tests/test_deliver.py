@@ -198,3 +198,20 @@ def test_deliver_three_stories_in_two_days_one_reply_then_a_second_after_a_week(
     deliver(settings, story_message(9, message_id="<d9@example.org>", sender=sam))
     run_once(settings, now + timedelta(days=7, hours=1), tagger=tagger)
     assert len(sent_messages(settings)) == 2
+
+
+def test_deliver_crisis_wording_gets_help_and_is_urgent_even_without_a_reply(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    crisis = "Since the section I have felt suicidal most nights and the crisis team never rang."
+    sam = "Sam <sam@example.org>"
+    deliver(settings, story_message(1, message_id="<u1@example.org>", body=crisis, sender=sam),
+            story_message(2, message_id="<u2@example.org>", body=crisis, sender=sam))  # fmt: skip
+    run_once(settings, now, tagger=tagger)
+    (reply,) = sent_messages(settings)
+    body = reply.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "116 123" in body and "999" in body and "suicidal" not in body
+    with Store(settings.store) as store:
+        rows = {row["story_id"]: row for row in report.export_rows(store)}
+    assert rows["u1@example.org"]["urgent"] and rows["u2@example.org"]["urgent"]
+    assert rows["u2@example.org"]["acknowledgement"] == "suppressed:rate_limited"

@@ -19,7 +19,7 @@ from intake.errors import SendError
 from intake.outbox_store import sender_key
 from intake.records import Acknowledgement, Triage
 from intake.store import Store
-from triage.acknowledge import Decision, decide, normalise_sender, reference
+from triage.acknowledge import Decision, decide, is_crisis, normalise_sender, reference
 from triage.outbox import (
     SmtpConnection,
     make_environment,
@@ -69,14 +69,15 @@ def _decide_all(
             # A withdrawal is always confirmed, however recently the person heard from us.
             recent = (partial(_recently, store, since, answered) if triage.kind != WITHDRAWAL
                       else _never)  # fmt: skip
-            decision = decide(story, triage, own, settings, now, recent)
+            decision = decide(story, triage, own, settings, now, recent, settings.crisis_terms)
             if decision.send and store.undeliverable(key):  # a 5xx before: do not try again
                 decision = Decision(False, "undeliverable", "", "")
             if decision.send:
                 answered.add(key)
             state = "pending" if decision.send else "suppressed"
+            urgent = is_crisis(f"{story.subject}\n{story.text}", settings.crisis_terms)
             decided.append((Acknowledgement(story.story_id, decision.reason, decision.template,
-                                            decision.to, state), key))  # fmt: skip
+                                            decision.to, state, 0, urgent), key))  # fmt: skip
             suppressed += not decision.send
         store.record_decisions(decided, now)  # one transaction per page
     return suppressed
@@ -111,7 +112,7 @@ def _send_pending(
             if not claimed:
                 return sent
             attempted.append(claimed[0].story_id)
-            outcome = _send_one(claimed[0], env, smtp_settings, store, smtp, now)
+            outcome = _send_one(claimed[0], env, settings, smtp_settings, store, smtp, now)
             sent += outcome == "sent"
             failures = failures + 1 if outcome == "pending" else 0
     if sent >= room:
@@ -121,15 +122,15 @@ def _send_pending(
 
 
 def _send_one(
-    item: Acknowledgement, env: Any, settings: SmtpSettings, store: Store, smtp: Any,
-    now: datetime,
+    item: Acknowledgement, env: Any, ack: AcknowledgementSettings, settings: SmtpSettings,
+    store: Store, smtp: Any, now: datetime,
 ) -> str:  # fmt: skip
     """Render and hand over one acknowledgement; returns the state it ended in."""
     try:
         story = store.story(item.story_id)
         decision = Decision(True, item.reason, item.template, item.to)
         outgoing = render_acknowledgement(env, decision, story, reference(story.story_id),
-                                          settings, now)  # fmt: skip
+                                          settings, now, ack.help_text, ack.team_name)  # fmt: skip
         if smtp is None:
             write_pickup(outgoing, Path(settings.pickup_dir))
         else:
