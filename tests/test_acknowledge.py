@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from triage.acknowledge import (
     normalise_sender,
 )
 from triage.examples import story_from_text
+from triage.tag import Tagger, tag_many
 
 DATA = Path(__file__).resolve().parent / "data"
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -366,3 +368,38 @@ def test_acknowledge_corpus_bounces_and_auto_replies_are_suppressed(
     assert {p for p in sent if "/not/" in p} == {p for p in KNOWN_SENT if "/not/" in p}
     with capsys.disabled():
         print(f"\nacknowledge corpus: {sum(reasons.values())} decided, {dict(reasons)}")
+
+
+EVERY_AGE = AcknowledgementSettings(max_age_days=100_000)  # the corpus spans decades
+
+
+def test_acknowledge_whole_corpus_report(
+    corpus: Path, tagger: Tagger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every raw message in the corpus, tagged by the real tagger, `not_addressed` left out:
+    # bounces, auto-replies and list mail must be suppressed.
+    with (corpus / "MANIFEST.tsv").open(newline="", encoding="utf-8") as handle:
+        paths = [corpus / row["path"] for row in csv.DictReader(handle, delimiter="\t")
+                 if row["role"] == "message"]  # fmt: skip
+    stories = []
+    for path in paths:
+        with contextlib.suppress(ParseError):
+            stories.append((path.relative_to(corpus).as_posix(), parse_file(path)))
+    triages = tag_many([story for _, story in stories], tagger)
+    reasons: Counter[str] = Counter()
+    sent: set[str] = set()
+    for (name, story), triage in zip(stories, triages, strict=True):
+        own = OWN + tuple(r.address for r in story.recipients[:1])
+        decision = decide(story, triage, own, EVERY_AGE, NOW, never)
+        reasons[decision.reason] += 1
+        if decision.send:
+            sent.add(name)
+    out_of_office = {n for n, _ in stories if "rfc3834" in n or n.endswith("/issue212")}
+    assert len(out_of_office) == 9 and not out_of_office & sent
+    bounces = {n for n, _ in stories if n.startswith("sisimai-set-of-emails/maildir/")
+               and "/not/" not in n}  # fmt: skip
+    assert not bounces & sent
+    assert not {n for n, s in stories if any(h.startswith("list-") for h, _ in s.headers)} & sent
+    with capsys.disabled():
+        print(f"\nacknowledge whole corpus: {len(stories)} decided, {len(sent)} would be "
+              f"acknowledged; {dict(reasons.most_common())}")  # fmt: skip

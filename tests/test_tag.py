@@ -128,3 +128,12 @@ def test_tag_training_is_deterministic() -> None:
 def test_tag_theme_spec_without_examples_is_not_trained(tagger: Tagger) -> None:
     assert tagger.trained_themes == frozenset(tagger.settings.theme_names)
     assert ThemeSpec("x", "y").weak_terms == ()
+
+
+def test_tag_empty_story_in_a_batch(tagger: Tagger) -> None:
+    # Found in the corpus (flanker/messages/bounce/delayed-broken.eml has no body): a zero-token
+    # Doc among others made thinc raise IndexError for the whole batch.
+    stories = [story_from_text("a", "The GP never got the letter."), story_from_text("b", "")]
+    first, empty = tag_many(stories, tagger)
+    assert empty.themes == () and "short_text" in empty.review_reasons
+    assert first.story_id == "a"

@@ -97,6 +97,8 @@ def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, 
     """The message's kind, the confidence in it, and the rule hits behind a request."""
     if automated_reason(story):
         return AUTOMATED, 1.0, ()
+    if reading.words == 0:  # nothing to read (an attachment alone, say): a person should look
+        return STORY, 0.0, ()
     kinds = {k: float(v) for k, v in reading.cats.items() if _is_kind(k)}
     kind, confidence = max(kinds.items(), key=lambda kv: kv[1]) if kinds else (STORY, 1.0)
     withdrawal = tuple(

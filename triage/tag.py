@@ -287,7 +287,9 @@ def load_tagger(settings: TagSettings) -> Tagger:
 
 def tag_many(stories: Sequence[Story], tagger: Tagger) -> list[Triage]:
     """Tag stories in one pass of the pipeline (batched: much faster than one by one)."""
-    docs = tagger.pipe(story.text for story in stories)
+    # An empty text would be a zero-token Doc, which breaks the bag-of-words layer when it
+    # shares a batch with others (thinc IndexError): one space is an empty story too.
+    docs = tagger.pipe(story.text or " " for story in stories)
     trained = tagger.trained_themes
     return [
         judge(story, tagger.read(doc), tagger.settings, trained, partial(tagger.best_sentence, doc))
