@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -233,6 +233,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     started_at = datetime.now(UTC)
     try:
         if args.command == "once":
+            if args.dry_run:  # decide and record, send nothing: every story is "disabled"
+                off = replace(settings.acknowledgement, enabled=False)
+                settings = replace(settings, acknowledgement=off)
             return _once(settings, started_at, args.json)
         if args.command == "demo":
             return _demo(settings, started_at)
@@ -245,7 +248,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps({"released": released, "quarantined": still}))
         elif args.command == "status":
             with Store(settings.store) as store:
-                print(json.dumps(store.status(), indent=2))
+                print(json.dumps(_status(store, settings, started_at), indent=2))
         elif args.command == "export":
             with Store(settings.store) as store:
                 report.export(store, args.format, sys.stdout)
@@ -254,6 +257,15 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
+    """The store's status, plus whether the hourly acknowledgement cap has tripped."""
+    sent = store.sent_since(now - timedelta(hours=1))
+    cap = settings.acknowledgement.max_per_hour
+    breaker = {"max_per_hour": cap, "sent_last_hour": sent,
+               "state": "open: sending paused" if sent >= cap else "closed"}  # fmt: skip
+    return {**store.status(), "acknowledgement_breaker": breaker}
 
 
 def _once(settings: Settings, now: datetime, as_json: bool) -> int:
@@ -292,6 +304,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     once = commands.add_parser("once", help="one pass: fetch, parse, store")
     once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    once.add_argument("--dry-run", action="store_true",
+                      help="store and tag; send no acknowledgement (recorded as disabled)")
     export = commands.add_parser("export", help="every story with its triage")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     commands.add_parser("requeue", help="retry quarantined messages")

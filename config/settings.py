@@ -55,6 +55,7 @@ class AcknowledgementSettings:
     max_age_days: int = 7
     max_per_hour: int = 200
     team_name: str = "The Stories Team"
+    subject: str = "Auto: Thank you for sharing your story [{reference}]"
     help_text: str = (
         "If you are in immediate danger, please call 999.\n"
         "If you need to talk to someone today, you can call NHS 111 and choose option 2 for "

@@ -394,3 +394,15 @@ def test_outbox_hostile_message_id_makes_a_safe_file_name(tmp_path: Path) -> Non
     outgoing = replace(render(), message_id="<../../etc/passwd@x>")
     path = write_pickup(outgoing, tmp_path)
     assert path.parent == tmp_path and path.name == ".._.._etc_passwd@x.eml"
+
+
+def test_outbox_template_syntax_in_names_stays_literal() -> None:
+    outgoing = render(team_name="{{ 7*7 }} Team")
+    _, text, html = parts(outgoing)
+    assert "{{ 7*7 }} Team" in text and "49" not in text and "49" not in html
+
+
+def test_outbox_subject_from_config() -> None:
+    outgoing = render(subjects={"acknowledgement": "Auto: Story received [{reference}] {0.x}"})
+    message, _, _ = parts(outgoing)
+    assert message["Subject"] == f"Auto: Story received [{REFERENCE}] {{0.x}}"

@@ -243,3 +243,26 @@ def test_run_once_idle_poll_does_not_load_the_tagger(
     seed(settings, story_message(1))
     with pytest.raises(ConfigError, match=r"tagger\.data_dir"):
         run_once(settings, now)
+
+
+def test_run_once_cli_dry_run_and_breaker_in_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tagger: Tagger
+) -> None:
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        f'[mailbox]\nmaildir = "{tmp_path}/mailbox"\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
+        f'[smtp]\npickup_dir = "{tmp_path}/outbox"\n[acknowledgement]\nmax_per_hour = 1\n'
+    )
+    box = mailbox.Maildir(str(tmp_path / "mailbox"), factory=None, create=True)
+    box.add(story_message(1, message_id="<dry@example.org>"))
+    assert main(["--config", str(config), "once", "--dry-run", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["acknowledged"], counts["suppressed"]) == (0, 1)
+    assert not (tmp_path / "outbox").exists()
+    box.add(story_message(2, message_id="<wet@example.org>"))
+    assert main(["--config", str(config), "once", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["acknowledged"] == 1
+    assert main(["--config", str(config), "status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["acknowledgement_breaker"]["state"].startswith("open")
+    assert status["acknowledgements"] == {"sent": 1, "suppressed:disabled": 1}

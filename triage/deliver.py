@@ -129,8 +129,10 @@ def _send_one(
     try:
         story = store.story(item.story_id)
         decision = Decision(True, item.reason, item.template, item.to)
+        subjects = {"acknowledgement": ack.subject, "acknowledgement_urgent": ack.subject}
         outgoing = render_acknowledgement(env, decision, story, reference(story.story_id),
-                                          settings, now, ack.help_text, ack.team_name)  # fmt: skip
+                                          settings, now, ack.help_text, ack.team_name,
+                                          subjects)  # fmt: skip
         if smtp is None:
             write_pickup(outgoing, Path(settings.pickup_dir))
         else:

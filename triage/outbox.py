@@ -15,6 +15,7 @@ import hashlib
 import re
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
@@ -99,6 +100,7 @@ def render_acknowledgement(
     now: datetime,
     help_text: str = DEFAULT_HELP_TEXT,
     team_name: str = DEFAULT_TEAM_NAME,
+    subjects: Mapping[str, str] = SUBJECTS,
 ) -> Outgoing:
     """Render the reply ``decision`` asks for as one message, ready to hand over.
 
@@ -116,7 +118,9 @@ def render_acknowledgement(
     context = _context(first_name(story.sender.name), reference, team_name,
                        settings.from_address, help_text)  # fmt: skip
     message_id = message_id_for(story.story_id, settings.from_address)
-    subject = SUBJECTS[decision.template].format(reference=reference)
+    # replace, not str.format: a subject from config must not reach attributes or indexes.
+    subject = subjects.get(decision.template, SUBJECTS[decision.template])
+    subject = subject.replace("{reference}", reference)
     parent = _parent_message_id(story.story_id)
     message = _headers(to, subject, message_id, parent, settings.from_address, team_name, now)
     message.set_content(_render(env, f"{decision.template}.txt", context))
