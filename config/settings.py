@@ -17,7 +17,7 @@ from typing import Any, Literal
 from config.schema import build, check, read_toml
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.errors import ConfigError
-from intake.fetch import ImapSettings
+from intake.fetch import ImapSettings, is_loopback
 from intake.maildir import MaildirSettings
 from intake.store import StoreSettings
 from triage.rules import TagSettings
@@ -148,7 +148,9 @@ def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Se
             raise ConfigError(f"unknown section [{section}]")
     sections = {name: build(cls, document.get(name, {}), name) for name, cls in _SECTIONS.items()}
     smtp = sections["smtp"]
-    if smtp.host:
+    if smtp.host and smtp.security == "none" and not is_loopback(smtp.host):
+        raise ConfigError("smtp.security = none is only allowed for a loopback host")
+    if smtp.host and smtp.username:  # a relay without login (on loopback, say) needs no secret
         sections["smtp"] = dataclasses.replace(
             smtp, password=secret(environ, smtp.password_env, "smtp")
         )

@@ -292,7 +292,8 @@ class SmtpSink:
     ``messages`` holds (mail_from, rcpt_tos, data); ``peers`` the client's (host, port) for
     each, so ``connections`` counts the SMTP sessions that delivered. ``fail_next(code)``
     answers the next RCPT (or DATA, with ``at="data"``) with ``code``; ``reject(address, code)``
-    answers every RCPT to ``address``. AUTH is offered without TLS (loopback only) and accepts
+    answers every RCPT to ``address``. ``on_message`` runs once a message is kept, before the
+    reply goes back. AUTH is offered without TLS (loopback only) and accepts
     ``SINK_USER`` with ``PASSWORD``; ``logins`` records who logged in.
     """
 
@@ -304,6 +305,8 @@ class SmtpSink:
         self.logins: list[str] = []
         self._rejects: dict[str, int] = {}
         self._next: dict[str, list[int]] = {"rcpt": [], "data": []}
+        # Called once a message is kept, before the reply: a test can kill the sender there.
+        self.on_message: Callable[[], None] | None = None
 
     def fail_next(self, code: int, at: str = "rcpt") -> None:
         self._next[at].append(code)
@@ -333,6 +336,8 @@ class SmtpSink:
             return f"{code} {code // 100}.0.0 refused by the test sink"
         self.messages.append((envelope.mail_from, tuple(envelope.rcpt_tos), envelope.content))
         self.peers.append(session.peer)
+        if self.on_message is not None:
+            self.on_message()
         return "250 2.0.0 Message accepted"
 
     def authenticate(

@@ -61,6 +61,8 @@ def test_config_shipped_file_names_every_settings_field() -> None:
         ({"mailbox": {**IMAP, "maildir": "m"}}, "mailbox.maildir"),
         ({"mailbox": {"maildir": "m"}, "smtp": {"from_address": "x@example.net"}},
          "smtp.from_address"),
+        ({"mailbox": {"maildir": "m"}, "smtp": {"host": "smtp.example.org", "security": "none"}},
+         "smtp.security"),
     ],
 )
 def test_config_bad_document_names_the_key(document: dict[str, Any], named: str) -> None:
@@ -82,10 +84,12 @@ def test_config_imap_password_comes_from_environment_and_is_not_in_repr() -> Non
     assert "s3cret-value" not in repr(settings)
 
 
-def test_config_smtp_host_requires_its_secret() -> None:
-    document = {"mailbox": {"maildir": "m"}, "smtp": {"host": "smtp.example.org"}}
+def test_config_smtp_login_requires_its_secret() -> None:
+    smtp = {"host": "smtp.example.org", "username": "stories"}
     with pytest.raises(ConfigError, match=r"smtp\.password_env"):
-        settings_from(document, {})
+        settings_from({"mailbox": {"maildir": "m"}, "smtp": smtp}, {})
+    relay = {"mailbox": {"maildir": "m"}, "smtp": {"host": "127.0.0.1"}}
+    assert settings_from(relay, {}).smtp.password == ""  # a relay without login needs none
 
 
 @pytest.mark.parametrize("host", ["imap.example.org", "192.0.2.10", "10.1.2.3"])

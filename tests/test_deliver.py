@@ -6,6 +6,9 @@ import dataclasses
 import email
 import email.policy
 import mailbox
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from conftest import SmtpSink, story_message
 from config.settings import Settings, SmtpSettings
 from intake import report
 from intake.records import Acknowledgement
-from intake.store import Store
+from intake.store import Store, StoreSettings
 from run_pipeline import run_once
 from triage import deliver as deliver_module
 from triage.deliver import acknowledge, backoff
@@ -215,3 +218,30 @@ def test_deliver_crisis_wording_gets_help_and_is_urgent_even_without_a_reply(
         rows = {row["story_id"]: row for row in report.export_rows(store)}
     assert rows["u1@example.org"]["urgent"] and rows["u2@example.org"]["urgent"]
     assert rows["u2@example.org"]["acknowledgement"] == "suppressed:rate_limited"
+
+
+@pytest.mark.slow
+def test_deliver_killed_after_the_server_took_the_message_never_sends_it_twice(
+    tmp_path: Path, tagger: Tagger, smtp_sink: SmtpSink
+) -> None:
+    root = Path(__file__).resolve().parents[1]
+    config = tmp_path / "pipeline.toml"
+    config.write_text(
+        f'[mailbox]\nmaildir = "{tmp_path}/mailbox"\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
+    )
+    box = mailbox.Maildir(str(tmp_path / "mailbox"), factory=None, create=True)
+    box.add(story_message(1, message_id="<k@example.org>"))
+    command = [sys.executable, str(root / "run_pipeline.py"), "--config", str(config), "once"]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    # The server has the message; the sender dies before it can record that it was sent.
+    smtp_sink.on_message = lambda: process.send_signal(signal.SIGKILL)
+    process.wait(timeout=120)
+    assert process.returncode == -signal.SIGKILL and len(smtp_sink.messages) == 1
+    smtp_sink.on_message = None
+    rerun = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(smtp_sink.messages) == 1  # not sent again
+    with Store(StoreSettings(f"sqlite:///{tmp_path}/s.db")) as store:
+        assert store.outbox_states() == {"k@example.org": "held"}
