@@ -38,7 +38,7 @@ from intake.records import (
     Triage,
 )
 from intake.store import Store
-from triage.deliver import TEMPLATES, acknowledge
+from triage.deliver import TEMPLATES, acknowledge, confirm_interrupted
 from triage.evaluate import evaluate, format_report
 from triage.examples import load_examples, story_from_text, training_files
 from triage.outbox import check_templates, make_environment
@@ -61,6 +61,7 @@ class Source(Protocol):
     def open(self) -> MailboxState: ...
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]: ...
     def mark_stored(self, uids: Sequence[int]) -> None: ...
+    def find_message_ids(self, folder: str, message_ids: Sequence[str]) -> set[str]: ...
     def close(self) -> None: ...
 
 
@@ -88,6 +89,7 @@ def run_once(
                 # Loaded with the first batch, so a poll that finds nothing new stays cheap.
                 tagger = tagger or load_tagger(settings.tagger)
                 counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
+            confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
         sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
                                        settings.intake.addresses)  # fmt: skip
     return replace(counts, acknowledged=sent, suppressed=suppressed)

@@ -171,6 +171,19 @@ class ImapSource:
         client.add_flags(uids, [b"\\Deleted"], silent=True)
         client.uid_expunge(uids)
 
+    def find_message_ids(self, folder: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of these Message-IDs are in ``folder`` (read-only; call after fetching)."""
+        client = self._require()
+        found = set()
+        try:
+            client.select_folder(folder, readonly=True)
+            for message_id in message_ids:
+                if client.search(["HEADER", "Message-ID", message_id]):
+                    found.add(message_id)
+        except _IMAP_ERRORS as err:
+            raise FetchError(f"IMAP search of {folder}: {type(err).__name__}") from err
+        return found
+
     def close(self) -> None:
         """Log out, ignoring a connection that is already gone."""
         client, self._client = self._client, None

@@ -111,6 +111,10 @@ class MaildirSource:
         except OSError as err:
             raise FetchError(f"Maildir mark: {type(err).__name__}: {err.strerror}") from err
 
+    def find_message_ids(self, folder: str, message_ids: Sequence[str]) -> set[str]:
+        """A Maildir has no Sent folder to confirm anything from."""
+        return set()
+
     def close(self) -> None:
         """Forget the open Maildir."""
         self._box = None

@@ -121,6 +121,12 @@ class OutboxRows:
         with self._begin() as conn:
             conn.execute(update(o).where(o.c.story_id == story_id).values(**values))
 
+    def interrupted(self) -> list[str]:
+        """story_ids of acknowledgements a crash left in ``sending``."""
+        o = schema.outbox.c
+        with self._connect() as conn:
+            return list(conn.execute(select(o.story_id).where(o.state == "sending")).scalars())
+
     def hold_interrupted(self, now: datetime) -> int:
         """Turn ``sending`` rows left by a crash into ``held``; returns how many."""
         o = schema.outbox

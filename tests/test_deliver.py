@@ -9,11 +9,12 @@ import mailbox
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SmtpSink, story_message
+from conftest import Mailbox, SmtpSink, story_message
 
 from config.settings import Settings, SmtpSettings
 from intake import report
@@ -245,3 +246,23 @@ def test_deliver_killed_after_the_server_took_the_message_never_sends_it_twice(
     assert len(smtp_sink.messages) == 1  # not sent again
     with Store(StoreSettings(f"sqlite:///{tmp_path}/s.db")) as store:
         assert store.outbox_states() == {"k@example.org": "held"}
+
+
+def test_deliver_interrupted_send_is_confirmed_from_the_sent_folder(
+    mailbox: Mailbox, imap_settings: Callable[..., Settings], now: datetime, tagger: Tagger
+) -> None:
+    settings = imap_settings(mailbox)
+    paused = dataclasses.replace(settings.acknowledgement, max_per_hour=0)
+    smtp = dataclasses.replace(settings.smtp, sent_folder="Sent")
+    settings = dataclasses.replace(settings, acknowledgement=paused, smtp=smtp)
+    other = "B <b@example.org>"
+    mailbox.append(story_message(1, message_id="<c1@example.org>"),
+                   story_message(2, message_id="<c2@example.org>", sender=other))  # fmt: skip
+    run_once(settings, now, tagger=tagger)
+    with Store(settings.store) as store:
+        assert len(store.claim(2, now)) == 2  # both "sending" when the process died
+    # Only the first reached the server, which filed its copy in Sent.
+    copy = story_message(9, message_id=message_id_for("c1@example.org", "stories@example.org"))
+    mailbox.append(copy, folder="Sent")
+    run_once(settings, now, tagger=tagger)
+    assert states(settings) == {"c1@example.org": "sent", "c2@example.org": "held"}

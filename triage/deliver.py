@@ -8,7 +8,7 @@ twice. Uses ``triage.acknowledge`` for the policy and ``triage.outbox`` to rende
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,6 +23,7 @@ from triage.acknowledge import Decision, decide, is_crisis, normalise_sender, re
 from triage.outbox import (
     SmtpConnection,
     make_environment,
+    message_id_for,
     render_acknowledgement,
     send,
     write_pickup,
@@ -52,6 +53,24 @@ def acknowledge(
         log.warning("held %d acknowledgements interrupted mid-send: check before releasing", held)
     suppressed = _decide_all(store, now, settings, own_addresses)
     return _send_pending(store, now, settings, smtp), suppressed
+
+
+def confirm_interrupted(
+    store: Store, now: datetime, smtp: SmtpSettings,
+    find: Callable[[str, Sequence[str]], set[str]],
+) -> int:  # fmt: skip
+    """Mark ``sent`` the interrupted acknowledgements found in ``[smtp] sent_folder``.
+
+    Our Message-IDs are derived from the story, so the copy the server filed in Sent proves
+    the message went. What is not found stays for ``acknowledge`` to hold. Returns how many.
+    """
+    if not smtp.sent_folder:
+        return 0
+    wanted = {message_id_for(s, smtp.from_address): s for s in store.interrupted()}
+    found = find(smtp.sent_folder, list(wanted)) if wanted else set()
+    for message_id in found:
+        store.finish(wanted[message_id], "sent", now, message_id=message_id)
+    return len(found)
 
 
 def _decide_all(
