@@ -266,3 +266,21 @@ def test_deliver_interrupted_send_is_confirmed_from_the_sent_folder(
     mailbox.append(copy, folder="Sent")
     run_once(settings, now, tagger=tagger)
     assert states(settings) == {"c1@example.org": "sent", "c2@example.org": "held"}
+
+
+def test_deliver_encoded_header_injection_adds_no_header(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    hostile = "=?UTF-8?Q?a=0ABcc:_x@evil.example?="
+    named = story_message(1, message_id="<name@example.org>", sender="P <name@example.org>")
+    named = named.replace(b"From: P", f"From: {hostile}".encode())  # the parser drops it
+    titled = story_message(2, message_id="<subj@example.org>", sender="Q <subj@example.org>")
+    titled = titled.replace(b"Subject: My story number 2", f"Subject: {hostile}".encode())
+    deliver(settings, named, titled)
+    run_once(settings, now, tagger=tagger)
+    assert states(settings) == {"name@example.org": "suppressed:bad_sender",
+                                "subj@example.org": "sent"}  # fmt: skip
+    (reply,) = sent_messages(settings)
+    raw = next(Path(settings.smtp.pickup_dir).glob("*.eml")).read_bytes()
+    assert b"evil.example" not in raw and b"Bcc" not in raw
+    assert reply.get_all("To") == ["subj@example.org"] and reply["Cc"] is None
