@@ -17,13 +17,15 @@ Fixtures:
 - ``tagger`` (session): the theme tagger for the shipped themes.toml, trained once from
   triage/data into the model cache (var/model) and reused by every test and subprocess.
 Helpers: ``story_message()`` builds a synthetic story email as bytes; ``nested_message()`` one
-nested many multiparts deep.
+nested many multiparts deep; ``seed_maildir()`` delivers messages into a Maildir;
+``maildir_config()`` writes a pipeline.toml for the embedded default inside a test's folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import grp
+import mailbox as stdlib_mailbox
 import os
 import pwd
 import shutil
@@ -365,3 +367,23 @@ def smtp_sink() -> Iterator[SmtpSink]:
     controller.start()
     yield sink
     controller.stop()
+
+
+def seed_maildir(path: str | Path, *messages: bytes) -> stdlib_mailbox.Maildir:
+    """Deliver messages into the Maildir at ``path`` (created when missing)."""
+    box = stdlib_mailbox.Maildir(str(path), factory=None, create=True)
+    for data in messages:
+        box.add(data)
+    return box
+
+
+def maildir_config(folder: Path, extra: str = "", smtp: str = "") -> Path:
+    """A pipeline.toml for the embedded default with everything under ``folder``; ``smtp``
+    adds lines to [smtp], ``extra`` adds sections."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "pipeline.toml"
+    config.write_text(
+        f'[mailbox]\nmaildir = "{folder}/mailbox"\n[store]\nurl = "sqlite:///{folder}/s.db"\n'
+        f'[smtp]\npickup_dir = "{folder}/outbox"\n{smtp}{extra}'
+    )
+    return config

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
-import mailbox
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Mailbox, SmtpSink, story_message
+from conftest import Mailbox, SmtpSink, maildir_config, seed_maildir, story_message
 
 from config.settings import Settings, SmtpSettings
 from intake import report
@@ -33,9 +32,7 @@ def settings(maildir_settings: Settings) -> Settings:
 
 
 def deliver(settings: Settings, *messages: bytes) -> None:
-    box = mailbox.Maildir(settings.mailbox.maildir, factory=None, create=True)  # type: ignore[union-attr]
-    for data in messages:
-        box.add(data)
+    seed_maildir(settings.mailbox.maildir, *messages)  # type: ignore[union-attr]
 
 
 def sent_messages(settings: Settings) -> list[email.message.EmailMessage]:
@@ -226,13 +223,9 @@ def test_deliver_killed_after_the_server_took_the_message_never_sends_it_twice(
     tmp_path: Path, tagger: Tagger, smtp_sink: SmtpSink
 ) -> None:
     root = Path(__file__).resolve().parents[1]
-    config = tmp_path / "pipeline.toml"
-    config.write_text(
-        f'[mailbox]\nmaildir = "{tmp_path}/mailbox"\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
-    )
-    box = mailbox.Maildir(str(tmp_path / "mailbox"), factory=None, create=True)
-    box.add(story_message(1, message_id="<k@example.org>"))
+    relay = f'host = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
+    config = maildir_config(tmp_path, smtp=relay)
+    seed_maildir(tmp_path / "mailbox", story_message(1, message_id="<k@example.org>"))
     command = [sys.executable, str(root / "run_pipeline.py"), "--config", str(config), "once"]
     process = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip

@@ -17,7 +17,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, DovecotServer, Mailbox, nested_message, story_message
+from conftest import (
+    PASSWORD,
+    DovecotServer,
+    Mailbox,
+    maildir_config,
+    nested_message,
+    seed_maildir,
+    story_message,
+)
 
 import run_pipeline
 from config.settings import Settings
@@ -140,10 +148,7 @@ def test_run_once_dovecot_stopped_mid_run_aborts_cleanly_then_resumes(
 
 def seed(settings: Settings, *messages: bytes) -> mailbox.Maildir:
     """Deliver messages into the embedded Maildir the settings name."""
-    box = mailbox.Maildir(settings.mailbox.maildir, factory=None, create=True)  # type: ignore[union-attr]
-    for data in messages:
-        box.add(data)
-    return box
+    return seed_maildir(settings.mailbox.maildir, *messages)  # type: ignore[union-attr]
 
 
 def test_run_once_maildir_stores_quarantines_and_moves(
@@ -205,12 +210,7 @@ def test_run_once_export_has_the_contract_fields(maildir_settings: Settings, now
 def test_run_once_cli_demo_once_status_export(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "pipeline.toml"
-    config.write_text(
-        f'[mailbox]\nmaildir = "{tmp_path}/var/mailbox"\n'
-        f'[store]\nurl = "sqlite:///{tmp_path}/var/s.db"\n'
-        f'[smtp]\npickup_dir = "{tmp_path}/var/outbox"\n'
-    )
+    config = maildir_config(tmp_path / "var")
     assert main(["--config", str(config), "demo"]) == 0
     demo_out = capsys.readouterr().out
     samples = len(list((ROOT / "samples" / "stories").glob("*.eml")))
@@ -248,13 +248,8 @@ def test_run_once_idle_poll_does_not_load_the_tagger(
 def test_run_once_cli_dry_run_and_breaker_in_status(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tagger: Tagger
 ) -> None:
-    config = tmp_path / "pipeline.toml"
-    config.write_text(
-        f'[mailbox]\nmaildir = "{tmp_path}/mailbox"\n[store]\nurl = "sqlite:///{tmp_path}/s.db"\n'
-        f'[smtp]\npickup_dir = "{tmp_path}/outbox"\n[acknowledgement]\nmax_per_hour = 1\n'
-    )
-    box = mailbox.Maildir(str(tmp_path / "mailbox"), factory=None, create=True)
-    box.add(story_message(1, message_id="<dry@example.org>"))
+    config = maildir_config(tmp_path, "[acknowledgement]\nmax_per_hour = 1\n")
+    box = seed_maildir(tmp_path / "mailbox", story_message(1, message_id="<dry@example.org>"))
     assert main(["--config", str(config), "once", "--dry-run", "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)
     assert (counts["acknowledged"], counts["suppressed"]) == (0, 1)
