@@ -18,7 +18,6 @@ from intake.errors import ParseError
 from intake.parse import parse
 from intake.records import Address, RawMessage, Story, Triage
 from triage.acknowledge import (
-    DEFAULT_CRISIS_TERMS,
     SUPPRESSION_ORDER,
     Decision,
     decide,
@@ -32,6 +31,7 @@ from triage.tag import Tagger, tag_many
 DATA = Path(__file__).resolve().parent / "data"
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 OWN = ("stories@example.org",)
+CRISIS_TERMS = AcknowledgementSettings().crisis_terms
 BASE = replace(
     story_from_text("story-1@example.net", "I had to tell the GP, the hospital and the council "
                     "the same thing three times before anyone listened."),
@@ -226,26 +226,30 @@ def test_acknowledge_rate_limit_not_asked_when_already_suppressed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "text", "reason", "template"),
+    ("kind", "text", "reason", "template", "urgent"),
     [
-        ("story", BASE.text, "send", "acknowledgement"),
-        ("request:press", "I'm a journalist, can I talk to someone?", "send", "acknowledgement"),
-        ("request:question", "How will my story be used?", "send", "acknowledgement"),
-        ("request:event", "Is the event on Friday open to carers?", "send", "acknowledgement"),
-        ("request:amend", "Please change my dad's age to 83.", "send", "acknowledgement"),
+        ("story", BASE.text, "send", "acknowledgement", False),
+        ("request:press", "I'm a journalist, can I talk to someone?", "send", "acknowledgement",
+         False),
+        ("request:question", "How will my story be used?", "send", "acknowledgement", False),
+        ("request:event", "Is the event on Friday open to carers?", "send", "acknowledgement",
+         False),
+        ("request:amend", "Please change my dad's age to 83.", "send", "acknowledgement", False),
         ("request:withdrawal", "Please don't use my story.", "send_withdrawal",
-         "withdrawal_confirmation"),
+         "withdrawal_confirmation", False),
         ("story", "Since the police left I am not safe tonight.", "send",
-         "acknowledgement_urgent"),
-        ("story", "Some days I want to KILL MYSELF.", "send", "acknowledgement_urgent"),
-        # The withdrawal confirmation wins; the team still sees the story in the digest.
+         "acknowledgement_urgent", True),
+        ("story", "Some days I want to KILL MYSELF.", "send", "acknowledgement_urgent", True),
+        # The withdrawal confirmation wins; the story is still urgent for the digest.
         ("request:withdrawal", "Withdraw it, I'm thinking of suicide.", "send_withdrawal",
-         "withdrawal_confirmation"),
+         "withdrawal_confirmation", True),
     ],
 )  # fmt: skip
-def test_acknowledge_templates(kind: str, text: str, reason: str, template: str) -> None:
+def test_acknowledge_templates(
+    kind: str, text: str, reason: str, template: str, urgent: bool
+) -> None:
     assert run(replace(BASE, text=text), kind) == Decision(True, reason, template,
-                                                           "ann@example.net")  # fmt: skip
+                                                           "ann@example.net", urgent)  # fmt: skip
 
 
 def test_acknowledge_crisis_in_subject_gets_urgent_template() -> None:
@@ -272,13 +276,20 @@ def test_acknowledge_crisis_in_subject_gets_urgent_template() -> None:
     ],
 )  # fmt: skip
 def test_acknowledge_is_crisis(text: str, expected: bool) -> None:
-    assert is_crisis(text, DEFAULT_CRISIS_TERMS) is expected
+    assert is_crisis(text, CRISIS_TERMS) is expected
+
+
+def test_acknowledge_urgent_is_carried_by_every_decision() -> None:
+    crisis = replace(BASE, text="Some nights I want to die.")
+    assert run(crisis, settings=AcknowledgementSettings(enabled=False)).urgent
+    assert run(replace(crisis, headers=(("precedence", "bulk"),))).urgent
+    assert not run(BASE).urgent
 
 
 def test_acknowledge_is_crisis_custom_terms_and_long_input() -> None:
     assert is_crisis("I'm scared of him", ("scared of him",))
     assert not is_crisis("I'm scared of him", ())
-    assert not is_crisis("a" * 200_000 + " kill" * 50_000, DEFAULT_CRISIS_TERMS)
+    assert not is_crisis("a" * 200_000 + " kill" * 50_000, CRISIS_TERMS)
 
 
 @pytest.mark.parametrize(

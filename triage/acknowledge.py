@@ -35,14 +35,6 @@ if TYPE_CHECKING:
 
 UNSUBSCRIBE = "request:unsubscribe"
 
-DEFAULT_CRISIS_TERMS = (
-    "suicide", "suicidal", "kill myself", "killing myself", "end my life", "ending my life",
-    "end it all", "take my own life", "taking my own life", "want to die", "better off dead",
-    "no reason to live", "self harm", "selfharm", "self harming", "harm myself", "hurt myself",
-    "hurting myself", "overdose", "overdosed", "overdosing", "immediate danger",
-    "not safe tonight", "don't feel safe", "do not feel safe",
-)  # fmt: skip
-
 SUPPRESSION_ORDER = (
     "disabled", "auto_submitted", "bulk", "list_mail", "suppressed_by_sender", "null_sender",
     "bounce", "system_sender", "own_address", "loop", "not_addressed", "bad_sender",
@@ -62,13 +54,15 @@ class Decision:
 
     ``template`` is ``acknowledgement``, ``withdrawal_confirmation`` or
     ``acknowledgement_urgent`` (crisis wording), ``""`` when not sending; ``to`` is the
-    normalised recipient address, ``""`` when not sending.
+    normalised recipient address, ``""`` when not sending. ``urgent`` marks crisis wording
+    whatever the decision, for the digest.
     """
 
     send: bool
     reason: str
     template: str
     to: str
+    urgent: bool = False
 
 
 def decide(
@@ -78,7 +72,6 @@ def decide(
     settings: AcknowledgementSettings,
     now: datetime,
     recently_acknowledged: Callable[[str], bool],
-    crisis_terms: Sequence[str] = DEFAULT_CRISIS_TERMS,
 ) -> Decision:
     """Decide whether ``story`` gets an acknowledgement; the first suppression reason wins.
 
@@ -86,8 +79,11 @@ def decide(
     was acknowledged within ``settings.per_sender_days``; it is asked last, only when nothing
     else suppresses the reply.
     """
+    # Scanned once, whatever the outcome: a suppressed story in crisis still goes first in
+    # the digest.
+    urgent = is_crisis(f"{story.subject}\n{story.text}", settings.crisis_terms)
     if not settings.enabled:
-        return Decision(False, "disabled", "", "")
+        return Decision(False, "disabled", "", "", urgent)
     own = tuple(normalise_sender(a) for a in own_addresses)
     to = normalise_sender(story.sender.address)
     reason = (
@@ -96,11 +92,11 @@ def decide(
         or _policy_reason(triage, story, to, settings, now, recently_acknowledged)
     )
     if reason:
-        return Decision(False, reason, "", "")
+        return Decision(False, reason, "", "", urgent)
     if triage.kind == WITHDRAWAL:
-        return Decision(True, "send_withdrawal", "withdrawal_confirmation", to)
-    if is_crisis(f"{story.subject}\n{story.text}", crisis_terms):
-        return Decision(True, "send", "acknowledgement_urgent", to)
+        return Decision(True, "send_withdrawal", "withdrawal_confirmation", to, urgent)
+    if urgent:
+        return Decision(True, "send", "acknowledgement_urgent", to, urgent)
     return Decision(True, "send", "acknowledgement", to)
 
 

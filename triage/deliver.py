@@ -19,7 +19,7 @@ from intake.errors import SendError
 from intake.outbox_store import sender_key
 from intake.records import Acknowledgement, Triage
 from intake.store import Store
-from triage.acknowledge import Decision, decide, is_crisis, normalise_sender, reference
+from triage.acknowledge import Decision, decide, normalise_sender, reference
 from triage.outbox import (
     SmtpConnection,
     make_environment,
@@ -88,15 +88,15 @@ def _decide_all(
             # A withdrawal is always confirmed, however recently the person heard from us.
             recent = (partial(_recently, store, since, answered) if triage.kind != WITHDRAWAL
                       else _never)  # fmt: skip
-            decision = decide(story, triage, own, settings, now, recent, settings.crisis_terms)
+            decision = decide(story, triage, own, settings, now, recent)
             if decision.send and store.undeliverable(key):  # a 5xx before: do not try again
-                decision = Decision(False, "undeliverable", "", "")
+                decision = Decision(False, "undeliverable", "", "", decision.urgent)
             if decision.send:
                 answered.add(key)
             state = "pending" if decision.send else "suppressed"
-            urgent = is_crisis(f"{story.subject}\n{story.text}", settings.crisis_terms)
-            decided.append((Acknowledgement(story.story_id, decision.reason, decision.template,
-                                            decision.to, state, 0, urgent), key))  # fmt: skip
+            item = Acknowledgement(story.story_id, decision.reason, decision.template,
+                                   decision.to, state, 0, decision.urgent)  # fmt: skip
+            decided.append((item, key))
             suppressed += not decision.send
         store.record_decisions(decided, now)  # one transaction per page
     return suppressed
