@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, SINK_USER, SmtpSink, free_port
 
-from config.settings import SmtpSettings
+from config.settings import AcknowledgementSettings, SmtpSettings
 from intake.errors import ConfigError, SendError
 from intake.records import Address
 from triage.acknowledge import Decision, sender_reason
 from triage.examples import story_from_text
 from triage.outbox import (
-    DEFAULT_HELP_TEXT,
     Outgoing,
     SmtpConnection,
     check_templates,
@@ -37,6 +36,7 @@ from triage.outbox import (
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+CONFIGURED = AcknowledgementSettings()  # the help text and team name by default
 REFERENCE = "ST-1A2B3C4D"
 STORY = replace(
     story_from_text("abc@example.org", "I had to tell the GP the same thing three times."),
@@ -52,6 +52,7 @@ def render(
     decision: Decision = ACK, story: Any = STORY, reference: str = REFERENCE, **kw: Any
 ) -> Outgoing:
     settings = kw.pop("settings", SmtpSettings())
+    kw = {"help_text": CONFIGURED.help_text, "team_name": CONFIGURED.team_name, **kw}
     return render_acknowledgement(ENV, decision, story, reference, settings, NOW, **kw)
 
 
@@ -134,7 +135,8 @@ def test_outbox_strict_undefined_raises(tmp_path: Path) -> None:
             (tmp_path / f"{name}.{extension}").write_text("Dear {{ first_name }}, {{ missing }}")
     env = make_environment(tmp_path)
     with pytest.raises(ConfigError, match="'missing' is undefined"):
-        render_acknowledgement(env, ACK, STORY, REFERENCE, SmtpSettings(), NOW)
+        render_acknowledgement(env, ACK, STORY, REFERENCE, SmtpSettings(), NOW,
+                               help_text=CONFIGURED.help_text, team_name=CONFIGURED.team_name)
     with pytest.raises(ConfigError, match="missing"):
         check_templates(env)
 
@@ -142,7 +144,8 @@ def test_outbox_strict_undefined_raises(tmp_path: Path) -> None:
 def test_outbox_missing_template_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"acknowledgement\.txt"):
         render_acknowledgement(make_environment(tmp_path), ACK, STORY, REFERENCE,
-                               SmtpSettings(), NOW)  # fmt: skip
+                               SmtpSettings(), NOW, help_text=CONFIGURED.help_text,
+                               team_name=CONFIGURED.team_name)  # fmt: skip
     with pytest.raises(ConfigError, match="does not exist"):
         make_environment(tmp_path / "nowhere")
 
@@ -172,7 +175,7 @@ def test_outbox_help_text_is_configurable() -> None:
     _, text, html = parts(render(urgent, help_text="Call the Test Line on 0800 000 000 & more."))
     assert "Call the Test Line on 0800 000 000 & more." in text
     assert "Call the Test Line on 0800 000 000 &amp; more." in html
-    assert "999" in DEFAULT_HELP_TEXT and "999" not in text
+    assert "999" in CONFIGURED.help_text and "999" not in text
 
 
 def test_outbox_refuses_a_decision_that_does_not_send() -> None:

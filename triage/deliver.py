@@ -150,8 +150,8 @@ def _send_one(
         decision = Decision(True, item.reason, item.template, item.to)
         subjects = {"acknowledgement": ack.subject, "acknowledgement_urgent": ack.subject}
         outgoing = render_acknowledgement(env, decision, story, reference(story.story_id),
-                                          settings, now, ack.help_text, ack.team_name,
-                                          subjects)  # fmt: skip
+                                          settings, now, help_text=ack.help_text,
+                                          team_name=ack.team_name, subjects=subjects)  # fmt: skip
         if smtp is None:
             write_pickup(outgoing, Path(settings.pickup_dir))
         else:

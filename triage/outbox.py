@@ -36,18 +36,12 @@ if TYPE_CHECKING:
     from config.settings import SmtpSettings
 
 __all__ = [
-    "DEFAULT_HELP_TEXT", "DEFAULT_TEAM_NAME", "DEFAULT_TIMEOUT", "SUBJECTS", "Outgoing",
+    "DEFAULT_TIMEOUT", "SUBJECTS", "Outgoing",
     "SmtpConnection", "check_templates", "checked_recipient", "first_name", "make_environment",
     "render_acknowledgement", "send", "write_pickup",
 ]  # fmt: skip
 
 DEFAULT_TIMEOUT = 30.0  # seconds per SMTP operation; SmtpSettings has no timeout key (yet)
-DEFAULT_TEAM_NAME = "The Stories Team"
-DEFAULT_HELP_TEXT = (
-    "If you are in immediate danger, please call 999.\n"
-    "If you need to talk to someone today, you can call NHS 111 and choose option 2 for "
-    "mental health support, or call Samaritans free, day or night, on 116 123."
-)
 SUBJECTS = {
     "acknowledgement": "Auto: Thank you for sharing your story [{reference}]",
     "acknowledgement_urgent": "Auto: Thank you for sharing your story [{reference}]",
@@ -85,7 +79,7 @@ def make_environment(template_dir: Path) -> jinja2.Environment:
 def check_templates(env: jinja2.Environment) -> None:
     """Render every reply template with sample values, so a broken edit stops the program at
     start (ConfigError naming the template) instead of failing every acknowledgement."""
-    context = _context("Sam", "ABC-123", DEFAULT_TEAM_NAME, "team@example.org", DEFAULT_HELP_TEXT)
+    context = _context("Sam", "ABC-123", "The Team", "team@example.org", "Call 999.")
     for template in SUBJECTS:
         for extension in ("txt", "html"):
             _render(env, f"{template}.{extension}", context)
@@ -98,8 +92,9 @@ def render_acknowledgement(
     reference: str,
     settings: SmtpSettings,
     now: datetime,
-    help_text: str = DEFAULT_HELP_TEXT,
-    team_name: str = DEFAULT_TEAM_NAME,
+    *,
+    help_text: str,
+    team_name: str,
     subjects: Mapping[str, str] = SUBJECTS,
 ) -> Outgoing:
     """Render the reply ``decision`` asks for as one message, ready to hand over.
