@@ -41,13 +41,11 @@ class OutboxRows:
 
         A page at a time, so a backlog of thousands never sits in memory at once.
         """
-        stories, triage, outbox = schema.stories, schema.triage, schema.outbox
+        outbox = schema.outbox
         query = (
-            select(stories, *[c.label(f"triage_{c.name}") for c in triage.c])
-            .outerjoin(triage, triage.c.story_id == stories.c.story_id)
-            .outerjoin(outbox, outbox.c.story_id == stories.c.story_id)
+            schema.stories_with_triage()
+            .outerjoin(outbox, outbox.c.story_id == schema.stories.c.story_id)
             .where(outbox.c.story_id.is_(None))
-            .order_by(stories.c.received_at, stories.c.story_id)
             .limit(limit)
         )
         with self._connect() as conn:
@@ -135,17 +133,13 @@ class OutboxRows:
                                   .values(state="held", updated_at=now))  # fmt: skip
             return int(result.rowcount)
 
-    def outbox_states(self, story_ids: Sequence[str] | None = None) -> dict[str, str]:
+    def outbox_states(self) -> dict[str, str]:
         """story_id -> ``sent``/``pending``/``held``/``failed``/``suppressed:<reason>``."""
         o = schema.outbox.c
-        query = select(o.story_id, o.state, o.reason)
-        if story_ids is not None:
-            query = query.where(o.story_id.in_(list(story_ids)))
         with self._connect() as conn:
-            found = conn.execute(query).all()
+            found = conn.execute(select(o.story_id, o.state, o.reason)).all()
         return {r[0]: f"suppressed:{r[2]}" if r[1] == "suppressed" else
                 ("pending" if r[1] == "sending" else r[1]) for r in found}  # fmt: skip
-
 
     def urgent_ids(self) -> set[str]:
         """Stories whose wording reads as a person in crisis."""
@@ -156,12 +150,10 @@ class OutboxRows:
     def outbox_counts(self) -> dict[str, int]:
         """How many acknowledgements are in each state (suppressed ones by reason)."""
         o = schema.outbox.c
-        label = o.state + ":" + o.reason
-        query = select(label, func.count()).group_by(label)
+        query = select(o.state, o.reason, func.count()).group_by(o.state, o.reason)
         counts: dict[str, int] = {}
         with self._connect() as conn:
-            for key, count in conn.execute(query).all():
-                state, _, reason = str(key).partition(":")
+            for state, reason, count in conn.execute(query).all():
                 name = f"suppressed:{reason}" if state == "suppressed" else state
                 counts[name] = counts.get(name, 0) + int(count)
         return dict(sorted(counts.items()))

@@ -18,10 +18,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
     TypeDecorator,
+    select,
 )
 
 
@@ -162,3 +164,13 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+
+def stories_with_triage() -> Select[Any]:
+    """Every story's columns with its triage's (labelled ``triage_*``; NULL when untagged),
+    oldest first."""
+    return (
+        select(stories, *[c.label(f"triage_{c.name}") for c in triage.c])
+        .outerjoin(triage, triage.c.story_id == stories.c.story_id)
+        .order_by(stories.c.received_at, stories.c.story_id)
+    )

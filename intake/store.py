@@ -234,14 +234,8 @@ class Store(OutboxRows):
 
     def triaged(self) -> Iterator[tuple[Story, Triage | None]]:
         """Every stored story with its triage (None if not tagged yet), in the order received."""
-        stories, triage = schema.stories, schema.triage
-        query = (
-            select(stories, *[c.label(f"triage_{c.name}") for c in triage.c])
-            .outerjoin(triage, triage.c.story_id == stories.c.story_id)
-            .order_by(stories.c.received_at, stories.c.story_id)
-        )
         with self._connect() as conn:
-            for row in conn.execute(query).mappings():
+            for row in conn.execute(schema.stories_with_triage()).mappings():
                 yield rows.row_story(row), rows.row_triage(row)
 
     def story(self, story_id: str) -> Story:
@@ -252,21 +246,6 @@ class Store(OutboxRows):
         if row is None:
             raise StoreError(f"store: no story {story_id}")
         return rows.row_story(row)
-
-    def untagged(self) -> Iterator[Story]:
-        """Stored stories without a triage (stored before tagging existed, or tag failed)."""
-        for story, triage in self.triaged():
-            if triage is None:
-                yield story
-
-    def save_triage(self, triages: Sequence[Triage], now: datetime) -> None:
-        """Store (or replace) the triage of already-stored stories."""
-        if not triages:
-            return
-        with self._begin() as conn:
-            ids = [t.story_id for t in triages]
-            conn.execute(delete(schema.triage).where(schema.triage.c.story_id.in_(ids)))
-            conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in triages])
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
