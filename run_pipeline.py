@@ -43,7 +43,7 @@ from triage.evaluate import evaluate, format_report
 from triage.examples import load_examples, story_from_text, training_files
 from triage.outbox import check_templates, make_environment
 from triage.rules import TagSettings
-from triage.tag import Tagger, load_or_train, load_tagger, model_key, tag_many
+from triage.tag import Tagger, load_or_train, load_tagger, model_path, tag_many
 
 SENDING_COMMANDS = ("once", "demo")  # the commands that render and send acknowledgements
 In = TypeVar("In")
@@ -197,8 +197,7 @@ def train_model(settings: TagSettings) -> str:
     """Train (or find cached) the tagger's model; returns where it is."""
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     load_or_train(examples, settings)
-    path = Path(settings.model_dir) / model_key(examples, settings)
-    return f"model for {len(examples)} training examples: {path}"
+    return f"model for {len(examples)} training examples: {model_path(examples, settings)}"
 
 
 def evaluate_model(settings: TagSettings) -> str:

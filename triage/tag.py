@@ -179,9 +179,14 @@ def model_key(examples: Sequence[LabelledText], settings: TagSettings) -> str:
     return digest.hexdigest()[:16]
 
 
+def model_path(examples: Sequence[LabelledText], settings: TagSettings) -> Path:
+    """Where the model for this data and these settings is cached."""
+    return Path(settings.model_dir) / model_key(examples, settings)
+
+
 def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
     """The cached model for this data and settings, trained and saved on first use."""
-    path = Path(settings.model_dir) / model_key(examples, settings)
+    path = model_path(examples, settings)
     if path.is_dir():
         return spacy.load(path)
     nlp = train(examples, settings)
