@@ -42,13 +42,12 @@ def themes_from(document: Mapping[str, Any]) -> TagSettings:
                      for name, table in _tables(document, "requests"))  # fmt: skip
     automated = build(_Automated, document.get("automated", {}), "automated")
     settings = build(TagSettings, {**knobs, "themes": [], "requests": []}, "tagger")
-    # The labelled data ships with the code: a relative data_dir is read from the repository.
-    data_dir = Path(settings.data_dir)
-    knobs["data_dir"] = str(data_dir if data_dir.is_absolute() else ROOT / data_dir)
     for theme in themes:
         if not 0.0 < theme.threshold < 1.0:
             raise ConfigError(f"themes.{theme.name}.threshold must be between 0 and 1")
-    return TagSettings(**{**_fields(settings), "data_dir": knobs["data_dir"], "themes": themes,
+    # The labelled data ships with the code: a relative data_dir is read from the repository.
+    data_dir = ROOT / settings.data_dir  # an absolute data_dir stays as it is
+    return TagSettings(**{**_fields(settings), "data_dir": str(data_dir), "themes": themes,
                           "requests": requests, "automated_terms": automated.terms})  # fmt: skip
 
 

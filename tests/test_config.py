@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from config.settings import load_settings, settings_from
+from config.settings import Settings, load_settings, settings_from
+from config.themes import DEFAULT_THEMES
 from intake.errors import ConfigError
 from intake.fetch import ImapSettings
 from intake.maildir import MaildirSettings
+from triage.rules import TagSettings
 
 PIPELINE_TOML = Path(__file__).resolve().parents[1] / "config" / "pipeline.toml"
 IMAP = {"maildir": "", "host": "imap.example.org", "username": "stories",
@@ -42,6 +44,25 @@ def test_config_shipped_file_names_every_settings_field() -> None:
             continue
         fields = {n for n in type(getattr(settings, section)).__slots__ if n != "password"}
         assert set(table) == fields, section
+
+
+def test_config_shipped_values_are_the_defaults() -> None:
+    # pipeline.toml shows every key "with its default": the two must not drift apart.
+    document = tomllib.loads(PIPELINE_TOML.read_text())
+    defaults = Settings(mailbox=MaildirSettings(maildir="var/mailbox"))
+    for section, table in document.items():
+        if section != "mailbox":
+            for key, value in table.items():
+                expected = getattr(getattr(defaults, section), key)
+                assert (tuple(value) if isinstance(value, list) else value) == expected, key
+
+
+def test_config_shipped_tagger_knobs_are_the_defaults() -> None:
+    knobs = tomllib.loads(DEFAULT_THEMES.read_text())["tagger"]
+    defaults = TagSettings(themes=())
+    for key, value in knobs.items():
+        if key != "data_dir":  # resolved against the repository when loaded
+            assert getattr(defaults, key) == value, key
 
 
 @pytest.mark.parametrize(

@@ -64,9 +64,9 @@ class TagSettings:
     requests: tuple[RequestSpec, ...] = ()
     automated_terms: tuple[str, ...] = ()
     min_words: int = 15
-    review_margin: float = 0.1
-    model_weight: float = 0.75
-    evidence_saturation: float = 3.0
+    review_margin: float = 0.08
+    model_weight: float = 0.5
+    evidence_saturation: float = 4.0
     kind_confidence: float = 0.6
     seed: int = 0
     epochs: int = 20
