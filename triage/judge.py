@@ -61,16 +61,20 @@ def judge(
 ) -> Triage:
     """The Triage for one story; ``explain(theme)`` finds evidence when no rule matched."""
     kind, confidence, kind_hits = decide_kind(story, reading)
-    scores = {t.name: theme_score(t.name, reading, trained, settings) for t in settings.themes}
+    by_theme: dict[str, list[Hit]] = {name: [] for name in settings.theme_names}
+    for hit in reading.hits:
+        if hit.section == "themes" and hit.name in by_theme:
+            by_theme[hit.name].append(hit)
+    scores = {name: theme_score(name, found, reading, trained, settings)
+              for name, found in by_theme.items()}  # fmt: skip
     thresholds = {t.name: t.threshold for t in settings.themes}
     themes = tuple(n for n in settings.theme_names if scores[n] >= thresholds[n])
     if kind != STORY:
         themes = ()  # requests and automated mail refer to themes; they do not tell a story
     hits = list(kind_hits)
     for theme in themes:
-        found = [h for h in reading.hits if h.section == "themes" and h.name == theme]
-        fallback = explain(theme) if not found else None
-        hits += found or ([fallback] if fallback else [])
+        fallback = explain(theme) if not by_theme[theme] else None
+        hits += by_theme[theme] or ([fallback] if fallback else [])
     reasons = review_reasons(kind, confidence, scores, thresholds, reading.words, settings,
                              story.defects)  # fmt: skip
     return Triage(
@@ -83,9 +87,11 @@ def judge(
     )
 
 
-def theme_score(theme: str, reading: Reading, trained: frozenset[str], s: TagSettings) -> float:
-    """Classifier probability and distinct evidence phrases, combined (see rules.combine)."""
-    mine = [h for h in reading.hits if h.section == "themes" and h.name == theme]
+def theme_score(
+    theme: str, mine: list[Hit], reading: Reading, trained: frozenset[str], s: TagSettings
+) -> float:
+    """Classifier probability and the distinct phrases among ``mine`` (the theme's rule hits),
+    combined (see rules.combine)."""
     strong = {h.text.lower() for h in mine if not h.rule.startswith("weak-")}
     weak = {h.text.lower() for h in mine if h.rule.startswith("weak-")} - strong
     model = float(reading.cats[theme]) if theme in trained and theme in reading.cats else None
