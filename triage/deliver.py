@@ -26,7 +26,6 @@ from triage.outbox import (
     message_id_for,
     render_acknowledgement,
     send,
-    write_pickup,
 )
 from triage.rules import WITHDRAWAL
 
@@ -152,10 +151,7 @@ def _send_one(
         outgoing = render_acknowledgement(env, decision, story, reference(story.story_id),
                                           settings, now, help_text=ack.help_text,
                                           team_name=ack.team_name, subjects=subjects)  # fmt: skip
-        if smtp is None:
-            write_pickup(outgoing, Path(settings.pickup_dir))
-        else:
-            send(outgoing, settings, smtp)
+        send(outgoing, settings, smtp)  # the pickup folder when no SMTP host is set
     except SendError as err:
         retry = not err.permanent and item.attempts + 1 < MAX_ATTEMPTS
         state = "pending" if retry else "failed"
