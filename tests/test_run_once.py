@@ -261,3 +261,18 @@ def test_run_once_cli_dry_run_and_breaker_in_status(
     status = json.loads(capsys.readouterr().out)
     assert status["acknowledgement_breaker"]["state"].startswith("open")
     assert status["acknowledgements"] == {"sent": 1, "suppressed:disabled": 1}
+
+
+def test_run_once_cli_export_into_a_closed_pipe_ends_quietly(
+    tmp_path: Path, tagger: Tagger
+) -> None:
+    config = maildir_config(tmp_path)
+    seed_maildir(tmp_path / "mailbox", *(story_message(n) for n in range(40)))
+    command = [sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config)]
+    subprocess.run([*command, "once"], cwd=ROOT, check=True, capture_output=True, timeout=120)
+    export = subprocess.Popen([*command, "export"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    assert export.stdout is not None and export.stdout.readline()
+    export.stdout.close()  # the reader stops after one line, like `| head -1`
+    _, err = export.communicate(timeout=60)
+    assert b"Traceback" not in err
