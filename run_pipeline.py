@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import traceback
 from collections import deque
@@ -255,12 +254,25 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(_status(store, settings, started_at), indent=2))
         elif args.command == "export":
             with Store(settings.store) as store:
-                report.export(store, args.format, sys.stdout)
+                _export(store, args.format)
     except PipelineError as err:
         log.error("%s failed: %s", args.command, err)
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _export(store: Store, fmt: str) -> None:
+    """Export to stdout; a reader that stops early (`export | head`) ends it quietly.
+
+    Not SIGPIPE's default action: that would also kill the worker on a closed socket.
+    """
+    try:
+        report.export(store, fmt, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
@@ -321,6 +333,4 @@ def _parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    # `export | head` should end quietly when the reader stops, as Unix tools do.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
