@@ -1,8 +1,10 @@
 """Command line and composition root: the only place the stages are wired together.
 
-One pass reads top to bottom: fetch -> parse -> store (tag, acknowledge and digest follow in
-their own issues). Only this module reads the config file, the environment and the clock;
-every stage receives settings and ``now``.
+One pass reads top to bottom: fetch -> parse -> tag -> store -> acknowledge (``run_once``);
+the digest follows on its schedule (``digest_job``). The worker's jobs (``poll_job``,
+``digest_job``, ``housekeeping_job``) are plain functions of (settings, now) that
+``worker.serve`` ticks. Only this module reads the config file, the environment and the
+clock; every stage receives settings and ``now``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +25,8 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+import worker
+from config.schedule import cron_trigger, digest_due, poll_due
 from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError, PipelineError
@@ -38,14 +43,16 @@ from intake.records import (
     Triage,
 )
 from intake.store import Store
+from triage.alerts import alert_due, record_poll, send_alert
 from triage.deliver import TEMPLATES, acknowledge, confirm_interrupted
+from triage.digest_out import DigestContext, DigestOutcome, preview_digest, send_digest
 from triage.evaluate import evaluate, format_report
 from triage.examples import load_examples, story_from_text, training_files
 from triage.outbox import check_templates, make_environment
 from triage.rules import TagSettings
 from triage.tag import Tagger, load_or_train, load_tagger, model_path, tag_many
 
-SENDING_COMMANDS = ("once", "demo")  # the commands that render and send acknowledgements
+SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -74,13 +81,17 @@ def open_source(settings: ImapSettings | MaildirSettings) -> Source:
 
 
 def run_once(
-    settings: Settings, now: datetime, source: Source | None = None, tagger: Tagger | None = None
-) -> RunCounts:
-    """One pass: fetch what is new, parse and tag it, store it, then mark it on the server.
+    settings: Settings, now: datetime, source: Source | None = None,
+    tagger: Tagger | None = None, stop: threading.Event | None = None,
+) -> RunCounts:  # fmt: skip
+    """One pass: fetch what is new, parse and tag it, store it, mark it on the server, then
+    acknowledge.
 
-    ``source`` and ``tagger`` default to the ones the settings name.
+    ``source`` and ``tagger`` default to the ones the settings name. When ``stop`` is set (a
+    signal), the pass ends after the batch or acknowledgement in hand, everything committed.
     """
     counts = RunCounts()
+    stop = stop or threading.Event()
     source = source or open_source(settings.mailbox)
     with Store(settings.store) as store:
         with closing(source):
@@ -90,10 +101,68 @@ def run_once(
                 # Loaded with the first batch, so a poll that finds nothing new stays cheap.
                 tagger = tagger or load_tagger(settings.tagger)
                 counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
+                if stop.is_set():
+                    break
             confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
         sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
-                                       settings.intake.addresses)  # fmt: skip
+                                       settings.intake.addresses, stop.is_set)  # fmt: skip
     return replace(counts, acknowledged=sent, suppressed=suppressed)
+
+
+def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = None) -> bool:
+    """The worker's poll: ``run_once`` when due, its health recorded, the team alerted after
+    ``[alerts] after_failures`` failures in a row and told when it works again.
+
+    Returns whether a pass ran (False: not due, the last failure's backoff still running).
+    """
+    with Store(settings.store) as store:
+        health = store.poll_health()
+    last = datetime.fromisoformat(health.last_attempt_at) if health.last_attempt_at else None
+    if not poll_due(last, health.failures, settings.schedule.poll_seconds, now):
+        return False
+    counts, error = RunCounts(), None
+    try:
+        counts = run_once(settings, now, stop=stop)
+    except Exception as err:  # the worker loop's one broad except: record it and go on
+        # Our own errors say what failed without personal data; others by type alone.
+        error = str(err)[:300] if isinstance(err, PipelineError) else type(err).__name__
+        log.error("poll failed (%d in a row): %s", health.failures + 1, error)
+    health = record_poll(health, now, error)
+    action = alert_due(health, settings.alerts.after_failures)
+    if action:
+        health = send_alert(action, health, now, settings.alerts, settings.smtp,
+                            settings.acknowledgement.team_name)  # fmt: skip
+    with Store(settings.store) as store:
+        store.save_poll_health(health, now)
+        store.record_run("poll", now, datetime.now(UTC), asdict(counts), error)
+    if error is None:
+        log.info("poll %s", report.counts_line(counts))
+    return True
+
+
+def digest_job(
+    settings: Settings, now: datetime, stop: threading.Event | None = None
+) -> DigestOutcome | None:
+    """The scheduled digest: sent when a ``[digest] schedule`` time has passed since the last
+    one (or since the pipeline first ran), or to finish one a crash interrupted."""
+    trigger = cron_trigger(settings.digest.schedule, settings.digest.timezone)
+    with Store(settings.store) as store:
+        last = store.last_digest_end() or store.first_run_at()
+        if not (store.digest_unfinished() or digest_due(trigger, last, now)):
+            return None
+        return send_digest(store, now, digest_context(settings))
+
+
+def housekeeping_job(
+    settings: Settings, now: datetime, stop: threading.Event | None = None
+) -> None:
+    """Daily upkeep (retention purges arrive with the privacy issue)."""
+
+
+def digest_context(settings: Settings) -> DigestContext:
+    """What the digest needs from the settings."""
+    return DigestContext(settings.digest, settings.smtp, settings.acknowledgement.team_name,
+                         settings.tagger.theme_names)  # fmt: skip
 
 
 def process(
@@ -221,7 +290,7 @@ def seed_demo(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the config and run one command; returns the exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    _configure_logging(args.log_level, args.log_format)
     try:
         settings = load_settings(Path(args.config), os.environ)
         if args.command in SENDING_COMMANDS:  # a broken template stops these at start
@@ -242,6 +311,16 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             return _once(settings, started_at, args.json)
         if args.command == "demo":
             return _demo(settings, started_at)
+        if args.command == "run":
+            jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job)
+            return worker.serve(settings, jobs)
+        if args.command == "digest":
+            with Store(settings.store) as store:
+                make = send_digest if args.send else preview_digest
+                outcome = make(store, started_at, digest_context(settings))
+            print(json.dumps({"digest": outcome.digest_id, "state": outcome.state,
+                              "stories": outcome.stories,
+                              "file": str(outcome.path) if outcome.path else None}))  # fmt: skip
         if args.command == "train":
             print(train_model(settings.tagger))
         elif args.command == "evaluate":
@@ -276,12 +355,39 @@ def _export(store: Store, fmt: str) -> None:
 
 
 def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
-    """The store's status, plus whether the hourly acknowledgement cap has tripped."""
+    """The store's status, the worker's polling health and lease, and whether the hourly
+    acknowledgement cap has tripped."""
     sent = store.sent_since(now - timedelta(hours=1))
     cap = settings.acknowledgement.max_per_hour
     breaker = {"max_per_hour": cap, "sent_last_hour": sent,
                "state": "open: sending paused" if sent >= cap else "closed"}  # fmt: skip
-    return {**store.status(), "acknowledgement_breaker": breaker}
+    health = store.poll_health()
+    polling = {"last_success_at": health.last_success_at,
+               "consecutive_failures": health.failures, "last_error": health.last_error,
+               "alert_sent": health.alerted}  # fmt: skip
+    holder = store.lease_holder(worker.lease_name(settings))
+    return {**store.status(), "held": store.outbox_counts().get("held", 0),
+            "polling": polling, "worker": holder.rsplit(":", 1)[0] if holder else None,
+            "acknowledgement_breaker": breaker}  # fmt: skip
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}  # fmt: skip
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
 
 
 def _once(settings: Settings, now: datetime, as_json: bool) -> int:
@@ -317,6 +423,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML settings file")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one object per line, for log collectors")
     commands = parser.add_subparsers(dest="command", required=True)
     once = commands.add_parser("once", help="one pass: fetch, parse, store")
     once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
@@ -329,6 +437,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")
     commands.add_parser("demo", help="the whole pipeline on the embedded default")
+    commands.add_parser("run", help="the scheduled worker, until SIGINT/SIGTERM")
+    digest = commands.add_parser("digest", help="build (and send) the digest for the open window")
+    digest.add_argument("--send", action="store_true",
+                        help="send it and close the window (without: a preview file only)")
     return parser
 
 

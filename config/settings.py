@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from config.schedule import cron_trigger
 from config.schema import build, check, read_toml
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.errors import ConfigError
 from intake.fetch import ImapSettings, is_loopback
 from intake.maildir import MaildirSettings
 from intake.store import StoreSettings
+from triage.acknowledge import is_plausible_mailbox
 from triage.rules import TagSettings
 
 
@@ -154,6 +156,10 @@ def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Se
         sections["smtp"] = dataclasses.replace(
             smtp, password=secret(environ, smtp.password_env, "smtp")
         )
+    digest = sections["digest"]
+    cron_trigger(digest.schedule, digest.timezone)  # ConfigError naming the key when invalid
+    _check_recipients(digest.recipients, "digest.recipients")
+    _check_recipients(sections["alerts"].recipients, "alerts.recipients")
     own = {a.lower() for a in sections["intake"].addresses}
     if sections["smtp"].from_address.lower() not in own:
         # Replies to our acknowledgements are recognised by our own address and Message-IDs.
@@ -178,6 +184,12 @@ def mailbox_from(table: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     keys = {f.name for f in dataclasses.fields(MaildirSettings)}
     subset = {k: v for k, v in table.items() if k in keys and v != ""}
     return build(MaildirSettings, subset, "mailbox")
+
+
+def _check_recipients(addresses: tuple[str, ...], key: str) -> None:
+    for number, address in enumerate(addresses):
+        if not is_plausible_mailbox(address) or any(c in address for c in ",;\r\n"):
+            raise ConfigError(f"{key}[{number}] is not one plain email address")
 
 
 def secret(environ: Mapping[str, str], variable: str, section: str) -> str:

@@ -186,3 +186,55 @@ class RunCounts:
     tagged: int = 0
     acknowledged: int = 0
     suppressed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One stored story as the digest sees it; ``triage.digest`` turns it into an excerpt.
+
+    ``acknowledgement`` is the outbox state (``sent``, ``held``, ``suppressed:<reason>``, …) or
+    None before a decision; ``urgent`` marks crisis wording.
+    """
+
+    story: Story
+    triage: Triage | None
+    acknowledgement: str | None
+    urgent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeHealth:
+    """How intake went in one digest window: counts only, never a person's details.
+
+    ``quarantine_reasons`` and ``acknowledgements`` are (name, count) pairs, e.g.
+    ``("parse: ParseError", 2)`` and ``("suppressed:list_mail", 5)``; ``held`` counts
+    acknowledgements waiting for a person now, whenever they were decided.
+    """
+
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    quarantine_reasons: tuple[tuple[str, int], ...] = ()
+    acknowledgements: tuple[tuple[str, int], ...] = ()
+    held: int = 0
+    failed_polls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One digest window and how far sending it has got.
+
+    The window is ``[start, end)`` of the stories' ``stored_at``. ``state`` is ``open``
+    (window fixed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
+    ``sending``, ``sent``, or ``written`` (no recipients: only the .html file). ``data`` is the
+    rendered message, kept so a retry after a crash sends the very same bytes.
+    """
+
+    digest_id: int
+    start: datetime
+    end: datetime
+    state: str
+    message_id: str = ""
+    data: bytes = b""
+    stories: int = 0

@@ -166,6 +166,45 @@ outbox = Table(
 )
 
 
+# One row per digest window (see records.Digest); the rendered message is kept until sent so a
+# retry sends the same bytes, and ``health`` is the window's counts for the next digest's
+# "change since last time".
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("start", UtcDateTime, nullable=False),
+    Column("end", UtcDateTime, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("message_id", Text, nullable=False, default=""),
+    Column("data", LargeBinary),
+    Column("stories", Integer, nullable=False, default=0),
+    Column("health", JSON, nullable=False, default=dict),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The worker's lease on a mailbox: one worker at a time. ``holder`` is host:pid:token.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("holder", String, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# Small named records of the worker's own state (poll health, alert sent), as JSON.
+worker_state = Table(
+    "worker_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
 def stories_with_triage() -> Select[Any]:
     """Every story's columns with its triage's (labelled ``triage_*``; NULL when untagged),
     oldest first."""

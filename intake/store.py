@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from intake import rows, schema
+from intake.digest_store import DigestRows
 from intake.errors import StoreError
 from intake.outbox_store import OutboxRows
 from intake.records import (
@@ -39,6 +40,7 @@ from intake.records import (
     Story,
     Triage,
 )
+from intake.worker_store import WorkerRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ class QuarantineEntry:
     quarantined_at: datetime
 
 
-class Store(OutboxRows):
+class Store(OutboxRows, DigestRows, WorkerRows):
     """The pipeline's database. Every public method is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:

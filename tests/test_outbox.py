@@ -25,14 +25,13 @@ from triage.acknowledge import Decision, sender_reason
 from triage.examples import story_from_text
 from triage.outbox import (
     Outgoing,
-    SmtpConnection,
     check_templates,
     first_name,
     make_environment,
     render_acknowledgement,
-    send,
-    write_pickup,
 )
+from triage.pickup import write_pickup
+from triage.smtp import SmtpConnection, send
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"

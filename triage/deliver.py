@@ -2,7 +2,8 @@
 
 Every decision and every state is written to the store as it happens (see
 ``intake.outbox_store``): a crash at any point neither loses an acknowledgement nor sends one
-twice. Uses ``triage.acknowledge`` for the policy and ``triage.outbox`` to render and send.
+twice. Uses ``triage.acknowledge`` for the policy, ``triage.outbox`` to render and
+``triage.smtp`` to send.
 """
 
 from __future__ import annotations
@@ -20,14 +21,9 @@ from intake.outbox_store import sender_key
 from intake.records import Acknowledgement, Triage
 from intake.store import Store
 from triage.acknowledge import Decision, decide, normalise_sender, reference
-from triage.outbox import (
-    SmtpConnection,
-    make_environment,
-    message_id_for,
-    render_acknowledgement,
-    send,
-)
+from triage.outbox import make_environment, message_id_for, render_acknowledgement
 from triage.rules import WITHDRAWAL
+from triage.smtp import SmtpConnection, send
 
 if TYPE_CHECKING:
     from config.settings import AcknowledgementSettings, SmtpSettings
@@ -41,17 +37,16 @@ MAX_TEMPORARY_FAILURES = 3  # in a row: the server is in trouble, the rest wait 
 
 def acknowledge(
     store: Store, now: datetime, settings: AcknowledgementSettings, smtp: SmtpSettings,
-    own_addresses: Sequence[str],
+    own_addresses: Sequence[str], stop: Callable[[], bool] = lambda: False,
 ) -> tuple[int, int]:  # fmt: skip
-    """Decide for every stored story not yet decided, then send what is pending.
-
-    Returns (sent, suppressed) for this run.
+    """Decide for every stored story not yet decided, then send what is pending, until
+    ``stop()`` says to stop (between messages). Returns (sent, suppressed) for this run.
     """
     held = store.hold_interrupted(now)
     if held:
         log.warning("held %d acknowledgements interrupted mid-send: check before releasing", held)
     suppressed = _decide_all(store, now, settings, own_addresses)
-    return _send_pending(store, now, settings, smtp), suppressed
+    return _send_pending(store, now, settings, smtp, stop), suppressed
 
 
 def confirm_interrupted(
@@ -116,7 +111,8 @@ def _never(address: str) -> bool:
 
 
 def _send_pending(
-    store: Store, now: datetime, settings: AcknowledgementSettings, smtp_settings: SmtpSettings
+    store: Store, now: datetime, settings: AcknowledgementSettings, smtp_settings: SmtpSettings,
+    stop: Callable[[], bool],
 ) -> int:
     """Send pending acknowledgements within the hourly cap, one claimed at a time."""
     room = settings.max_per_hour - store.sent_since(now - timedelta(hours=1))
@@ -125,7 +121,7 @@ def _send_pending(
     sent = failures = 0
     connection = SmtpConnection(smtp_settings) if smtp_settings.host else nullcontext(None)
     with connection as smtp:
-        while sent < room and failures < MAX_TEMPORARY_FAILURES:
+        while sent < room and failures < MAX_TEMPORARY_FAILURES and not stop():
             claimed = store.claim(1, now, exclude=attempted)
             if not claimed:
                 return sent

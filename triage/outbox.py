@@ -1,8 +1,7 @@
-"""Acknowledge stage, the mail-out adapter: render with jinja2, hand over with smtplib.
+"""Mail out, the rendering: jinja2 templates into RFC 5322 messages (``triage.smtp`` sends them).
 
-The only module that imports jinja2 and smtplib (messages are built with the stdlib ``email``);
-besides them it imports ``intake`` (records, errors, ``is_loopback``), ``triage.acknowledge``
-(Decision, the address check) and ``triage.pickup`` (the embedded default: .eml files).
+The only module that imports jinja2 (messages are built with the stdlib ``email``); besides it
+imports ``intake`` (records, errors) and ``triage.acknowledge`` (Decision, the address check).
 Rendering is pure: ``now`` and the settings are arguments. A reply never holds the story's text
 or subject: the templates are not given them, so no template edit can leak them. Headers follow
 RFC 3834 (``Auto-Submitted``, no ``Precedence``) and the loop convention of
@@ -13,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import smtplib
-import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
@@ -27,21 +24,18 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from intake.errors import ConfigError, SendError
-from intake.fetch import is_loopback
 from intake.records import Story
 from triage.acknowledge import Decision, is_plausible_mailbox
-from triage.pickup import write_pickup
 
 if TYPE_CHECKING:
     from config.settings import SmtpSettings
 
 __all__ = [
-    "DEFAULT_TIMEOUT", "SUBJECTS", "Outgoing",
-    "SmtpConnection", "check_templates", "checked_recipient", "first_name", "make_environment",
-    "render_acknowledgement", "send", "write_pickup",
+    "SUBJECTS", "Outgoing", "check_templates", "checked_recipient", "first_name",
+    "make_environment", "message_id_for", "our_message_id", "render_acknowledgement",
+    "render_team_mail", "render_template",
 ]  # fmt: skip
 
-DEFAULT_TIMEOUT = 30.0  # seconds per SMTP operation; SmtpSettings has no timeout key (yet)
 SUBJECTS = {
     "acknowledgement": "Auto: Thank you for sharing your story [{reference}]",
     "acknowledgement_urgent": "Auto: Thank you for sharing your story [{reference}]",
@@ -53,7 +47,6 @@ _STORY_MESSAGE_ID = re.compile(r"[!-;=?-~]{1,900}")  # printable ASCII but space
 _NAME = re.compile(r"(?:[^\W\d_]+['’-])*[^\W\d_]+")  # Sam, O'Brien, Anne-Marie, Zoë
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "rev", "sir", "dame"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ENHANCED_STATUS = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +56,10 @@ class Outgoing:
     message_id: str  # "<ack-<digest of the story_id>@<domain of from_address>>"
     to: str
     data: bytes  # the whole RFC 5322 message, CRLF line endings
+    # Envelope: an acknowledgement goes from the null sender to ``to`` alone (the defaults);
+    # mail to the team goes from our address to every recipient.
+    envelope_from: str | None = None
+    envelope_to: tuple[str, ...] = ()
 
 
 def make_environment(template_dir: Path) -> jinja2.Environment:
@@ -178,6 +175,11 @@ def _context(
             "team_address": team_address, "help_text": help_text}  # fmt: skip
 
 
+def render_template(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:
+    """One template rendered on its own (the digest's .html file); ConfigError when broken."""
+    return _render(env, name, dict(context))
+
+
 def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
     try:
         return env.get_template(name).render(context)
@@ -188,8 +190,7 @@ def _render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
 def message_id_for(story_id: str, from_address: str) -> str:
     """Our Message-ID for a story's acknowledgement: the same on every attempt, so a retry is
     recognisably the same message, and ``ack-`` marks replies to it as a loop."""
-    domain = from_address.rpartition("@")[2].encode("idna").decode("ascii").lower()
-    return f"<ack-{hashlib.sha256(story_id.encode('utf-8')).hexdigest()[:24]}@{domain}>"
+    return our_message_id("ack", story_id, from_address)
 
 
 def _parent_message_id(story_id: str) -> str | None:
@@ -200,104 +201,38 @@ def _parent_message_id(story_id: str) -> str | None:
     return f"<{bare}>" if _STORY_MESSAGE_ID.fullmatch(bare) else None
 
 
-def send(
-    outgoing: Outgoing, settings: SmtpSettings, connection: SmtpConnection | None = None
-) -> None:
-    """Hand ``outgoing`` over: over SMTP when ``settings.host`` is set (through ``connection``
-    when given, else a connection of its own), otherwise into the pickup folder."""
-    if not settings.host:
-        write_pickup(outgoing, Path(settings.pickup_dir))
-    elif connection is not None:
-        connection.send(outgoing)
-    else:
-        with SmtpConnection(settings) as own:
-            own.send(outgoing)
+def render_team_mail(
+    env: jinja2.Environment, template: str, context: Mapping[str, Any], *, subject: str,
+    to: Sequence[str], message_id: str, settings: SmtpSettings, team_name: str, now: datetime,
+) -> Outgoing:  # fmt: skip
+    """A message to the team (a digest, an alert) from ``template``.txt and .html.
 
-
-class SmtpConnection:
-    """One SMTP session reused for many messages: opened on the first send, closed on exit.
-
-    ``ssl`` and ``starttls`` verify the server's certificate (``ssl.create_default_context``).
-    After a lost connection the next send opens a new one.
+    ``Auto-Submitted: auto-generated`` (RFC 3834): it is not a reply, and nobody should answer
+    it automatically. ConfigError when a template is missing or broken; SendError (permanent)
+    when a recipient is not one plain address.
     """
-
-    def __init__(self, settings: SmtpSettings, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._settings = settings
-        self._timeout = timeout
-        self._client: smtplib.SMTP | None = None
-
-    def __enter__(self) -> SmtpConnection:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def send(self, outgoing: Outgoing) -> None:
-        """Send one message; SendError (``permanent`` for a 5xx about it) when it is refused."""
-        client = self._client or self._open()
-        try:
-            # RFC 3834 3.3: an automatic reply goes from the null sender unless a relay refuses it.
-            envelope = self._settings.envelope_sender
-            client.sendmail(envelope, [outgoing.to], outgoing.data)
-        except smtplib.SMTPRecipientsRefused as err:
-            code, reply = next(iter(err.recipients.values()), (0, b""))
-            self._forget_if_closed()
-            raise _refused("recipient", code, reply) from err
-        except smtplib.SMTPResponseException as err:  # sender refused, data refused
-            self._forget_if_closed()
-            raise _refused("message", err.smtp_code, err.smtp_error) from err
-        except OSError as err:  # disconnects, timeouts, TLS errors (smtplib's errors are OSErrors)
-            self._drop()
-            raise SendError(f"smtp send: {type(err).__name__}") from err
-
-    def close(self) -> None:
-        """Say QUIT if the server is still there, and drop the connection."""
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.quit()
-            except OSError:
-                client.close()
-
-    def _open(self) -> smtplib.SMTP:
-        settings = self._settings
-        if settings.security == "none" and settings.username and not is_loopback(settings.host):
-            raise SendError("smtp: refusing to send a password without TLS to a remote host")
-        context = ssl.create_default_context()
-        try:
-            if settings.security == "ssl":
-                self._client = smtplib.SMTP_SSL(settings.host, settings.port,
-                                                timeout=self._timeout, context=context)  # fmt: skip
-            else:
-                self._client = smtplib.SMTP(settings.host, settings.port, timeout=self._timeout)
-            if settings.security == "starttls":
-                self._client.starttls(context=context)
-                self._client.ehlo()  # RFC 3207: forget what was said before TLS
-            if settings.username:
-                self._client.login(settings.username, settings.password)
-        except OSError as err:
-            self._drop()
-            # A session that cannot start is never this message's fault: retry, not give up.
-            code = err.smtp_code if isinstance(err, smtplib.SMTPResponseException) else None
-            raise SendError(f"smtp connect: {type(err).__name__} {code or ''}".rstrip(),
-                            code=code) from err  # fmt: skip
-        return self._client
-
-    def _drop(self) -> None:
-        # No QUIT: the server is gone or hung, and a polite goodbye would wait another timeout.
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    def _forget_if_closed(self) -> None:
-        # smtplib closes the socket itself on a 421; the next send must reconnect.
-        if self._client is not None and self._client.sock is None:
-            self._client = None
+    recipients = tuple(checked_recipient(a) for a in to)
+    if not recipients:
+        raise SendError("no recipients", permanent=True)
+    if _CONTROL.search(subject) or _CONTROL.search(team_name):
+        raise ConfigError("a subject or the team name cannot go in a header")
+    message = EmailMessage(policy=SMTP)
+    message["From"] = HeaderAddress(team_name, addr_spec=settings.from_address)
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message["Date"] = now
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["X-Loop"] = settings.from_address
+    message.set_content(_render(env, f"{template}.txt", dict(context)))
+    message.add_alternative(_render(env, f"{template}.html", dict(context)), subtype="html")
+    return Outgoing(message_id, recipients[0], message.as_bytes(),
+                    envelope_from=settings.from_address, envelope_to=recipients)  # fmt: skip
 
 
-def _refused(stage: str, code: int, reply: bytes | str) -> SendError:
-    """The error for a refusal: the code and RFC 3463 status only (the text may echo addresses)."""
-    raw = reply.encode("utf-8", "replace") if isinstance(reply, str) else reply
-    match = _ENHANCED_STATUS.match(raw)
-    status = f" {match.group(1).decode()}" if match else ""
-    return SendError(f"smtp {stage} refused: {code}{status}", permanent=code >= 500, code=code)
+def our_message_id(kind: str, key: str, from_address: str) -> str:
+    """A Message-ID of ours: ``<kind-<digest of key>@our domain>``, the same for the same key,
+    so a resend after a crash is recognisably the same message."""
+    domain = from_address.rpartition("@")[2].encode("idna").decode("ascii").lower()
+    return f"<{kind}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:24]}@{domain}>"

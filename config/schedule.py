@@ -1,0 +1,89 @@
+"""When jobs are due: pure predicates of ``now`` over the stored state. Wraps APScheduler's cron.
+
+The only module that imports APScheduler's triggers (``worker`` wires the scheduler itself).
+A cron expression is read as crontab(5) reads it: in particular the weekday field counts from
+Sunday = 0 (or 7), where APScheduler 3's own numbering starts at Monday = 0, so numeric
+weekdays are translated to names before APScheduler sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from intake.errors import ConfigError
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NUMERIC_PART = re.compile(r"(\*|\d{1,2})(?:-(\d{1,2}))?(?:/(\d{1,2}))?")
+MAX_POLL_BACKOFF = timedelta(hours=1)
+
+
+def cron_trigger(expression: str, timezone: str, key: str = "digest.schedule") -> CronTrigger:
+    """The trigger for a 5-field crontab expression in ``timezone``; ConfigError naming ``key``
+    (or ``digest.timezone``) when either is not valid."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError("digest.timezone is not a known time zone") from err
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ConfigError(f"{key} must have 5 fields: minute hour day month weekday")
+    try:
+        fields[4] = crontab_weekdays(fields[4])
+        return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+    except ValueError as err:
+        raise ConfigError(f"{key} is not a valid cron expression ({err})") from err
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab weekday field with numbers (Sunday = 0 or 7) rewritten as day names."""
+    parts = []
+    for part in field.lower().split(","):
+        match = _NUMERIC_PART.fullmatch(part)
+        if not match:  # names ("mon-fri") already mean the same to both
+            parts.append(part)
+            continue
+        first, last, step = match.groups()
+        low = 0 if first == "*" else int(first)
+        high = 7 if first == "*" else int(last or first)
+        if high > 7 or low > high:
+            raise ValueError(f"weekday {part!r} is out of range")
+        days = range(low, high + 1, int(step or 1))
+        parts.extend(_DAYS[day % 7] for day in days)
+    return ",".join(dict.fromkeys(parts))
+
+
+def digest_due(trigger: CronTrigger, last_end: datetime | None, now: datetime) -> bool:
+    """Whether a scheduled time has passed since the last digest's window ended.
+
+    Before any digest, ``last_end`` is None and the first scheduled time from now on is awaited
+    (the caller passes when the worker first saw stories)."""
+    if last_end is None:
+        return False
+    fire = trigger.get_next_fire_time(None, last_end + timedelta(microseconds=1))
+    return fire is not None and fire <= now
+
+
+def next_poll_at(
+    last_attempt_at: datetime | None, failures: int, poll_seconds: int
+) -> datetime | None:
+    """When the next poll may start: right away the first time, ``poll_seconds`` after the
+    last one, and after failures twice as long each time (up to an hour) so a dead server is
+    not hammered."""
+    if last_attempt_at is None:
+        return None
+    interval = timedelta(seconds=poll_seconds)
+    if failures:
+        interval = max(interval, min(interval * 2 ** (failures - 1), MAX_POLL_BACKOFF))
+    return last_attempt_at + interval
+
+
+def poll_due(last_attempt_at: datetime | None, failures: int, poll_seconds: int,
+             now: datetime) -> bool:  # fmt: skip
+    """Whether a poll should start at ``now`` (see ``next_poll_at``)."""
+    due = next_poll_at(last_attempt_at, failures, poll_seconds)
+    # Half a second of slack: the scheduler's tick may fire a hair before the exact instant.
+    return due is None or due <= now + timedelta(milliseconds=500)

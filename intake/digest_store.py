@@ -1,0 +1,212 @@
+"""Store stage, the digests: windows, their rendered messages and states. SQLAlchemy Core only.
+
+A mixin of ``Store``. A window is fixed when its row is created (``open``), the rendered
+message is stored before anything is sent (``rendered``), sending is claimed (``sending``) and
+finished (``sent``). A crash anywhere leaves a row the next run takes up where it stopped, with
+the same bytes and the same Message-ID, so one window gives one digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from intake import rows, schema
+from intake.records import Digest, DigestEntry, IntakeHealth
+
+UNFINISHED = ("open", "rendered", "sending")
+FINISHED = ("sent", "written", "skipped")  # skipped: empty, and send_empty is off
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)  # the first window starts before any story
+
+
+class DigestRows:
+    """Digest queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def open_digest(self, now: datetime) -> Digest:
+        """The unfinished digest if there is one (its window stays as it was), else a new one
+        from the end of the last finished digest to ``now``."""
+        d = schema.digests.c
+        with self._begin() as conn:
+            found = conn.execute(select(schema.digests).where(d.state.in_(UNFINISHED))
+                                 .order_by(d.id).limit(1)).mappings().first()  # fmt: skip
+            if found is not None:
+                return _digest(found)
+            start = _last_end(conn) or BEGINNING
+            row = {"start": start, "end": max(now, start), "state": "open", "message_id": "",
+                   "stories": 0, "health": {}, "attempts": 0, "created_at": now,
+                   "updated_at": now}  # fmt: skip
+            created = conn.execute(insert(schema.digests).values(row)).inserted_primary_key
+        assert created is not None  # an insert always has a primary key
+        return Digest(int(created[0]), start, max(now, start), "open")
+
+    def next_window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The window a digest built now would cover, without opening it (a preview)."""
+        d = schema.digests.c
+        with self._connect() as conn:
+            found = conn.execute(select(d.start, d.end).where(d.state.in_(UNFINISHED))
+                                 .order_by(d.id).limit(1)).first()  # fmt: skip
+            if found is not None:
+                return found[0], found[1]
+            start = _last_end(conn) or BEGINNING
+        return start, max(now, start)
+
+    def digest_unfinished(self) -> bool:
+        """Whether a digest was opened but not finished (a crash, or a failed hand-over)."""
+        d = schema.digests.c
+        with self._connect() as conn:
+            return conn.execute(select(d.id).where(d.state.in_(UNFINISHED)).limit(1)).first() \
+                is not None
+
+    def first_run_at(self) -> datetime | None:
+        """When the pipeline first ran against this store (None: never)."""
+        with self._connect() as conn:
+            return conn.execute(select(func.min(schema.runs.c.started_at))).scalar()
+
+    def last_digest_end(self) -> datetime | None:
+        """Where the last finished digest's window ended (None before the first)."""
+        with self._connect() as conn:
+            return _last_end(conn)
+
+    def previous_health(self, before_id: int | None = None) -> IntakeHealth | None:
+        """The counts of the last finished digest (before ``before_id``), for "change since"."""
+        d = schema.digests.c
+        query = select(d.health).where(d.state.in_(FINISHED)).order_by(d.id.desc()).limit(1)
+        if before_id is not None:
+            query = query.where(d.id < before_id)
+        with self._connect() as conn:
+            found = conn.execute(query).scalar()
+        return _health(found) if found else None
+
+    def save_rendered(
+        self, digest_id: int, message_id: str, data: bytes, stories: int, health: IntakeHealth,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Keep the rendered message and the window's counts: ``open`` -> ``rendered``."""
+        values = {"state": "rendered", "message_id": message_id, "data": data,
+                  "stories": stories, "health": _health_row(health), "updated_at": now}  # fmt: skip
+        self._update_digest(digest_id, ("open",), values)
+
+    def claim_digest(self, digest_id: int, now: datetime) -> bool:
+        """``rendered`` (or ``sending`` after a crash) -> ``sending``; False if someone else
+        finished it meanwhile."""
+        values = {"state": "sending", "updated_at": now,
+                  "attempts": schema.digests.c.attempts + 1}  # fmt: skip
+        return self._update_digest(digest_id, ("rendered", "sending"), values)
+
+    def finish_digest(
+        self, digest_id: int, state: str, now: datetime, error: str | None = None
+    ) -> None:
+        """Record how an attempt ended: ``sent``/``written``, or back to ``rendered`` with the
+        error, to be tried again by the next run."""
+        values = {"state": state, "updated_at": now, "error": error}
+        if state in FINISHED:
+            values["data"] = None  # the excerpts are in the .html file; no second copy
+        self._update_digest(digest_id, UNFINISHED, values)
+
+    def digest_entries(self, start: datetime, end: datetime) -> Iterator[DigestEntry]:
+        """Stories stored in ``[start, end)`` with their triage and acknowledgement, oldest
+        first, streamed."""
+        s, o = schema.stories, schema.outbox
+        query = (schema.stories_with_triage()
+                 .add_columns(o.c.state.label("ack_state"), o.c.reason.label("ack_reason"),
+                              o.c.urgent.label("ack_urgent"))
+                 .outerjoin(o, o.c.story_id == s.c.story_id)
+                 .where(s.c.stored_at >= start, s.c.stored_at < end))  # fmt: skip
+        with self._connect() as conn:
+            for row in conn.execute(query).mappings():
+                state = row["ack_state"]
+                ack = f"suppressed:{row['ack_reason']}" if state == "suppressed" else state
+                yield DigestEntry(rows.row_story(row), rows.row_triage(row),
+                                  "pending" if ack == "sending" else ack,
+                                  bool(row["ack_urgent"]))  # fmt: skip
+
+    def intake_health(self, start: datetime, end: datetime) -> IntakeHealth:
+        """What intake did in ``[start, end)``: runs, quarantine, acknowledgements."""
+        with self._connect() as conn:
+            fetched, stored, duplicates, failed = _run_totals(conn, start, end)
+            q = schema.quarantine.c
+            reasons = conn.execute(
+                select(q.stage, q.reason, func.count()).where(
+                    q.quarantined_at >= start, q.quarantined_at < end
+                ).group_by(q.stage, q.reason)
+            ).all()
+            o = schema.outbox.c
+            held = conn.execute(select(func.count()).where(o.state == "held")).scalar()
+            acks = conn.execute(
+                select(o.state, o.reason, func.count()).where(
+                    o.updated_at >= start, o.updated_at < end,
+                    o.state.in_(("sent", "failed", "suppressed")),
+                ).group_by(o.state, o.reason)
+            ).all()
+        return IntakeHealth(
+            fetched=fetched, stored=stored, duplicates=duplicates,
+            quarantined=sum(int(n) for *_, n in reasons),
+            quarantine_reasons=_tally((f"{stage}: {_error_type(reason)}", n)
+                                      for stage, reason, n in reasons),
+            acknowledgements=_tally((f"suppressed:{reason}" if state == "suppressed" else state, n)
+                                    for state, reason, n in acks),
+            held=int(held or 0), failed_polls=failed,
+        )  # fmt: skip
+
+    def _update_digest(self, digest_id: int, states: tuple[str, ...], values: Any) -> bool:
+        d = schema.digests
+        with self._begin() as conn:
+            result = conn.execute(update(d).where(d.c.id == digest_id, d.c.state.in_(states))
+                                  .values(**values))  # fmt: skip
+            return bool(result.rowcount)
+
+
+def _last_end(conn: Connection) -> datetime | None:
+    d = schema.digests.c
+    return conn.execute(select(func.max(d.end)).where(d.state.in_(FINISHED))).scalar()
+
+
+def _run_totals(conn: Connection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
+    r = schema.runs.c
+    found = conn.execute(select(r.counts, r.error).where(r.started_at >= start,
+                                                         r.started_at < end)).all()  # fmt: skip
+    totals = [sum(int(c.get(k, 0)) for c, _ in found) for k in ("fetched", "stored", "duplicates")]
+    return totals[0], totals[1], totals[2], sum(1 for _, error in found if error)
+
+
+def _error_type(reason: str) -> str:
+    # "ParseError: <details>" -> "ParseError": the details can quote the message.
+    return reason.partition(":")[0][:60]
+
+
+def _tally(pairs: Iterator[tuple[str, Any]] | Any) -> tuple[tuple[str, int], ...]:
+    totals: dict[str, int] = {}
+    for name, count in pairs:
+        totals[name] = totals.get(name, 0) + int(count)
+    return tuple(sorted(totals.items()))
+
+
+def _digest(row: Any) -> Digest:
+    return Digest(int(row["id"]), row["start"], row["end"], row["state"], row["message_id"],
+                  row["data"] or b"", int(row["stories"]))  # fmt: skip
+
+
+def _health_row(health: IntakeHealth) -> dict[str, Any]:
+    return {"fetched": health.fetched, "stored": health.stored,
+            "duplicates": health.duplicates, "quarantined": health.quarantined,
+            "acknowledgements": dict(health.acknowledgements), "held": health.held,
+            "failed_polls": health.failed_polls}  # fmt: skip
+
+
+def _health(row: dict[str, Any]) -> IntakeHealth:
+    return IntakeHealth(fetched=int(row.get("fetched", 0)), stored=int(row.get("stored", 0)),
+                        duplicates=int(row.get("duplicates", 0)),
+                        quarantined=int(row.get("quarantined", 0)),
+                        acknowledgements=tuple(sorted(row.get("acknowledgements", {}).items())),
+                        held=int(row.get("held", 0)),
+                        failed_polls=int(row.get("failed_polls", 0)))  # fmt: skip

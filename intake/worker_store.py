@@ -1,0 +1,98 @@
+"""Store stage, the worker's own state: the mailbox lease and poll health. SQLAlchemy Core only.
+
+A mixin of ``Store``. The lease makes a second worker on the same mailbox refuse to start; it
+expires on its own if its holder dies, and a holder on this host whose process is gone is
+taken over at once. Poll health (consecutive failures, last success, whether the team has
+been alerted) is one small JSON record, so ``status`` and the alerts read the same thing.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from intake import schema
+
+
+@dataclass(frozen=True, slots=True)
+class PollHealth:
+    """How polling has gone lately. Instants are ISO 8601 strings (None: never)."""
+
+    failures: int = 0
+    last_attempt_at: str | None = None
+    last_success_at: str | None = None
+    last_error: str | None = None
+    alerted: bool = False
+
+
+class WorkerRows:
+    """Lease and worker-state queries; mixed into Store (``_connect``, ``_begin``)."""
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def acquire_lease(
+        self, name: str, holder: str, now: datetime, ttl: timedelta, stale: str | None = None
+    ) -> str | None:
+        """Take or renew the lease ``name``; returns None when ``holder`` has it, else who has.
+
+        One statement, so two workers starting at the same moment cannot both win. ``stale``
+        names a holder known to be dead, whose lease may be taken before it expires.
+        """
+        leases = schema.leases
+        row = {"name": name, "holder": holder, "expires_at": now + ttl}
+        free = (leases.c.expires_at < now) | (leases.c.holder == holder)
+        if stale:
+            free = free | (leases.c.holder == stale)
+        upsert = sqlite_insert(leases).values(row)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["name"], set_={"holder": holder, "expires_at": now + ttl}, where=free
+        )
+        with self._begin() as conn:
+            conn.execute(upsert)
+            current = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
+        return None if current == holder else str(current)
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` now, expired or not (None: nobody)."""
+        leases = schema.leases.c
+        with self._connect() as conn:
+            found = conn.execute(select(leases.holder).where(leases.name == name)).scalar()
+        return None if found is None else str(found)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` still has it."""
+        leases = schema.leases
+        with self._begin() as conn:
+            conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
+
+    def poll_health(self) -> PollHealth:
+        """The poll record (all zero before the first poll)."""
+        found = self._state("poll")
+        return PollHealth(**found) if found else PollHealth()
+
+    def save_poll_health(self, health: PollHealth, now: datetime) -> None:
+        """Replace the poll record."""
+        self._save_state("poll", asdict(health), now)
+
+    def _state(self, name: str) -> dict[str, Any] | None:
+        w = schema.worker_state.c
+        with self._connect() as conn:
+            found = conn.execute(select(w.value).where(w.name == name)).scalar()
+        return dict(found) if found else None
+
+    def _save_state(self, name: str, value: dict[str, Any], now: datetime) -> None:
+        table = schema.worker_state
+        with self._begin() as conn:
+            done = conn.execute(update(table).where(table.c.name == name)
+                                .values(value=value, updated_at=now))  # fmt: skip
+            if not done.rowcount:
+                conn.execute(sqlite_insert(table).values(name=name, value=value, updated_at=now))

@@ -1,0 +1,71 @@
+"""Poll health and the team's alerts: one email when polling keeps failing, one when it works
+again, never a storm. The bookkeeping is pure; ``send_alert`` renders and hands over.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from intake.errors import ConfigError, SendError
+from intake.worker_store import PollHealth
+from triage.deliver import TEMPLATES
+from triage.outbox import make_environment, our_message_id, render_team_mail
+from triage.smtp import send
+
+if TYPE_CHECKING:
+    from config.settings import AlertSettings, SmtpSettings
+
+log = logging.getLogger(__name__)
+
+
+def record_poll(health: PollHealth, now: datetime, error: str | None) -> PollHealth:
+    """The health after one poll that ended with ``error`` (None: it worked)."""
+    at = now.isoformat()
+    if error is None:
+        return replace(health, failures=0, last_attempt_at=at, last_success_at=at,
+                       last_error=None)  # fmt: skip
+    return replace(health, failures=health.failures + 1, last_attempt_at=at, last_error=error)
+
+
+def alert_due(health: PollHealth, after_failures: int) -> str | None:
+    """``alert`` when failures reached the limit and the team has not been told, ``recovered``
+    when polling works again after an alert, else None."""
+    if health.failures == 0:
+        return "recovered" if health.alerted else None
+    if not health.alerted and health.failures >= after_failures:
+        return "alert"
+    return None
+
+
+def send_alert(
+    action: str, health: PollHealth, now: datetime, alerts: AlertSettings, smtp: SmtpSettings,
+    team_name: str,
+) -> PollHealth:  # fmt: skip
+    """Tell ``[alerts] recipients`` that polling is failing (or works again); returns the
+    health with ``alerted`` updated. A failed hand-over leaves it unchanged, so the next poll
+    tries again; with no recipients the log line is the alert."""
+    alerted = action == "alert"
+    if not alerts.recipients:
+        log.warning("alert %s: polling failures=%d; no [alerts] recipients configured",
+                    action, health.failures)  # fmt: skip
+        return replace(health, alerted=alerted)
+    subject = ("Story intake: polling has failed " f"{health.failures} times in a row"
+               if alerted else "Story intake: polling works again")  # fmt: skip
+    context = {"action": action, "health": health, "now": now.isoformat(timespec="seconds"),
+               "after_failures": alerts.after_failures}  # fmt: skip
+    try:
+        outgoing = render_team_mail(
+            make_environment(TEMPLATES), "alert", context, subject=subject,
+            to=alerts.recipients, settings=smtp, team_name=team_name, now=now,
+            message_id=our_message_id("alert", f"{action}:{health.last_attempt_at}",
+                                      smtp.from_address),
+        )  # fmt: skip
+        send(outgoing, smtp)
+    except (SendError, ConfigError) as err:
+        log.error("alert %s could not be sent (%s): will try again", action, err)
+        return health
+    log.warning("alert %s sent: polling failures=%d", action, health.failures)
+    return replace(health, alerted=alerted)

@@ -1,0 +1,209 @@
+"""Digest stage, the content: a window's stories -> the sections the team reads. Pure.
+
+Stories are grouped in the order the team acts on them: requests (withdrawals first), urgent
+stories, stories that need review, one section per theme, stories with no theme; then intake
+health and its change since the last digest. A story is shown by reference, received time,
+first name, tags with scores and an excerpt of about 300 characters that is redacted before
+anything else happens to it. Redaction fails closed: if it raises, the excerpt is left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from intake.digest_store import BEGINNING
+from intake.records import DigestEntry, IntakeHealth, Story, Triage
+from triage.acknowledge import reference
+from triage.outbox import first_name
+from triage.redact import redact
+from triage.rules import AUTOMATED, STORY, WITHDRAWAL
+
+log = logging.getLogger(__name__)
+EXCERPT_CHARACTERS = 300
+MAX_PER_SECTION = 50
+_CONTEXT_BEFORE = 80  # characters shown before the first evidence, so it reads in context
+_NAME_PART = re.compile(r"[^\W\d_]{2,}")
+
+Segment = tuple[str, bool]  # a piece of excerpt text, and whether it is evidence to highlight
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """One story as the digest shows it. ``excerpt`` is None when redaction failed."""
+
+    reference: str
+    received: str
+    first_name: str
+    kind: str
+    tags: tuple[tuple[str, float], ...]
+    excerpt: tuple[Segment, ...] | None
+    review_reasons: tuple[str, ...]
+    acknowledgement: str
+    urgent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A heading and its stories, in the order shown."""
+
+    key: str
+    title: str
+    stories: tuple[StoryView, ...]
+    count: int  # all the window's stories for this section; ``stories`` may stop short
+
+    @property
+    def more(self) -> int:
+        """How many the section leaves out (``export`` lists them)."""
+        return self.count - len(self.stories)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One intake figure now and in the previous window (None: no previous digest)."""
+
+    label: str
+    now: int
+    before: int | None
+
+    @property
+    def delta(self) -> str:
+        """"+3", "-2", "no change", or "" when there is nothing to compare with."""
+        if self.before is None:
+            return ""
+        difference = self.now - self.before
+        return f"{difference:+d}" if difference else "no change"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestView:
+    """Everything the digest templates show."""
+
+    start: str
+    end: str
+    total: int
+    automated: int
+    sections: tuple[Section, ...]
+    health: IntakeHealth
+    changes: tuple[Change, ...]
+
+
+def build_digest(
+    entries: Iterable[DigestEntry], health: IntakeHealth, previous: IntakeHealth | None,
+    window: tuple[datetime, datetime], themes: Sequence[str], timezone: str,
+) -> DigestView:  # fmt: skip
+    """Group a window's stories into the digest's sections, in order.
+
+    ``entries`` may be a stream: each is reduced to its small view as it comes.
+    """
+    zone = ZoneInfo(timezone)
+    views = [view(e, zone) for e in entries]
+    shown = [v for v in views if v.kind != AUTOMATED]
+    stories = [v for v in shown if v.kind == STORY]
+    requests = sorted((v for v in shown if v.kind.startswith("request:")),
+                      key=lambda v: v.kind != WITHDRAWAL)  # stable: then in order received
+    sections = [
+        _section("requests", "Requests (withdrawals first)", requests),
+        _section("urgent", "Urgent: crisis wording", [v for v in shown if v.urgent]),
+        _section("review", "Needs review", [v for v in stories if v.review_reasons]),
+        *(_section(f"theme-{name}", name.replace("_", " ").capitalize(),
+                   [v for v in stories if name in dict(v.tags)]) for name in themes),
+        _section("none", "No theme", [v for v in stories if not v.tags]),
+    ]  # fmt: skip
+    start = "the beginning" if window[0] == BEGINNING else _when(window[0], zone)
+    return DigestView(start, _when(window[1], zone), len(shown),
+                      len(views) - len(shown), tuple(sections), health,
+                      _changes(health, previous))  # fmt: skip
+
+
+def _section(key: str, title: str, views: list[StoryView]) -> Section:
+    # A first import can bring thousands: the digest shows the first ones, export has all.
+    return Section(key, title, tuple(views[:MAX_PER_SECTION]), len(views))
+
+
+def view(entry: DigestEntry, zone: ZoneInfo) -> StoryView:
+    """One story's line in the digest: never the full text, never the address."""
+    story, triage = entry.story, entry.triage
+    scores = dict(triage.scores) if triage else {}
+    tags = tuple((t, round(scores.get(t, 0.0), 2)) for t in (triage.themes if triage else ()))
+    return StoryView(
+        reference=reference(story.story_id), received=_when(story.received_at, zone),
+        first_name=first_name(story.sender.name), kind=_kind(entry), tags=tags,
+        excerpt=safe_excerpt(story, triage),
+        review_reasons=triage.review_reasons if triage else ("untagged",),
+        acknowledgement=entry.acknowledgement or "undecided", urgent=entry.urgent,
+    )  # fmt: skip
+
+
+def safe_excerpt(story: Story, triage: Triage | None) -> tuple[Segment, ...] | None:
+    """The redacted excerpt with evidence highlighted, or None if redaction failed."""
+    anchor = min((e.start for e in triage.evidence), default=0) if triage else 0
+    try:
+        text = redact(window_text(story.text, anchor), sender_names(story))
+    except Exception:  # fail closed: whatever went wrong, the raw text is never shown
+        log.warning("redaction failed for %s: excerpt left out", reference(story.story_id))
+        return None
+    terms = {" ".join(e.text.split()).lower() for e in (triage.evidence if triage else ())}
+    return highlight(text, terms)
+
+
+def window_text(text: str, anchor: int, limit: int = EXCERPT_CHARACTERS) -> str:
+    """About ``limit`` characters of ``text`` around ``anchor``, cut at spaces, whitespace
+    collapsed, with an ellipsis where text was left out."""
+    start = max(0, min(anchor, len(text)) - _CONTEXT_BEFORE)
+    if start:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < start + 30 else start
+    end = min(len(text), start + limit)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + limit // 2 else end
+    piece = " ".join(text[start:end].split())
+    return ("… " if start else "") + piece + (" …" if end < len(text) else "")
+
+
+def highlight(text: str, terms: Iterable[str]) -> tuple[Segment, ...]:
+    """``text`` split into segments, evidence terms (whole words, any case) marked."""
+    wanted = sorted((t for t in terms if t.strip()), key=len, reverse=True)
+    if not wanted:
+        return ((text, False),) if text else ()
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in wanted) + r")\b", re.I)
+    segments: list[Segment] = []
+    done = 0
+    for match in pattern.finditer(text):
+        if match.start() > done:
+            segments.append((text[done:match.start()], False))
+        segments.append((match.group(), True))
+        done = match.end()
+    if done < len(text):
+        segments.append((text[done:], False))
+    return tuple(segments)
+
+
+def sender_names(story: Story) -> tuple[str, ...]:
+    """The sender's own names, from the display name and the address's local part."""
+    local = story.sender.address.rpartition("@")[0]
+    parts = _NAME_PART.findall(story.sender.name) + _NAME_PART.findall(local)
+    return tuple(dict.fromkeys(p for p in parts if p.lower() not in {"mr", "mrs", "ms", "dr"}))
+
+
+def _kind(entry: DigestEntry) -> str:
+    return entry.triage.kind if entry.triage else STORY
+
+
+def _when(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%a %d %b %Y %H:%M")
+
+
+def _changes(health: IntakeHealth, before: IntakeHealth | None) -> tuple[Change, ...]:
+    return (
+        Change("messages fetched", health.fetched, before.fetched if before else None),
+        Change("stories stored", health.stored, before.stored if before else None),
+        Change("duplicates", health.duplicates, before.duplicates if before else None),
+        Change("quarantined", health.quarantined, before.quarantined if before else None),
+        Change("failed polls", health.failed_polls, before.failed_polls if before else None),
+    )
