@@ -140,15 +140,21 @@ def view(entry: DigestEntry, zone: ZoneInfo) -> StoryView:
 
 
 def safe_excerpt(story: Story, triage: Triage | None) -> tuple[Segment, ...] | None:
-    """The redacted excerpt with evidence highlighted, or None if redaction failed."""
+    """The redacted excerpt with evidence highlighted, or None if redaction failed.
+
+    The whole text is redacted before the excerpt is cut, so an identifier can never be
+    shown in part because the cut went through it.
+    """
     anchor = min((e.start for e in triage.evidence), default=0) if triage else 0
+    names = sender_names(story)
     try:
-        text = redact(window_text(story.text, anchor), sender_names(story))
+        text = redact(story.text, names)
+        anchor = len(redact(story.text[:anchor], names))  # where the evidence moved to
     except Exception:  # fail closed: whatever went wrong, the raw text is never shown
         log.warning("redaction failed for %s: excerpt left out", reference(story.story_id))
         return None
     terms = {" ".join(e.text.split()).lower() for e in (triage.evidence if triage else ())}
-    return highlight(text, terms)
+    return highlight(window_text(text, anchor), terms)
 
 
 def window_text(text: str, anchor: int, limit: int = EXCERPT_CHARACTERS) -> str:

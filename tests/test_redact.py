@@ -1,0 +1,218 @@
+"""Digest redaction: identifiers become placeholders, ordinary text survives, any input completes.
+
+All data is synthetic: example.org addresses, Ofcom drama numbers (01632 960xxx, 07700 900xxx,
+020 7946 0xxx), NHS test numbers (999 xxx xxxx) and the QQ National Insurance prefix.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from triage.redact import RedactionError, redact
+
+IDENTIFIERS = [
+    # UK phone numbers, national.
+    ("01632 960 123", "[phone]"),
+    ("020 7946 0958", "[phone]"),
+    ("0207 946 0958", "[phone]"),
+    ("07700 900 123", "[phone]"),
+    ("07700 900123", "[phone]"),
+    ("07700900123", "[phone]"),
+    ("(01632) 960123", "[phone]"),
+    ("(020) 7946 0958", "[phone]"),
+    ("07700-900-123", "[phone]"),
+    ("020.7946.0958", "[phone]"),
+    # UK phone numbers, international.
+    ("+44 7700 900123", "[phone]"),
+    ("+44 (0)20 7946 0958", "[phone]"),
+    ("+44(0)1632 960123", "[phone]"),
+    ("+447700900123", "[phone]"),
+    ("0044 20 7946 0958", "[phone]"),
+    ("+44-7700-900-123", "[phone]"),
+    # NHS numbers, checksum valid or not.
+    ("999 123 4567", "[NHS number]"),
+    ("999-123-4567", "[NHS number]"),
+    ("9991234567", "[NHS number]"),
+    ("999 456 7890", "[NHS number]"),
+    # National Insurance numbers.
+    ("QQ123456C", "[NI number]"),
+    ("QQ 12 34 56 C", "[NI number]"),
+    ("qq123456c", "[NI number]"),
+    ("QQ 123456 A", "[NI number]"),
+    # Postcodes.
+    ("SW1A 1AA", "[postcode]"),
+    ("sw1a1aa", "[postcode]"),
+    ("M1 1AE", "[postcode]"),
+    ("B33 8TH", "[postcode]"),
+    ("CR2 6XH", "[postcode]"),
+    ("DN55 1PT", "[postcode]"),
+    ("EC1A 1BB", "[postcode]"),
+    ("W1A 0AX", "[postcode]"),
+    ("ec1a1bb", "[postcode]"),
+    # Email addresses.
+    ("jane.doe@example.org", "[email]"),
+    ("Jane.Doe+nhs@mail.example.org", "[email]"),
+    ("JANE_DOE@EXAMPLE.ORG", "[email]"),
+    # Dates of birth: the cue stays, the date goes.
+    ("DOB 03/04/1951", "DOB [date of birth]"),
+    ("DOB: 03/04/1951", "DOB: [date of birth]"),
+    ("D.O.B. 03/04/1951", "D.O.B. [date of birth]"),
+    ("dob 3.4.51", "dob [date of birth]"),
+    ("date of birth: 3 April 1951", "date of birth: [date of birth]"),
+    ("Date of birth is 3rd Apr 1951", "Date of birth is [date of birth]"),
+    ("born on 3rd April 1951", "born on [date of birth]"),
+    ("born on the 3rd of April 1951", "born on the [date of birth]"),
+    ("born 1951-04-03", "born [date of birth]"),
+    ("born April 3, 1951", "born [date of birth]"),
+    ("born in April 1951", "born in [date of birth]"),
+    ("born in 1951", "born in [date of birth]"),
+    ("b. 3 April 1951", "b. [date of birth]"),
+]
+
+SURVIVORS = [
+    "3 hours",
+    "14 times",
+    "2023",
+    "£250",
+    "ward 12",
+    "999",
+    "111",
+    "116 123",
+    "call 999 or 111, or the Samaritans on 116 123",
+    "24/7",
+    "45%",
+    "10:30",
+    "on 3 April 2023 I went to A&E",
+    "12/03/2024",
+    "03.04.2024 10.30",
+    "2023-04-03",
+    "she was born 14 weeks early",
+    "Doberman",
+    "A&E at 10:30 on 3 April 2023, waited 3 hours, ward 12, bed 14",
+    "a@b",
+    "Plan B",
+    "M1 motorway",
+]
+
+
+@pytest.mark.parametrize(("identifier", "placeholder"), IDENTIFIERS)
+def test_redact_identifier_becomes_placeholder(identifier: str, placeholder: str) -> None:
+    text = f"Please note {identifier}, thanks."
+    assert redact(text) == f"Please note {placeholder}, thanks."
+
+
+@pytest.mark.parametrize(("identifier", "placeholder"), IDENTIFIERS)
+def test_redact_identifier_alone_or_at_edges(identifier: str, placeholder: str) -> None:
+    assert redact(identifier) == placeholder
+    assert redact(f"({identifier})") == f"({placeholder})"
+
+
+@pytest.mark.parametrize("text", SURVIVORS)
+def test_redact_ordinary_text_survives(text: str) -> None:
+    assert redact(text) == text
+    assert redact(text, ("Jane", "Doe")) == text
+
+
+def test_redact_event_dates_survive_beside_a_date_of_birth() -> None:
+    text = "DOB 03/04/1951. On 12/03/2024 and on 3 April 2023 I went to A&E."
+    assert redact(text) == "DOB [date of birth]. On 12/03/2024 and on 3 April 2023 I went to A&E."
+
+
+def test_redact_several_identifiers_in_one_story() -> None:
+    text = (
+        "I'm Jane Doe (jane.doe@example.org, 07700 900123), NHS number 999 123 4567, "
+        "NI QQ123456C, living at 1 High Street, Birmingham B33 8TH. Born on 3 April 1951."
+    )
+    assert redact(text, ("Jane Doe",)) == (
+        "I'm [name] [name] ([email], [phone]), NHS number [NHS number], "
+        "NI [NI number], living at 1 High Street, Birmingham [postcode]. Born on [date of birth]."
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "text", "expected"),
+    [
+        (("Jane", "Doe"), "Jane Doe wrote", "[name] [name] wrote"),
+        (("Jane Doe",), "JANE and doe", "[name] and [name]"),
+        ("Jane Doe", "jane doe", "[name] [name]"),
+        (("Jane",), "Jane's GP told Jane-Marie", "[name]'s GP told [name]-Marie"),
+        (("Ann",), "Ann, Anne, planning, ANN.", "[name], Anne, planning, [name]."),
+        (("Zoë",), "Zoë, ZOË and Zoëy", "[name], [name] and Zoëy"),
+        (("Zoe\u0308",), "Zoë wrote", "[name] wrote"),
+        (("J Doe",), "J Doe", "J [name]"),
+        (("", "Doe", ""), "Doe", "[name]"),
+        ((), "Jane Doe", "Jane Doe"),
+        (("O'Brien",), "Mrs O'Brien", "Mrs O'[name]"),
+    ],
+)
+def test_redact_names_are_whole_words_ignoring_case(
+    names: tuple[str, ...] | str, text: str, expected: str
+) -> None:
+    assert redact(text, names) == expected
+
+
+def test_redact_email_keeps_surrounding_punctuation() -> None:
+    text = 'From: "Jane Doe" <jane.doe@example.org>, cc: mailto:j.doe@example.org.'
+    assert redact(text, ("Jane Doe",)) == 'From: "[name] [name]" <[email]>, cc: mailto:[email].'
+
+
+def test_redact_names_never_touch_placeholders() -> None:
+    # A name that is also a placeholder's word must not rewrite the placeholder.
+    text = "Phone 07700 900123, email jane@example.org"
+    assert redact(text, ("Phone", "Email", "Number")) == "[name] [phone], [name] [email]"
+
+
+def test_redact_raises_on_text_it_cannot_encode() -> None:
+    # A lone surrogate (from bytes decoded with surrogateescape) cannot go to RE2 as UTF-8.
+    with pytest.raises(RedactionError):
+        redact("call 07700 900123 \udcff")
+    with pytest.raises(RedactionError):
+        redact("Jane", ("Jane\udcff",))
+
+
+ADVERSARIAL_UNCHANGED = {
+    "letters": "a" * 100_000,
+    "digits": "9" * 100_000,
+    "digits and spaces": "1 " * 50_000,
+    "zeros and spaces": "0 " * 50_000,
+    "ats": "@".join(["a"] * 30_000),
+    "dots": "a." * 50_000,
+    "local part only": "a" * 100_000 + "@",
+    "country codes": "+44" * 33_000,
+    "country codes spaced": "+44 " * 25_000,
+    "international prefixes": "0044" * 25_000,
+    "brackets": "(0" * 50_000,
+    "dob cues": "DOB " * 25_000,
+    "born cues": "born on the " * 8_000,
+    "ni without suffix": "QQ 12 34 56 " * 8_000,
+    "outward codes": "SW1A " * 20_000,
+    "digit groups": "01 " * 33_000,
+    "long digit groups": "07700 9001234 " * 7_000,
+}
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL_UNCHANGED.values(), ids=ADVERSARIAL_UNCHANGED.keys())
+def test_redact_adversarial_input_completes_unchanged(text: str) -> None:
+    # Completing is the assertion (no timing checks); RE2 keeps each case linear.
+    assert redact(text, ("Jane", "Doe")) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("07700 900123 " * 7_000, "[phone] " * 7_000),
+        ("999 123 4567\n" * 7_500, "[NHS number]\n" * 7_500),
+        ("Jane " * 20_000, "[name] " * 20_000),
+        ("x@" + "a." * 50_000, "[email]."),
+        ("DOB 03/04/1951 " * 6_000, "DOB [date of birth] " * 6_000),
+    ],
+    ids=["phones", "nhs numbers", "names", "long domain", "dates of birth"],
+)
+def test_redact_adversarial_input_completes_redacted(text: str, expected: str) -> None:
+    assert redact(text, ("Jane",)) == expected
+
+
+def test_redact_adversarial_mix_keeps_only_placeholders() -> None:
+    noise = " | ".join(text[:5_000] for text in ADVERSARIAL_UNCHANGED.values())
+    text = f"{noise} 07700 900123 {noise} jane@example.org {noise} SW1A 1AA"
+    assert redact(text) == f"{noise} [phone] {noise} [email] {noise} [postcode]"
