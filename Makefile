@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest dovecot bench clean
+.PHONY: demo test lint typecheck pytest dovecot chromium bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) run_pipeline.py demo
 
-test: $(STAMP) dovecot lint typecheck pytest
+test: $(STAMP) dovecot chromium lint typecheck pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -26,13 +26,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) dovecot
+pytest: $(STAMP) dovecot chromium
 	$(PY) -m pytest
 
 # The IMAP tests run against a real Dovecot; a missing server is an error, never a skip.
 dovecot:
 	@test -x /usr/sbin/dovecot || command -v dovecot >/dev/null 2>&1 || \
 	  $(MAKE) --no-print-directory apt PKG=dovecot-imapd
+
+# The digest is checked in a real browser: headless Chromium renders it and takes a screenshot.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || $(MAKE) --no-print-directory apt PKG=chromium
 
 apt:
 	@if [ "$$(id -u)" = 0 ]; then \

@@ -415,7 +415,10 @@ def _demo(settings: Settings, now: datetime) -> int:
     print(report.counts_line(counts))
     with Store(settings.store) as store:
         report.demo_summary(store, sys.stdout)
+        digest = send_digest(store, datetime.now(UTC), digest_context(settings))
     print(f"store: {settings.store.url}   export: python run_pipeline.py export --format jsonl")
+    print(f"digest ({digest.stories} stories, {digest.state}): {digest.path}")
+    print(f"acknowledgements: {settings.smtp.pickup_dir}/*.eml")
     return 0
 
 

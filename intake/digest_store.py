@@ -68,9 +68,11 @@ class DigestRows:
                 is not None
 
     def first_run_at(self) -> datetime | None:
-        """When the pipeline first ran against this store (None: never)."""
+        """When the pipeline first ran or stored a story in this store (None: never)."""
         with self._connect() as conn:
-            return conn.execute(select(func.min(schema.runs.c.started_at))).scalar()
+            found = [conn.execute(select(func.min(schema.runs.c.started_at))).scalar(),
+                     conn.execute(select(func.min(schema.stories.c.stored_at))).scalar()]
+        return min((at for at in found if at is not None), default=None)
 
     def last_digest_end(self) -> datetime | None:
         """Where the last finished digest's window ended (None before the first)."""

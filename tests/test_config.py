@@ -84,6 +84,14 @@ def test_config_shipped_tagger_knobs_are_the_defaults() -> None:
          "smtp.from_address"),
         ({"mailbox": {"maildir": "m"}, "smtp": {"host": "smtp.example.org", "security": "none"}},
          "smtp.security"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"schedule": "0 8 * *"}}, "digest.schedule"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"schedule": "0 25 * * *"}}, "digest.schedule"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"schedule": "0 8 * * 9"}}, "digest.schedule"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"timezone": "Europe/Lodnon"}},
+         "digest.timezone"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"recipients": ["a@x.org, b@x.org"]}},
+         "digest.recipients[0]"),
+        ({"mailbox": {"maildir": "m"}, "alerts": {"recipients": ["team"]}}, "alerts.recipients[0]"),
     ],
 )
 def test_config_bad_document_names_the_key(document: dict[str, Any], named: str) -> None:
