@@ -9,10 +9,7 @@ clock; every stage receives settings and ``now``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -20,18 +17,17 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import worker
-from config.schedule import cron_trigger, digest_due, poll_due
-from config.settings import Settings, load_settings
+from config.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
+from config.settings import Settings
 from intake import report
-from intake.errors import ConfigError, PipelineError
+from intake.errors import PipelineError
 from intake.fetch import ImapSettings, ImapSource
-from intake.maildir import MaildirSettings, MaildirSource, open_maildir
+from intake.maildir import MaildirSettings, MaildirSource
 from intake.parse import parse
 from intake.records import (
     Batch,
@@ -44,22 +40,19 @@ from intake.records import (
 )
 from intake.store import Store
 from triage.alerts import alert_due, record_poll, send_alert
-from triage.deliver import TEMPLATES, acknowledge, confirm_interrupted
-from triage.digest_out import DigestContext, DigestOutcome, preview_digest, send_digest
-from triage.evaluate import evaluate, format_report
-from triage.examples import load_examples, story_from_text, training_files
-from triage.outbox import check_templates, make_environment
-from triage.rules import TagSettings
-from triage.tag import Tagger, load_or_train, load_tagger, model_path, tag_many
+from triage.deliver import acknowledge, confirm_interrupted
+from triage.digest_out import DigestContext, DigestOutcome, send_digest
+from triage.privacy import (
+    Folders,
+    hold_withdrawn,
+    housekeeping,
+)
+from triage.tag import Tagger, load_tagger, tag_many
 
-SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
 In = TypeVar("In")
 Out = TypeVar("Out")
 
 log = logging.getLogger("story_intake")
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
-SAMPLES = ROOT / "samples" / "stories"
 
 
 
@@ -69,6 +62,8 @@ class Source(Protocol):
     def open(self) -> MailboxState: ...
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]: ...
     def mark_stored(self, uids: Sequence[int]) -> None: ...
+    def purge_stored(self, before: datetime) -> int: ...
+    def erase_messages(self, message_ids: Sequence[str]) -> int: ...
     def find_message_ids(self, folder: str, message_ids: Sequence[str]) -> set[str]: ...
     def close(self) -> None: ...
 
@@ -155,8 +150,27 @@ def digest_job(
 
 def housekeeping_job(
     settings: Settings, now: datetime, stop: threading.Event | None = None
-) -> None:
-    """Daily upkeep (retention purges arrive with the privacy issue)."""
+) -> dict[str, int] | None:
+    """Retention: purge what has expired (rows, var files, and the mailbox when
+    ``[retention] purge_mailbox``), at most once a day. Returns the counts, None if not due."""
+    with Store(settings.store) as store:
+        if not housekeeping_due(store.last_housekeeping_at(), now):
+            return None
+        if not settings.retention.purge_mailbox:
+            counts = housekeeping(store, now, settings.retention, var_folders(settings), None)
+        else:
+            with closing(open_source(settings.mailbox)) as source:
+                source.open()
+                counts = housekeeping(store, now, settings.retention, var_folders(settings),
+                                      source)  # fmt: skip
+        store.record_run("housekeeping", now, datetime.now(UTC), counts, None)
+    return counts
+
+
+def var_folders(settings: Settings) -> Folders:
+    """Where copies of personal data are written besides the store."""
+    pickup = None if settings.smtp.host else Path(settings.smtp.pickup_dir)
+    return Folders(Path(settings.digest.output_dir), pickup)
 
 
 def digest_context(settings: Settings) -> DigestContext:
@@ -211,6 +225,7 @@ def _handle_batch(
     parsed = [(raw, story) for raw, story, _ in done]
     triages = {story.story_id: triage for _, story, triage in done}
     result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
+    hold_withdrawn(store, [(story, triage) for _, story, triage in done])
     # Only now that the store has committed may the server be told.
     uids = [raw.uid for raw in batch.messages]
     source.mark_stored(uids)
@@ -262,189 +277,11 @@ def requeue(settings: Settings, now: datetime, tagger: Tagger | None = None) -> 
     return released, still
 
 
-def train_model(settings: TagSettings) -> str:
-    """Train (or find cached) the tagger's model; returns where it is."""
-    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
-    load_or_train(examples, settings)
-    return f"model for {len(examples)} training examples: {model_path(examples, settings)}"
-
-
-def evaluate_model(settings: TagSettings) -> str:
-    """Tag the held-out evaluation set and report how the tags compare with its labels."""
-    gold = load_examples([Path(settings.data_dir) / "eval.jsonl"], settings.theme_names)
-    predicted = tag_many([story_from_text(e.id, e.text) for e in gold], load_tagger(settings))
-    return format_report(evaluate(gold, predicted, settings.theme_names))
-
-
-def seed_demo(settings: Settings) -> int:
-    """Copy the sample stories into the embedded Maildir; returns how many."""
-    if not isinstance(settings.mailbox, MaildirSettings):
-        raise ConfigError("demo needs the embedded default: mailbox.maildir must be set")
-    box = open_maildir(settings.mailbox.maildir)
-    files = sorted(SAMPLES.glob("*.eml"))
-    for path in files:
-        box.add(path.read_bytes())
-    return len(files)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line, load the config and run one command; returns the exit code."""
-    args = _parser().parse_args(argv)
-    _configure_logging(args.log_level, args.log_format)
-    try:
-        settings = load_settings(Path(args.config), os.environ)
-        if args.command in SENDING_COMMANDS:  # a broken template stops these at start
-            check_templates(make_environment(TEMPLATES))
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 2
-    return _command(args, settings)
+    """The command line: parse it, load the config, run one command (see ``cli``)."""
+    import cli  # here, not at the top: cli builds on this module
 
-
-def _command(args: argparse.Namespace, settings: Settings) -> int:
-    started_at = datetime.now(UTC)
-    try:
-        if args.command == "once":
-            if args.dry_run:  # decide and record, send nothing: every story is "disabled"
-                off = replace(settings.acknowledgement, enabled=False)
-                settings = replace(settings, acknowledgement=off)
-            return _once(settings, started_at, args.json)
-        if args.command == "demo":
-            return _demo(settings, started_at)
-        if args.command == "run":
-            jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job)
-            return worker.serve(settings, jobs)
-        if args.command == "digest":
-            with Store(settings.store) as store:
-                make = send_digest if args.send else preview_digest
-                outcome = make(store, started_at, digest_context(settings))
-            print(json.dumps({"digest": outcome.digest_id, "state": outcome.state,
-                              "stories": outcome.stories,
-                              "file": str(outcome.path) if outcome.path else None}))  # fmt: skip
-        if args.command == "train":
-            print(train_model(settings.tagger))
-        elif args.command == "evaluate":
-            print(evaluate_model(settings.tagger))
-        elif args.command == "requeue":
-            released, still = requeue(settings, started_at)
-            print(json.dumps({"released": released, "quarantined": still}))
-        elif args.command == "status":
-            with Store(settings.store) as store:
-                print(json.dumps(_status(store, settings, started_at), indent=2))
-        elif args.command == "export":
-            with Store(settings.store) as store:
-                _export(store, args.format)
-    except PipelineError as err:
-        log.error("%s failed: %s", args.command, err)
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _export(store: Store, fmt: str) -> None:
-    """Export to stdout; a reader that stops early (`export | head`) ends it quietly.
-
-    Not SIGPIPE's default action: that would also kill the worker on a closed socket.
-    """
-    try:
-        report.export(store, fmt, sys.stdout)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Python's advice: point stdout at devnull so the flush at exit does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
-    """The store's status, the worker's polling health and lease, and whether the hourly
-    acknowledgement cap has tripped."""
-    sent = store.sent_since(now - timedelta(hours=1))
-    cap = settings.acknowledgement.max_per_hour
-    breaker = {"max_per_hour": cap, "sent_last_hour": sent,
-               "state": "open: sending paused" if sent >= cap else "closed"}  # fmt: skip
-    health = store.poll_health()
-    polling = {"last_success_at": health.last_success_at,
-               "consecutive_failures": health.failures, "last_error": health.last_error,
-               "alert_sent": health.alerted}  # fmt: skip
-    holder = store.lease_holder(worker.lease_name(settings))
-    return {**store.status(), "held": store.outbox_counts().get("held", 0),
-            "polling": polling, "worker": holder.rsplit(":", 1)[0] if holder else None,
-            "acknowledgement_breaker": breaker}  # fmt: skip
-
-
-class _JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors (``--log-format json``)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage()}  # fmt: skip
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])  # a no-op where logging is set up
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
-
-
-def _once(settings: Settings, now: datetime, as_json: bool) -> int:
-    try:
-        counts = run_once(settings, now)
-    except PipelineError as err:
-        _record_run(settings, "once", now, RunCounts(), str(err))
-        raise
-    _record_run(settings, "once", now, counts, None)
-    print(json.dumps(asdict(counts)) if as_json else report.counts_line(counts))
-    return 0
-
-
-def _record_run(
-    settings: Settings, command: str, started_at: datetime, counts: RunCounts, error: str | None
-) -> None:
-    with Store(settings.store) as store:
-        store.record_run(command, started_at, datetime.now(UTC), asdict(counts), error)
-
-
-def _demo(settings: Settings, now: datetime) -> int:
-    seeded = seed_demo(settings)
-    counts = run_once(settings, now)
-    print(f"seeded {seeded} sample stories into {settings.mailbox.maildir}")  # type: ignore[union-attr]
-    print(report.counts_line(counts))
-    with Store(settings.store) as store:
-        report.demo_summary(store, sys.stdout)
-        digest = send_digest(store, datetime.now(UTC), digest_context(settings))
-    print(f"store: {settings.store.url}   export: python run_pipeline.py export --format jsonl")
-    print(f"digest ({digest.stories} stories, {digest.state}): {digest.path}")
-    print(f"acknowledgements: {settings.smtp.pickup_dir}/*.eml")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML settings file")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="json: one object per line, for log collectors")
-    commands = parser.add_subparsers(dest="command", required=True)
-    once = commands.add_parser("once", help="one pass: fetch, parse, store")
-    once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
-    once.add_argument("--dry-run", action="store_true",
-                      help="store and tag; send no acknowledgement (recorded as disabled)")
-    export = commands.add_parser("export", help="every story with its triage")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    commands.add_parser("requeue", help="retry quarantined messages")
-    commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
-    commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
-    commands.add_parser("status", help="checkpoints, counts, last run, last error")
-    commands.add_parser("demo", help="the whole pipeline on the embedded default")
-    commands.add_parser("run", help="the scheduled worker, until SIGINT/SIGTERM")
-    digest = commands.add_parser("digest", help="build (and send) the digest for the open window")
-    digest.add_argument("--send", action="store_true",
-                        help="send it and close the window (without: a preview file only)")
-    return parser
+    return cli.main(argv)
 
 
 if __name__ == "__main__":

@@ -87,3 +87,8 @@ def poll_due(last_attempt_at: datetime | None, failures: int, poll_seconds: int,
     due = next_poll_at(last_attempt_at, failures, poll_seconds)
     # Half a second of slack: the scheduler's tick may fire a hair before the exact instant.
     return due is None or due <= now + timedelta(milliseconds=500)
+
+
+def housekeeping_due(last_at: datetime | None, now: datetime) -> bool:
+    """Whether the daily housekeeping should run: never run, or not for a day."""
+    return last_at is None or now - last_at >= timedelta(days=1)

@@ -107,6 +107,7 @@ class RetentionSettings:
     quarantine_days: int = 180
     outbox_days: int = 30
     digest_days: int = 180
+    purge_mailbox: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,9 @@ def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Se
         sections["smtp"] = dataclasses.replace(
             smtp, password=secret(environ, smtp.password_env, "smtp")
         )
+    store = sections["store"]
+    if store.hash_key_env and environ.get(store.hash_key_env):
+        sections["store"] = dataclasses.replace(store, hash_key=environ[store.hash_key_env])
     digest = sections["digest"]
     cron_trigger(digest.schedule, digest.timezone)  # ConfigError naming the key when invalid
     _check_recipients(digest.recipients, "digest.recipients")

@@ -130,7 +130,7 @@ class DigestRows:
                 ack = f"suppressed:{row['ack_reason']}" if state == "suppressed" else state
                 yield DigestEntry(rows.row_story(row), rows.row_triage(row),
                                   "pending" if ack == "sending" else ack,
-                                  bool(row["ack_urgent"]))  # fmt: skip
+                                  bool(row["ack_urgent"]), row["status"] == "on_hold")  # fmt: skip
 
     def intake_health(self, start: datetime, end: datetime) -> IntakeHealth:
         """What intake did in ``[start, end)``: runs, quarantine, acknowledgements."""

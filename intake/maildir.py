@@ -115,6 +115,28 @@ class MaildirSource:
         """A Maildir has no Sent folder to confirm anything from."""
         return set()
 
+    def purge_stored(self, before: datetime) -> int:
+        """Delete processed messages delivered before ``before`` (retention); returns how many."""
+        done = self._require().add_folder(self.settings.processed_folder)
+        old = [key for key in done.iterkeys() if delivered_at(key) < before]
+        for key in old:
+            done.discard(key)
+        return len(old)
+
+    def erase_messages(self, message_ids: Sequence[str]) -> int:
+        """Delete the messages with these Message-IDs, processed or not; returns how many."""
+        box = self._require()
+        wanted = {m.strip("<>").lower() for m in message_ids}
+        removed = 0
+        for folder in (box, box.add_folder(self.settings.processed_folder)):
+            for key in list(folder.keys()):
+                with folder.get_file(key) as handle:
+                    found = _MESSAGE_ID.search(_read_header(handle))
+                if found and found.group(1).decode("ascii", "replace").lower() in wanted:
+                    folder.discard(key)
+                    removed += 1
+        return removed
+
     def close(self) -> None:
         """Forget the open Maildir."""
         self._box = None
@@ -130,6 +152,9 @@ def open_maildir(path: str) -> mailbox.Maildir:
     """The Maildir at ``path``, created (owner-only, parents too) when missing."""
     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return mailbox.Maildir(path, factory=None, create=True)
+
+
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*<?([^>\s]+)>?")
 
 
 def delivered_at(key: str) -> datetime:

@@ -9,6 +9,7 @@ person instead of sending twice.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -22,13 +23,16 @@ from intake.records import Acknowledgement, Story, Triage
 ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
 
 
-def sender_key(address: str) -> str:
-    """The digest the rate limit remembers instead of the address."""
-    return hashlib.sha256(address.encode("utf-8")).hexdigest()
-
-
 class OutboxRows:
-    """Outbox queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
+    """Outbox queries; mixed into Store, which provides ``_connect``, ``_begin`` and the
+    secret ``hash_key``."""
+
+    hash_key: bytes
+
+    def sender_key(self, address: str) -> str:
+        """What the rate limit remembers instead of the (normalised) address: a keyed hash
+        (HMAC-SHA256), so the table alone cannot be searched for a known address."""
+        return hmac.new(self.hash_key, address.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _connect(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError

@@ -200,6 +200,7 @@ class DigestEntry:
     triage: Triage | None
     acknowledgement: str | None
     urgent: bool
+    on_hold: bool = False  # its sender asked to withdraw: kept out of the digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,8 +144,8 @@ triage = Table(
     Column("tagged_at", UtcDateTime, nullable=False),
 )
 
-# One row per story: the acknowledgement decision and its state. sender_key is a digest of the
-# normalised sender address (never the address), for the per-sender rate limit.
+# One row per story: the acknowledgement decision and its state. sender_key is a keyed hash
+# (HMAC) of the normalised sender address (never the address), for the per-sender rate limit.
 outbox = Table(
     "outbox",
     metadata,

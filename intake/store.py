@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from intake import rows, schema
 from intake.digest_store import DigestRows
 from intake.errors import StoreError
 from intake.outbox_store import OutboxRows
+from intake.privacy_store import PrivacyRows
 from intake.records import (
     MailboxState,
     Quarantined,
@@ -45,9 +47,12 @@ from intake.worker_store import WorkerRows
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    """The ``[store]`` section."""
+    """The ``[store]`` section. ``hash_key`` comes from the variable ``hash_key_env`` names;
+    without it the store keeps a random key in a file beside the database (owner-only)."""
 
     url: str = "sqlite:///var/stories.db"
+    hash_key_env: str = "STORY_HASH_KEY"
+    hash_key: str = field(default="", repr=False, metadata={"toml": False})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +76,12 @@ class QuarantineEntry:
     quarantined_at: datetime
 
 
-class Store(OutboxRows, DigestRows, WorkerRows):
+class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows):
     """The pipeline's database. Every public method is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:
         self.engine = _engine(settings.url)
+        self.hash_key = settings.hash_key.encode("utf-8") or _key_beside(settings.url)
         try:
             schema.metadata.create_all(self.engine)
         except SQLAlchemyError as err:
@@ -285,6 +291,21 @@ def _engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _key_beside(url: str) -> bytes:
+    """The store's own hashing key: ``<database>.key`` beside a SQLite file, created once with
+    32 random bytes, owner-only. (An in-memory store gets a key for its lifetime.)"""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return secrets.token_bytes(32)
+    path = Path(url.removeprefix("sqlite:///") + ".key")
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secrets.token_hex(32).encode("ascii"))
+    return path.read_bytes()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

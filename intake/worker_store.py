@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from intake import schema
@@ -73,6 +73,13 @@ class WorkerRows:
         leases = schema.leases
         with self._begin() as conn:
             conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
+
+    def last_housekeeping_at(self) -> datetime | None:
+        """When housekeeping last ran (None: never)."""
+        r = schema.runs.c
+        with self._connect() as conn:
+            return conn.execute(select(func.max(r.started_at))
+                                .where(r.command == "housekeeping")).scalar()  # fmt: skip
 
     def poll_health(self) -> PollHealth:
         """The poll record (all zero before the first poll)."""

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intake.errors import SendError
-from intake.outbox_store import sender_key
 from intake.records import Acknowledgement, Triage
 from intake.store import Store
 from triage.acknowledge import Decision, decide, normalise_sender, reference
@@ -78,7 +77,7 @@ def _decide_all(
         answered: set[str] = set()  # senders given a reply earlier in this page
         for story, triage in page:
             triage = triage or Triage(story.story_id, "story", (), (), (), ("untagged",))
-            key = sender_key(normalise_sender(story.sender.address))
+            key = store.sender_key(normalise_sender(story.sender.address))
             # A withdrawal is always confirmed, however recently the person heard from us.
             recent = (partial(_recently, store, since, answered) if triage.kind != WITHDRAWAL
                       else _never)  # fmt: skip
@@ -102,7 +101,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _recently(store: Store, since: datetime, answered: set[str], address: str) -> bool:
-    key = sender_key(address)
+    key = store.sender_key(address)
     return key in answered or store.acknowledged_since(key, since)
 
 

@@ -90,6 +90,7 @@ class DigestView:
     sections: tuple[Section, ...]
     health: IntakeHealth
     changes: tuple[Change, ...]
+    on_hold: int = 0  # stories left out because their senders asked to withdraw
 
 
 def build_digest(
@@ -101,7 +102,13 @@ def build_digest(
     ``entries`` may be a stream: each is reduced to its small view as it comes.
     """
     zone = ZoneInfo(timezone)
-    views = [view(e, zone) for e in entries]
+    held = 0
+    views = []
+    for item in entries:
+        if item.on_hold:  # withdrawn: not even an excerpt until someone erases it
+            held += 1
+        else:
+            views.append(view(item, zone))
     shown = [v for v in views if v.kind != AUTOMATED]
     stories = [v for v in shown if v.kind == STORY]
     requests = sorted((v for v in shown if v.kind.startswith("request:")),
@@ -117,7 +124,7 @@ def build_digest(
     start = "the beginning" if window[0] == BEGINNING else _when(window[0], zone)
     return DigestView(start, _when(window[1], zone), len(shown),
                       len(views) - len(shown), tuple(sections), health,
-                      _changes(health, previous))  # fmt: skip
+                      _changes(health, previous), held)  # fmt: skip
 
 
 def _section(key: str, title: str, views: list[StoryView]) -> Section:

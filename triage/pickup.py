@@ -29,8 +29,7 @@ def write_pickup(outgoing: Outgoing, pickup_dir: Path) -> Path:
     ``os.replace``, fails instead of overwriting. The same bytes already there mean an earlier
     attempt got this far; a different message under the name is never overwritten.
     """
-    name = _UNSAFE_FILE_CHARS.sub("_", outgoing.message_id.strip("<>"))[:200] + ".eml"
-    path = pickup_dir / name
+    path = pickup_dir / pickup_name(outgoing.message_id)
     try:
         pickup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
@@ -47,6 +46,11 @@ def write_pickup(outgoing: Outgoing, pickup_dir: Path) -> Path:
     except OSError as err:
         raise SendError(f"pickup: {type(err).__name__}") from err
     return path
+
+
+def pickup_name(message_id: str) -> str:
+    """The file name a message gets in the pickup folder: its Message-ID, made safe."""
+    return _UNSAFE_FILE_CHARS.sub("_", message_id.strip("<>"))[:200] + ".eml"
 
 
 def _link_new(temporary: str, path: Path, data: bytes) -> None:

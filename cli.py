@@ -1,0 +1,270 @@
+"""The command line: argument parsing, logging, and one function per command.
+
+``run_pipeline.main`` hands over to ``main`` here. The pipeline itself (the pass and the
+worker's jobs) is in ``run_pipeline``; the scheduler wiring in ``worker``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import worker
+from config.settings import Settings, load_settings
+from intake import report
+from intake.errors import ConfigError, PipelineError
+from intake.maildir import MaildirSettings, open_maildir
+from intake.records import RunCounts
+from intake.store import Store
+from run_pipeline import (
+    digest_context,
+    digest_job,
+    housekeeping_job,
+    open_source,
+    poll_job,
+    requeue,
+    run_once,
+    var_folders,
+)
+from triage.acknowledge import reference
+from triage.deliver import TEMPLATES
+from triage.digest_out import preview_digest, send_digest
+from triage.evaluate import evaluate, format_report
+from triage.examples import load_examples, story_from_text, training_files
+from triage.outbox import check_templates, make_environment
+from triage.privacy import erase, stories_of, story_by_reference, subject_access
+from triage.rules import TagSettings
+from triage.tag import load_or_train, load_tagger, model_path, tag_many
+
+SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
+log = logging.getLogger("story_intake")
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
+SAMPLES = ROOT / "samples" / "stories"
+
+
+def train_model(settings: TagSettings) -> str:
+    """Train (or find cached) the tagger's model; returns where it is."""
+    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
+    load_or_train(examples, settings)
+    return f"model for {len(examples)} training examples: {model_path(examples, settings)}"
+
+
+def evaluate_model(settings: TagSettings) -> str:
+    """Tag the held-out evaluation set and report how the tags compare with its labels."""
+    gold = load_examples([Path(settings.data_dir) / "eval.jsonl"], settings.theme_names)
+    predicted = tag_many([story_from_text(e.id, e.text) for e in gold], load_tagger(settings))
+    return format_report(evaluate(gold, predicted, settings.theme_names))
+
+
+def seed_demo(settings: Settings) -> int:
+    """Copy the sample stories into the embedded Maildir; returns how many."""
+    if not isinstance(settings.mailbox, MaildirSettings):
+        raise ConfigError("demo needs the embedded default: mailbox.maildir must be set")
+    box = open_maildir(settings.mailbox.maildir)
+    files = sorted(SAMPLES.glob("*.eml"))
+    for path in files:
+        box.add(path.read_bytes())
+    return len(files)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, load the config and run one command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    os.umask(0o077)  # everything this process writes (store, mail, digests) is owner-only
+    _configure_logging(args.log_level, args.log_format)
+    try:
+        settings = load_settings(Path(args.config), os.environ)
+        if args.command in SENDING_COMMANDS:  # a broken template stops these at start
+            check_templates(make_environment(TEMPLATES))
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    return _command(args, settings)
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
+    started_at = datetime.now(UTC)
+    try:
+        if args.command == "once":
+            if args.dry_run:  # decide and record, send nothing: every story is "disabled"
+                off = replace(settings.acknowledgement, enabled=False)
+                settings = replace(settings, acknowledgement=off)
+            return _once(settings, started_at, args.json)
+        if args.command == "demo":
+            return _demo(settings, started_at)
+        if args.command == "run":
+            jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job)
+            return worker.serve(settings, jobs)
+        if args.command in ("erase", "subject-access"):
+            print(json.dumps(_privacy_command(args, settings, started_at), indent=2))
+            return 0
+        if args.command == "digest":
+            with Store(settings.store) as store:
+                make = send_digest if args.send else preview_digest
+                outcome = make(store, started_at, digest_context(settings))
+            print(json.dumps({"digest": outcome.digest_id, "state": outcome.state,
+                              "stories": outcome.stories,
+                              "file": str(outcome.path) if outcome.path else None}))  # fmt: skip
+        if args.command == "train":
+            print(train_model(settings.tagger))
+        elif args.command == "evaluate":
+            print(evaluate_model(settings.tagger))
+        elif args.command == "requeue":
+            released, still = requeue(settings, started_at)
+            print(json.dumps({"released": released, "quarantined": still}))
+        elif args.command == "status":
+            with Store(settings.store) as store:
+                print(json.dumps(_status(store, settings, started_at), indent=2))
+        elif args.command == "export":
+            with Store(settings.store) as store:
+                _export(store, args.format)
+    except PipelineError as err:
+        log.error("%s failed: %s", args.command, err)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _export(store: Store, fmt: str) -> None:
+    """Export to stdout; a reader that stops early (`export | head`) ends it quietly.
+
+    Not SIGPIPE's default action: that would also kill the worker on a closed socket.
+    """
+    try:
+        report.export(store, fmt, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
+    """The store's status, the worker's polling health and lease, and whether the hourly
+    acknowledgement cap has tripped."""
+    sent = store.sent_since(now - timedelta(hours=1))
+    cap = settings.acknowledgement.max_per_hour
+    breaker = {"max_per_hour": cap, "sent_last_hour": sent,
+               "state": "open: sending paused" if sent >= cap else "closed"}  # fmt: skip
+    health = store.poll_health()
+    polling = {"last_success_at": health.last_success_at,
+               "consecutive_failures": health.failures, "last_error": health.last_error,
+               "alert_sent": health.alerted}  # fmt: skip
+    holder = store.lease_holder(worker.lease_name(settings))
+    awaiting = [reference(s) for s in store.on_hold()]
+    return {**store.status(), "held": store.outbox_counts().get("held", 0),
+            "awaiting_erasure": awaiting,
+            "polling": polling, "worker": holder.rsplit(":", 1)[0] if holder else None,
+            "acknowledgement_breaker": breaker}  # fmt: skip
+
+
+def _privacy_command(
+    args: argparse.Namespace, settings: Settings, now: datetime
+) -> dict[str, object]:
+    with Store(settings.store) as store:
+        if args.command == "subject-access":
+            folder = Path(args.out or f"var/subject-access/{now:%Y%m%dT%H%M%SZ}")
+            return subject_access(store, args.sender, folder, now)
+        ids = stories_of(store, args.sender) if args.sender else story_by_reference(
+            store, args.story)  # fmt: skip
+        if not settings.retention.purge_mailbox:
+            return erase(store, ids, var_folders(settings), settings.smtp.from_address, None,
+                         address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
+        with closing(open_source(settings.mailbox)) as source:
+            source.open()
+            return erase(store, ids, var_folders(settings), settings.smtp.from_address, source,
+                         address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}  # fmt: skip
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])  # a no-op where logging is set up
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
+    # At DEBUG imapclient logs the protocol, message bodies included: never let it.
+    logging.getLogger("imapclient").setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
+def _once(settings: Settings, now: datetime, as_json: bool) -> int:
+    try:
+        counts = run_once(settings, now)
+    except PipelineError as err:
+        _record_run(settings, "once", now, RunCounts(), str(err))
+        raise
+    _record_run(settings, "once", now, counts, None)
+    print(json.dumps(asdict(counts)) if as_json else report.counts_line(counts))
+    return 0
+
+
+def _record_run(
+    settings: Settings, command: str, started_at: datetime, counts: RunCounts, error: str | None
+) -> None:
+    with Store(settings.store) as store:
+        store.record_run(command, started_at, datetime.now(UTC), asdict(counts), error)
+
+
+def _demo(settings: Settings, now: datetime) -> int:
+    seeded = seed_demo(settings)
+    counts = run_once(settings, now)
+    print(f"seeded {seeded} sample stories into {settings.mailbox.maildir}")  # type: ignore[union-attr]
+    print(report.counts_line(counts))
+    with Store(settings.store) as store:
+        report.demo_summary(store, sys.stdout)
+        digest = send_digest(store, datetime.now(UTC), digest_context(settings))
+    print(f"store: {settings.store.url}   export: python run_pipeline.py export --format jsonl")
+    print(f"digest ({digest.stories} stories, {digest.state}): {digest.path}")
+    print(f"acknowledgements: {settings.smtp.pickup_dir}/*.eml")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML settings file")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one object per line, for log collectors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    once = commands.add_parser("once", help="one pass: fetch, parse, store")
+    once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    once.add_argument("--dry-run", action="store_true",
+                      help="store and tag; send no acknowledgement (recorded as disabled)")
+    export = commands.add_parser("export", help="every story with its triage")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    commands.add_parser("requeue", help="retry quarantined messages")
+    commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
+    commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
+    commands.add_parser("status", help="checkpoints, counts, last run, last error")
+    commands.add_parser("demo", help="the whole pipeline on the embedded default")
+    commands.add_parser("run", help="the scheduled worker, until SIGINT/SIGTERM")
+    erase_cmd = commands.add_parser("erase", help="delete every stored trace of a person or story")
+    who = erase_cmd.add_mutually_exclusive_group(required=True)
+    who.add_argument("--sender", help="every story from this address")
+    who.add_argument("--story", help="one story, by reference (ST-...) or story_id")
+    erase_cmd.add_argument("--dry-run", action="store_true", help="show, delete nothing")
+    access = commands.add_parser("subject-access", help="export everything held about a person")
+    access.add_argument("--sender", required=True, help="the person's email address")
+    access.add_argument("--out", help="folder to write to (default var/subject-access/<time>)")
+    digest = commands.add_parser("digest", help="build (and send) the digest for the open window")
+    digest.add_argument("--send", action="store_true",
+                        help="send it and close the window (without: a preview file only)")
+    return parser

@@ -1,0 +1,183 @@
+"""Privacy: retention housekeeping, erasure, withdrawal holds and subject access.
+
+The store does the rows (``intake.privacy_store``); this module adds what lies outside it: the
+digest files and acknowledgement files in the var folder, and the messages in the mailbox. It
+finds a person's stories by their normalised address, the same way acknowledgements do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from intake.privacy_store import Cutoffs
+from intake.records import Story, Triage
+from intake.store import Store
+from triage.acknowledge import normalise_sender, reference
+from triage.outbox import message_id_for
+from triage.pickup import pickup_name
+from triage.rules import STORY, WITHDRAWAL
+
+if TYPE_CHECKING:
+    from config.settings import RetentionSettings
+
+log = logging.getLogger(__name__)
+
+
+class Mailbox(Protocol):
+    """What privacy needs from a mailbox source (ImapSource and MaildirSource fit)."""
+
+    def purge_stored(self, before: datetime) -> int: ...
+    def erase_messages(self, message_ids: Sequence[str]) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Folders:
+    """The var folders that hold copies: digests (.html) and the pickup folder (.eml)."""
+
+    digests: Path
+    pickup: Path | None  # None when mail goes out over SMTP
+
+
+def cutoffs(retention: RetentionSettings, now: datetime) -> Cutoffs:
+    """The instants before which each kind of data has expired."""
+    days = timedelta(days=1)
+    return Cutoffs(raw=now - retention.raw_days * days, body=now - retention.body_days * days,
+                   quarantine=now - retention.quarantine_days * days,
+                   outbox=now - retention.outbox_days * days,
+                   digest=now - retention.digest_days * days)  # fmt: skip
+
+
+def housekeeping(
+    store: Store, now: datetime, retention: RetentionSettings, folders: Folders,
+    mailbox: Mailbox | None,
+) -> dict[str, int]:  # fmt: skip
+    """Purge everything past its retention period; returns what went, as counts."""
+    cut = cutoffs(retention, now)
+    counts = store.purge_expired(cut)
+    counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
+    if folders.pickup is not None:
+        counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
+    if retention.purge_mailbox and mailbox is not None:
+        counts["mailbox_messages"] = mailbox.purge_stored(cut.raw)
+    log.info("housekeeping purged %s", " ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def stories_of(store: Store, address: str) -> list[str]:
+    """story_ids of every story (body still kept) from ``address``, normalised."""
+    wanted = normalise_sender(address)
+    return [story_id for story_id, sender in store.senders()
+            if sender and normalise_sender(sender) == wanted]  # fmt: skip
+
+
+def story_by_reference(store: Store, ref: str) -> list[str]:
+    """The story a reference (``ST-…``) or a story_id names (empty when none)."""
+    wanted = ref.strip().upper()
+    return [story_id for story_id, _ in store.senders()
+            if story_id == ref.strip() or reference(story_id) == wanted]  # fmt: skip
+
+
+def erase(
+    store: Store, story_ids: Sequence[str], folders: Folders, from_address: str,
+    mailbox: Mailbox | None, *, address: str = "", dry_run: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """Remove every stored trace of these stories (and quarantined mail naming ``address``):
+    rows, digest copies, acknowledgement files and, with ``mailbox``, the messages themselves.
+    Returns what was (or, with ``dry_run``, would be) removed."""
+    quarantined = store.quarantine_mentioning(address) if address else []
+    removed: dict[str, Any] = {"stories": [reference(s) for s in story_ids]}
+    removed["rows"] = store.erase(story_ids, quarantined, dry_run=dry_run)
+    refs = {reference(s) for s in story_ids}
+    digests = [p for p in folders.digests.glob("digest-*.html")
+               if refs and any(r in p.read_text(errors="replace") for r in refs)]  # fmt: skip
+    acks = [folders.pickup / pickup_name(message_id_for(s, from_address)) for s in story_ids
+            ] if folders.pickup else []  # fmt: skip
+    files = [p for p in [*digests, *acks] if p.exists()]
+    removed["files"] = [str(p) for p in files]
+    message_ids = [s for s in story_ids if not s.startswith("sha256:")]
+    if not dry_run:
+        for path in files:
+            path.unlink()
+        if mailbox is not None and message_ids:
+            removed["mailbox_messages"] = mailbox.erase_messages(message_ids)
+    log.info("erase%s: stories=%d files=%d", " (dry run)" if dry_run else "", len(story_ids),
+             len(files))  # fmt: skip
+    return removed
+
+
+def hold_withdrawn(store: Store, tagged: Iterable[tuple[Story, Triage]]) -> int:
+    """Put a withdrawing sender's stories on hold, out of digests until someone erases them.
+
+    Returns how many were held. The request itself stays in the digest's requests section.
+    """
+    held = 0
+    for story, triage in tagged:
+        if triage.kind == WITHDRAWAL and story.sender.address:
+            others = [s for s in stories_of(store, story.sender.address) if s != story.story_id]
+            count = store.hold(others)
+            if count:
+                log.info("withdrawal %s: %d stories on hold", reference(story.story_id), count)
+            held += count
+    return held
+
+
+def subject_access(store: Store, address: str, folder: Path, now: datetime) -> dict[str, Any]:
+    """Write everything held about ``address`` into ``folder``: each story as .eml (when the
+    raw message is still kept) and .txt, its tags and acknowledgement as .json, and an index."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    index = []
+    for held in store.held_about(stories_of(store, address)):
+        ref = reference(held.story.story_id)
+        if held.raw is not None:
+            _write(folder / f"{ref}.eml", held.raw)
+        text = "\n\n".join(p for p in (held.story.text, held.story.quoted, held.story.signature)
+                           if p)  # fmt: skip
+        _write(folder / f"{ref}.txt", text.encode("utf-8"))
+        record = _record(ref, held.story, held.triage, held.stored_at, held.status,
+                         held.acknowledgement)  # fmt: skip
+        _write(folder / f"{ref}.json", json.dumps(record, indent=2).encode("utf-8"))
+        index.append(record)
+    summary = {"address": address, "prepared_at": now.isoformat(), "stories": index}
+    _write(folder / "index.json", json.dumps(summary, indent=2).encode("utf-8"))
+    return {"folder": str(folder), "stories": len(index)}
+
+
+def _record(
+    ref: str, story: Story, triage: Triage | None, stored_at: datetime, status: str,
+    acknowledgement: dict[str, Any] | None,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "reference": ref, "story_id": story.story_id, "subject": story.subject,
+        "sender": {"name": story.sender.name, "address": story.sender.address},
+        "sent_at": story.sent_at.isoformat() if story.sent_at else None,
+        "received_at": story.received_at.isoformat(), "stored_at": stored_at.isoformat(),
+        "status": status, "kind": triage.kind if triage else STORY,
+        "themes": list(triage.themes) if triage else [],
+        "scores": dict(triage.scores) if triage else {},
+        "evidence": [e.text for e in triage.evidence] if triage else [],
+        "attachments": [{"name": a.name, "type": a.content_type, "size": a.size}
+                        for a in story.attachments],
+        "acknowledgement": acknowledgement,
+    }  # fmt: skip
+
+
+def _write(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def _remove_older(paths: Iterable[Path], before: datetime) -> int:
+    removed = 0
+    for path in paths:
+        if path.stat().st_mtime < before.timestamp():
+            path.unlink()
+            removed += 1
+    return removed
