@@ -16,19 +16,30 @@ from triage.rules import (
     WEAK_HIT,
     WITHDRAWAL,
     TagSettings,
+    addressed_to_us,
     automated_reason,
     combine,
+    reads_as_request,
     review_reasons,
 )
 
-# A withdrawal rule hit in a message the classifier reads as a story still makes it a
-# withdrawal when the story is this short, or the classifier gives withdrawal this much.
-# Chosen by cross-validation on the training files, recall first: a withdrawal must never be
-# missed, and a request wrongly read as one is still shown to a person first.
+# Withdrawals must never be missed, and a story must never be read as one (it would vanish from
+# the digest's themes). A withdrawal phrase that asks us (triage.rules.reads_as_request) makes
+# the message a withdrawal when the message is this short, when the classifier reads a request
+# or gives withdrawal this much, or when the phrase stands in the message's first or last
+# WITHDRAWAL_EDGE_WORDS words in a sentence that speaks to us: the story told, then "so please
+# don't use it". Chosen by cross-validation on the training files and the dev set, recall first;
+# a request wrongly read as a withdrawal is still shown to a person first.
 WITHDRAWAL_SHORT_WORDS = 40
 WITHDRAWAL_MIN_PROBABILITY = 0.1
-# Without any rule hit, the classifier alone must be this sure to call a message a withdrawal.
+WITHDRAWAL_EDGE_WORDS = 100
+# Without a withdrawal phrase, the classifier alone calls a short message a withdrawal ("pls
+# withdrw my stroy") when it gives withdrawal at least WITHDRAWAL_ALONE and story less than
+# WITHDRAWAL_ALONE_STORY (it reads most short notes as withdrawals, short stories included) and no
+# [automated] phrase is there; the whole message is then the evidence. Longer messages need a
+# phrase.
 WITHDRAWAL_ALONE = 0.4
+WITHDRAWAL_ALONE_STORY = 0.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,28 +111,40 @@ def theme_score(
 
 
 def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, ...]]:
-    """The message's kind, the confidence in it, and the rule hits behind a request."""
+    """The message's kind, the confidence in it, and the rule hits behind a withdrawal."""
     if automated_reason(story):
         return AUTOMATED, 1.0, ()
     if reading.words == 0:  # nothing to read (an attachment alone, say): a person should look
         return STORY, 0.0, ()
     kinds = {k: float(v) for k, v in reading.cats.items() if _is_kind(k)}
     kind, confidence = max(kinds.items(), key=lambda kv: kv[1]) if kinds else (STORY, 1.0)
-    withdrawal = tuple(
-        h for h in reading.hits if h.section == "requests" and f"request:{h.name}" == WITHDRAWAL
-    )
-    # Withdrawals must never be missed: a rule hit overrides the classifier unless the message
-    # is a long story that the classifier is sure is not a withdrawal.
-    if withdrawal and kind != WITHDRAWAL and kind != AUTOMATED and (
-        reading.words <= WITHDRAWAL_SHORT_WORDS
-        or kinds.get(WITHDRAWAL, 0.0) >= WITHDRAWAL_MIN_PROBABILITY
-        or kind.startswith("request:")
-    ):
-        return WITHDRAWAL, kinds.get(WITHDRAWAL, 0.0), withdrawal
-    if kind == WITHDRAWAL and not withdrawal and confidence < WITHDRAWAL_ALONE:
-        others = {k: v for k, v in kinds.items() if k != WITHDRAWAL}
-        return (*max(others.items(), key=lambda kv: kv[1]), ()) if others else (STORY, 0.0, ())
-    return kind, confidence, withdrawal if kind == WITHDRAWAL else ()
+    probability = kinds.get(WITHDRAWAL, 0.0)
+    text = story.text
+    asked = tuple(h for h in reading.hits if h.section == "requests"
+                  and f"request:{h.name}" == WITHDRAWAL and reads_as_request(text, h.start, h.end))  # fmt: skip
+    short = reading.words <= WITHDRAWAL_SHORT_WORDS
+    if asked and kind != AUTOMATED and (
+        short or kind.startswith("request:") or probability >= WITHDRAWAL_MIN_PROBABILITY
+        or any(_at_edge(text, h) and addressed_to_us(text, h.start, h.end) for h in asked)
+    ):  # fmt: skip
+        return WITHDRAWAL, probability, asked
+    if kind != WITHDRAWAL:
+        return kind, confidence, ()
+    machine = any(h.section == "automated" for h in reading.hits)  # "Automatic reply: ..."
+    if (short and confidence >= WITHDRAWAL_ALONE and not machine
+            and kinds.get(STORY, 0.0) < WITHDRAWAL_ALONE_STORY):  # fmt: skip
+        begin = len(text) - len(text.lstrip())
+        whole = text.strip()
+        return WITHDRAWAL, confidence, (Hit("requests", "withdrawal", "classifier", begin,
+                                            begin + len(whole), whole),)  # fmt: skip
+    others = {k: v for k, v in kinds.items() if k != WITHDRAWAL}
+    return (*max(others.items(), key=lambda kv: kv[1]), ()) if others else (STORY, 0.0, ())
+
+
+def _at_edge(text: str, hit: Hit) -> bool:
+    """Whether ``hit`` stands in the first or last WITHDRAWAL_EDGE_WORDS words of ``text``."""
+    return (len(text[: hit.start].split()) < WITHDRAWAL_EDGE_WORDS
+            or len(text[hit.end :].split()) < WITHDRAWAL_EDGE_WORDS)  # fmt: skip
 
 
 def _is_kind(label: str) -> bool:
