@@ -90,8 +90,8 @@ class PrivacyRows:
         needle = address.lower().encode("utf-8")
         q = schema.quarantine.c
         with self._connect() as conn:
-            found = conn.execute(select(q.id, q.data)).tuples()
-            return [int(i) for i, data in found if needle in bytes(data).lower()]
+            found = conn.execute(select(q.id, q.data))
+            return [int(row[0]) for row in found if needle in bytes(row[1]).lower()]
 
     def erase(
         self, story_ids: Sequence[str], quarantine_ids: Sequence[int] = (), dry_run: bool = False

@@ -1,4 +1,5 @@
-"""Tag stage, pure rules: header rules, score combination, review reasons, evaluation metrics."""
+"""Tag stage, pure rules: header rules, score combination, review reasons, evaluation metrics,
+and how withdrawal phrases and the classifier decide the kind (``triage.judge``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from config.themes import DEFAULT_THEMES, load_themes
 from intake.records import Address, Triage
 from triage.evaluate import evaluate
 from triage.examples import LabelledText, story_from_text
-from triage.rules import automated_reason, combine, review_reasons
+from triage.judge import Hit, Reading, decide_kind
+from triage.rules import (
+    addressed_to_us,
+    automated_reason,
+    combine,
+    reads_as_request,
+    review_reasons,
+    words_of,
+)
 
 SETTINGS = load_themes(DEFAULT_THEMES)
 
@@ -75,3 +84,114 @@ def test_rules_evaluate_metrics() -> None:
     assert (health.precision, health.recall, health.f1, health.support) == (0.5, 0.5, 0.5, 2)
     assert report.kind_accuracy == 1.0 and report.withdrawal_recall == 1.0
     assert len(report.mistakes) == 2
+
+
+def test_rules_words_of_splits_contractions() -> None:
+    assert words_of("I'd rather you didn't. Dont!") == ["i", "'d", "rather", "you", "did", "not",
+                                                       "do", "not"]  # fmt: skip
+    assert words_of("It’s been removed") == ["it", "'s", "been", "removed"]
+
+
+def span(text: str, phrase: str) -> tuple[str, int, int]:
+    start = text.index(phrase)
+    return text, start, start + len(phrase)
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "asks"),
+    [
+        ("Please delete my story.", "delete my story", True),
+        ("Please don't delete my story, I'm proud of it.", "delete my story", False),
+        ("To be clear, I'm not withdrawing my story.", "withdrawing my story", False),
+        ("I'd be grateful if you wouldn't use this and deleted it.", "deleted it", True),
+        ("The GP had deleted my referral by mistake.", "deleted my referral", False),
+        ("The council took it down after a week.", "took it down", False),
+        ("Mum withdrew her consent for the carers.", "withdrew her consent", False),
+        ("It had been erased from the system.", "It had been erased", False),
+        ("In the end they made them take it down.", "take it down", False),
+        ("I asked them to delete my details.", "delete my details", False),
+        ("I had to delete my account in the end.", "delete my account", False),
+        ("I'd like it taken down and removed from your website.", "it taken down", True),
+        ("She wants it all taken out of your campaign.", "taken out of your campaign", True),
+        ("I've changed my mind about it.", "changed my mind about it", True),
+        ("I changed my mind about it when the nurse rang.", "changed my mind about it", False),
+        ("I'd rather you didn't use it.", "n't use it", True),
+        ("I'd rather it didn't go in.", "rather it didn't go", True),
+        ("They didn't use it in the end.", "n't use it", False),
+        ("He doesn't want his letter used any more.", "n't want his letter used", True),
+        ("My mum doesn't use email.", "n't use email", False),
+        ("Please remove my email address from the newsletter.", "remove my email", False),
+        ("If you are not the intended recipient, please delete it.", "delete it", False),
+        ("This email is confidential; if received in error please delete.", "delete.", False),
+    ],
+)  # fmt: skip
+def test_rules_withdrawal_phrase_reads_as_request(text: str, phrase: str, asks: bool) -> None:
+    assert reads_as_request(*span(text, phrase)) is asks
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "addressed"),
+    [
+        ("The visits stopped. So please don't use it.", "n't use it", True),
+        ("We talked it over. Delete it.", "Delete it", True),
+        ("We talked it over. I'd ask you to bin it.", "bin it", True),
+        ("I wanted out of that marriage for years.", "I wanted out", False),
+        ("The neighbours all said leave me out of it and shut the door.", "leave me out", False),
+    ],
+)
+def test_rules_withdrawal_addressed_to_us(text: str, phrase: str, addressed: bool) -> None:
+    assert addressed_to_us(*span(text, phrase)) is addressed
+
+
+STORY_WORDS = " ".join(["The carers changed every week and nobody read the care plan."] * 15)
+
+
+def reading(text: str, phrase: str | None, **cats: float) -> Reading:
+    hits: tuple[Hit, ...] = ()
+    if phrase is not None:
+        _, start, end = span(text, phrase)
+        hits = (Hit("requests", "withdrawal", "pattern[0]", start, end, phrase),)
+    kinds = {"story": 0.0, "request:withdrawal": 0.0, "request:amend": 0.0, **{
+        k.replace("_", ":"): v for k, v in cats.items()}}  # fmt: skip
+    return Reading(kinds, hits, len(text.split()))
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "cats", "kind"),
+    [
+        # a long story the classifier is sure of, closed by a request to us: the request wins
+        (STORY_WORDS + " So please don't use it, delete it.", "delete it",
+         {"story": 0.99, "request_withdrawal": 0.01}, "request:withdrawal"),
+        (STORY_WORDS + " Sorry, Ann", None, {"story": 0.99, "request_withdrawal": 0.01}, "story"),
+        # the same phrase told in the middle of the story, not asked: a story
+        ("The GP said to delete it. " + STORY_WORDS, "delete it",
+         {"story": 0.99, "request_withdrawal": 0.01}, "story"),
+        (STORY_WORDS[:400] + " They had to delete it. " + STORY_WORDS[:400], "delete it",
+         {"story": 0.99, "request_withdrawal": 0.2}, "story"),
+        # a short request: any asking phrase, whatever the classifier says
+        ("Bin it please.", "Bin it", {"story": 0.9, "request_withdrawal": 0.05},
+         "request:withdrawal"),
+        # another request with a withdrawal phrase: over-called, on purpose
+        ("Please delete the paragraph about my neighbour.", "delete the paragraph",
+         {"request_amend": 0.8, "request_withdrawal": 0.1}, "request:withdrawal"),
+        # no phrase at all: the classifier alone, on a short message, sure it is no story
+        ("pls withdrw my stroy", None, {"request_withdrawal": 0.7, "story": 0.05},
+         "request:withdrawal"),
+        ("Night shift again. That's my story.", None, {"request_withdrawal": 0.5, "story": 0.3},
+         "story"),
+        # a phrase was there and says no: the classifier does not overrule it
+        ("Please don't delete it!", "delete it",
+         {"request_withdrawal": 0.8, "request_amend": 0.15, "story": 0.01}, "request:amend"),
+        # the classifier alone never decides a long message
+        (STORY_WORDS, None, {"request_withdrawal": 0.6, "story": 0.4}, "story"),
+    ],
+)  # fmt: skip
+def test_rules_decide_kind_withdrawal(
+    text: str, phrase: str | None, cats: dict[str, float], kind: str
+) -> None:
+    decided, _, evidence = decide_kind(story_from_text("x", text), reading(text, phrase, **cats))
+    assert decided == kind
+    if kind == "request:withdrawal":  # always with words to show for it
+        assert evidence and all(text[h.start : h.end] == h.text for h in evidence)
+    else:
+        assert evidence == ()

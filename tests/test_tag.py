@@ -76,6 +76,84 @@ def test_tag_withdrawal_requests_are_recognised(text: str, tagger: Tagger) -> No
     assert any(e.label == "withdrawal" for e in triage.evidence)
 
 
+# A story of about 110 words told first; a withdrawal at its end or start must still win.
+CARE_STORY = (
+    "My father is 84 and has vascular dementia. Since March he has been in hospital twice after "
+    "falls, and every time the ward, the discharge team and the community nurses asked us the "
+    "same questions about his medication as if nobody had ever written it down. The care agency "
+    "then sent a new carer who had not been told he needs two people to help him stand, and she "
+    "had to ring the office from his kitchen. We keep a folder by the door now with everything "
+    "in it, and still nobody reads it."
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "On reflection I'd prefer you didn't publish my account. Could you erase it from your files?",
+        "Please scrap what I emailed you on Monday, my husband isn't comfortable with it.",
+        "I'm retracting my submission. Please confirm it has been removed.",
+        "Kindly destroy the letter I posted to you in March.",
+        "Can you take down the piece about my dad from your website?",
+        "Don't put my story in the report. I've changed my mind about it.",
+        "My daughter emailed you about me without asking. I don't consent to it being used.",
+        "I want my email deleted from your system.",
+        "Pls dont use my story x",
+        "Under Article 17 I request erasure of my personal data.",
+        CARE_STORY + "\n\nHaving read this back, I don't want it going anywhere. Please delete "
+        "it. Sorry,\nMaria",
+        CARE_STORY + "\n\nOn second thoughts please don't publish any of this.\n\nGeoff",
+        "Before you read the rest: I no longer want this used, please just bin it.\n\n" + CARE_STORY,
+    ],
+)
+def test_tag_withdrawal_new_phrasings_win_with_evidence(text: str, tagger: Tagger) -> None:
+    triage = tag(story_from_text("w", text), tagger)
+    assert triage.kind == "request:withdrawal", triage.scores
+    assert triage.themes == ()
+    phrases = [e for e in triage.evidence if e.label == "withdrawal" and e.rule != "classifier"]
+    assert phrases, triage.evidence  # a phrase, not the classifier alone, says why
+    assert all(text[e.start : e.end] == e.text for e in triage.evidence)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The police withdrew the charges in the end, and nobody from victim support called me "
+        "back. My mum, who is 80, was left to cope alone.",
+        "After the stroke, Dad became very withdrawn and stopped eating. The GP didn't refer him "
+        "to anyone for weeks.",
+        "The council deleted my housing application by mistake and I had to fill in the same "
+        "forms all over again.",
+        "The officer took down my details and said someone would call. Nobody did.",
+        "Mum withdrew her consent for the carers to visit, so social services closed the case.",
+        "My son deleted the messages before the police could see them, so the case was dropped.",
+        "My dad can't consent to treatment because of his dementia, and the hospital kept asking "
+        "me the same questions.",
+        CARE_STORY + "\n\nJ. Patel\nWard Manager\n\nThis email is confidential. If you have "
+        "received this email in error please delete it and notify the sender.",
+        CARE_STORY + "\n\nI asked the ward to delete my old phone number from his file. They "
+        "never did, so the discharge letter went to a number that doesn't exist.",
+    ],
+)
+def test_tag_withdrawal_words_in_a_story_keep_it_a_story(text: str, tagger: Tagger) -> None:
+    triage = tag(story_from_text("n", text), tagger)
+    assert triage.kind == "story", (triage.kind, triage.evidence)
+    assert not any(e.label == "withdrawal" for e in triage.evidence)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm happy for you to use my story. Please don't delete it, I want people to know what "
+        "happened at A&E when my wife was left on a trolley for nine hours.",
+        "Please stop sending me the monthly bulletin. I'm not withdrawing my story, you can keep "
+        "using it.",
+    ],
+)
+def test_tag_withdrawal_negated_is_not_a_withdrawal(text: str, tagger: Tagger) -> None:
+    assert tag(story_from_text("k", text), tagger).kind != "request:withdrawal"
+
+
 def test_tag_automated_headers_decide_the_kind(tagger: Tagger) -> None:
     data = story_message(1, Auto_Submitted="auto-replied")
     triage = tag(parse(RawMessage("INBOX", 1, 1, AT, len(data), data)), tagger)

@@ -196,23 +196,20 @@ def review_reasons(
 
 # Withdrawal phrases (themes.toml [requests.withdrawal]) also turn up in stories: "the GP had
 # deleted my referral", "they made them take it down", "please don't delete my story", the
-# disclaimer's "if you are not the intended recipient ... delete it". A phrase counts as a
-# request to us only when the words around it say so; these are the closed-class words read.
+# disclaimer's "if you are not the intended recipient ... delete it". A phrase is a request to us
+# only when the words around it say so; these are the closed-class words read for that.
+NEGATION_WORDS = 6  # how far back in its clause a negator still governs a phrase
 _NEGATORS = frozenset(("not", "never", "no", "nt", "without"))
-NEGATION_WORDS = 6  # how far back in its clause a negator still governs the phrase
-# Before the phrase they make it a report of what happened ("had deleted", "was removing").
+# Just before a phrase, or inside one ("it was cancelled"), these make it a report.
 _NARRATIVE = frozenset(("was", "were", "been", "being", "had", "has", "did", "got", "gets"))
-# Inside an object-first phrase ("it was cancelled", "that had been wiped") they do the same.
-_NARRATIVE_INSIDE = frozenset(("was", "were", "been", "being", "had", "has", "got", "gets",
-                               "get", "'s"))  # fmt: skip
 _THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "someone",
                           "somebody", "nobody", "everyone", "everybody", "people"))  # fmt: skip
 _SUBJECTS = _THIRD_PARTY | {"i", "we", "it"}
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
 _DETERMINERS = frozenset(("my", "the", "this", "that", "his", "her", "our", "their", "your", "a"))
-_PERFECT = frozenset(("have", "'ve", "be"))  # "I've changed my mind", "that it be removed"
 _AUXILIARIES = frozenset(("do", "does", "did", "would", "could", "should", "will", "wo", "ca",
-                          "can", "must", "might", "may", "'d", "am", "is", "are", "'m", "'re"))  # fmt: skip
+                          "can", "must", "might", "may", "'d", "am", "is", "are", "'m",
+                          "'re"))  # fmt: skip
 _ADVERBS = frozenset(("just", "then", "also", "already", "finally", "eventually", "quickly",
                       "simply", "actually", "even", "all", "completely", "really"))  # fmt: skip
 _CONJUNCTIONS = frozenset(("and", "or", "but", "so", "then", "because", "if", "when", "though",
@@ -220,12 +217,13 @@ _CONJUNCTIONS = frozenset(("and", "or", "but", "so", "then", "because", "if", "w
 _IRREGULAR_PAST = frozenset(("withdrew", "took", "forgot", "struck", "drew", "threw", "wrote",
                              "got", "went", "tore", "undid", "wanted", "left", "kept", "withdrawn",
                              "taken", "forgotten", "written", "gone", "done"))  # fmt: skip
-# "asked them to delete it" is a request to someone else; "had to delete it" a report.
+# "asked them to delete it" asks someone else; "had to delete it" tells what happened.
 _BEFORE_TO = _THIRD_PARTY | {"her", "had", "used", "tried", "managed", "able", "forced"}
 # A sentence with one of these words speaks to us ("please", "could you", "I'd rather").
 _ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "ye", "ya", "'d",
-                        "i'd", "we'd", "would", "want", "wish", "ask", "asking", "request",
-                        "rather", "prefer", "grateful", "withdraw", "withdrawing"))  # fmt: skip
+                        "would", "want", "wish", "ask", "asking", "request", "rather", "prefer",
+                        "grateful", "withdraw", "withdrawing"))  # fmt: skip
+# Words that may come before an imperative at the start of its sentence ("So, delete it").
 _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay", "oh", "also",
                       "then", "actually", "sorry", "hi", "hello", "re"))  # fmt: skip
 _DISCLAIMERS = ("intended recipient", "named recipient", "not the recipient", "addressee",
@@ -233,16 +231,17 @@ _DISCLAIMERS = ("intended recipient", "named recipient", "not the recipient", "a
 _CONTRACTIONS = {"dont": "do not", "didnt": "did not", "doesnt": "does not", "cant": "ca not",
                  "wont": "wo not", "wouldnt": "would not", "couldnt": "could not",
                  "wasnt": "was not", "isnt": "is not", "havent": "have not", "hadnt": "had not",
-                 "hasnt": "has not", "shouldnt": "should not", "im": "i 'm", "id": "i 'd"}  # fmt: skip
-_CLAUSE_END = re.compile(r"[.!?;:\n()\"“”]|,|\s[-–—]+\s|[–—]")
+                 "hasnt": "has not", "shouldnt": "should not", "im": "i 'm",
+                 "id": "i 'd"}  # fmt: skip
+_CLAUSE_END = re.compile(r"[.!?;:,\n()\"“”–—]|\s-+\s")
 _SENTENCE_END = re.compile(r"[.!?\n]")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|'[a-z]+")
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case words, "n't" split off as "not" and "I'd" kept whole ("didn't" -> did, not)."""
+    """Lower-case words with contractions split: "didn't" -> did, not; "I'd" -> i, 'd."""
     text = text.lower().replace("’", "'").replace("n't", " not")
-    text = re.sub(r"(?<=[a-z])'(d|m|re|ll|s|ve)\b", r" '\1", text)  # "it's" -> it 's
+    text = re.sub(r"(?<=[a-z])'(d|m|re|ll|s|ve)\b", r" '\1", text)
     found = []
     for word in _WORD.findall(text):
         found += _CONTRACTIONS.get(word, word).split()
@@ -250,46 +249,35 @@ def words_of(text: str) -> list[str]:
 
 
 def reads_as_request(text: str, start: int, end: int) -> bool:
-    """Whether the withdrawal phrase at ``text[start:end]`` asks for something rather than
-    reports it: not negated ("please don't delete my story"), not narrative ("the GP had
-    deleted my referral", "it was cancelled", "made them take it down"), not a disclaimer."""
-    if any(cue in _sentence(text, start).lower() for cue in _DISCLAIMERS):
-        return False
+    """Whether the withdrawal phrase ``text[start:end]`` asks for something rather than tells
+    of it: not negated ("please don't delete my story"), not narrative ("the GP had deleted my
+    referral", "it was cancelled", "made them take it down"), not in a disclaimer."""
     phrase = words_of(text[start:end])
-    clause = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
-    for index in range(len(clause) - 1, -1, -1):  # the clause begins after its conjunction
-        if clause[index] in _CONJUNCTIONS:
-            clause = clause[index + 1 :]
-            break
-    if not phrase:
-        return True
-    first = phrase[0]
-    if first in _NEGATORS:  # "don't use it": who does not, and in which tense
+    if not phrase or any(cue in _sentence(text, start).lower() for cue in _DISCLAIMERS):
+        return not phrase
+    whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
+    clause = whole[max((i + 1 for i, w in enumerate(whole) if w in _CONJUNCTIONS), default=0) :]
+    if phrase[0] in _NEGATORS:  # "don't use it": who does not, and in which tense
         return _negated_request(clause, phrase)
-    if _NEGATORS & set(clause[-NEGATION_WORDS:]):  # "please don't delete it", "I'm not withdrawing"
+    if _NEGATORS & set(clause[-NEGATION_WORDS:]):  # "please don't delete it", "not withdrawing"
         return False
-    after = words_of(text[end : end + 12])
-    if after[:1] == ["address"] or after[:1] == ["addresses"]:
-        return False  # "remove my email address": a mailing list matter, not the story
+    if phrase[0] == "rather":  # "I'd rather it didn't go in": a wish, whatever the tense
+        return True
+    if "address" in phrase[-2:] or words_of(text[end : end + 12])[:1] == ["address"]:
+        return False  # "remove my email address", "take my email address off": mailing lists
     inside = phrase[1:-1]
-    if any(w in _CONJUNCTIONS and _is_past(n) for w, n in zip(inside, phrase[2:], strict=False)):
-        return False  # "I've tidied it up and taken out ...": a new clause, told
-    if _NARRATIVE_INSIDE & set(inside) or (
-        len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1])
-    ):
-        return False  # "it was cancelled", "the photos I deleted"
+    if _NARRATIVE & set(inside) or any(w in _CONJUNCTIONS and _is_past(n)
+                                       for w, n in zip(inside, phrase[2:], strict=False)):
+        return False  # "it was cancelled", "I tidied it up and taken out ..."
+    if len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1]):
+        return False  # "the photos I deleted"
     previous = [w for w in clause if w not in _ADVERBS]
-    before = previous[-1] if previous else ""
-    earlier = previous[-2] if len(previous) > 1 else ""
-    if _is_past(first) and not (before in _SECOND_PERSON or before == "be" or (
-            before in _PERFECT and earlier in _SECOND_PERSON | {"i", "we", ""})
-            or _SECOND_PERSON & set(phrase) or "your" in phrase):  # "removed from your site"
+    before, earlier = ([""] * 2 + previous)[-1], ([""] * 2 + previous)[-2]
+    if _is_past(phrase[0]) and not _past_request(phrase, whole, before, earlier):
         return False  # "the police took it down", "they've withdrawn officers"
-    if before in _NARRATIVE and earlier not in _SECOND_PERSON | _PERFECT:
+    if before in _NARRATIVE and earlier not in _SECOND_PERSON | {"have", "'ve"}:
         return False  # "had deleted", "did delete"; not "I've had second thoughts"
-    if before in _THIRD_PARTY or (before == "to" and earlier in _BEFORE_TO):
-        return False  # "they delete", "asked them to delete", "had to delete"
-    return True
+    return not (before in _THIRD_PARTY or (before == "to" and earlier in _BEFORE_TO))
 
 
 def addressed_to_us(text: str, start: int, end: int) -> bool:
@@ -304,14 +292,19 @@ def addressed_to_us(text: str, start: int, end: int) -> bool:
             and phrase[0] not in _SUBJECTS | _DETERMINERS and not _is_past(phrase[0]))  # fmt: skip
 
 
-def _sentence(text: str, at: int) -> str:
-    found = _SENTENCE_END.search(text, at)
-    return text[_last_match_end(_SENTENCE_END, text, at) : found.end() if found else len(text)]
+def _past_request(phrase: list[str], clause: list[str], before: str, earlier: str) -> bool:
+    # A past form asks only with "you" in its clause ("if you wouldn't use it and deleted it"),
+    # after "be" ("that it be removed") or "I/we have" ("I've withdrawn my consent"), or when
+    # it names us ("taken out of your campaign").
+    perfect = before in ("have", "'ve") and earlier in _SECOND_PERSON | {"i", "we", ""}
+    return before == "be" or perfect or bool(_SECOND_PERSON & set(clause + phrase)) or (
+        "your" in phrase
+    )
 
 
 def _negated_request(clause: list[str], phrase: list[str]) -> bool:
     # "I'd rather you didn't use it", "he doesn't want it used": requests.
-    # "they didn't use it", "I didn't consent", "they don't keep me informed": reports.
+    # "they didn't use it", "I didn't consent", "my mum doesn't use email": reports.
     helpers = list(clause)
     while helpers and helpers[-1] in _AUXILIARIES | _ADVERBS:
         helpers.pop()
@@ -319,10 +312,13 @@ def _negated_request(clause: list[str], phrase: list[str]) -> bool:
     tense = next((w for w in reversed(clause) if w in _AUXILIARIES | _NARRATIVE), "")
     if tense in _NARRATIVE and subject not in _SECOND_PERSON:
         return False
-    wish = {"want", "wish", "like"} & set(phrase)
-    if tense == "does" and not wish:  # "my mum doesn't use email": a habit, told
-        return False
-    return not (subject in _THIRD_PARTY and not wish)
+    wish = bool({"want", "wish", "like"} & set(phrase))
+    return wish or (tense != "does" and subject not in _THIRD_PARTY)
+
+
+def _sentence(text: str, at: int) -> str:
+    found = _SENTENCE_END.search(text, at)
+    return text[_last_match_end(_SENTENCE_END, text, at) : found.end() if found else len(text)]
 
 
 def _is_past(word: str) -> bool:
