@@ -6,7 +6,6 @@ server marks, so a crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +24,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,6 +33,7 @@ from intake.digest_store import DigestRows
 from intake.errors import StoreError
 from intake.outbox_store import OutboxRows
 from intake.privacy_store import PrivacyRows
+from intake.quarantine_store import QuarantineRows, quarantine_row
 from intake.records import (
     MailboxState,
     Quarantined,
@@ -64,19 +63,7 @@ class BatchResult:
     quarantined: int
 
 
-@dataclass(frozen=True, slots=True)
-class QuarantineEntry:
-    """One quarantined message as the store holds it."""
-
-    id: int
-    raw: RawMessage
-    stage: str
-    reason: str
-    attempts: int
-    quarantined_at: datetime
-
-
-class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows):
+class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows):
     """The pipeline's database. Every public method is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:
@@ -139,7 +126,7 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows):
                 if tagged:
                     conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in tagged])
             for item in failed:
-                _quarantine(conn, item, now)
+                quarantine_row(conn, item, now)
             uids = [r.uid for r, _ in parsed] + [q.raw.uid for q in failed]
             if uids:
                 marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
@@ -173,35 +160,6 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows):
         )
         with self._begin() as conn:
             conn.execute(query)
-
-    def quarantined(self) -> list[QuarantineEntry]:
-        """Every message in quarantine, oldest first."""
-        with self._connect() as conn:
-            found = conn.execute(select(schema.quarantine).order_by(schema.quarantine.c.id))
-            return [_quarantine_entry(r._mapping) for r in found]
-
-    def release(
-        self, entry_id: int, story: Story, raw: RawMessage, triage: Triage, now: datetime
-    ) -> bool:
-        """Move a requeued message out of quarantine into the stories; False if a duplicate."""
-        with self._begin() as conn:
-            conn.execute(delete(schema.quarantine).where(schema.quarantine.c.id == entry_id))
-            exists = select(schema.stories.c.story_id).where(
-                schema.stories.c.story_id == story.story_id
-            )
-            if conn.execute(exists).first():
-                return False
-            conn.execute(insert(schema.stories), [rows.story_row(story, now)])
-            conn.execute(insert(schema.raw_messages), [rows.raw_row(raw, story)])
-            conn.execute(insert(schema.triage), [rows.triage_row(triage, now)])
-            return True
-
-    def requarantine(self, entry_id: int, stage: str, reason: str, detail: str) -> None:
-        """Record another failed attempt at a quarantined message."""
-        q = schema.quarantine
-        values = {"stage": stage, "reason": reason, "detail": detail, "attempts": q.c.attempts + 1}
-        with self._begin() as conn:
-            conn.execute(update(q).where(q.c.id == entry_id).values(**values))
 
     def record_run(
         self, command: str, started_at: datetime, finished_at: datetime,
@@ -329,15 +287,6 @@ def _first_of_each(
     return fresh
 
 
-def _quarantine(conn: Any, item: Quarantined, now: datetime) -> None:
-    raw = item.raw
-    row = {"digest": hashlib.sha256(raw.data).hexdigest(), "mailbox": raw.mailbox,
-           "uidvalidity": raw.uidvalidity, "uid": raw.uid, "internal_at": raw.internal_at,
-           "size": raw.size, "too_large": raw.too_large, "data": raw.data, "stage": item.stage,
-           "reason": item.reason, "detail": item.detail, "quarantined_at": now}  # fmt: skip
-    conn.execute(sqlite_insert(schema.quarantine).on_conflict_do_nothing(), [row])
-
-
 def _checkpoint(conn: Any, state: MailboxState, last_uid: int, now: datetime) -> None:
     row = {"mailbox": state.mailbox, "uidvalidity": state.uidvalidity,
            "last_uid": last_uid, "updated_at": now}  # fmt: skip
@@ -346,10 +295,3 @@ def _checkpoint(conn: Any, state: MailboxState, last_uid: int, now: datetime) ->
         index_elements=["mailbox", "uidvalidity"],
         set_={"last_uid": upsert.excluded.last_uid, "updated_at": now},
     ))  # fmt: skip
-
-
-def _quarantine_entry(row: Any) -> QuarantineEntry:
-    raw = RawMessage(row["mailbox"], row["uidvalidity"], row["uid"], row["internal_at"],
-                     row["size"], row["data"], row["too_large"])  # fmt: skip
-    return QuarantineEntry(row["id"], raw, row["stage"], row["reason"], row["attempts"],
-                           row["quarantined_at"])  # fmt: skip
