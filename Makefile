@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest dovecot chromium bench clean
+.PHONY: demo test lint typecheck pytest dovecot chromium faults bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,6 +44,10 @@ apt:
 	else \
 	  echo "missing Debian package $(PKG): run 'sudo apt-get install $(PKG)' and retry" >&2; exit 1; \
 	fi
+
+# The full fault and fuzzing counts (make test runs a reduced count).
+faults: $(STAMP) dovecot
+	FUZZ_EXAMPLES=5000 $(PY) -m pytest tests/test_fuzz.py
 
 bench: $(STAMP) dovecot
 	$(PY) bench/intake_bench.py

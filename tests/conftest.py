@@ -35,6 +35,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -53,6 +54,7 @@ from intake.store import StoreSettings
 from triage.tag import Tagger, load_tagger
 
 TESTS = Path(__file__).resolve().parent
+FUZZ_COUNTS = pytest.StashKey[Counter[str]]()  # filled by test_fuzz, printed in the summary
 PASSWORD = "secret"
 
 
@@ -387,3 +389,11 @@ def maildir_config(folder: Path, extra: str = "", smtp: str = "") -> Path:
         f'[smtp]\npickup_dir = "{folder}/outbox"\n{smtp}{extra}'
     )
     return config
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Report how many fuzzing cases ran (the issue asks for the figure)."""
+    counts = config.stash.get(FUZZ_COUNTS, None)
+    if counts:
+        terminalreporter.write_line(f"fuzz: {sum(counts.values())} mutated corpus messages "
+                                    f"{dict(sorted(counts.items()))}")  # fmt: skip
