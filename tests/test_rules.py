@@ -123,6 +123,9 @@ def span(text: str, phrase: str) -> tuple[str, int, int]:
         ("Please remove my email address from the newsletter.", "remove my email", False),
         ("If you are not the intended recipient, please delete it.", "delete it", False),
         ("This email is confidential; if received in error please delete.", "delete.", False),
+        # mail is hard-wrapped: the disclaimer's sentence goes on past the line break
+        ("If you are not the intended recipient please tell the\nsender before deleting it.",
+         "deleting it", False),
     ],
 )  # fmt: skip
 def test_rules_withdrawal_phrase_reads_as_request(text: str, phrase: str, asks: bool) -> None:

@@ -90,7 +90,8 @@ CARE_STORY = (
 @pytest.mark.parametrize(
     "text",
     [
-        "On reflection I'd prefer you didn't publish my account. Could you erase it from your files?",
+        "On reflection I'd prefer you didn't publish my account. Could you erase it from your "
+        "files?",
         "Please scrap what I emailed you on Monday, my husband isn't comfortable with it.",
         "I'm retracting my submission. Please confirm it has been removed.",
         "Kindly destroy the letter I posted to you in March.",
@@ -103,7 +104,7 @@ CARE_STORY = (
         CARE_STORY + "\n\nHaving read this back, I don't want it going anywhere. Please delete "
         "it. Sorry,\nMaria",
         CARE_STORY + "\n\nOn second thoughts please don't publish any of this.\n\nGeoff",
-        "Before you read the rest: I no longer want this used, please just bin it.\n\n" + CARE_STORY,
+        "Before you read on: I no longer want this used, please just bin it.\n\n" + CARE_STORY,
     ],
 )
 def test_tag_withdrawal_new_phrasings_win_with_evidence(text: str, tagger: Tagger) -> None:
@@ -131,6 +132,8 @@ def test_tag_withdrawal_new_phrasings_win_with_evidence(text: str, tagger: Tagge
         "me the same questions.",
         CARE_STORY + "\n\nJ. Patel\nWard Manager\n\nThis email is confidential. If you have "
         "received this email in error please delete it and notify the sender.",
+        CARE_STORY + "\n\nThis e-mail may be confidential. If you are not the intended\n"
+        "recipient, please tell the sender and delete it. Please do not copy it.",
         CARE_STORY + "\n\nI asked the ward to delete my old phone number from his file. They "
         "never did, so the discharge letter went to a number that doesn't exist.",
     ],

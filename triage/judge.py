@@ -42,6 +42,7 @@ WITHDRAWAL_EDGE_WORDS = 100
 # [automated] one is there; the whole message is then the evidence. Longer ones need a phrase.
 WITHDRAWAL_ALONE = 0.35
 WITHDRAWAL_ALONE_STORY = 0.15  # cross-validated: short stories 0.23 and up, withdrawals <= 0.06
+WITHDRAWAL_ALONE_LONG = 0.7  # a safety net: 5-fold CV 2 stories of ~600 read as withdrawals
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ def judge(
         hits += by_theme[theme] or ([fallback] if fallback else [])
     reasons = review_reasons(kind, confidence, scores, thresholds, reading.words, settings,
                              story.defects)  # fmt: skip
+    if any(h.rule == "classifier" for h in kind_hits):  # no phrase asked: a person confirms
+        reasons = (*reasons, "withdrawal_by_classifier")
     return Triage(
         story_id=story.story_id,
         kind=kind,
@@ -135,14 +138,24 @@ def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, 
         return kind, confidence, ()
     # The classifier alone only where no phrase matched: "please don't delete it" has spoken.
     machine = any(h.section == "automated" for h in reading.hits)  # "Automatic reply: ..."
-    if (short and not phrases and not machine and confidence >= WITHDRAWAL_ALONE
-            and kinds.get(STORY, 0.0) < WITHDRAWAL_ALONE_STORY):  # fmt: skip
-        begin = len(text) - len(text.lstrip())
-        whole = text.strip()
-        return WITHDRAWAL, confidence, (Hit("requests", "withdrawal", "classifier", begin,
-                                            begin + len(whole), whole),)  # fmt: skip
+    unopposed = not phrases and not machine
+    storyless = kinds.get(STORY, 0.0) < WITHDRAWAL_ALONE_STORY
+    if unopposed and ((short and confidence >= WITHDRAWAL_ALONE and storyless)
+                      or (not short and confidence >= WITHDRAWAL_ALONE_LONG)):  # fmt: skip
+        # A longer message the classifier reads as a withdrawal above all else is one too:
+        # missing a withdrawal costs more than a person checking (it goes to review). The
+        # evidence is the closing paragraph (or the whole of a short note), where people ask.
+        return WITHDRAWAL, confidence, (_closing(text),)
     others = {k: v for k, v in kinds.items() if k != WITHDRAWAL}
     return (*max(others.items(), key=lambda kv: kv[1]), ()) if others else (STORY, 0.0, ())
+
+
+def _closing(text: str) -> Hit:
+    """The message's last paragraph as a classifier-only withdrawal's evidence span."""
+    body = text.rstrip()
+    start = body.rfind("\n\n") + 2 if "\n\n" in body else 0
+    start += len(body[start:]) - len(body[start:].lstrip())
+    return Hit("requests", "withdrawal", "classifier", start, len(body), body[start:])
 
 
 def _at_edge(text: str, hit: Hit) -> bool:

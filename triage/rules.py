@@ -215,8 +215,9 @@ _ADVERBS = frozenset(("just", "then", "also", "already", "finally", "eventually"
 _CONJUNCTIONS = frozenset(("and", "or", "but", "so", "then", "because", "if", "when", "though",
                            "although", "while", "once"))  # fmt: skip
 _IRREGULAR_PAST = frozenset(("withdrew", "took", "forgot", "struck", "drew", "threw", "wrote",
-                             "got", "went", "tore", "undid", "wanted", "left", "kept", "withdrawn",
-                             "taken", "forgotten", "written", "gone", "done"))  # fmt: skip
+                             "got", "went", "tore", "undid", "wanted", "left", "kept", "made",
+                             "did", "withdrawn", "taken", "forgotten", "written", "gone",
+                             "done"))  # fmt: skip
 # "asked them to delete it" asks someone else; "had to delete it" tells what happened.
 _BEFORE_TO = _THIRD_PARTY | {"her", "had", "used", "tried", "managed", "able", "forced"}
 # A sentence with one of these words speaks to us ("please", "could you", "I'd rather").
@@ -226,15 +227,17 @@ _ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "y
 # Words that may come before an imperative at the start of its sentence ("So, delete it").
 _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay", "oh", "also",
                       "then", "actually", "sorry", "hi", "hello", "re"))  # fmt: skip
-_DISCLAIMERS = ("intended recipient", "named recipient", "not the recipient", "addressee",
-                "received this", "received in error", "received it in error")  # fmt: skip
+# A sentence matching this is a disclaimer ("If you are not the intended recipient ... delete it").
+_DISCLAIMER = re.compile(r"intended recipient|named recipient|not the recipient|addressee|"
+                         r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error")
 _CONTRACTIONS = {"dont": "do not", "didnt": "did not", "doesnt": "does not", "cant": "ca not",
                  "wont": "wo not", "wouldnt": "would not", "couldnt": "could not",
                  "wasnt": "was not", "isnt": "is not", "havent": "have not", "hadnt": "had not",
                  "hasnt": "has not", "shouldnt": "should not", "im": "i 'm",
                  "id": "i 'd"}  # fmt: skip
-_CLAUSE_END = re.compile(r"[.!?;:,\n()\"“”–—]|\s-+\s")
-_SENTENCE_END = re.compile(r"[.!?\n]")
+# Mail is hard-wrapped: a line break alone ends nothing, a blank line ends a paragraph.
+_SENTENCE_END = re.compile(r"[.!?]|\n\s*\n")
+_CLAUSE_END = re.compile(r"[.!?;:,()\"“”–—]|\n\s*\n|\s-+\s")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|'[a-z]+")
 
 
@@ -253,8 +256,10 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     of it: not negated ("please don't delete my story"), not narrative ("the GP had deleted my
     referral", "it was cancelled", "made them take it down"), not in a disclaimer."""
     phrase = words_of(text[start:end])
-    if not phrase or any(cue in _sentence(text, start).lower() for cue in _DISCLAIMERS):
-        return not phrase
+    if _DISCLAIMER.search(" ".join(_sentence(text, start).lower().split())):
+        return False
+    if not phrase:  # punctuation alone: nothing to read it by
+        return True
     whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
     clause = whole[max((i + 1 for i, w in enumerate(whole) if w in _CONJUNCTIONS), default=0) :]
     if phrase[0] in _NEGATORS:  # "don't use it": who does not, and in which tense
