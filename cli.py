@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +27,8 @@ from run_pipeline import (
     digest_context,
     digest_job,
     housekeeping_job,
-    open_source,
     poll_job,
+    privacy_mailbox,
     requeue,
     run_once,
     var_folders,
@@ -175,12 +174,8 @@ def _privacy_command(
             return subject_access(store, args.sender, folder, now)
         ids = stories_of(store, args.sender) if args.sender else story_by_reference(
             store, args.story)  # fmt: skip
-        if not settings.retention.purge_mailbox:
-            return erase(store, ids, var_folders(settings), settings.smtp.from_address, None,
-                         address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
-        with closing(open_source(settings.mailbox)) as source:
-            source.open()
-            return erase(store, ids, var_folders(settings), settings.smtp.from_address, source,
+        with privacy_mailbox(settings) as mailbox:
+            return erase(store, ids, var_folders(settings), settings.smtp.from_address, mailbox,
                          address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
 
 

@@ -15,7 +15,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -156,15 +156,22 @@ def housekeeping_job(
     with Store(settings.store) as store:
         if not housekeeping_due(store.last_housekeeping_at(), now):
             return None
-        if not settings.retention.purge_mailbox:
-            counts = housekeeping(store, now, settings.retention, var_folders(settings), None)
-        else:
-            with closing(open_source(settings.mailbox)) as source:
-                source.open()
-                counts = housekeeping(store, now, settings.retention, var_folders(settings),
-                                      source)  # fmt: skip
+        with privacy_mailbox(settings) as mailbox:
+            counts = housekeeping(store, now, settings.retention, var_folders(settings), mailbox)
         store.record_run("housekeeping", now, datetime.now(UTC), counts, None)
     return counts
+
+
+@contextmanager
+def privacy_mailbox(settings: Settings) -> Iterator[Source | None]:
+    """The opened mailbox when ``[retention] purge_mailbox`` lets privacy work delete from it
+    (retention and erasure), else None: the mailbox is then left as it is."""
+    if not settings.retention.purge_mailbox:
+        yield None
+        return
+    with closing(open_source(settings.mailbox)) as source:
+        source.open()
+        yield source
 
 
 def var_folders(settings: Settings) -> Folders:
