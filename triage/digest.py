@@ -102,14 +102,15 @@ def build_digest(
     ``entries`` may be a stream: each is reduced to its small view as it comes.
     """
     zone = ZoneInfo(timezone)
-    held = 0
-    views = []
+    held = automated = 0
+    shown = []
     for item in entries:
         if item.on_hold:  # withdrawn: not even an excerpt until someone erases it
             held += 1
+        elif _kind(item) == AUTOMATED:  # counted, never shown: no excerpt to redact
+            automated += 1
         else:
-            views.append(view(item, zone))
-    shown = [v for v in views if v.kind != AUTOMATED]
+            shown.append(view(item, zone))
     stories = [v for v in shown if v.kind == STORY]
     requests = sorted((v for v in shown if v.kind.startswith("request:")),
                       key=lambda v: v.kind != WITHDRAWAL)  # stable: then in order received
@@ -122,9 +123,8 @@ def build_digest(
         _section("none", "No theme", [v for v in stories if not v.tags]),
     ]  # fmt: skip
     start = "the beginning" if window[0] == BEGINNING else _when(window[0], zone)
-    return DigestView(start, _when(window[1], zone), len(shown),
-                      len(views) - len(shown), tuple(sections), health,
-                      _changes(health, previous), held)  # fmt: skip
+    return DigestView(start, _when(window[1], zone), len(shown), automated, tuple(sections),
+                      health, _changes(health, previous), held)  # fmt: skip
 
 
 def _section(key: str, title: str, views: list[StoryView]) -> Section:
