@@ -35,10 +35,8 @@ class DigestRows:
     def open_digest(self, now: datetime) -> Digest:
         """The unfinished digest if there is one (its window stays as it was), else a new one
         from the end of the last finished digest to ``now``."""
-        d = schema.digests.c
         with self._begin() as conn:
-            found = conn.execute(select(schema.digests).where(d.state.in_(UNFINISHED))
-                                 .order_by(d.id).limit(1)).mappings().first()  # fmt: skip
+            found = _unfinished(conn)
             if found is not None:
                 return _digest(found)
             start = _last_end(conn) or BEGINNING
@@ -51,21 +49,17 @@ class DigestRows:
 
     def next_window(self, now: datetime) -> tuple[datetime, datetime]:
         """The window a digest built now would cover, without opening it (a preview)."""
-        d = schema.digests.c
         with self._connect() as conn:
-            found = conn.execute(select(d.start, d.end).where(d.state.in_(UNFINISHED))
-                                 .order_by(d.id).limit(1)).first()  # fmt: skip
+            found = _unfinished(conn)
             if found is not None:
-                return found[0], found[1]
+                return found["start"], found["end"]
             start = _last_end(conn) or BEGINNING
         return start, max(now, start)
 
     def digest_unfinished(self) -> bool:
         """Whether a digest was opened but not finished (a crash, or a failed hand-over)."""
-        d = schema.digests.c
         with self._connect() as conn:
-            return conn.execute(select(d.id).where(d.state.in_(UNFINISHED)).limit(1)).first() \
-                is not None
+            return _unfinished(conn) is not None
 
     def first_run_at(self) -> datetime | None:
         """When the pipeline first ran or stored a story in this store (None: never)."""
@@ -166,6 +160,13 @@ class DigestRows:
             result = conn.execute(update(d).where(d.c.id == digest_id, d.c.state.in_(states))
                                   .values(**values))  # fmt: skip
             return bool(result.rowcount)
+
+
+def _unfinished(conn: Connection) -> Any:
+    """The oldest digest opened but not finished (its row mapping), or None."""
+    d = schema.digests
+    return conn.execute(select(d).where(d.c.state.in_(UNFINISHED))
+                        .order_by(d.c.id).limit(1)).mappings().first()  # fmt: skip
 
 
 def _last_end(conn: Connection) -> datetime | None:
