@@ -7,17 +7,11 @@ import pytest
 
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.records import Address, Triage
+from triage.asking import addressed_to_us, reads_as_request, words_of
 from triage.evaluate import evaluate
 from triage.examples import LabelledText, story_from_text
 from triage.judge import Hit, Reading, decide_kind
-from triage.rules import (
-    addressed_to_us,
-    automated_reason,
-    combine,
-    reads_as_request,
-    review_reasons,
-    words_of,
-)
+from triage.rules import automated_reason, combine, review_reasons
 
 SETTINGS = load_themes(DEFAULT_THEMES)
 

@@ -10,21 +10,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from intake.records import Evidence, Story, Triage
+from triage.asking import addressed_to_us, reads_as_request
 from triage.rules import (
     AUTOMATED,
     STORY,
     WEAK_HIT,
     WITHDRAWAL,
     TagSettings,
-    addressed_to_us,
     automated_reason,
     combine,
-    reads_as_request,
     review_reasons,
 )
 
 # Withdrawals must never be missed, and a story must never be read as one (it would vanish from
-# the digest's themes). A withdrawal phrase that asks us (triage.rules.reads_as_request) makes
+# the digest's themes). A withdrawal phrase that asks us (triage.asking.reads_as_request) makes
 # the message a withdrawal when the message is this short, when the classifier reads a request
 # or gives withdrawal this much, or when the phrase stands in the message's first or last
 # WITHDRAWAL_EDGE_WORDS words in a sentence that speaks to us: the story told, then "so please
