@@ -101,6 +101,21 @@ def test_privacy_housekeeping_purges_only_our_messages_from_the_mailbox(
     assert len(flags) == 1 and b"\\Deleted" in next(iter(flags.values()))  # a person's, untouched
 
 
+def test_privacy_housekeeping_purges_the_processed_folder_and_leaves_the_inbox(
+    mailbox: Mailbox, imap_settings: Callable[..., Settings], tagger: Tagger, tmp_path: Path
+) -> None:
+    settings = with_digests(imap_settings(mailbox, processed_folder="Processed"), tmp_path,
+                            purge_mailbox=True)  # fmt: skip
+    mailbox.append(story_message(1), story_message(2))
+    run_once(settings, T0, tagger=tagger)  # both moved to Processed
+    mailbox.append(story_message(3))  # not fetched yet: stays in INBOX
+    early = housekeeping_job(settings, datetime.now(UTC) + timedelta(days=1))
+    assert early is not None and early["mailbox_messages"] == 0  # not expired yet
+    counts = housekeeping_job(settings, datetime.now(UTC) + timedelta(days=183))
+    assert counts is not None and counts["mailbox_messages"] == 2
+    assert mailbox.flags("Processed") == {} and len(mailbox.flags()) == 1
+
+
 def test_privacy_erase_sender_removes_every_trace_and_the_mailbox_copies(
     mailbox: Mailbox, imap_settings: Callable[..., Settings], tagger: Tagger, tmp_path: Path,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
