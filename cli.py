@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
@@ -201,8 +202,11 @@ def _configure_logging(level: str, fmt: str) -> None:
 
 
 def _once(settings: Settings, now: datetime, as_json: bool) -> int:
+    stop = threading.Event()
     try:
-        counts = run_once(settings, now)
+        # The worker's lease: a pass never runs beside a worker or another pass on one mailbox.
+        with worker.holding_lease(settings, stop):
+            counts = run_once(settings, now, stop=stop)
     except PipelineError as err:
         _record_run(settings, "once", now, RunCounts(), str(err))
         raise

@@ -15,7 +15,8 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -63,27 +64,44 @@ def serve(settings: Settings, jobs: Jobs, stop: threading.Event | None = None) -
     WorkerBusy when another worker holds the mailbox's lease.
     """
     stop = stop or threading.Event()
+    with holding_lease(settings, stop):
+        _on_signals(stop)
+        scheduler = BackgroundScheduler(timezone=UTC)
+        poll_every = settings.schedule.poll_seconds
+        tick = min(poll_every, MAX_TICK)
+        _every(scheduler, "poll", poll_every, _guarded(jobs.poll, settings, stop))
+        _every(scheduler, "digest", tick, _guarded(jobs.digest, settings, stop))
+        _every(scheduler, "housekeeping", max(tick, 60),
+               _guarded(jobs.housekeeping, settings, stop))  # fmt: skip
+        scheduler.start()
+        log.info("worker started: polling every %ds", poll_every)
+        try:
+            stop.wait()
+        finally:
+            scheduler.shutdown(wait=True)  # the job in hand sees ``stop``, ends after its batch
+    log.info("worker stopped")
+    return 0
+
+
+@contextmanager
+def holding_lease(settings: Settings, stop: threading.Event) -> Iterator[None]:
+    """Hold the mailbox's lease for the block (the worker, or one ``once`` pass), renewed
+    every RENEW_EVERY seconds; WorkerBusy when another process holds it. If the lease is lost
+    (this process stalled past its TTL and another took over) ``stop`` is set."""
     name = lease_name(settings)
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     _acquire(settings, name, holder)
-    _on_signals(stop)
-    scheduler = BackgroundScheduler(timezone=UTC)
-    poll_every = settings.schedule.poll_seconds
-    tick = min(poll_every, MAX_TICK)
-    _every(scheduler, "poll", poll_every, _guarded(jobs.poll, settings, stop))
-    _every(scheduler, "digest", tick, _guarded(jobs.digest, settings, stop))
-    _every(scheduler, "housekeeping", max(tick, 60), _guarded(jobs.housekeeping, settings, stop))
-    _every(scheduler, "lease", RENEW_EVERY, lambda: _renew(settings, name, holder, stop))
-    scheduler.start()
-    log.info("worker started: polling every %ds", poll_every)
+    done = threading.Event()
+    renewer = threading.Thread(target=_keep_renewing, args=(settings, name, holder, stop, done),
+                               name="lease", daemon=True)  # fmt: skip
+    renewer.start()
     try:
-        stop.wait()
+        yield
     finally:
-        scheduler.shutdown(wait=True)  # the job in hand sees ``stop`` and ends after its batch
+        done.set()
+        renewer.join()
         with Store(settings.store) as store:
             store.release_lease(name, holder)
-    log.info("worker stopped")
-    return 0
 
 
 def _every(
@@ -117,12 +135,20 @@ def _acquire(settings: Settings, name: str, holder: str) -> None:
                          "mailbox; stop it first, or wait for its lease to expire")  # fmt: skip
 
 
-def _renew(settings: Settings, name: str, holder: str, stop: threading.Event) -> None:
-    with Store(settings.store) as store:
-        other = store.acquire_lease(name, holder, datetime.now(UTC), LEASE_TTL)
-    if other:  # someone took it over (we stalled past the TTL): two pollers must not run
-        log.error("lease lost to another worker: stopping")
-        stop.set()
+def _keep_renewing(
+    settings: Settings, name: str, holder: str, stop: threading.Event, done: threading.Event
+) -> None:
+    while not done.wait(RENEW_EVERY):
+        try:
+            with Store(settings.store) as store:
+                other = store.acquire_lease(name, holder, datetime.now(UTC), LEASE_TTL)
+        except PipelineError as err:  # a busy store: the lease has minutes left, try again
+            log.warning("lease not renewed: %s", err)
+            continue
+        if other:  # someone took it over (we stalled past the TTL): two pollers must not run
+            log.error("lease lost to another worker: stopping")
+            stop.set()
+            return
 
 
 def _is_dead_here(holder: str) -> bool:

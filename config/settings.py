@@ -45,7 +45,12 @@ class SmtpSettings:
     password_env: str = ""
     sent_folder: str = ""
     envelope_sender: str = ""
+    timeout: float = 30.0
     password: str = field(default="", repr=False, metadata={"toml": False})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.timeout <= 600:
+            raise ConfigError("smtp.timeout must be between 0 and 600 seconds")
 
 
 @dataclass(frozen=True, slots=True)

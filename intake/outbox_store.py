@@ -123,6 +123,14 @@ class OutboxRows:
         with self._begin() as conn:
             conn.execute(update(o).where(o.c.story_id == story_id).values(**values))
 
+    def unclaim(self, story_id: str, now: datetime) -> None:
+        """Put a claimed acknowledgement back to ``pending`` untouched: nothing was attempted
+        (the server could not be reached), so no attempt is counted and no backoff set."""
+        o = schema.outbox
+        with self._begin() as conn:
+            conn.execute(update(o).where(o.c.story_id == story_id, o.c.state == "sending")
+                         .values(state="pending", updated_at=now))  # fmt: skip
+
     def interrupted(self) -> list[str]:
         """story_ids of acknowledgements a crash left in ``sending``."""
         o = schema.outbox.c

@@ -124,6 +124,8 @@ def _send_pending(
             claimed = store.claim(1, now, exclude=attempted)
             if not claimed:
                 return sent
+            if not _reachable(smtp, store, claimed[0].story_id, now):
+                return sent
             attempted.append(claimed[0].story_id)
             outcome = _send_one(claimed[0], env, settings, smtp_settings, store, smtp, now)
             sent += outcome == "sent"
@@ -132,6 +134,21 @@ def _send_pending(
         log.warning("acknowledgement cap of %d an hour reached: the rest wait",
                     settings.max_per_hour)  # fmt: skip
     return sent
+
+
+def _reachable(smtp: SmtpConnection | None, store: Store, story_id: str, now: datetime) -> bool:
+    """Whether the SMTP server answers (always, for the pickup folder). When it does not, the
+    claimed acknowledgement goes back untouched and the rest wait for the next run: one
+    timeout, not one per message, and no message is blamed for the server's silence."""
+    if smtp is None:
+        return True
+    try:
+        smtp.open()
+    except SendError as err:
+        store.unclaim(story_id, now)
+        log.warning("SMTP server not reachable (%s): acknowledgements wait for the next run", err)
+        return False
+    return True
 
 
 def _send_one(

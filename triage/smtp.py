@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from config.settings import SmtpSettings
     from triage.outbox import Outgoing
 
-DEFAULT_TIMEOUT = 30.0  # seconds per SMTP operation; SmtpSettings has no timeout key (yet)
 _ENHANCED_STATUS = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
@@ -45,9 +44,9 @@ class SmtpConnection:
     After a lost connection the next send opens a new one.
     """
 
-    def __init__(self, settings: SmtpSettings, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, settings: SmtpSettings, timeout: float | None = None) -> None:
         self._settings = settings
-        self._timeout = timeout
+        self._timeout = timeout or settings.timeout
         self._client: smtplib.SMTP | None = None
 
     def __enter__(self) -> SmtpConnection:
@@ -55,6 +54,12 @@ class SmtpConnection:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def open(self) -> None:
+        """Connect (and log in) now if not connected; SendError when the server cannot be
+        reached, so the caller can stop before touching any message."""
+        if self._client is None:
+            self._open()
 
     def send(self, outgoing: Outgoing) -> None:
         """Send one message; SendError (``permanent`` for a 5xx about it) when it is refused."""
