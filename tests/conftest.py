@@ -28,10 +28,13 @@ import grp
 import mailbox as stdlib_mailbox
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -55,6 +58,7 @@ from triage.tag import Tagger, load_tagger
 
 TESTS = Path(__file__).resolve().parent
 FUZZ_COUNTS = pytest.StashKey[Counter[str]]()  # filled by test_fuzz, printed in the summary
+FAULT_TALLY = pytest.StashKey[dict[str, Counter[str]]]()  # filled by test_faults, likewise
 PASSWORD = "secret"
 
 
@@ -259,14 +263,15 @@ def now() -> datetime:
 
 
 def story_message(
-    n: int, *, message_id: str | None = "", body: str = "", sender: str = "", **headers: str
-) -> bytes:
+    n: int, *, message_id: str | None = "", body: str = "", sender: str = "",
+    date: str = "Tue, 24 Nov 2026 09:00:00 +0000", **headers: str,
+) -> bytes:  # fmt: skip
     """A synthetic story email; message_id "" means a fresh one, None means no header."""
     msg = EmailMessage(policy=SMTP)
     msg["From"] = sender or f"Person {n} <person{n}@example.org>"
     msg["To"] = "stories@example.org"
     msg["Subject"] = f"My story number {n}"
-    msg["Date"] = "Tue, 24 Nov 2026 09:00:00 +0000"
+    msg["Date"] = date
     if message_id is not None:
         msg["Message-ID"] = message_id or f"<story-{n}-{uuid.uuid4().hex[:8]}@example.org>"
     for name, value in headers.items():
@@ -307,8 +312,10 @@ class SmtpSink:
         self.messages: list[tuple[str, tuple[str, ...], bytes]] = []
         self.peers: list[Any] = []
         self.logins: list[str] = []
+        self.refused: list[str] = []  # every RCPT address answered with a refusal
         self._rejects: dict[str, int] = {}
         self._next: dict[str, list[int]] = {"rcpt": [], "data": []}
+        self._random: tuple[float, int, random.Random] | None = None
         # Called once a message is kept, before the reply: a test can kill the sender there.
         self.on_message: Callable[[], None] | None = None
 
@@ -317,6 +324,16 @@ class SmtpSink:
 
     def reject(self, address: str, code: int) -> None:
         self._rejects[address.lower()] = code
+
+    def fail_randomly(self, fraction: float, code: int, seed: int) -> None:
+        """Answer a random ``fraction`` of RCPTs with ``code`` (seeded: reproducible)."""
+        self._random = (fraction, code, random.Random(seed))
+
+    def _random_code(self) -> int:
+        if self._random is None:
+            return 0
+        fraction, code, rng = self._random
+        return code if rng.random() < fraction else 0
 
     @property
     def connections(self) -> int:
@@ -328,8 +345,9 @@ class SmtpSink:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        code = self._rejects.get(address.lower()) or self._pending("rcpt")
+        code = self._rejects.get(address.lower()) or self._pending("rcpt") or self._random_code()
         if code:
+            self.refused.append(address.lower())
             return f"{code} {code // 100}.0.0 refused by the test sink"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -391,9 +409,74 @@ def maildir_config(folder: Path, extra: str = "", smtp: str = "") -> Path:
     return config
 
 
+def imap_config(
+    folder: Path, box: Mailbox, *, batch_size: int = 100, smtp_port: int = 0, extra: str = ""
+) -> Path:
+    """A pipeline.toml for ``box`` with the store in ``folder``: acknowledgements go to the
+    SMTP server on ``smtp_port`` (loopback, no TLS) or, without one, the pickup folder."""
+    smtp = (f'pickup_dir = ""\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+            if smtp_port else f'pickup_dir = "{folder}/outbox"\n')  # fmt: skip
+    config = folder / "pipeline.toml"
+    config.write_text(
+        f'[mailbox]\nmaildir = ""\nhost = "127.0.0.1"\nport = {box.server.port}\n'
+        f'security = "none"\nusername = "{box.user}"\npassword_env = "STORY_TEST_IMAP_PASSWORD"\n'
+        f"batch_size = {batch_size}\nconnect_timeout = 5.0\nread_timeout = 10.0\n"
+        f'[store]\nurl = "sqlite:///{folder}/stories.db"\n[smtp]\n{smtp}{extra}'
+    )
+    return config
+
+
+def start_pipeline(config: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    """``run_pipeline.py --config CONFIG ARGS...`` as a child process, output captured."""
+    env = {**os.environ, "STORY_TEST_IMAP_PASSWORD": PASSWORD}
+    command = [sys.executable, str(TESTS.parent / "run_pipeline.py"), "--config", str(config),
+               *args]  # fmt: skip
+    return subprocess.Popen(command, env=env, cwd=TESTS.parent, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # fmt: skip
+
+
+def count_stories(database: Path) -> int:
+    """Stories committed so far, read while another process may be writing."""
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+            return int(db.execute("SELECT count(*) FROM stories").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # schema not created yet
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts TCP connections and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes the handshake; no greeting ever comes
+        yield int(listener.getsockname()[1])
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Report how many fuzzing cases ran (the issue asks for the figure)."""
+    """Report how many fuzzing cases ran and the fault suite's table (the README's figures)."""
     counts = config.stash.get(FUZZ_COUNTS, None)
     if counts:
         terminalreporter.write_line(f"fuzz: {sum(counts.values())} mutated corpus messages "
                                     f"{dict(sorted(counts.items()))}")  # fmt: skip
+    tally = config.stash.get(FAULT_TALLY, None)
+    if tally:
+        columns = ("trials", "messages", "lost", "duplicates", "duplicate_acks", "missing_acks",
+                   "held")  # fmt: skip
+        terminalreporter.write_line("| scenario | " + " | ".join(columns) + " |")
+        terminalreporter.write_line("|---" + "|---:" * len(columns) + "|")
+        for scenario, row in tally.items():
+            cells = " | ".join(f"{row[c]:,}" for c in columns)
+            terminalreporter.write_line(f"| {scenario} | {cells} |")

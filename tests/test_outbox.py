@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -326,15 +324,6 @@ def test_outbox_connection_refused_is_temporary() -> None:
     with pytest.raises(SendError) as caught:
         send(render(), settings)
     assert not caught.value.permanent and "ConnectionRefusedError" in str(caught.value)
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port whose server accepts connections (the kernel's backlog) and never says a word."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(4)
-        yield int(listener.getsockname()[1])
 
 
 def test_outbox_silent_server_times_out(silent_port: int) -> None:

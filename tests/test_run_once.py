@@ -7,7 +7,6 @@ import dataclasses
 import io
 import json
 import mailbox
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from conftest import (
-    PASSWORD,
     DovecotServer,
     Mailbox,
+    count_stories,
+    imap_config,
     maildir_config,
     nested_message,
     seed_maildir,
+    start_pipeline,
     story_message,
 )
 
@@ -40,33 +41,11 @@ TRIAGED = b"$Triaged"
 
 
 def write_config(tmp_path: Path, box: Mailbox, batch_size: int) -> Path:
-    config = tmp_path / "pipeline.toml"
-    config.write_text(
-        f'[mailbox]\nmaildir = ""\nhost = "127.0.0.1"\nport = {box.server.port}\n'
-        f'security = "none"\nusername = "{box.user}"\npassword_env = "STORY_TEST_IMAP_PASSWORD"\n'
-        f"batch_size = {batch_size}\nconnect_timeout = 5.0\nread_timeout = 10.0\n"
-        f'[store]\nurl = "sqlite:///{tmp_path}/stories.db"\n'
-        f'[smtp]\npickup_dir = "{tmp_path}/outbox"\n'
-    )
-    return config
+    return imap_config(tmp_path, box, batch_size=batch_size)
 
 
 def start_once(config: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "STORY_TEST_IMAP_PASSWORD": PASSWORD}
-    command = [sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config), "once",
-               "--json"]  # fmt: skip
-    return subprocess.Popen(command, env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-
-
-def count_stories(database: Path) -> int:
-    if not database.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
-            return int(db.execute("SELECT count(*) FROM stories").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # schema not created yet
+    return start_pipeline(config, "once", "--json")
 
 
 def wait_for_progress(process: subprocess.Popen[str], database: Path, total: int) -> int:

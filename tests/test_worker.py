@@ -10,14 +10,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, DovecotServer, Mailbox, SmtpSink, story_message
+from conftest import PASSWORD, DovecotServer, Mailbox, SmtpSink, story_message, wait_for
 
 import worker
 from config.settings import AlertSettings, Settings, SmtpSettings
@@ -122,15 +121,6 @@ def start_worker(config: Path, *extra: str) -> subprocess.Popen[str]:
                "--log-format", "json", *extra, "run"]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
