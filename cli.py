@@ -59,10 +59,15 @@ def train_model(settings: TagSettings) -> str:
 
 
 def evaluate_model(settings: TagSettings) -> str:
-    """Tag the held-out evaluation set and report how the tags compare with its labels."""
-    gold = load_examples([Path(settings.data_dir) / "eval.jsonl"], settings.theme_names)
-    predicted = tag_many([story_from_text(e.id, e.text) for e in gold], load_tagger(settings))
-    return format_report(evaluate(gold, predicted, settings.theme_names))
+    """Tag each held-out evaluation set (``eval*.jsonl``) and report how the tags compare with
+    its labels."""
+    tagger, reports = load_tagger(settings), []
+    for path in sorted(Path(settings.data_dir).glob("eval*.jsonl")):
+        gold = load_examples([path], settings.theme_names)
+        predicted = tag_many([story_from_text(e.id, e.text) for e in gold], tagger)
+        report = format_report(evaluate(gold, predicted, settings.theme_names))
+        reports.append(f"== {path.name} ({len(gold)} examples)\n{report}")
+    return "\n\n".join(reports)
 
 
 def seed_demo(settings: Settings) -> int:

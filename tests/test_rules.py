@@ -115,6 +115,8 @@ def span(text: str, phrase: str) -> tuple[str, int, int]:
         ("He doesn't want his letter used any more.", "n't want his letter used", True),
         ("My mum doesn't use email.", "n't use email", False),
         ("Please remove my email address from the newsletter.", "remove my email", False),
+        ("i want it gone", "want it gone", True),
+        ("The photos I deleted were the only copy.", "photos I deleted", False),
         ("If you are not the intended recipient, please delete it.", "delete it", False),
         ("This email is confidential; if received in error please delete.", "delete.", False),
         # mail is hard-wrapped: the disclaimer's sentence goes on past the line break

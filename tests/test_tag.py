@@ -105,6 +105,11 @@ CARE_STORY = (
         "it. Sorry,\nMaria",
         CARE_STORY + "\n\nOn second thoughts please don't publish any of this.\n\nGeoff",
         "Before you read on: I no longer want this used, please just bin it.\n\n" + CARE_STORY,
+        # a wish with a participle ("want it gone") is not "the photos I deleted"
+        "do i have to email someone else to get my thing removed or can u do it. i want it gone",
+        # a statement retracted, and the passive "it is not published"
+        "Dear Stories Team,\n\nOn the advice of my solicitor I must retract the statement I "
+        "sent you in January. Please ensure it is not published, quoted or shared.\n\nA. W.",
     ],
 )
 def test_tag_withdrawal_new_phrasings_win_with_evidence(text: str, tagger: Tagger) -> None:
@@ -136,6 +141,8 @@ def test_tag_withdrawal_new_phrasings_win_with_evidence(text: str, tagger: Tagge
         "recipient, please tell the sender and delete it. Please do not copy it.",
         CARE_STORY + "\n\nI asked the ward to delete my old phone number from his file. They "
         "never did, so the discharge letter went to a number that doesn't exist.",
+        "My statement to the police was never published and the officer said it must not be "
+        "shared with my ex. Then the court asked me to give the same statement again.",
     ],
 )
 def test_tag_withdrawal_words_in_a_story_keep_it_a_story(text: str, tagger: Tagger) -> None:

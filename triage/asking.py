@@ -19,6 +19,7 @@ _NARRATIVE = frozenset(("was", "were", "been", "being", "had", "has", "did", "go
 _THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "someone",
                           "somebody", "nobody", "everyone", "everybody", "people"))  # fmt: skip
 _SUBJECTS = _THIRD_PARTY | {"i", "we", "it"}
+_WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
 _DETERMINERS = frozenset(("my", "the", "this", "that", "his", "her", "our", "their", "your", "a"))
 _AUXILIARIES = frozenset(("do", "does", "did", "would", "could", "should", "will", "wo", "ca",
@@ -88,8 +89,9 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     if _NARRATIVE & set(inside) or any(w in _CONJUNCTIONS and _is_past(n)
                                        for w, n in zip(inside, phrase[2:], strict=False)):
         return False  # "it was cancelled", "I tidied it up and taken out ..."
-    if len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1]):
-        return False  # "the photos I deleted"
+    if len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1]) \
+            and phrase[0] not in _WISHES:
+        return False  # "the photos I deleted"; not "I want it gone"
     previous = [w for w in clause if w not in _ADVERBS]
     before, earlier = ([""] * 2 + previous)[-1], ([""] * 2 + previous)[-2]
     if _is_past(phrase[0]) and not _past_request(phrase, whole, before, earlier):

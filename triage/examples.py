@@ -1,7 +1,9 @@
 """Labelled texts for training and evaluating the tagger (``triage/data/*.jsonl``). Stdlib only.
 
-``train_*.jsonl`` files are training data; ``eval.jsonl`` is the held-out evaluation set and is
-never trained or tuned on.
+``train_*.jsonl`` files are training data. ``eval_fresh.jsonl`` is the held-out evaluation set:
+written independently of everything else, never trained or tuned on, its mistakes never read.
+``eval.jsonl`` was the first held-out set; its one missed withdrawal has since been read, so it
+now half-serves as development data, like ``dev_*.jsonl`` (never trained on either).
 """
 
 from __future__ import annotations
@@ -64,5 +66,5 @@ def story_from_text(story_id: str, text: str) -> Story:
 
 
 def training_files(data_dir: Path) -> list[Path]:
-    """The training files in ``data_dir`` (never eval.jsonl)."""
+    """The training files in ``data_dir`` (never the eval or dev sets)."""
     return sorted(data_dir.glob("train_*.jsonl"))
