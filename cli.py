@@ -123,6 +123,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             print(train_model(settings.tagger))
         elif args.command == "evaluate":
             print(evaluate_model(settings.tagger))
+        elif args.command == "release":
+            with Store(settings.store) as store:
+                ids = None if args.all else story_by_reference(store, args.story)
+                state = "sent" if args.as_sent else "pending"
+                print(json.dumps({"released": store.release_held(ids, state, started_at),
+                                  "as": state}))  # fmt: skip
         elif args.command == "requeue":
             released, still = requeue(settings, started_at)
             print(json.dumps({"released": released, "quarantined": still}))
@@ -255,6 +261,12 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="every story with its triage")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     commands.add_parser("requeue", help="retry quarantined messages")
+    release = commands.add_parser("release", help="held acknowledgements, once checked by hand")
+    which = release.add_mutually_exclusive_group(required=True)
+    which.add_argument("--story", help="the held acknowledgement of this story (ST-...)")
+    which.add_argument("--all", action="store_true", help="every held acknowledgement")
+    release.add_argument("--as-sent", action="store_true",
+                         help="it did go out: record it as sent (default: send it next run)")
     commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
     commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")

@@ -131,6 +131,17 @@ class OutboxRows:
             conn.execute(update(o).where(o.c.story_id == story_id, o.c.state == "sending")
                          .values(state="pending", updated_at=now))  # fmt: skip
 
+    def release_held(self, story_ids: Sequence[str] | None, state: str, now: datetime) -> int:
+        """A person has checked held acknowledgements (all, or these stories'): ``pending``
+        (it did not go: send it) or ``sent`` (it went). Returns how many changed."""
+        o = schema.outbox
+        query = update(o).where(o.c.state == "held")
+        if story_ids is not None:
+            query = query.where(o.c.story_id.in_(list(story_ids)))
+        with self._begin() as conn:
+            return int(conn.execute(query.values(state=state, updated_at=now,
+                                                 retry_at=None)).rowcount)  # fmt: skip
+
     def interrupted(self) -> list[str]:
         """story_ids of acknowledgements a crash left in ``sending``."""
         o = schema.outbox.c

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import json
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from config.settings import Settings, SmtpSettings
 from intake import report
 from intake.records import Acknowledgement
 from intake.store import Store, StoreSettings
-from run_pipeline import run_once
+from run_pipeline import main, run_once
 from triage import deliver as deliver_module
+from triage.acknowledge import reference
 from triage.deliver import acknowledge, backoff
 from triage.outbox import message_id_for
 from triage.tag import Tagger
@@ -117,6 +119,37 @@ def test_deliver_crash_mid_send_is_held_never_sent_twice(
         assert store.outbox_counts() == {"held": 1}
     assert states(settings)["c@example.org"] == "held"
     assert sent_messages(settings) == []
+
+
+def test_deliver_held_acknowledgements_are_released_by_hand(
+    tmp_path: Path, tagger: Tagger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paused = maildir_config(tmp_path, extra="[acknowledgement]\nmax_per_hour = 0\n")
+    seed_maildir(tmp_path / "mailbox", story_message(1, message_id="<h1@example.org>"),
+                 story_message(2, message_id="<h2@example.org>", sender="B <b@example.org>"))
+    assert main(["--config", str(paused), "once"]) == 0
+    store_settings = StoreSettings(f"sqlite:///{tmp_path}/s.db")
+    with Store(store_settings) as store:
+        assert len(store.claim(2, datetime.now(UTC))) == 2  # the process died mid-send
+    assert main(["--config", str(paused), "once"]) == 0
+    with Store(store_settings) as store:
+        assert set(store.outbox_states().values()) == {"held"}
+    first = reference(story_from("person1@example.org", store_settings))
+    capsys.readouterr()
+    assert main(["--config", str(paused), "release", "--story", first]) == 0
+    assert json.loads(capsys.readouterr().out) == {"released": 1, "as": "pending"}
+    assert main(["--config", str(paused), "release", "--all", "--as-sent"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"released": 1, "as": "sent"}
+    assert main(["--config", str(maildir_config(tmp_path)), "once"]) == 0
+    with Store(store_settings) as store:
+        assert sorted(store.outbox_states().values()) == ["sent", "sent"]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # only the released one went
+
+
+def story_from(address: str, settings: StoreSettings) -> str:
+    with Store(settings) as store:
+        (found,) = [s.story_id for s, _ in store.triaged() if s.sender.address == address]
+    return found
 
 
 def test_deliver_hourly_cap_leaves_the_rest_pending(
