@@ -378,26 +378,46 @@ def file_size_limit(limit: int) -> Callable[[], None]:
     return apply
 
 
+@contextmanager
+def small_disk(folder: Path, size: int) -> Iterator[Callable[[], None]]:
+    """A tmpfs of ``size`` bytes mounted at ``folder`` (ENOSPC when full); yields a function
+    that grows it, as an operator freeing space would. Needs root, like the apt installs."""
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                              str(folder)], capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (run as root): {mounted.stderr.strip()}")
+    try:
+        yield lambda: subprocess.run(["mount", "-o", "remount,size=64m", str(folder)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 @pytest.mark.faults
+@pytest.mark.parametrize("disk", ["tmpfs", "file size limit"])
 @pytest.mark.parametrize("trial", trials(3))
 def test_faults_store_disk_full_stops_cleanly_and_marks_nothing_unstored(
-    trial: int, mailbox: Mailbox, smtp_sink: SmtpSink, tmp_path: Path, tagger: Tagger,
-    request: pytest.FixtureRequest,
+    disk: str, trial: int, mailbox: Mailbox, smtp_sink: SmtpSink, tmp_path: Path,
+    tagger: Tagger, request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
     mailbox.append(*generate("full", 0, STORIES))
-    config = imap_config(tmp_path, mailbox, batch_size=10, smtp_port=smtp_sink.port, extra=ACK)
-    limit = (256 + 128 * trial) * 1024
-    process = start_pipeline(config, "once", preexec_fn=file_size_limit(limit))
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 1 and "Traceback" not in err, err[-3000:]
-    assert "error: store" in err
-    database = tmp_path / "stories.db"
-    marked = {uid for uid, flags in mailbox.flags().items() if TRIAGED in flags}
-    assert 0 < len(stored_uids(database)) < STORIES  # it filled up part way
-    assert marked <= stored_uids(database)  # nothing marked on the server that was not stored
-    complete(config)
-    result = audit(mailbox, database, smtp_sink)
-    record(request, "store's disk full", result)
+    size = (256 + 128 * trial) * 1024 * (2 if disk == "tmpfs" else 1)
+    with small_disk(tmp_path / "disk", size if disk == "tmpfs" else 64 << 20) as free_space:
+        folder = tmp_path / "disk"
+        config = imap_config(folder, mailbox, batch_size=10, smtp_port=smtp_sink.port, extra=ACK)
+        limit = {"preexec_fn": file_size_limit(size)} if disk != "tmpfs" else {}
+        process = start_pipeline(config, "once", **limit)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 1 and "Traceback" not in err, err[-3000:]
+        assert "error: store" in err
+        database = folder / "stories.db"
+        marked = {uid for uid, flags in mailbox.flags().items() if TRIAGED in flags}
+        assert 0 < len(stored_uids(database)) < STORIES  # it filled up part way
+        assert marked <= stored_uids(database)  # nothing marked on the server that was not stored
+        free_space()
+        complete(config)
+        result = audit(mailbox, database, smtp_sink)
+    record(request, f"store's disk full ({disk})", result)
     assert_clean(result)
     assert result.held == 0
 
