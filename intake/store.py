@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from intake import rows, schema
 from intake.digest_store import DigestRows
@@ -69,10 +70,7 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows):
     def __init__(self, settings: StoreSettings) -> None:
         self.engine = _engine(settings.url)
         self.hash_key = settings.hash_key.encode("utf-8") or _key_beside(settings.url)
-        try:
-            schema.metadata.create_all(self.engine)
-        except SQLAlchemyError as err:
-            raise StoreError(f"store: cannot create schema: {type(err).__name__}") from err
+        _create_schema(self.engine)
 
     def __enter__(self) -> Store:
         return self
@@ -251,18 +249,44 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create the tables that are missing. Two processes starting on a fresh store at once
+    (a worker and a ``once``) both find a table missing and one CREATE fails ("already
+    exists"): looking again then finds it, so a failure is retried a few times."""
+    for attempt in range(attempts):
+        try:
+            schema.metadata.create_all(engine)
+            return
+        except OperationalError as err:
+            if attempt == attempts - 1:
+                raise StoreError(f"store: cannot create schema: {_reason(err)}") from err
+            time.sleep(0.05 * (attempt + 1))
+        except SQLAlchemyError as err:
+            raise StoreError(f"store: cannot create schema: {type(err).__name__}") from err
+
+
 def _key_beside(url: str) -> bytes:
     """The store's own hashing key: ``<database>.key`` beside a SQLite file, created once with
     32 random bytes, owner-only. (An in-memory store gets a key for its lifetime.)"""
     if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
         return secrets.token_bytes(32)
     path = Path(url.removeprefix("sqlite:///") + ".key")
-    try:
-        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_hex(32).encode("ascii"))
+    if not path.exists():
+        # Written whole under a private name, then linked into place: a process starting at the
+        # same moment sees either no key or the whole key, never an empty file. The first
+        # link wins; every process then reads the same key.
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode("ascii"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_bytes()
 
 

@@ -424,8 +424,9 @@ def test_faults_store_disk_full_stops_cleanly_and_marks_nothing_unstored(
 
 @pytest.mark.faults
 @pytest.mark.parametrize("command", ["once", "run"])
+@pytest.mark.parametrize("trial", trials(3))
 def test_faults_two_workers_started_at_once_on_one_mailbox(
-    command: str, mailbox: Mailbox, smtp_sink: SmtpSink, tmp_path: Path, tagger: Tagger,
+    trial: int, command: str, mailbox: Mailbox, smtp_sink: SmtpSink, tmp_path: Path, tagger: Tagger,
     request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
     mailbox.append(*generate("twins", 0, STORIES))

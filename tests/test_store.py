@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import story_message
 
+from intake.errors import StoreError
 from intake.parse import parse
 from intake.records import MailboxState, Quarantined, RawMessage
 from intake.store import Store, StoreSettings
@@ -97,3 +99,37 @@ def test_store_run_history_feeds_status(store: Store) -> None:
     assert status["last_run"]["error"] == "FetchError: down"
     assert status["last_error"]["counts"] == {"fetched": 0}
     assert status["stories"] == 0
+
+
+def open_at_once(url: str, count: int) -> tuple[list[bytes], list[str]]:
+    """Open the store at ``url`` from ``count`` threads released together."""
+    start, keys, errors = threading.Barrier(count), [], []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            with Store(StoreSettings(url)) as store:
+                keys.append(store.hash_key)
+        except StoreError as err:
+            errors.append(str(err))
+
+    threads = [threading.Thread(target=open_store) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return keys, errors
+
+
+def test_store_opened_by_many_at_once_on_a_fresh_path_agrees_on_schema_and_key(
+    tmp_path: Path,
+) -> None:
+    # Two processes starting together (a worker and a `once`) both found tables missing and
+    # one CREATE failed, and one could read the hashing key before it was written: an empty
+    # key, so the same sender had two keys. Each round opens a fresh store from six threads.
+    for round_number in range(5):
+        folder = tmp_path / f"round{round_number}"
+        keys, errors = open_at_once(f"sqlite:///{folder}/s.db", 6)
+        assert errors == []
+        assert len(keys) == 6 and len(set(keys)) == 1 and len(keys[0]) == 64
+        assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no drafts
