@@ -28,6 +28,7 @@ def docs() -> list[Any]:
         "She was sectioned under the Mental Health Act in June.",
         "I told them again and again, I had to explain it twice to the same team.",
         "please don't use it, get rid of it, I'd like that withdrawn, take it down",
+        "Please ensure it is not published; my statement must not be shared.",
     ]
     texts = [e.text for e in examples[::3]]
     return list(nlp.pipe(texts + extra))
