@@ -38,20 +38,34 @@ class Step:
 
 
 class Columns(list[list[int]]):
-    """A document's attribute columns as Python lists, with a value -> positions index."""
+    """A document's attribute columns as Python lists, with a value -> positions index.
 
-    def __init__(self, table: Table) -> None:
+    ``wanted`` (column -> values) limits the index to the values patterns can start with:
+    building it for every token of every column cost more than all the matching.
+    """
+
+    def __init__(self, table: Table, wanted: Mapping[int, frozenset[int]] | None = None) -> None:
         super().__init__(table.T.tolist())
+        self._wanted = wanted
         self._index: dict[int, dict[int, list[int]]] = {}
 
     def positions(self, column: int, values: frozenset[int]) -> list[int]:
         """Every position whose ``column`` value is one of ``values``, ascending."""
         index = self._index.get(column)
         if index is None:
-            index = self._index[column] = {}
-            for position, value in enumerate(self[column]):
-                index.setdefault(value, []).append(position)
+            index = self._index[column] = self._build(column)
+        if len(values) == 1:
+            return index.get(next(iter(values)), [])
         return sorted(p for v in values for p in index.get(v, ()))
+
+    def _build(self, column: int) -> dict[int, list[int]]:
+        values = self[column]
+        wanted = self._wanted.get(column) if self._wanted is not None else None
+        index: dict[int, list[int]] = {}
+        for position, value in enumerate(values):
+            if wanted is None or value in wanted:
+                index.setdefault(value, []).append(position)
+        return index
 
 
 @dataclass(frozen=True)
@@ -60,24 +74,38 @@ class TokenSequence:
 
     steps: tuple[Step, ...]
 
+    @property
+    def first(self) -> tuple[int, frozenset[int]]:
+        """The column and values a match must start with."""
+        return self.steps[0].column, self.steps[0].values
+
     def find(self, columns: Columns) -> list[tuple[int, int]]:
         """(start, end) token offsets of every match, as the Matcher reports them."""
-        first = self.steps[0]
+        first, rest, size = self.steps[0], self.steps[1:], len(columns[0])
         found: list[tuple[int, int]] = []
         for start in columns.positions(first.column, first.values):
-            found.extend((start, end) for end in sorted(self._ends(columns, 1, start + 1)))
+            ends = {start + 1}
+            for step in rest:  # the set of positions each step can end at, step by step
+                ends = _advance(step, columns, ends, size)
+                if not ends:
+                    break
+            found.extend((start, end) for end in sorted(ends))
         return found
 
-    def _ends(self, columns: Columns, index: int, position: int) -> set[int]:
-        if index == len(self.steps):
-            return {position}
-        step, ends, size = self.steps[index], set(), len(columns[0])
+
+def _advance(step: Step, columns: Columns, starts: set[int], size: int) -> set[int]:
+    """Where ``step`` can end from each of ``starts``: after ``low`` to ``high`` passing tokens."""
+    ends: set[int] = set()
+    column = columns[step.column] if step.column >= 0 else None
+    values = step.values
+    for position in starts:
         for count in range(step.high + 1):
             if count >= step.low:
-                ends |= self._ends(columns, index + 1, position + count)
-            if position + count >= size or not step.passes(columns, position + count):
+                ends.add(position + count)
+            at = position + count
+            if at >= size or (column is not None and column[at] not in values):
                 break
-        return ends
+    return ends
 
 
 def compile_sequence(

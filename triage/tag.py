@@ -13,14 +13,14 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
 import numpy
 import spacy
-from spacy.attrs import IS_ALPHA, LEMMA, LIKE_NUM, LOWER, ORTH
+from spacy.attrs import IDX, IS_ALPHA, LEMMA, LENGTH, LIKE_NUM, LOWER, ORTH
 from spacy.language import Language
 from spacy.lookups import load_lookups
 from spacy.matcher import Matcher, PhraseMatcher
@@ -211,6 +211,8 @@ class Tagger:
     terms: PhraseMatcher
     patterns: Matcher
     fast: tuple[tuple[str, TokenSequence], ...]
+    wanted: dict[int, frozenset[int]] = field(default_factory=dict)  # column -> first values
+    key_parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
     def trained_themes(self) -> frozenset[str]:
@@ -221,21 +223,28 @@ class Tagger:
         """Run the pipeline over texts in batches."""
         return self.nlp.pipe(texts, batch_size=64)
 
-    def read(self, doc: Doc) -> Reading:
-        """Everything the judgement needs from a processed Doc, as plain values."""
+    def read(self, doc: Doc, text: str | None = None) -> Reading:
+        """Everything the judgement needs from a processed Doc, as plain values.
+
+        ``text`` is the text the Doc was made from, when the caller has it: ``Doc.text``
+        rebuilds it token by token.
+        """
         strings = self.nlp.vocab.strings
-        table = doc.to_array([LEMMA, LOWER, LIKE_NUM, IS_ALPHA])
+        table = doc.to_array([LEMMA, LOWER, LIKE_NUM, IS_ALPHA, IDX, LENGTH])
         found = [(strings[m], s, e) for m, s, e in self.terms(doc)]
         if len(self.patterns):  # every shipped pattern takes the fast path; others land here
             found += [(strings[m], s, e) for m, s, e in self.patterns(doc)]
         if self.fast:
-            columns = Columns(table[:, :3])
+            columns = Columns(table[:, :3], self.wanted)
             found += [(key, s, e) for key, seq in self.fast for s, e in seq.find(columns)]
+        # Character offsets from the token table: a Span per hit cost as much as the matching.
+        offsets, parts = table[:, 4].tolist(), self.key_parts
+        text = doc.text if text is None else text
         hits = []
         for key, start, end in found:
-            section, name, rule = key.split(":", 2)
-            span = doc[start:end]
-            hits.append(Hit(section, name, rule, span.start_char, span.end_char, span.text))
+            section, name, rule = parts.get(key) or _split_key(key)
+            first, last = offsets[start], offsets[end - 1] + int(table[end - 1, 5])
+            hits.append(Hit(section, name, rule, first, last, text[first:last]))
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
                        int(table[:, 3].sum()))  # fmt: skip
 
@@ -279,7 +288,34 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
             if sequence is not None:  # same matches, a fraction of the Matcher's time
                 patterns.remove(key)
                 fast.append((key, sequence))
-    return Tagger(nlp, settings, terms, patterns, tuple(fast))
+    keys = [key for key, _ in fast] + [
+        f"{section}:{name}:{f'{strength}-' if strength else ''}term"
+        for section, name, strength, _, _ in groups
+    ]
+    return Tagger(
+        nlp,
+        settings,
+        terms,
+        patterns,
+        tuple(fast),
+        _first_values(fast),
+        {key: _split_key(key) for key in keys},
+    )
+
+
+def _split_key(key: str) -> tuple[str, str, str]:
+    """A match key ``section:name:rule`` in its three parts."""
+    section, name, rule = key.split(":", 2)
+    return section, name, rule
+
+
+def _first_values(fast: Sequence[tuple[str, TokenSequence]]) -> dict[int, frozenset[int]]:
+    """Per column, the values any fast pattern can start with (for Columns' index)."""
+    wanted: dict[int, frozenset[int]] = {}
+    for _, sequence in fast:
+        column, values = sequence.first
+        wanted[column] = wanted.get(column, frozenset()) | values
+    return wanted
 
 
 def load_tagger(settings: TagSettings) -> Tagger:
@@ -294,12 +330,14 @@ def tag_many(stories: Sequence[Story], tagger: Tagger) -> list[Triage]:
     """Tag stories in one pass of the pipeline (batched: much faster than one by one)."""
     # An empty text would be a zero-token Doc, which breaks the bag-of-words layer when it
     # shares a batch with others (thinc IndexError): one space is an empty story too.
-    docs = tagger.pipe(story.text or " " for story in stories)
+    texts = [story.text or " " for story in stories]
+    docs = tagger.pipe(texts)
     trained = tagger.trained_themes
     return [
-        judge(story, tagger.read(doc), tagger.settings, trained, partial(tagger.best_sentence, doc))
-        for story, doc in zip(stories, docs, strict=True)
-    ]
+        judge(story, tagger.read(doc, text), tagger.settings, trained,
+              partial(tagger.best_sentence, doc))
+        for story, text, doc in zip(stories, texts, docs, strict=True)
+    ]  # fmt: skip
 
 
 def tag(story: Story, tagger: Tagger) -> Triage:
