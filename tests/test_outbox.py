@@ -327,9 +327,9 @@ def test_outbox_connection_refused_is_temporary() -> None:
 
 
 def test_outbox_silent_server_times_out(silent_port: int) -> None:
-    settings = SmtpSettings(host="127.0.0.1", port=silent_port, security="none")
+    settings = SmtpSettings(host="127.0.0.1", port=silent_port, security="none", timeout=1.0)
     started = time.monotonic()
-    with pytest.raises(SendError) as caught, SmtpConnection(settings, timeout=1.0) as connection:
+    with pytest.raises(SendError) as caught, SmtpConnection(settings) as connection:
         connection.send(render())
     assert time.monotonic() - started < 5
     assert not caught.value.permanent

@@ -39,14 +39,14 @@ def send(
 
 class SmtpConnection:
     """One SMTP session reused for many messages: opened on the first send, closed on exit.
+    Every step (connect, greeting, each reply) waits at most ``[smtp] timeout`` seconds.
 
     ``ssl`` and ``starttls`` verify the server's certificate (``ssl.create_default_context``).
     After a lost connection the next send opens a new one.
     """
 
-    def __init__(self, settings: SmtpSettings, timeout: float | None = None) -> None:
+    def __init__(self, settings: SmtpSettings) -> None:
         self._settings = settings
-        self._timeout = timeout or settings.timeout
         self._client: smtplib.SMTP | None = None
 
     def __enter__(self) -> SmtpConnection:
@@ -55,15 +55,14 @@ class SmtpConnection:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def open(self) -> None:
-        """Connect (and log in) now if not connected; SendError when the server cannot be
-        reached, so the caller can stop before touching any message."""
-        if self._client is None:
-            self._open()
+    def open(self) -> smtplib.SMTP:
+        """The session, connected (and logged in) now if it is not; SendError when the server
+        cannot be reached, so a caller can stop before touching any message."""
+        return self._client or self._open()
 
     def send(self, outgoing: Outgoing) -> None:
         """Send one message; SendError (``permanent`` for a 5xx about it) when it is refused."""
-        client = self._client or self._open()
+        client = self.open()
         try:
             # RFC 3834 3.3: an automatic reply goes from the null sender unless a relay refuses it.
             envelope = self._settings.envelope_sender
@@ -97,10 +96,11 @@ class SmtpConnection:
         context = ssl.create_default_context()
         try:
             if settings.security == "ssl":
-                self._client = smtplib.SMTP_SSL(settings.host, settings.port,
-                                                timeout=self._timeout, context=context)  # fmt: skip
+                self._client = smtplib.SMTP_SSL(settings.host, settings.port, context=context,
+                                                timeout=settings.timeout)  # fmt: skip
             else:
-                self._client = smtplib.SMTP(settings.host, settings.port, timeout=self._timeout)
+                self._client = smtplib.SMTP(settings.host, settings.port,
+                                            timeout=settings.timeout)  # fmt: skip
             if settings.security == "starttls":
                 self._client.starttls(context=context)
                 self._client.ehlo()  # RFC 3207: forget what was said before TLS
