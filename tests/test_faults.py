@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import formatdate, parseaddr
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -166,11 +167,16 @@ def stored_uids(database: Path) -> set[int]:
         return {uid for (uid,) in db.execute("SELECT uid FROM stories")}
 
 
-def sink_settings(settings: Settings, sink: SmtpSink, **smtp: object) -> Settings:
+def database_of(settings: Settings) -> Path:
+    """The SQLite file of the store ``settings`` name."""
+    return Path(settings.store.url.removeprefix("sqlite:///"))
+
+
+def sink_settings(settings: Settings, sink: SmtpSink, **smtp: Any) -> Settings:
     """``settings`` sending to ``sink`` with no hourly cap."""
     relay = SmtpSettings(host=sink.host, port=sink.port, security="none", pickup_dir="")
     ack = AcknowledgementSettings(max_per_hour=100_000)
-    return replace(settings, smtp=replace(relay, **smtp), acknowledgement=ack)  # type: ignore[arg-type]
+    return replace(settings, smtp=replace(relay, **smtp), acknowledgement=ack)
 
 
 KILL_PHASES = ("starting", "storing", "sending")
@@ -246,7 +252,7 @@ def test_faults_smtp_refuses_a_random_fifth_451_and_some_addresses_550(
         run_once(settings, now + timedelta(hours=hours), tagger=tagger)
         if not pending(settings):
             break
-    result = audit(mailbox, Path(settings.store.url.removeprefix("sqlite:///")), smtp_sink)
+    result = audit(mailbox, database_of(settings), smtp_sink)
     record(request, "SMTP 451 to a fifth, 550 to some", result)
     assert_clean(result)
     assert Counter(a for a in smtp_sink.refused if a in refused) == Counter(refused)  # tried once
@@ -254,8 +260,7 @@ def test_faults_smtp_refuses_a_random_fifth_451_and_some_addresses_550(
 
 
 def pending(settings: Settings) -> int:
-    path = settings.store.url.removeprefix("sqlite:///")
-    with closing(sqlite3.connect(path)) as db:
+    with closing(sqlite3.connect(database_of(settings))) as db:
         query = "SELECT count(*) FROM outbox WHERE state IN ('pending', 'sending')"
         return int(db.execute(query).fetchone()[0])
 
@@ -274,7 +279,7 @@ def test_faults_silent_imap_server_ends_the_run_within_its_timeout_then_the_next
     # Not a speed figure: a hang would be minutes, the configured timeouts total 3 s.
     assert time.monotonic() - started < 3 + 10
     run_once(settings, datetime.now(UTC), tagger=tagger)
-    result = audit(mailbox, Path(settings.store.url.removeprefix("sqlite:///")), smtp_sink)
+    result = audit(mailbox, database_of(settings), smtp_sink)
     record(request, "IMAP server that never answers", result)
     assert_clean(result)
     assert result.held == 0
@@ -293,11 +298,11 @@ def test_faults_silent_smtp_server_ends_sending_within_its_timeout_then_the_next
     started = time.monotonic()
     assert run_once(silent, now, tagger=tagger).acknowledged == 0
     assert time.monotonic() - started < 2 + 10  # one timeout for the run, not one per reply
-    with closing(sqlite3.connect(settings.store.url.removeprefix("sqlite:///"))) as db:
+    with closing(sqlite3.connect(database_of(settings))) as db:
         rows = db.execute("SELECT state, attempts FROM outbox WHERE state != 'suppressed'")
         assert set(rows.fetchall()) == {("pending", 0)}  # nobody's reply blamed or held
     run_once(settings, now, tagger=tagger)
-    result = audit(mailbox, Path(settings.store.url.removeprefix("sqlite:///")), smtp_sink)
+    result = audit(mailbox, database_of(settings), smtp_sink)
     record(request, "SMTP server that never answers", result)
     assert_clean(result)
     assert result.held == 0
@@ -320,7 +325,7 @@ def test_faults_uidvalidity_reset_between_runs(
     assert mailbox.uidvalidity("Stories") != before
     counts = run_once(settings, datetime.now(UTC), tagger=tagger)
     assert (counts.stored, counts.duplicates) == (30, STORIES)
-    result = audit(mailbox, Path(settings.store.url.removeprefix("sqlite:///")), smtp_sink,
+    result = audit(mailbox, database_of(settings), smtp_sink,
                    "Stories")  # fmt: skip
     record(request, "UIDVALIDITY reset between runs", result)
     assert_clean(result)

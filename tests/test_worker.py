@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, DovecotServer, Mailbox, SmtpSink, story_message, wait_for
+from conftest import (
+    DovecotServer,
+    Mailbox,
+    SmtpSink,
+    imap_config,
+    start_pipeline,
+    story_message,
+    wait_for,
+)
 
 import worker
 from config.settings import AlertSettings, Settings, SmtpSettings
@@ -101,26 +109,13 @@ def test_worker_poll_alerts_once_after_failures_and_once_on_recovery(
 
 
 def write_worker_config(tmp_path: Path, box: Mailbox, sink: SmtpSink) -> Path:
-    config = tmp_path / "pipeline.toml"
-    config.write_text(
-        f'[mailbox]\nmaildir = ""\nhost = "127.0.0.1"\nport = {box.server.port}\n'
-        f'security = "none"\nusername = "{box.user}"\npassword_env = "STORY_TEST_IMAP_PASSWORD"\n'
-        "connect_timeout = 5.0\nread_timeout = 10.0\n"
-        f'[store]\nurl = "sqlite:///{tmp_path}/stories.db"\n'
-        f'[smtp]\npickup_dir = ""\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
+    return imap_config(tmp_path, box, smtp_port=sink.port, extra=(
         '[digest]\nrecipients = ["team@example.org"]\nschedule = "* * * * *"\n'
-        f'output_dir = "{tmp_path}/digests"\n'
-        "[schedule]\npoll_seconds = 1\n"
-    )
-    return config
+        f'output_dir = "{tmp_path}/digests"\n[schedule]\npoll_seconds = 1\n'))  # fmt: skip
 
 
-def start_worker(config: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "STORY_TEST_IMAP_PASSWORD": PASSWORD}
-    command = [sys.executable, str(ROOT / "run_pipeline.py"), "--config", str(config),
-               "--log-format", "json", *extra, "run"]  # fmt: skip
-    return subprocess.Popen(command, env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+def start_worker(config: Path) -> subprocess.Popen[str]:
+    return start_pipeline(config, "--log-format", "json", "run")
 
 
 @pytest.mark.slow
