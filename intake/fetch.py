@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError
-from imapclient.util import chunk
 
 from intake.errors import ConfigError, FetchError
 from intake.records import Batch, MailboxState, RawMessage
@@ -80,6 +79,7 @@ class ImapSource:
         self.settings = settings
         self._client: IMAPClient | None = None
         self._can_keyword = False
+        self._uidnext = 0  # from SELECT: no message can have a UID at or above it yet
 
     def __enter__(self) -> ImapSource:
         return self
@@ -102,6 +102,7 @@ class ImapSource:
             raise FetchError(f"IMAP {s.host}:{s.port}: {type(err).__name__}: {err}") from err
         flags = selected.get(b"PERMANENTFLAGS", ())
         self._can_keyword = TRIAGED in flags or b"\\*" in flags
+        self._uidnext = int(selected.get(b"UIDNEXT") or 0)
         return MailboxState(s.folder, int(selected[b"UIDVALIDITY"]))
 
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
@@ -110,12 +111,18 @@ class ImapSource:
         A message that vanished between SEARCH and FETCH is skipped. Any connection error
         raises FetchError; the batch in hand is then dropped whole, never half-yielded.
         """
-        for batch in chunk(self.new_uids(last_uid), self.settings.batch_size):
-            yield Batch(self.fetch_batch(state, list(batch)), batch[-1])
+        uids = self.new_uids(last_uid)
+        for at in range(0, len(uids), self.settings.batch_size):
+            batch = uids[at : at + self.settings.batch_size]
+            remaining = len(uids) - at - len(batch)
+            yield Batch(self.fetch_batch(state, batch), batch[-1], remaining)
 
     def new_uids(self, last_uid: int) -> list[int]:
-        """UIDs above ``last_uid``, ascending (one UID SEARCH)."""
+        """UIDs above ``last_uid``, ascending (one UID SEARCH, none when SELECT's UIDNEXT
+        already says nothing has arrived since: an idle poll costs one round trip less)."""
         client = self._require()
+        if 0 < self._uidnext <= last_uid + 1:
+            return []
         try:
             found = client.search(["UID", f"{last_uid + 1}:*"])
         except _IMAP_ERRORS as err:

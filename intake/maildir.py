@@ -77,7 +77,7 @@ class MaildirSource:
             self._keys[uid] = key
             batch.append(raw)
             if len(batch) == self.settings.batch_size:
-                yield Batch(tuple(batch), uid)
+                yield Batch(tuple(batch), uid, len(keys) - uid)
                 batch = []
         if batch:
             yield Batch(tuple(batch), batch[-1].uid)

@@ -51,11 +51,13 @@ class Batch:
     """Messages fetched together; ``last_uid`` is the checkpoint once they are committed.
 
     ``last_uid`` may be above every message's UID: messages that vanished between SEARCH and
-    FETCH are skipped, but the checkpoint still moves past them.
+    FETCH are skipped, but the checkpoint still moves past them. ``remaining`` is how many
+    messages the source still has to hand out after this batch (for progress; 0 if unknown).
     """
 
     messages: tuple[RawMessage, ...]
     last_uid: int
+    remaining: int = 0
 
 
 @dataclass(frozen=True, slots=True)
