@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import traceback
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from config.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
 from config.settings import Settings
@@ -28,32 +26,24 @@ from intake import report
 from intake.errors import PipelineError
 from intake.fetch import ImapSettings, ImapSource
 from intake.maildir import MaildirSettings, MaildirSource
-from intake.parse import parse
-from intake.records import (
-    Batch,
-    MailboxState,
-    Quarantined,
-    RawMessage,
-    RunCounts,
-    Story,
-    Triage,
-)
+from intake.records import Batch, MailboxState, RunCounts
+from intake.report import Progress
 from intake.store import Store
+from intake.timing import StageTimer
+from stages import Processed, open_stages, process
 from triage.alerts import alert_due, record_poll, send_alert
-from triage.deliver import acknowledge, confirm_interrupted
+from triage.deliver import acknowledge, confirm_interrupted, decide_stories
 from triage.digest_out import DigestContext, DigestOutcome, send_digest
 from triage.privacy import (
     Folders,
     hold_withdrawn,
     housekeeping,
 )
-from triage.tag import Tagger, load_tagger, tag_many
-
-In = TypeVar("In")
-Out = TypeVar("Out")
+from triage.tag import Tagger, load_tagger
 
 log = logging.getLogger("story_intake")
-
+# What the per-batch log line counts: ids and numbers only, never a message's content.
+BATCH_COUNTS = ("fetched", "stored", "duplicates", "quarantined", "too_large")
 
 
 class Source(Protocol):
@@ -78,30 +68,54 @@ def open_source(settings: ImapSettings | MaildirSettings) -> Source:
 def run_once(
     settings: Settings, now: datetime, source: Source | None = None,
     tagger: Tagger | None = None, stop: threading.Event | None = None,
+    timer: StageTimer | None = None,
 ) -> RunCounts:  # fmt: skip
     """One pass: fetch what is new, parse and tag it, store it, mark it on the server, then
     acknowledge.
 
-    ``source`` and ``tagger`` default to the ones the settings name. When ``stop`` is set (a
+    ``source`` and ``tagger`` default to the ones the settings name (a tagger handed in also
+    means parsing and tagging here, not in ``[intake] workers``). When ``stop`` is set (a
     signal), the pass ends after the batch or acknowledgement in hand, everything committed.
+    ``timer`` collects the seconds spent in each stage.
     """
     counts = RunCounts()
     stop = stop or threading.Event()
+    timer = timer or StageTimer()
     source = source or open_source(settings.mailbox)
+    progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
     with Store(settings.store) as store:
         with closing(source):
             state = source.open()
             _finish_pending_marks(source, store, state)
-            for batch in source.fetch_new(state, store.last_uid(state)):
-                # Loaded with the first batch, so a poll that finds nothing new stays cheap.
-                tagger = tagger or load_tagger(settings.tagger)
-                counts = _add(counts, _handle_batch(batch, state, source, store, tagger, now))
-                if stop.is_set():
-                    break
+            batches = _timed(source.fetch_new(state, store.last_uid(state)), timer)
+            workers = settings.intake.workers
+            with open_stages(settings.tagger, workers, tagger, timer) as stages:
+                for batch, processed in stages.map(batches):
+                    step = _handle_batch(batch, processed, state, source, store, now, settings,
+                                         timer)  # fmt: skip
+                    counts = _add(counts, step)
+                    log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
+                             report.counts_line(step, BATCH_COUNTS),
+                             progress.update(counts.fetched, batch.remaining))  # fmt: skip
+                    if stop.is_set():
+                        break
+            progress.close()
             confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
-        sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
-                                       settings.intake.addresses, stop.is_set)  # fmt: skip
-    return replace(counts, acknowledged=sent, suppressed=suppressed)
+        with timer.stage("acknowledge"):
+            sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
+                                           settings.intake.addresses, stop.is_set)  # fmt: skip
+    return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
+
+
+def _timed(batches: Iterator[Batch], timer: StageTimer) -> Iterator[Batch]:
+    """The source's batches, the time spent waiting for each counted as fetching."""
+    while True:
+        with timer.stage("fetch"):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        timer.add("fetch", 0.0, len(batch.messages))
+        yield batch
 
 
 def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = None) -> bool:
@@ -186,66 +200,31 @@ def digest_context(settings: Settings) -> DigestContext:
                          settings.tagger.theme_names)  # fmt: skip
 
 
-def process(
-    raws: Sequence[RawMessage], tagger: Tagger
-) -> tuple[list[tuple[RawMessage, Story, Triage]], list[Quarantined]]:
-    """The per-message stages in order, parse then tag; a failure quarantines that message."""
-    stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws], _parse_each)
-    triages, untagged = run_stage("tag", stories, partial(tag_many, tagger=tagger))
-    story_of = {raw.key: story for raw, story in stories}
-    done = [(raw, story_of[raw.key], triage) for raw, triage in triages]
-    return done, unparsed + untagged
-
-
-def _parse_each(raws: Sequence[RawMessage]) -> list[Story]:
-    return [parse(raw) for raw in raws]
-
-
-def run_stage(
-    stage: str, items: Sequence[tuple[RawMessage, In]], handler: Callable[[list[In]], Sequence[Out]]
-) -> tuple[list[tuple[RawMessage, Out]], list[Quarantined]]:
-    """Apply a stage to a whole batch (spaCy is much faster on batches); if it fails, again item
-    by item, so that only the message that breaks it is quarantined and the rest go on."""
-    done: list[tuple[RawMessage, Out]] = []
-    failed: list[Quarantined] = []
-    pending = deque([list(items)] if items else [])
-    while pending:
-        group = pending.popleft()
-        try:
-            outputs = handler([item for _, item in group])
-        except Exception as err:  # the one broad except: quarantine, never lose, never crash
-            if len(group) > 1:
-                pending.extendleft(reversed([[one] for one in group]))
-                continue
-            reason = f"{type(err).__name__}: {err}"[:500]
-            failed.append(Quarantined(group[0][0], stage, reason, traceback.format_exc(limit=20)))
-            continue
-        done.extend((raw, out) for (raw, _), out in zip(group, outputs, strict=True))
-    return done, failed
-
-
 def _handle_batch(
-    batch: Batch, state: MailboxState, source: Source, store: Store, tagger: Tagger,
-    now: datetime,
+    batch: Batch, processed: Processed, state: MailboxState, source: Source, store: Store,
+    now: datetime, settings: Settings, timer: StageTimer,
 ) -> RunCounts:  # fmt: skip
-    done, failed = process(batch.messages, tagger)
+    done, failed = processed
     parsed = [(raw, story) for raw, story, _ in done]
     triages = {story.story_id: triage for _, story, triage in done}
-    result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
-    hold_withdrawn(store, [(story, triage) for _, story, triage in done])
+    with timer.stage("store", len(batch.messages)):
+        result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
+        hold_withdrawn(store, [(story, triage) for _, story, triage in done])
     # Only now that the store has committed may the server be told.
     uids = [raw.uid for raw in batch.messages]
-    source.mark_stored(uids)
-    store.clear_marks(state, uids)
+    with timer.stage("mark", len(uids)):
+        source.mark_stored(uids)
+        store.clear_marks(state, uids)
+    # The first of each story_id is the one stored (a batch may hold the same mail twice).
+    first = {story.story_id: (story, triage) for _, story, triage in reversed(done)}
+    fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
+    with timer.stage("acknowledge"):
+        suppressed = decide_stories(store, now, settings.acknowledgement,
+                                    settings.intake.addresses, fresh)  # fmt: skip
     too_large = sum(1 for raw in batch.messages if raw.too_large)
-    log.info(
-        "batch mailbox_uid<=%d fetched=%d stored=%d duplicates=%d quarantined=%d too_large=%d",
-        batch.last_uid, len(batch.messages), result.stored, result.duplicates,
-        result.quarantined, too_large,
-    )  # fmt: skip
     return RunCounts(fetched=len(batch.messages), stored=result.stored,
                      duplicates=result.duplicates, quarantined=result.quarantined,
-                     too_large=too_large, tagged=result.stored)  # fmt: skip
+                     too_large=too_large, tagged=result.stored, suppressed=suppressed)  # fmt: skip
 
 
 def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:

@@ -27,9 +27,15 @@ from triage.rules import TagSettings
 
 @dataclass(frozen=True, slots=True)
 class IntakeSettings:
-    """``[intake]``: the mailbox's own addresses, to recognise mail to and from itself."""
+    """``[intake]``: the mailbox's own addresses, to recognise mail to and from itself, and
+    how many worker processes parse and tag (0: all in the one process)."""
 
     addresses: tuple[str, ...] = ("stories@example.org",)
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.workers <= 16:
+            raise ConfigError("intake.workers must be between 0 and 16")
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,17 @@ class OutboxRows:
         with self._connect() as conn:
             return conn.execute(query).first() is not None
 
+    def sender_flags(self, keys: Sequence[str], since: datetime) -> tuple[set[str], set[str]]:
+        """Of these sender keys: those acknowledged (or on the way) since ``since``, and those
+        refused for good before: ``acknowledged_since`` and ``undeliverable`` for many at once."""
+        o = schema.outbox.c
+        wanted = sorted(set(keys))
+        recent = select(o.sender_key).where(o.sender_key.in_(wanted), o.state.in_(ACTIVE),
+                                            o.created_at >= since)  # fmt: skip
+        refused = select(o.sender_key).where(o.sender_key.in_(wanted), o.permanent.is_(True))
+        with self._connect() as conn:
+            return set(conn.execute(recent).scalars()), set(conn.execute(refused).scalars())
+
     def undeliverable(self, key: str) -> bool:
         """Whether mail to this sender was refused for good (a 5xx) before."""
         o = schema.outbox.c

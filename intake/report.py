@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
@@ -86,9 +86,49 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
 
 
-def counts_line(counts: RunCounts) -> str:
-    """The counts of one pass as ``name=value`` pairs."""
-    return " ".join(f"{k}={v}" for k, v in asdict(counts).items())
+def counts_line(counts: RunCounts, names: Sequence[str] | None = None) -> str:
+    """The counts of one pass (or only ``names``) as ``name=value`` pairs."""
+    values = asdict(counts)
+    return " ".join(f"{k}={values[k]}" for k in (names or values))
+
+
+class Progress:
+    """How far a pass has got: messages done, rate and time left.
+
+    ``update`` returns the figures for the per-batch log line; on a terminal (``stream``) it
+    also redraws one line in place, so a first run on a large backlog shows it is moving.
+    Counts and times only. ``clock`` is a monotonic clock in seconds.
+    """
+
+    def __init__(self, stream: TextIO | None, clock: Callable[[], float]) -> None:
+        self._stream, self._clock = stream, clock
+        self._began = clock()
+        self._drawn = False
+
+    def update(self, done: int, remaining: int) -> str:
+        """Record ``done`` messages so far with ``remaining`` still to come."""
+        elapsed = max(self._clock() - self._began, 1e-9)
+        rate = done / elapsed
+        left = remaining / rate if rate else 0.0
+        if self._stream is not None:
+            total = done + remaining
+            self._stream.write(f"\r{done:,}/{total:,} messages, {rate:,.0f}/s, "
+                               f"{_duration(left)} left \x1b[K")  # fmt: skip
+            self._stream.flush()
+            self._drawn = True
+        return f"done={done} remaining={remaining} rate={rate:.0f}/s eta={left:.0f}s"
+
+    def close(self) -> None:
+        """End the terminal line, if one was drawn."""
+        if self._stream is not None and self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def demo_summary(store: Store, out: TextIO) -> None:

@@ -62,6 +62,7 @@ class BatchResult:
     stored: int
     duplicates: int
     quarantined: int
+    fresh: frozenset[str] = frozenset()  # story_ids stored by this batch (not duplicates)
 
 
 class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows):
@@ -132,7 +133,8 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows):
                 conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), marks)
             if state.uidvalidity:
                 _checkpoint(conn, state, last_uid, now)
-        return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed))
+        stored = frozenset(story.story_id for _, story in fresh)
+        return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed), stored)
 
     def pending_marks(self, state: MailboxState) -> list[int]:
         """UIDs stored under this UIDVALIDITY but not yet marked on the server."""

@@ -49,7 +49,7 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from config.settings import Settings, SmtpSettings
+from config.settings import IntakeSettings, Settings, SmtpSettings
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.fetch import ImapSettings
 from intake.maildir import MaildirSettings
@@ -60,6 +60,9 @@ TESTS = Path(__file__).resolve().parent
 FUZZ_COUNTS = pytest.StashKey[Counter[str]]()  # filled by test_fuzz, printed in the summary
 FAULT_TALLY = pytest.StashKey[dict[str, Counter[str]]]()  # filled by test_faults, likewise
 PASSWORD = "secret"
+# Parse and tag in the test's own process (a worker pool takes seconds to start, and faults
+# injected with monkeypatch would not reach it); test_run_once covers [intake] workers.
+IN_PROCESS = IntakeSettings(workers=0)
 
 
 def free_port() -> int:
@@ -230,7 +233,8 @@ def imap_settings(tmp_path: Path) -> Callable[..., Settings]:
             read_timeout=10, **mailbox_overrides,
         )  # fmt: skip
         return Settings(mailbox=imap, store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"),
-                        smtp=SmtpSettings(pickup_dir=str(tmp_path / "outbox")))  # fmt: skip
+                        smtp=SmtpSettings(pickup_dir=str(tmp_path / "outbox")),
+                        intake=IN_PROCESS)  # fmt: skip
 
     return make
 
@@ -241,6 +245,7 @@ def maildir_settings(tmp_path: Path) -> Settings:
         mailbox=MaildirSettings(maildir=str(tmp_path / "mailbox")),
         store=StoreSettings(f"sqlite:///{tmp_path}/stories.db"),
         smtp=SmtpSettings(pickup_dir=str(tmp_path / "outbox")),
+        intake=IN_PROCESS,
     )
 
 

@@ -28,6 +28,7 @@ def test_config_shipped_file_loads_as_embedded_default() -> None:
     assert settings.mailbox.maildir == "var/mailbox"
     assert settings.store.url == "sqlite:///var/stories.db"
     assert settings.acknowledgement.per_sender_days == 7
+    assert settings.intake.workers == 1
 
 
 def test_config_every_key_has_a_comment_line_above_it() -> None:
@@ -73,6 +74,8 @@ def test_config_shipped_tagger_knobs_are_the_defaults() -> None:
         ({"mailbox": {"maildir": "m", "colour": "blue"}}, "mailbox.colour"),
         ({"store": {"uri": "sqlite://"}, "mailbox": {"maildir": "m"}}, "store.uri"),
         ({"mailbox": {"maildir": "m"}, "digest": {"send_empty": "yes"}}, "digest.send_empty"),
+        ({"mailbox": {"maildir": "m"}, "intake": {"workers": -1}}, "intake.workers"),
+        ({"mailbox": {"maildir": "m"}, "intake": {"workers": "2"}}, "intake.workers"),
         ({"mailbox": {"maildir": "m", "batch_size": "100"}}, "mailbox.batch_size"),
         ({"mailbox": {"maildir": "m", "batch_size": True}}, "mailbox.batch_size"),
         ({"mailbox": {"maildir": "m"}, "intake": {"addresses": "a@x.org"}}, "intake.addresses"),

@@ -28,8 +28,8 @@ from conftest import (
     story_message,
 )
 
-import run_pipeline
-from config.settings import Settings
+import stages
+from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError
 from intake.store import Store
@@ -144,6 +144,29 @@ def test_run_once_maildir_stores_quarantines_and_moves(
     assert entry.stage == "parse" and "MIME structure" in entry.reason
 
 
+@pytest.mark.slow
+def test_run_once_worker_processes_store_what_one_process_stores(
+    tmp_path: Path, now: datetime
+) -> None:
+    messages = [story_message(i) for i in range(1, 8)] + [nested_message(5000)]
+    results = []
+    for workers in (0, 2):
+        folder = tmp_path / f"workers-{workers}"
+        config = maildir_config(folder, extra=f"[intake]\nworkers = {workers}\n")
+        settings = load_settings(config, {})
+        seed(settings, *messages)
+        settings = dataclasses.replace(
+            settings, mailbox=dataclasses.replace(settings.mailbox, batch_size=3))
+        counts = run_once(settings, now)
+        assert (counts.fetched, counts.stored, counts.quarantined) == (8, 7, 1)
+        with Store(settings.store) as store:
+            (entry,) = store.quarantined()
+            assert entry.stage == "parse" and "MIME structure" in entry.reason
+            stored = sorted((s.story_id, s.text, t) for s, t in store.triaged())
+            results.append((stored, store.outbox_counts()))
+    assert results[0] == results[1]
+
+
 def test_run_once_stage_failure_quarantines_then_requeue_releases(
     maildir_settings: Settings, now: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,7 +176,7 @@ def test_run_once_stage_failure_quarantines_then_requeue_releases(
     def broken(raw: object) -> object:
         raise RuntimeError("injected fault in the parse stage")
 
-    monkeypatch.setattr(run_pipeline, "parse", broken)
+    monkeypatch.setattr(stages, "parse", broken)
     counts = run_once(maildir_settings, now)
     assert (counts.fetched, counts.stored, counts.quarantined) == (2, 0, 2)
     assert requeue(maildir_settings, now) == (0, 2)  # still broken: kept, attempts counted

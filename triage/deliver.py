@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from intake.errors import SendError
-from intake.records import Acknowledgement, Triage
+from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
 from triage.acknowledge import Decision, decide, normalise_sender, reference
 from triage.outbox import make_environment, message_id_for, render_acknowledgement
@@ -69,30 +69,50 @@ def confirm_interrupted(
 def _decide_all(
     store: Store, now: datetime, settings: AcknowledgementSettings, own_addresses: Sequence[str]
 ) -> int:
-    own = [normalise_sender(a) for a in own_addresses]
-    since = now - timedelta(days=settings.per_sender_days)
     suppressed = 0
     while page := store.undecided(DECISION_PAGE):
-        decided: list[tuple[Acknowledgement, str]] = []
-        answered: set[str] = set()  # senders given a reply earlier in this page
-        for story, triage in page:
-            triage = triage or Triage(story.story_id, "story", (), (), (), ("untagged",))
-            key = store.sender_key(normalise_sender(story.sender.address))
-            # A withdrawal is always confirmed, however recently the person heard from us.
-            recent = (partial(_recently, store, since, answered) if triage.kind != WITHDRAWAL
-                      else _never)  # fmt: skip
-            decision = decide(story, triage, own, settings, now, recent)
-            if decision.send and store.undeliverable(key):  # a 5xx before: do not try again
-                decision = Decision(False, "undeliverable", "", "", decision.urgent)
-            if decision.send:
-                answered.add(key)
-            state = "pending" if decision.send else "suppressed"
-            item = Acknowledgement(story.story_id, decision.reason, decision.template,
-                                   decision.to, state, 0, decision.urgent)  # fmt: skip
-            decided.append((item, key))
-            suppressed += not decision.send
-        store.record_decisions(decided, now)  # one transaction per page
+        untagged = [(story, triage or Triage(story.story_id, "story", (), (), (), ("untagged",)))
+                    for story, triage in page]  # fmt: skip
+        suppressed += _decide_page(store, now, settings, own_addresses, untagged)
     return suppressed
+
+
+def decide_stories(
+    store: Store, now: datetime, settings: AcknowledgementSettings,
+    own_addresses: Sequence[str], stories: Sequence[tuple[Story, Triage]],
+) -> int:  # fmt: skip
+    """Decide for stories just stored (a batch in hand, not read back from the store), in
+    the order ``acknowledge`` would take them; returns how many were suppressed."""
+    ordered = sorted(stories, key=lambda pair: (pair[0].received_at, pair[0].story_id))
+    return sum(_decide_page(store, now, settings, own_addresses, ordered[at : at + DECISION_PAGE])
+               for at in range(0, len(ordered), DECISION_PAGE))  # fmt: skip
+
+
+def _decide_page(
+    store: Store, now: datetime, settings: AcknowledgementSettings,
+    own_addresses: Sequence[str], page: Sequence[tuple[Story, Triage]],
+) -> int:  # fmt: skip
+    """Decide and record one page of stories in one transaction; returns how many were
+    suppressed. The store is asked once per page about all the page's senders."""
+    own = [normalise_sender(a) for a in own_addresses]
+    since = now - timedelta(days=settings.per_sender_days)
+    keys = [store.sender_key(normalise_sender(story.sender.address)) for story, _ in page]
+    recent, undeliverable = store.sender_flags(keys, since)
+    decided: list[tuple[Acknowledgement, str]] = []
+    for (story, triage), key in zip(page, keys, strict=True):
+        # A withdrawal is always confirmed, however recently the person heard from us.
+        recently = partial(_recently, store, recent) if triage.kind != WITHDRAWAL else _never
+        decision = decide(story, triage, own, settings, now, recently)
+        if decision.send and key in undeliverable:  # a 5xx before: do not try again
+            decision = Decision(False, "undeliverable", "", "", decision.urgent)
+        if decision.send:
+            recent.add(key)  # later stories of this sender in the page are rate limited
+        state = "pending" if decision.send else "suppressed"
+        item = Acknowledgement(story.story_id, decision.reason, decision.template,
+                               decision.to, state, 0, decision.urgent)  # fmt: skip
+        decided.append((item, key))
+    store.record_decisions(decided, now)  # one transaction per page
+    return sum(1 for item, _ in decided if item.state == "suppressed")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -100,9 +120,8 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(minutes=5 * 2 ** min(attempts, 10)), timedelta(hours=6))
 
 
-def _recently(store: Store, since: datetime, answered: set[str], address: str) -> bool:
-    key = store.sender_key(address)
-    return key in answered or store.acknowledged_since(key, since)
+def _recently(store: Store, recent: set[str], address: str) -> bool:
+    return store.sender_key(address) in recent
 
 
 def _never(address: str) -> bool:
@@ -116,18 +135,22 @@ def _send_pending(
     """Send pending acknowledgements within the hourly cap, one claimed at a time."""
     room = settings.max_per_hour - store.sent_since(now - timedelta(hours=1))
     env = make_environment(TEMPLATES)
-    attempted: list[str] = []
+    # A refused message goes back to pending with a retry time after ``now``, so it is not
+    # claimed again in this run anyway; the list (of those only: it stays short on a large
+    # backlog, where excluding everything attempted made each claim slower) makes sure of it.
+    retrying: list[str] = []
     sent = failures = 0
     connection = SmtpConnection(smtp_settings) if smtp_settings.host else nullcontext(None)
     with connection as smtp:
         while sent < room and failures < MAX_TEMPORARY_FAILURES and not stop():
-            claimed = store.claim(1, now, exclude=attempted)
+            claimed = store.claim(1, now, exclude=retrying)
             if not claimed:
                 return sent
             if not _reachable(smtp, store, claimed[0].story_id, now):
                 return sent
-            attempted.append(claimed[0].story_id)
             outcome = _send_one(claimed[0], env, settings, smtp_settings, store, smtp, now)
+            if outcome == "pending":
+                retrying.append(claimed[0].story_id)
             sent += outcome == "sent"
             failures = failures + 1 if outcome == "pending" else 0
     if sent >= room:

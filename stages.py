@@ -1,0 +1,188 @@
+"""The per-message stages, parse then tag, run in this process or in worker processes.
+
+Part of the composition root with ``run_pipeline.py`` (which wires it in): the only other
+module that imports both ``intake`` and ``triage``. Parsing and tagging are pure CPU work on
+one message at a time, so they can run in worker processes (``[intake] workers``) while this
+process fetches the next batch, stores the last one and sends acknowledgements. Results come
+back in batch order, so the store still commits batch after batch, checkpoint by checkpoint.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
+from types import TracebackType
+from typing import TypeVar
+
+from intake.parse import parse
+from intake.records import Batch, Quarantined, RawMessage, Story, Triage
+from intake.timing import StageTimer
+from triage.rules import TagSettings
+from triage.tag import Tagger, load_tagger, tag_many
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+Done = list[tuple[RawMessage, Story, Triage]]
+Processed = tuple[Done, list[Quarantined]]
+# What a worker sends back: indexes into its batch instead of the raw bytes (they stay here).
+WorkerResult = tuple[
+    list[tuple[int, Story, Triage]], list[Quarantined], dict[str, float], dict[str, int]
+]
+
+
+def process(
+    raws: Sequence[RawMessage], tagger: Tagger, timer: StageTimer | None = None
+) -> Processed:
+    """The per-message stages in order, parse then tag; a failure quarantines that message."""
+    timer = timer or StageTimer()
+    with timer.stage("parse", len(raws)):
+        stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws],
+                                      partial(_parse_each, timer=timer))  # fmt: skip
+    with timer.stage("tag", len(stories)):
+        triages, untagged = run_stage("tag", stories, partial(tag_many, tagger=tagger))
+    story_of = {raw.key: story for raw, story in stories}
+    done = [(raw, story_of[raw.key], triage) for raw, triage in triages]
+    return done, unparsed + untagged
+
+
+def _parse_each(raws: Sequence[RawMessage], timer: StageTimer) -> list[Story]:
+    return [parse(raw, timer) for raw in raws]
+
+
+def run_stage(
+    stage: str, items: Sequence[tuple[RawMessage, In]], handler: Callable[[list[In]], Sequence[Out]]
+) -> tuple[list[tuple[RawMessage, Out]], list[Quarantined]]:
+    """Apply a stage to a whole batch (spaCy is much faster on batches); if it fails, again item
+    by item, so that only the message that breaks it is quarantined and the rest go on."""
+    done: list[tuple[RawMessage, Out]] = []
+    failed: list[Quarantined] = []
+    pending = deque([list(items)] if items else [])
+    while pending:
+        group = pending.popleft()
+        try:
+            outputs = handler([item for _, item in group])
+        except Exception as err:  # the one broad except: quarantine, never lose, never crash
+            if len(group) > 1:
+                pending.extendleft(reversed([[one] for one in group]))
+                continue
+            reason = f"{type(err).__name__}: {err}"[:500]
+            failed.append(Quarantined(group[0][0], stage, reason, traceback.format_exc(limit=20)))
+            continue
+        done.extend((raw, out) for (raw, _), out in zip(group, outputs, strict=True))
+    return done, failed
+
+
+class InProcess:
+    """Parse and tag here, batch by batch; the tagger is loaded with the first batch, so a
+    poll that finds nothing new stays cheap."""
+
+    def __init__(self, settings: TagSettings, tagger: Tagger | None, timer: StageTimer) -> None:
+        self._settings, self._tagger, self._timer = settings, tagger, timer
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
+        """Each batch with its parsed and tagged messages, in order."""
+        for batch in batches:
+            self._tagger = self._tagger or load_tagger(self._settings)
+            yield batch, process(batch.messages, self._tagger, self._timer)
+
+
+class WorkerPool:
+    """Parse and tag in ``workers`` processes, each loading the tagger once; batches are
+    handed out as they are fetched and come back in order."""
+
+    def __init__(self, settings: TagSettings, workers: int, timer: StageTimer) -> None:
+        self._settings, self._workers, self._timer = settings, workers, timer
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
+        """Each batch with its parsed and tagged messages, in order. One batch more than there
+        are workers is in flight, so every worker is busy while this process stores."""
+        in_flight: deque[tuple[Batch, Future[WorkerResult]]] = deque()
+        for batch in batches:
+            in_flight.append((batch, self._start().submit(_work, batch.messages)))
+            if len(in_flight) > self._workers:
+                yield self._collect(*in_flight.popleft())
+        while in_flight:
+            yield self._collect(*in_flight.popleft())
+
+    def _start(self) -> ProcessPoolExecutor:
+        # Started with the first batch (an idle poll starts nothing). "spawn": a fork would
+        # copy this process's open IMAP and SQLite connections into the workers.
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            started = (self._settings, os.getpid())
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=_load, initargs=started
+            )
+        return self._pool
+
+    def _collect(self, batch: Batch, future: Future[WorkerResult]) -> tuple[Batch, Processed]:
+        began = time.perf_counter()
+        indexed, failed, seconds, items = future.result()
+        self._timer.add("wait", time.perf_counter() - began)
+        self._timer.merge(seconds, items)
+        done = [(batch.messages[i], story, triage) for i, story, triage in indexed]
+        return batch, (done, failed)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+# The worker process's tagger, loaded once by the pool's initializer: the one piece of state
+# a worker keeps between batches (loading the model takes seconds).
+_worker_tagger: list[Tagger] = []
+
+
+def _load(settings: TagSettings, parent: int) -> None:
+    _die_with(parent)
+    _worker_tagger.append(load_tagger(settings))
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the process that started it dies, even by SIGKILL: an orphan
+    would hold the model in memory and the parent's output pipes open."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(0)
+
+
+def _work(raws: tuple[RawMessage, ...]) -> WorkerResult:
+    timer = StageTimer()
+    done, failed = process(raws, _worker_tagger[0], timer)
+    index = {raw.key: i for i, raw in enumerate(raws)}
+    return [(index[raw.key], story, triage) for raw, story, triage in done], failed, \
+        timer.seconds, timer.items  # fmt: skip
+
+
+def open_stages(
+    settings: TagSettings, workers: int, tagger: Tagger | None, timer: StageTimer
+) -> InProcess | WorkerPool:
+    """Worker processes when ``workers`` > 0 and no tagger was handed in, else this process."""
+    if workers > 0 and tagger is None:
+        return WorkerPool(settings, workers, timer)
+    return InProcess(settings, tagger, timer)
