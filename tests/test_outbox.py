@@ -195,6 +195,31 @@ def test_outbox_headers_mark_an_automatic_reply() -> None:
     assert all(part.get_content_charset() == "utf-8" for part in message.iter_parts())
 
 
+def test_outbox_non_ascii_team_name_and_subject_are_encoded() -> None:
+    team = "Équipe Zoë, «Histoires»"
+    subject = "Merci — votre histoire est bien arrivée, nous la lirons avec soin [{reference}]"
+    outgoing = render(team_name=team, subjects={"acknowledgement": subject})
+    assert outgoing.data.isascii()  # RFC 2047 words, no raw 8-bit header bytes
+    assert all(len(line) <= 78 for line in outgoing.data.split(b"\r\n"))
+    message, text, _ = parts(outgoing)
+    assert message["From"].addresses[0].display_name == team
+    assert message["Subject"] == subject.replace("{reference}", REFERENCE)
+    assert team in text
+
+
+def test_outbox_bodies_never_hold_the_boundary() -> None:
+    # A help text full of "=" and dashes: the boundary starts "=_", which quoted-printable
+    # always writes as "=3D_" in a body.
+    help_text = "--=_ " * 40
+    urgent = Decision(True, "send", "acknowledgement_urgent", "sam@example.org")
+    outgoing = render(urgent, help_text=help_text)
+    message, text, _ = parts(outgoing)
+    boundary = message.get_boundary()
+    assert boundary is not None and boundary.startswith("=_")
+    assert outgoing.data.count(f"--{boundary}".encode()) == 3  # two parts and the close
+    assert help_text.strip() in text and len(list(message.iter_parts())) == 2
+
+
 def test_outbox_exactly_one_recipient() -> None:
     outgoing = render()
     message, _, _ = parts(outgoing)
