@@ -35,11 +35,10 @@ from run_pipeline import (
     var_folders,
 )
 from triage.acknowledge import reference
-from triage.deliver import TEMPLATES
 from triage.digest_out import preview_digest, send_digest
 from triage.evaluate import evaluate, format_report
 from triage.examples import load_examples, story_from_text, training_files
-from triage.outbox import check_templates, make_environment
+from triage.outbox import TEMPLATES, check_templates, make_environment
 from triage.privacy import erase, stories_of, story_by_reference, subject_access
 from triage.rules import TagSettings
 from triage.tag import load_or_train, load_tagger, model_path, tag_many

@@ -39,6 +39,7 @@ from triage.privacy import (
     hold_withdrawn,
     housekeeping,
 )
+from triage.sender import Sender
 from triage.tag import Tagger, load_tagger
 
 log = logging.getLogger("story_intake")
@@ -83,7 +84,8 @@ def run_once(
     timer = timer or StageTimer()
     source = source or open_source(settings.mailbox)
     progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
-    with Store(settings.store) as store:
+    with Store(settings.store) as store, Sender(store, now, settings.acknowledgement,
+                                                settings.smtp, stop.is_set) as sender:  # fmt: skip
         with closing(source):
             state = source.open()
             _finish_pending_marks(source, store, state)
@@ -93,6 +95,9 @@ def run_once(
                 for batch, processed in stages.map(batches):
                     step = _handle_batch(batch, processed, state, source, store, now, settings,
                                          timer)  # fmt: skip
+                    # Replies go out while the workers parse and tag the next batch.
+                    with timer.stage("acknowledge"):
+                        sender.send_due()
                     counts = _add(counts, step)
                     log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
                              report.counts_line(step, BATCH_COUNTS),
@@ -103,7 +108,8 @@ def run_once(
             confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
         with timer.stage("acknowledge"):
             sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
-                                           settings.intake.addresses, stop.is_set)  # fmt: skip
+                                           settings.intake.addresses, stop.is_set,
+                                           sender)  # fmt: skip
     return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
 
 

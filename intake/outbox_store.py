@@ -12,15 +12,28 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from intake import rows, schema
 from intake.records import Acknowledgement, Story, Triage
 
 ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """How one attempt to send an acknowledgement ended (see ``OutboxRows.finish``)."""
+
+    story_id: str
+    state: str  # sent, pending (to retry at retry_at) or failed
+    error: str | None = None
+    message_id: str | None = None
+    retry_at: datetime | None = None
+    permanent: bool = False
 
 
 class OutboxRows:
@@ -102,21 +115,37 @@ class OutboxRows:
         with self._connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    def due(
+        self, limit: int, now: datetime, exclude: Sequence[str] = ()
+    ) -> list[tuple[Acknowledgement, str]]:
+        """Up to ``limit`` pending acknowledgements due by ``now`` (not in ``exclude``), oldest
+        first, each with its sender's display name (to greet them by). Nothing is marked."""
+        o, s = schema.outbox, schema.stories
+        due = (o.c.retry_at.is_(None)) | (o.c.retry_at <= now)
+        query = (select(o, s.c.sender_name).join(s, s.c.story_id == o.c.story_id)
+                 .where(o.c.state == "pending", due, o.c.story_id.not_in(list(exclude)))
+                 .order_by(o.c.created_at).limit(limit))  # fmt: skip
+        with self._connect() as conn:
+            found = conn.execute(query).mappings().all()
+        return [(_acknowledgement(r, "pending"), r["sender_name"]) for r in found]
+
+    def claim_ids(self, story_ids: Sequence[str], now: datetime) -> list[str]:
+        """Mark these acknowledgements ``sending``, committed before anything goes; returns
+        those that were still ``pending`` (only they may be sent)."""
+        o = schema.outbox
+        query = (update(o).where(o.c.story_id.in_(list(story_ids)), o.c.state == "pending")
+                 .values(state="sending", updated_at=now).returning(o.c.story_id))  # fmt: skip
+        with self._begin() as conn:
+            return list(conn.execute(query).scalars())
+
     def claim(
         self, limit: int, now: datetime, exclude: Sequence[str] = ()
     ) -> list[Acknowledgement]:
-        """Up to ``limit`` pending acknowledgements (not in ``exclude``), marked ``sending``
-        and committed before anything goes."""
-        o = schema.outbox
-        due = (o.c.retry_at.is_(None)) | (o.c.retry_at <= now)
-        pending = (select(o).where(o.c.state == "pending", due, o.c.story_id.not_in(list(exclude)))
-                   .order_by(o.c.created_at).limit(limit))  # fmt: skip
-        with self._begin() as conn:
-            found = conn.execute(pending).mappings().all()
-            ids = [r["story_id"] for r in found]
-            conn.execute(update(o).where(o.c.story_id.in_(ids))
-                         .values(state="sending", updated_at=now))  # fmt: skip
-        return [_acknowledgement(r, "sending") for r in found]
+        """Up to ``limit`` due acknowledgements, marked ``sending`` and committed: ``due`` then
+        ``claim_ids`` (which the sender calls apart, to render in between)."""
+        found = [item for item, _ in self.due(limit, now, exclude)]
+        claimed = set(self.claim_ids([item.story_id for item in found], now))
+        return [replace(item, state="sending") for item in found if item.story_id in claimed]
 
     def finish(
         self, story_id: str, state: str, now: datetime, error: str | None = None,
@@ -125,22 +154,23 @@ class OutboxRows:
     ) -> None:  # fmt: skip
         """Record how an attempt ended: ``sent``, ``pending`` (retry at ``retry_at``) or
         ``failed`` (``permanent`` when the server refused the address for good)."""
-        o = schema.outbox
-        values: dict[str, Any] = {"state": state, "updated_at": now, "error": error,
-                                  "attempts": o.c.attempts + 1, "retry_at": retry_at,
-                                  "permanent": permanent}  # fmt: skip
-        if message_id:
-            values["message_id"] = message_id
-        with self._begin() as conn:
-            conn.execute(update(o).where(o.c.story_id == story_id).values(**values))
+        self.finish_many([Attempt(story_id, state, error, message_id, retry_at, permanent)], now)
 
-    def unclaim(self, story_id: str, now: datetime) -> None:
-        """Put a claimed acknowledgement back to ``pending`` untouched: nothing was attempted
-        (the server could not be reached), so no attempt is counted and no backoff set."""
+    def finish_many(self, attempts: Sequence[Attempt], now: datetime) -> None:
+        """Record how each attempt ended, all in one transaction (a page of pickup files)."""
         o = schema.outbox
+        if not attempts:
+            return
+        query = (update(o).where(o.c.story_id == bindparam("id"))
+                 .values(state=bindparam("new_state"), updated_at=now, error=bindparam("err"),
+                         attempts=o.c.attempts + 1,
+                         retry_at=bindparam("retry", type_=schema.UtcDateTime()),
+                         permanent=bindparam("refused"),
+                         message_id=func.coalesce(bindparam("mid"), o.c.message_id)))  # fmt: skip
+        rows = [{"id": a.story_id, "new_state": a.state, "err": a.error, "retry": a.retry_at,
+                 "refused": a.permanent, "mid": a.message_id} for a in attempts]  # fmt: skip
         with self._begin() as conn:
-            conn.execute(update(o).where(o.c.story_id == story_id, o.c.state == "sending")
-                         .values(state="pending", updated_at=now))  # fmt: skip
+            conn.execute(query, rows)
 
     def release_held(self, story_ids: Sequence[str] | None, state: str, now: datetime) -> int:
         """A person has checked held acknowledgements (all, or these stories'): ``pending``

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -163,6 +164,9 @@ outbox = Table(
     Column("message_id", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # What the sender asks for: the oldest pending rows, read in index order (no sort of the
+    # whole backlog for every page).
+    Index("ix_outbox_due", "state", "created_at"),
 )
 
 

@@ -258,6 +258,7 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             schema.metadata.create_all(engine)
+            _create_indexes(engine)
             return
         except OperationalError as err:
             if attempt == attempts - 1:
@@ -265,6 +266,14 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.05 * (attempt + 1))
         except SQLAlchemyError as err:
             raise StoreError(f"store: cannot create schema: {type(err).__name__}") from err
+
+
+def _create_indexes(engine: Engine) -> None:
+    # create_all makes a missing table with its indexes, but leaves an existing table as it
+    # is: an index added in a later version would never reach a store made before it.
+    for table in schema.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
 
 
 def _key_beside(url: str) -> bytes:

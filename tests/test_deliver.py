@@ -22,9 +22,12 @@ from intake.records import Acknowledgement
 from intake.store import Store, StoreSettings
 from run_pipeline import main, run_once
 from triage import deliver as deliver_module
+from triage import sender as sender_module
 from triage.acknowledge import reference
-from triage.deliver import acknowledge, backoff
+from triage.deliver import acknowledge
 from triage.outbox import message_id_for
+from triage.pickup import pickup_name
+from triage.sender import backoff
 from triage.tag import Tagger
 
 
@@ -182,6 +185,54 @@ def test_deliver_decides_a_backlog_in_pages(
     counts = run_once(settings, now, tagger=tagger)
     assert (counts.acknowledged, counts.suppressed) == (3, 2)  # one per person, across pages
     assert sorted(states(settings).values()) == ["sent"] * 3 + ["suppressed:rate_limited"] * 2
+
+
+def test_deliver_pickup_pages_hand_over_a_backlog_once_each(
+    settings: Settings, now: datetime, tagger: Tagger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender_module, "SEND_PAGE", 4)  # 11 replies: pages of 4, 4 and 3
+    deliver(settings, *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(11)))
+    assert run_once(settings, now, tagger=tagger).acknowledged == 11
+    assert sorted(states(settings).values()) == ["sent"] * 11
+    replies = sent_messages(settings)
+    assert sorted(str(m["To"]) for m in replies) == sorted(f"p{n}@example.org" for n in range(11))
+    folder = Path(settings.smtp.pickup_dir)
+    assert not list(folder.glob(".*.tmp"))  # no temporary file left behind
+    assert run_once(settings, now, tagger=tagger).acknowledged == 0
+
+
+def test_deliver_pickup_crash_after_the_link_is_confirmed_by_the_file(
+    settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    paused = dataclasses.replace(settings.acknowledgement, max_per_hour=0)
+    deliver(settings, story_message(1, message_id="<f1@example.org>"),
+            story_message(2, message_id="<f2@example.org>", sender="B <b@example.org>"))
+    run_once(dataclasses.replace(settings, acknowledgement=paused), now, tagger=tagger)
+    with Store(settings.store) as store:
+        assert len(store.claim(2, now)) == 2  # the page claimed; the process dies ...
+    # ... after linking the first reply into the pickup folder, before recording it.
+    first = message_id_for("f1@example.org", settings.smtp.from_address)
+    folder = Path(settings.smtp.pickup_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / pickup_name(first)).write_bytes(b"Message-ID: " + first.encode() + b"\r\n\r\n")
+    run_once(settings, now, tagger=tagger)
+    assert states(settings) == {"f1@example.org": "sent", "f2@example.org": "held"}
+    assert len(list(folder.glob("*.eml"))) == 1  # neither written again
+
+
+def test_deliver_pickup_folder_unwritable_stops_after_three_and_loses_nothing(
+    settings: Settings, now: datetime, tagger: Tagger, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    broken = dataclasses.replace(settings.smtp, pickup_dir=str(tmp_path / "not-a-folder" / "out"))
+    deliver(settings, *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(6)))
+    counts = run_once(dataclasses.replace(settings, smtp=broken), now, tagger=tagger)
+    assert counts.stored == 6 and counts.acknowledged == 0
+    with Store(settings.store) as store:
+        tried = [item for item, _ in store.due(10, now + timedelta(days=1)) if item.attempts]
+        assert len(tried) == 3 and len(store.due(10, now)) == 3  # three tried, three untouched
+    assert run_once(settings, now + timedelta(days=1), tagger=tagger).acknowledged == 6
+    assert len(sent_messages(settings)) == 6
 
 
 def smtp_settings(settings: Settings, sink: SmtpSink) -> Settings:

@@ -424,7 +424,9 @@ def test_faults_store_disk_full_stops_cleanly_and_marks_nothing_unstored(
         result = audit(mailbox, database, smtp_sink)
     record(request, f"store's disk full ({disk})", result)
     assert_clean(result)
-    assert result.held == 0
+    # Replies go out between batches: a disk that fills after a reply was claimed and sent,
+    # before the store could record it, leaves that one held for a person (logged by reference).
+    assert result.held <= 1
 
 
 @pytest.mark.faults

@@ -22,12 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from config.settings import AcknowledgementSettings, SmtpSettings
-from intake.records import MailboxState, RawMessage
+from intake.records import MailboxState, RawMessage, Story, Triage
 from intake.store import Store, StoreSettings
 from run_pipeline import process
-from triage.acknowledge import decide, reference
-from triage.deliver import TEMPLATES
-from triage.outbox import make_environment, render_acknowledgement
+from triage.acknowledge import Decision, decide, reference
+from triage.outbox import TEMPLATES, make_environment, render_acknowledgement
 from triage.tag import Tagger
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -112,14 +111,15 @@ def test_fuzz_mutated_mail_is_stored_or_quarantined_and_replies_stay_safe(
     ran[how] += 1
 
 
-def check_reply(decision: object, story: object, triage: object) -> None:
+def check_reply(decision: Decision, story: Story, triage: Triage) -> None:
     from intake.errors import SendError
 
     try:
         outgoing = render_acknowledgement(
-            make_environment(TEMPLATES), decision, story, reference(story.story_id),  # type: ignore[attr-defined]
-            SmtpSettings(), NOW, help_text="Call 999.", team_name="The Team",
-        )  # type: ignore[arg-type]  # fmt: skip
+            make_environment(TEMPLATES), decision, story.story_id, story.sender.name,
+            reference(story.story_id), SmtpSettings(), NOW, help_text="Call 999.",
+            team_name="The Team",
+        )
     except SendError:
         return  # refused to render: the recipient was not one plain address
     reply = message_from_bytes(outgoing.data, policy=default)

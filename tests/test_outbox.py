@@ -50,7 +50,8 @@ def render(
 ) -> Outgoing:
     settings = kw.pop("settings", SmtpSettings())
     kw = {"help_text": CONFIGURED.help_text, "team_name": CONFIGURED.team_name, **kw}
-    return render_acknowledgement(ENV, decision, story, reference, settings, NOW, **kw)
+    return render_acknowledgement(ENV, decision, story.story_id, story.sender.name, reference,
+                                  settings, NOW, **kw)  # fmt: skip
 
 
 def parts(outgoing: Outgoing) -> tuple[EmailMessage, str, str]:
@@ -132,16 +133,17 @@ def test_outbox_strict_undefined_raises(tmp_path: Path) -> None:
             (tmp_path / f"{name}.{extension}").write_text("Dear {{ first_name }}, {{ missing }}")
     env = make_environment(tmp_path)
     with pytest.raises(ConfigError, match="'missing' is undefined"):
-        render_acknowledgement(env, ACK, STORY, REFERENCE, SmtpSettings(), NOW,
-                               help_text=CONFIGURED.help_text, team_name=CONFIGURED.team_name)
+        render_acknowledgement(env, ACK, STORY.story_id, STORY.sender.name, REFERENCE,
+                               SmtpSettings(), NOW, help_text=CONFIGURED.help_text,
+                               team_name=CONFIGURED.team_name)  # fmt: skip
     with pytest.raises(ConfigError, match="missing"):
         check_templates(env)
 
 
 def test_outbox_missing_template_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"acknowledgement\.txt"):
-        render_acknowledgement(make_environment(tmp_path), ACK, STORY, REFERENCE,
-                               SmtpSettings(), NOW, help_text=CONFIGURED.help_text,
+        render_acknowledgement(make_environment(tmp_path), ACK, STORY.story_id, STORY.sender.name,
+                               REFERENCE, SmtpSettings(), NOW, help_text=CONFIGURED.help_text,
                                team_name=CONFIGURED.team_name)  # fmt: skip
     with pytest.raises(ConfigError, match="does not exist"):
         make_environment(tmp_path / "nowhere")

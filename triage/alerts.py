@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 from intake.errors import ConfigError, SendError
 from intake.worker_store import PollHealth
-from triage.deliver import TEMPLATES
-from triage.outbox import make_environment, our_message_id, render_team_mail
+from triage.outbox import TEMPLATES, make_environment, our_message_id, render_team_mail
 from triage.smtp import send
 
 if TYPE_CHECKING:

@@ -2,65 +2,72 @@
 
 Every decision and every state is written to the store as it happens (see
 ``intake.outbox_store``): a crash at any point neither loses an acknowledgement nor sends one
-twice. Uses ``triage.acknowledge`` for the policy, ``triage.outbox`` to render and
-``triage.smtp`` to send.
+twice. Uses ``triage.acknowledge`` for the policy and ``triage.sender`` to render and send.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from intake.errors import SendError
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
-from triage.acknowledge import Decision, decide, normalise_sender, reference
-from triage.outbox import make_environment, message_id_for, render_acknowledgement
+from triage.acknowledge import Decision, decide, normalise_sender
+from triage.outbox import message_id_for
+from triage.pickup import pickup_name
 from triage.rules import WITHDRAWAL
-from triage.smtp import SmtpConnection, send
+from triage.sender import Sender
 
 if TYPE_CHECKING:
     from config.settings import AcknowledgementSettings, SmtpSettings
 
 log = logging.getLogger(__name__)
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 DECISION_PAGE = 200  # stories decided per transaction; also bounds memory on a backlog
-MAX_ATTEMPTS = 5  # temporary SMTP failures before an acknowledgement is marked failed
-MAX_TEMPORARY_FAILURES = 3  # in a row: the server is in trouble, the rest wait for next run
 
 
 def acknowledge(
     store: Store, now: datetime, settings: AcknowledgementSettings, smtp: SmtpSettings,
     own_addresses: Sequence[str], stop: Callable[[], bool] = lambda: False,
+    sender: Sender | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """Decide for every stored story not yet decided, then send what is pending, until
-    ``stop()`` says to stop (between messages). Returns (sent, suppressed) for this run.
+    ``stop()`` says to stop (between messages). Returns (sent, suppressed).
+
+    ``sender`` is the run's own when it has been sending after each batch (``sent`` then
+    counts the whole run); without one, a sender for this call alone.
     """
     held = store.hold_interrupted(now)
     if held:
         log.warning("held %d acknowledgements interrupted mid-send: check before releasing", held)
     suppressed = _decide_all(store, now, settings, own_addresses)
-    return _send_pending(store, now, settings, smtp, stop), suppressed
+    if sender is not None:
+        sender.send_due()
+        return sender.sent, suppressed
+    with Sender(store, now, settings, smtp, stop) as own:
+        return own.send_due(), suppressed
 
 
 def confirm_interrupted(
     store: Store, now: datetime, smtp: SmtpSettings,
     find: Callable[[str, Sequence[str]], set[str]],
 ) -> int:  # fmt: skip
-    """Mark ``sent`` the interrupted acknowledgements found in ``[smtp] sent_folder``.
+    """Mark ``sent`` the interrupted acknowledgements found in ``[smtp] sent_folder``, or
+    in the pickup folder when there is no SMTP server.
 
-    Our Message-IDs are derived from the story, so the copy the server filed in Sent proves
-    the message went. What is not found stays for ``acknowledge`` to hold. Returns how many.
+    Our Message-IDs are derived from the story, so the copy the server filed in Sent, or the
+    file under that name, proves the message went. What is not found stays for
+    ``acknowledge`` to hold (a pickup reader may have taken the file). Returns how many.
     """
-    if not smtp.sent_folder:
-        return 0
     wanted = {message_id_for(s, smtp.from_address): s for s in store.interrupted()}
-    found = find(smtp.sent_folder, list(wanted)) if wanted else set()
+    found: set[str] = set()
+    if wanted and smtp.sent_folder:
+        found |= find(smtp.sent_folder, list(wanted))
+    if wanted and not smtp.host:
+        found |= {m for m in wanted if (Path(smtp.pickup_dir) / pickup_name(m)).is_file()}
     for message_id in found:
         store.finish(wanted[message_id], "sent", now, message_id=message_id)
     return len(found)
@@ -115,86 +122,9 @@ def _decide_page(
     return sum(1 for item, _ in decided if item.state == "suppressed")
 
 
-def backoff(attempts: int) -> timedelta:
-    """How long a temporarily refused acknowledgement waits: 5 minutes, doubling, at most 6 h."""
-    return min(timedelta(minutes=5 * 2 ** min(attempts, 10)), timedelta(hours=6))
-
-
 def _recently(store: Store, recent: set[str], address: str) -> bool:
     return store.sender_key(address) in recent
 
 
 def _never(address: str) -> bool:
     return False
-
-
-def _send_pending(
-    store: Store, now: datetime, settings: AcknowledgementSettings, smtp_settings: SmtpSettings,
-    stop: Callable[[], bool],
-) -> int:
-    """Send pending acknowledgements within the hourly cap, one claimed at a time."""
-    room = settings.max_per_hour - store.sent_since(now - timedelta(hours=1))
-    env = make_environment(TEMPLATES)
-    # A refused message goes back to pending with a retry time after ``now``, so it is not
-    # claimed again in this run anyway; the list (of those only: it stays short on a large
-    # backlog, where excluding everything attempted made each claim slower) makes sure of it.
-    retrying: list[str] = []
-    sent = failures = 0
-    connection = SmtpConnection(smtp_settings) if smtp_settings.host else nullcontext(None)
-    with connection as smtp:
-        while sent < room and failures < MAX_TEMPORARY_FAILURES and not stop():
-            claimed = store.claim(1, now, exclude=retrying)
-            if not claimed:
-                return sent
-            if not _reachable(smtp, store, claimed[0].story_id, now):
-                return sent
-            outcome = _send_one(claimed[0], env, settings, smtp_settings, store, smtp, now)
-            if outcome == "pending":
-                retrying.append(claimed[0].story_id)
-            sent += outcome == "sent"
-            failures = failures + 1 if outcome == "pending" else 0
-    if sent >= room:
-        log.warning("acknowledgement cap of %d an hour reached: the rest wait",
-                    settings.max_per_hour)  # fmt: skip
-    return sent
-
-
-def _reachable(smtp: SmtpConnection | None, store: Store, story_id: str, now: datetime) -> bool:
-    """Whether the SMTP server answers (always, for the pickup folder). When it does not, the
-    claimed acknowledgement goes back untouched and the rest wait for the next run: one
-    timeout, not one per message, and no message is blamed for the server's silence."""
-    if smtp is None:
-        return True
-    try:
-        smtp.open()
-    except SendError as err:
-        store.unclaim(story_id, now)
-        log.warning("SMTP server not reachable (%s): acknowledgements wait for the next run", err)
-        return False
-    return True
-
-
-def _send_one(
-    item: Acknowledgement, env: Any, ack: AcknowledgementSettings, settings: SmtpSettings,
-    store: Store, smtp: Any, now: datetime,
-) -> str:  # fmt: skip
-    """Render and hand over one acknowledgement; returns the state it ended in."""
-    try:
-        story = store.story(item.story_id)
-        decision = Decision(True, item.reason, item.template, item.to)
-        subjects = {"acknowledgement": ack.subject, "acknowledgement_urgent": ack.subject}
-        outgoing = render_acknowledgement(env, decision, story, reference(story.story_id),
-                                          settings, now, help_text=ack.help_text,
-                                          team_name=ack.team_name, subjects=subjects)  # fmt: skip
-        send(outgoing, settings, smtp)  # the pickup folder when no SMTP host is set
-    except SendError as err:
-        retry = not err.permanent and item.attempts + 1 < MAX_ATTEMPTS
-        state = "pending" if retry else "failed"
-        store.finish(item.story_id, state, now, error=str(err)[:300], permanent=err.permanent,
-                     retry_at=now + backoff(item.attempts) if retry else None)  # fmt: skip
-        return state
-    except Exception as err:  # the acknowledge stage's one broad except: record, go on
-        store.finish(item.story_id, "failed", now, error=f"{type(err).__name__}")
-        return "failed"
-    store.finish(item.story_id, "sent", now, message_id=outgoing.message_id)
-    return "sent"

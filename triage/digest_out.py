@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from intake.errors import SendError
 from intake.records import Digest
 from intake.store import Store
-from triage.deliver import TEMPLATES
 from triage.digest import DigestView, build_digest
 from triage.outbox import (
+    TEMPLATES,
     Outgoing,
     make_environment,
     our_message_id,

@@ -27,18 +27,18 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from intake.errors import ConfigError, SendError
-from intake.records import Story
 from triage.acknowledge import Decision, is_plausible_mailbox
 
 if TYPE_CHECKING:
     from config.settings import SmtpSettings
 
 __all__ = [
-    "SUBJECTS", "Outgoing", "check_templates", "checked_recipient", "first_name",
+    "SUBJECTS", "TEMPLATES", "Outgoing", "check_templates", "checked_recipient", "first_name",
     "make_environment", "message_id_for", "our_message_id", "render_acknowledgement",
     "render_team_mail", "render_template",
 ]  # fmt: skip
 
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the shipped reply templates
 SUBJECTS = {
     "acknowledgement": "Auto: Thank you for sharing your story [{reference}]",
     "acknowledgement_urgent": "Auto: Thank you for sharing your story [{reference}]",
@@ -91,7 +91,8 @@ def check_templates(env: jinja2.Environment) -> None:
 def render_acknowledgement(
     env: jinja2.Environment,
     decision: Decision,
-    story: Story,
+    story_id: str,
+    sender_name: str,
     reference: str,
     settings: SmtpSettings,
     now: datetime,
@@ -100,7 +101,8 @@ def render_acknowledgement(
     team_name: str,
     subjects: Mapping[str, str] = SUBJECTS,
 ) -> Outgoing:
-    """Render the reply ``decision`` asks for as one message, ready to hand over.
+    """Render the reply ``decision`` asks for, to story ``story_id`` from someone whose
+    display name is ``sender_name`` (the greeting), as one message ready to hand over.
 
     SendError (permanent) when the recipient is not exactly one plain address or the reference
     is not ``[A-Z0-9-]{1,32}``; ConfigError when a template is missing or broken, or the
@@ -113,13 +115,13 @@ def render_acknowledgement(
         raise SendError("reference is not [A-Z0-9-]{1,32}", permanent=True)
     if not is_plausible_mailbox(settings.from_address) or _CONTROL.search(team_name):
         raise ConfigError("smtp.from_address or the team name cannot go in a header")
-    context = _context(first_name(story.sender.name), reference, team_name,
+    context = _context(first_name(sender_name), reference, team_name,
                        settings.from_address, help_text)  # fmt: skip
-    message_id = message_id_for(story.story_id, settings.from_address)
+    message_id = message_id_for(story_id, settings.from_address)
     # replace, not str.format: a subject from config must not reach attributes or indexes.
     subject = subjects.get(decision.template, SUBJECTS[decision.template])
     subject = subject.replace("{reference}", reference)
-    parent = _parent_message_id(story.story_id)
+    parent = _parent_message_id(story_id)
     headers = _common_headers(settings.from_address, team_name, to, subject, message_id, now)
     if parent:  # threads the reply under the story in the sender's mail program
         headers += [("In-Reply-To", parent), ("References", parent)]

@@ -1,0 +1,214 @@
+"""Acknowledge stage, sending: pending acknowledgements handed over a page at a time.
+
+A page of due acknowledgements is read and rendered first: pure work, nothing marked yet.
+Then it is handed over, and each way keeps what may be in doubt after a crash small:
+
+- into the pickup folder: every message of the page written and synced under a temporary
+  name (invisible to readers), then the page claimed (``sending``, committed), linked into
+  place, the folder synced once and the page finished in one transaction. Only the links are
+  in doubt, and ``deliver.confirm_interrupted`` settles those by looking for the files;
+- over SMTP, one session for the run: claimed, sent and finished one message at a time, so
+  at most one message is in doubt (held for a person unless found in the Sent folder).
+
+``run_once`` calls ``send_due`` after each batch, so replies go out while the worker processes
+parse and tag the next one; ``deliver.acknowledge`` calls it once more at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from intake.errors import SendError, StoreError
+from intake.outbox_store import Attempt
+from intake.records import Acknowledgement
+from intake.store import Store
+from triage.acknowledge import Decision, reference
+from triage.outbox import TEMPLATES, Outgoing, make_environment, render_acknowledgement
+from triage.pickup import Staged, discard, link_staged, stage_pickup, sync_folder
+from triage.smtp import SmtpConnection
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from config.settings import AcknowledgementSettings, SmtpSettings
+
+log = logging.getLogger(__name__)
+SEND_PAGE = 100  # acknowledgements read, rendered and (pickup) finished together
+MAX_ATTEMPTS = 5  # temporary failures before an acknowledgement is marked failed
+MAX_TEMPORARY_FAILURES = 3  # in a row: the server (or disk) is in trouble, the rest wait
+Rendered = list[tuple[Acknowledgement, Outgoing]]
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a temporarily refused acknowledgement waits: 5 minutes, doubling, at most 6 h."""
+    return min(timedelta(minutes=5 * 2 ** min(attempts, 10)), timedelta(hours=6))
+
+
+class Sender:
+    """Sends pending acknowledgements within the hourly cap for one run, over one SMTP session
+    (opened on first need, closed on exit) or into the pickup folder."""
+
+    def __init__(
+        self, store: Store, now: datetime, settings: AcknowledgementSettings,
+        smtp: SmtpSettings, stop: Callable[[], bool] = lambda: False,
+    ) -> None:  # fmt: skip
+        self._store, self._now, self._settings, self._smtp_settings = store, now, settings, smtp
+        self._stop = stop
+        self._room = settings.max_per_hour - store.sent_since(now - timedelta(hours=1))
+        self._env = make_environment(TEMPLATES)
+        self._smtp = SmtpConnection(smtp) if smtp.host else None
+        # A refused message goes back to pending with a retry time after ``now``, so it is not
+        # due again in this run anyway; the list (of those only, so it stays short) makes sure.
+        self._retrying: list[str] = []
+        self._failures = 0  # temporary failures in a row
+        self._unreachable = False
+        self.sent = 0
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:  # fmt: skip
+        if self._smtp is not None:
+            self._smtp.close()
+
+    def send_due(self) -> int:
+        """Send what is due, a page at a time, until nothing is, the hourly cap is reached,
+        ``stop()`` says so or the server (or disk) is in trouble; returns how many went."""
+        before = self.sent
+        while not self._finished():
+            page = self._store.due(min(SEND_PAGE, self._room - self.sent), self._now,
+                                   exclude=self._retrying)  # fmt: skip
+            if not page or not self._reachable():
+                break
+            rendered = self._render(page)
+            if self._smtp is None:
+                self._to_pickup(rendered)
+            else:
+                self._over_smtp(rendered, self._smtp)
+        if self.sent >= self._room > before:
+            log.warning("acknowledgement cap of %d an hour reached: the rest wait",
+                        self._settings.max_per_hour)  # fmt: skip
+        return self.sent - before
+
+    def _finished(self) -> bool:
+        return (self.sent >= self._room or self._failures >= MAX_TEMPORARY_FAILURES
+                or self._unreachable or self._stop())  # fmt: skip
+
+    def _reachable(self) -> bool:
+        """Whether the SMTP server answers (always, for the pickup folder). When it does not,
+        nothing has been claimed: the page stays pending, the rest wait for the next run (one
+        timeout, not one per message, and no message is blamed for the server's silence)."""
+        if self._smtp is None:
+            return True
+        try:
+            self._smtp.open()
+        except SendError as err:
+            self._unreachable = True
+            log.warning("SMTP server not reachable (%s): acknowledgements wait for the next run",
+                        err)  # fmt: skip
+            return False
+        return True
+
+    def _render(self, page: Sequence[tuple[Acknowledgement, str]]) -> Rendered:
+        """The page's messages; one that cannot be rendered is marked failed, the rest go on."""
+        rendered: Rendered = []
+        ack, smtp = self._settings, self._smtp_settings
+        subjects = {"acknowledgement": ack.subject, "acknowledgement_urgent": ack.subject}
+        for item, sender_name in page:
+            decision = Decision(True, item.reason, item.template, item.to)
+            try:
+                outgoing = render_acknowledgement(
+                    self._env, decision, item.story_id, sender_name, reference(item.story_id),
+                    smtp, self._now, help_text=ack.help_text, team_name=ack.team_name,
+                    subjects=subjects,
+                )  # fmt: skip
+            except SendError as err:  # refused to render: not one plain address, say
+                self._record(item, err)
+                continue
+            except Exception as err:  # the sending loop's one broad except: record, go on
+                self._store.finish(item.story_id, "failed", self._now, error=type(err).__name__)
+                continue
+            rendered.append((item, outgoing))
+        return rendered
+
+    def _to_pickup(self, rendered: Rendered) -> None:
+        """Stage the page, claim it, link it into place, sync the folder, finish it."""
+        folder = Path(self._smtp_settings.pickup_dir)
+        staged: list[tuple[Acknowledgement, Staged]] = []
+        try:
+            for item, outgoing in rendered:
+                try:
+                    staged.append((item, stage_pickup(outgoing, folder)))
+                except SendError as err:  # the disk is full, say: this page stops here
+                    self._record(item, err)
+                    break
+            self._hand_over(staged, folder)
+        finally:
+            for _, one in staged:
+                discard(one)
+
+    def _hand_over(self, staged: Sequence[tuple[Acknowledgement, Staged]], folder: Path) -> None:
+        claimed = set(self._store.claim_ids([item.story_id for item, _ in staged], self._now))
+        attempts: list[Attempt] = []
+        for item, one in staged:
+            if item.story_id not in claimed:
+                continue
+            try:
+                link_staged(one, folder)
+            except SendError as err:
+                attempts.append(self._failed_attempt(item, err))
+                continue
+            attempts.append(Attempt(item.story_id, "sent", message_id=one.outgoing.message_id))
+        if any(a.state == "sent" for a in attempts):
+            try:
+                sync_folder(folder)
+            except SendError as err:  # the files are in place, readers may have them: sent
+                log.error("pickup folder not synced (%s): a crash now could lose replies", err)
+        self._store.finish_many(attempts, self._now)
+        self._count(attempts)
+
+    def _over_smtp(self, rendered: Rendered, smtp: SmtpConnection) -> None:
+        """Claim, send and finish one message at a time over the run's session."""
+        for item, outgoing in rendered:
+            if self._finished():
+                return  # the rest stay pending, untouched
+            if not self._store.claim_ids([item.story_id], self._now):
+                continue
+            try:
+                smtp.send(outgoing)
+            except SendError as err:
+                self._record(item, err)
+                continue
+            attempt = Attempt(item.story_id, "sent", message_id=outgoing.message_id)
+            try:
+                self._store.finish_many([attempt], self._now)
+            except StoreError:  # the next run holds it; say which, for `release --as-sent`
+                log.error("acknowledgement %s was sent but could not be recorded",
+                          reference(item.story_id))  # fmt: skip
+                raise
+            self._count([attempt])
+
+    def _record(self, item: Acknowledgement, err: SendError) -> None:
+        attempt = self._failed_attempt(item, err)
+        self._store.finish_many([attempt], self._now)
+        self._count([attempt])
+
+    def _failed_attempt(self, item: Acknowledgement, err: SendError) -> Attempt:
+        retry = not err.permanent and item.attempts + 1 < MAX_ATTEMPTS
+        if retry:
+            self._retrying.append(item.story_id)
+        return Attempt(item.story_id, "pending" if retry else "failed", error=str(err)[:300],
+                       retry_at=self._now + backoff(item.attempts) if retry else None,
+                       permanent=err.permanent)  # fmt: skip
+
+    def _count(self, attempts: Sequence[Attempt]) -> None:
+        for attempt in attempts:
+            self.sent += attempt.state == "sent"
+            self._failures = self._failures + 1 if attempt.state == "pending" else 0
