@@ -36,15 +36,14 @@ from run_pipeline import (
 )
 from triage.acknowledge import reference
 from triage.digest_out import preview_digest, send_digest
-from triage.evaluate import evaluate, format_report
-from triage.examples import load_examples, story_from_text, training_files
 from triage.outbox import TEMPLATES, check_templates, make_environment
 from triage.privacy import erase, stories_of, story_by_reference, subject_access
 from triage.rules import TagSettings
-from triage.tag import load_or_train, load_tagger, model_path, tag_many
 
 SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
 log = logging.getLogger("story_intake")
+# The tagger's modules (spaCy) are imported by the commands that tag; ``once`` and ``run``
+# leave them to the worker processes (see ``stages``).
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
 SAMPLES = ROOT / "samples" / "stories"
@@ -52,6 +51,9 @@ SAMPLES = ROOT / "samples" / "stories"
 
 def train_model(settings: TagSettings) -> str:
     """Train (or find cached) the tagger's model; returns where it is."""
+    from triage.examples import load_examples, training_files
+    from triage.tag import load_or_train, model_path
+
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     load_or_train(examples, settings)
     return f"model for {len(examples)} training examples: {model_path(examples, settings)}"
@@ -60,6 +62,10 @@ def train_model(settings: TagSettings) -> str:
 def evaluate_model(settings: TagSettings) -> str:
     """Tag each held-out evaluation set (``eval*.jsonl``) and report how the tags compare with
     its labels."""
+    from triage.evaluate import evaluate, format_report
+    from triage.examples import load_examples, story_from_text
+    from triage.tag import load_tagger, tag_many
+
     tagger, reports = load_tagger(settings), []
     for path in sorted(Path(settings.data_dir).glob("eval*.jsonl")):
         gold = load_examples([path], settings.theme_names)

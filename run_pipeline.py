@@ -18,7 +18,7 @@ from contextlib import closing, contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from config.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
 from config.settings import Settings
@@ -40,7 +40,9 @@ from triage.privacy import (
     housekeeping,
 )
 from triage.sender import Sender
-from triage.tag import Tagger, load_tagger
+
+if TYPE_CHECKING:
+    from triage.tag import Tagger  # spaCy: loaded by the stages that tag, not at import
 
 log = logging.getLogger("story_intake")
 # What the per-batch log line counts: ids and numbers only, never a message's content.
@@ -255,6 +257,8 @@ def _add(a: RunCounts, b: RunCounts) -> RunCounts:
 
 def requeue(settings: Settings, now: datetime, tagger: Tagger | None = None) -> tuple[int, int]:
     """Retry every quarantined message; returns (released, still quarantined)."""
+    from triage.tag import load_tagger
+
     released = still = 0
     tagger = tagger or load_tagger(settings.tagger)
     with Store(settings.store) as store:

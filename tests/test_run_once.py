@@ -28,7 +28,7 @@ from conftest import (
     story_message,
 )
 
-import stages
+import intake.parse
 from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError
@@ -176,7 +176,7 @@ def test_run_once_stage_failure_quarantines_then_requeue_releases(
     def broken(raw: object) -> object:
         raise RuntimeError("injected fault in the parse stage")
 
-    monkeypatch.setattr(stages, "parse", broken)
+    monkeypatch.setattr(intake.parse, "parse", broken)
     counts = run_once(maildir_settings, now)
     assert (counts.fetched, counts.stored, counts.quarantined) == (2, 0, 2)
     assert requeue(maildir_settings, now) == (0, 2)  # still broken: kept, attempts counted
