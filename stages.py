@@ -19,7 +19,8 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -133,9 +134,16 @@ class WorkerPool:
     def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
         """Each batch with its parsed and tagged messages, in order. One batch more than there
         are workers is in flight, so every worker is busy while this process stores."""
-        in_flight: deque[tuple[Batch, Future[WorkerResult]]] = deque()
+        in_flight: deque[tuple[Batch, ProcessPoolExecutor, Future[WorkerResult]]] = deque()
         for batch in batches:
-            in_flight.append((batch, self._start().submit(_work, batch.messages)))
+            pool = self._start()
+            try:
+                future = pool.submit(_work, batch.messages)
+            except BrokenProcessPool:  # a batch in flight killed a worker (see _collect)
+                self._discard(pool)
+                pool = self._start()
+                future = pool.submit(_work, batch.messages)
+            in_flight.append((batch, pool, future))
             if len(in_flight) > self._workers:
                 yield self._collect(*in_flight.popleft())
         while in_flight:
@@ -152,15 +160,53 @@ class WorkerPool:
             )
         return self._pool
 
-    def _collect(self, batch: Batch, future: Future[WorkerResult]) -> tuple[Batch, Processed]:
+    def _collect(
+        self, batch: Batch, pool: ProcessPoolExecutor, future: Future[WorkerResult]
+    ) -> tuple[Batch, Processed]:
         began = time.perf_counter()
-        indexed, failed, seconds, items = future.result()
-        self._timer.add("wait", time.perf_counter() - began)
+        try:
+            result = future.result()
+        except (BrokenProcessPool, CancelledError):
+            # A worker died outright (a crash below Python, the kernel's out-of-memory killer)
+            # and took its pool with every batch in it. Each such batch is done again, one
+            # message at a time in a new pool: only a message that kills a worker on its own
+            # is quarantined, and the run goes on instead of failing on it every time.
+            self._discard(pool)
+            return batch, self._one_at_a_time(batch)
+        finally:
+            self._timer.add("wait", time.perf_counter() - began)
+        return batch, self._unpack(batch.messages, result)
+
+    def _unpack(self, raws: Sequence[RawMessage], result: WorkerResult) -> Processed:
+        indexed, failed, seconds, items = result
         self._timer.merge(seconds, items)
-        done = [(batch.messages[i], story, triage) for i, story, triage in indexed]
-        return batch, (done, failed)
+        return [(raws[i], story, triage) for i, story, triage in indexed], failed
+
+    def _one_at_a_time(self, batch: Batch) -> Processed:
+        done: Done = []
+        failed: list[Quarantined] = []
+        for raw in batch.messages:
+            pool = self._start()
+            try:
+                result = pool.submit(_work, (raw,)).result()
+            except BrokenProcessPool:
+                self._discard(pool)
+                failed.append(Quarantined(raw, "worker", WORKER_DIED, ""))
+                continue
+            one_done, one_failed = self._unpack((raw,), result)
+            done += one_done
+            failed += one_failed
+        return done, failed
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        """Shut a broken pool down; the next ``_start`` makes a new one (once per breakage:
+        a pool already replaced is left alone)."""
+        if pool is self._pool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
+WORKER_DIED = "a worker process died on this message (a crash below Python, or out of memory)"
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 # The worker process's tagger, loaded once by the pool's initializer: the one piece of state
 # a worker keeps between batches (loading the model takes seconds).

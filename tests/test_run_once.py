@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import mailbox
+import os
 import signal
 import sqlite3
 import subprocess
@@ -165,6 +166,52 @@ def test_run_once_worker_processes_store_what_one_process_stores(
             stored = sorted((s.story_id, s.text, t) for s, t in store.triaged())
             results.append((stored, store.outbox_counts()))
     assert results[0] == results[1]
+
+
+# Loaded by the spawned worker processes alone (PYTHONPATH): a message carrying the header makes
+# the worker die outright, as a crash in a C extension would.
+CRASHING_WORKER = """
+import os
+import intake.parse
+
+real_parse = intake.parse.parse
+
+
+def parse(raw, timer=None):
+    if b"X-Test-Kill-Worker: yes" in raw.data:
+        os._exit(70)
+    return real_parse(raw, timer)
+
+
+intake.parse.parse = parse
+"""
+
+
+@pytest.mark.slow
+def test_run_once_message_that_kills_a_worker_is_quarantined_and_the_rest_stored(
+    tmp_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(CRASHING_WORKER)
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("PYTHONPATH", f"{hooks}{os.pathsep}{root}")
+    config = maildir_config(tmp_path, extra="[intake]\nworkers = 1\n")
+    settings = load_settings(config, {})
+    killer = story_message(4, message_id="<killer@example.org>").replace(
+        b"Subject:", b"X-Test-Kill-Worker: yes\nSubject:")  # fmt: skip
+    seed(settings, *(story_message(i) for i in range(1, 4)), killer,
+         *(story_message(i) for i in range(5, 9)))  # fmt: skip
+    settings = dataclasses.replace(
+        settings, mailbox=dataclasses.replace(settings.mailbox, batch_size=3))
+    counts = run_once(settings, now)
+    assert (counts.fetched, counts.stored, counts.quarantined) == (8, 7, 1)
+    with Store(settings.store) as store:
+        (entry,) = store.quarantined()
+        assert entry.stage == "worker" and "died" in entry.reason
+        assert b"X-Test-Kill-Worker" in entry.raw.data  # kept whole, for requeue
+        assert "killer@example.org" not in {s.story_id for s in store.stories()}
+    assert run_once(settings, now).fetched == 0  # the run went past it: no failing loop
 
 
 def test_run_once_stage_failure_quarantines_then_requeue_releases(
