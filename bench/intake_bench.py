@@ -551,7 +551,8 @@ NOTES = (
     "connection.",
     "- **stages**: messages per second of each stage on its own: its seconds summed (parse, "
     "clean and tag in the worker processes), not the wall time. parse includes clean; fetch is "
-    "the time the run loop waited for the next batch; acknowledge counts decisions.",
+    "the time the run loop waited for the next batch; acknowledge is deciding and sending, "
+    "per message stored (replies go out after each batch while the worker tags the next).",
     "- **limit**: imapclient `FETCH BODY.PEEK[]` in batches of 100, stdlib "
     "`email.message_from_bytes(policy=default)`, `get_body(('plain', 'html')).get_content()`, "
     "then `spacy.blank('en')`'s tokenizer over those texts; one process, nothing stored.",

@@ -152,12 +152,7 @@ def test_run_once_worker_processes_store_what_one_process_stores(
     messages = [story_message(i) for i in range(1, 8)] + [nested_message(5000)]
     results = []
     for workers in (0, 2):
-        folder = tmp_path / f"workers-{workers}"
-        config = maildir_config(folder, extra=f"[intake]\nworkers = {workers}\n")
-        settings = load_settings(config, {})
-        seed(settings, *messages)
-        settings = dataclasses.replace(
-            settings, mailbox=dataclasses.replace(settings.mailbox, batch_size=3))
+        settings = seeded_in_batches_of_3(tmp_path / f"workers-{workers}", workers, messages)
         counts = run_once(settings, now)
         assert (counts.fetched, counts.stored, counts.quarantined) == (8, 7, 1)
         with Store(settings.store) as store:
@@ -166,6 +161,14 @@ def test_run_once_worker_processes_store_what_one_process_stores(
             stored = sorted((s.story_id, s.text, t) for s, t in store.triaged())
             results.append((stored, store.outbox_counts()))
     assert results[0] == results[1]
+
+
+def seeded_in_batches_of_3(folder: Path, workers: int, messages: list[bytes]) -> Settings:
+    """Maildir settings with ``[intake] workers``, the messages delivered, batches of 3."""
+    settings = load_settings(maildir_config(folder, extra=f"[intake]\nworkers = {workers}\n"), {})
+    seed(settings, *messages)
+    return dataclasses.replace(settings,
+                               mailbox=dataclasses.replace(settings.mailbox, batch_size=3))
 
 
 # Loaded by the spawned worker processes alone (PYTHONPATH): a message carrying the header makes
@@ -196,14 +199,11 @@ def test_run_once_message_that_kills_a_worker_is_quarantined_and_the_rest_stored
     (hooks / "sitecustomize.py").write_text(CRASHING_WORKER)
     root = Path(__file__).resolve().parents[1]
     monkeypatch.setenv("PYTHONPATH", f"{hooks}{os.pathsep}{root}")
-    config = maildir_config(tmp_path, extra="[intake]\nworkers = 1\n")
-    settings = load_settings(config, {})
     killer = story_message(4, message_id="<killer@example.org>").replace(
         b"Subject:", b"X-Test-Kill-Worker: yes\nSubject:")  # fmt: skip
-    seed(settings, *(story_message(i) for i in range(1, 4)), killer,
-         *(story_message(i) for i in range(5, 9)))  # fmt: skip
-    settings = dataclasses.replace(
-        settings, mailbox=dataclasses.replace(settings.mailbox, batch_size=3))
+    messages = [story_message(i) for i in range(1, 4)] + [killer]
+    messages += [story_message(i) for i in range(5, 9)]
+    settings = seeded_in_batches_of_3(tmp_path, 1, messages)
     counts = run_once(settings, now)
     assert (counts.fetched, counts.stored, counts.quarantined) == (8, 7, 1)
     with Store(settings.store) as store:
