@@ -167,6 +167,7 @@ outbox = Table(
     # What the sender asks for: the oldest pending rows, read in index order (no sort of the
     # whole backlog for every page).
     Index("ix_outbox_due", "state", "created_at"),
+    Index("ix_outbox_sent", "state", "updated_at"),  # the hourly cap: sent in the last hour
 )
 
 

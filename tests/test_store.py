@@ -6,6 +6,7 @@ import hashlib
 import os
 import stat
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from conftest import story_message
 
 from intake.errors import StoreError
 from intake.parse import parse
-from intake.records import MailboxState, Quarantined, RawMessage
+from intake.records import Acknowledgement, MailboxState, Quarantined, RawMessage
 from intake.store import Store, StoreSettings
 
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -42,6 +43,20 @@ def test_store_same_story_twice_in_one_batch_and_across_batches_is_one_row(store
     assert sorted(s.story_id for s in store.stories()) == sorted(
         ["same@example.org", parse(other).story_id]
     )
+
+
+def test_store_undecided_lists_stories_without_a_decision_until_none_is_left(
+    store: Store,
+) -> None:
+    raws = [raw(story_message(n, message_id=f"<u{n}@example.org>"), n) for n in range(1, 4)]
+    store.commit_batch(STATE, 3, [(r, parse(r)) for r in raws], [], AT)
+    assert [s.story_id for s, _ in store.undecided(10)] == [f"u{n}@example.org" for n in (1, 2, 3)]
+    decided = [(Acknowledgement(f"u{n}@example.org", "send", "acknowledgement", "a@example.org",
+                                "pending"), store.sender_key("a@example.org")) for n in (1, 3)]
+    store.record_decisions(decided, AT)  # fmt: skip
+    assert [s.story_id for s, _ in store.undecided(10)] == ["u2@example.org"]
+    store.record_decisions([(replace(decided[0][0], story_id="u2@example.org"), "k")], AT)
+    assert store.undecided(10) == []
 
 
 def test_store_story_round_trips_every_field(store: Store) -> None:
