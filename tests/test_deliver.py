@@ -156,13 +156,18 @@ def story_from(address: str, settings: StoreSettings) -> str:
 
 
 def test_deliver_hourly_cap_leaves_the_rest_pending(
-    settings: Settings, now: datetime, tagger: Tagger
+    settings: Settings, now: datetime, tagger: Tagger, caplog: pytest.LogCaptureFixture
 ) -> None:
     capped = dataclasses.replace(settings.acknowledgement, max_per_hour=2)
-    settings = dataclasses.replace(settings, acknowledgement=capped)
+    settings = dataclasses.replace(settings, acknowledgement=capped,
+                                   mailbox=dataclasses.replace(settings.mailbox, batch_size=2))
     deliver(settings, *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(5)))
     assert run_once(settings, now, tagger=tagger).acknowledged == 2
+    assert caplog.text.count("cap of 2 an hour reached") == 1  # once a run, not once a batch
     assert sorted(states(settings).values()) == ["pending"] * 3 + ["sent"] * 2
+    caplog.clear()
+    assert run_once(settings, now + timedelta(minutes=30), tagger=tagger).acknowledged == 0
+    assert "cap of 2 an hour reached" in caplog.text  # still capped: said again, the rest wait
     assert run_once(settings, now + timedelta(hours=1, seconds=1), tagger=tagger).acknowledged == 2
 
 

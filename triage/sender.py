@@ -66,6 +66,7 @@ class Sender:
         self._retrying: list[str] = []
         self._failures = 0  # temporary failures in a row
         self._unreachable = False
+        self._cap_reported = False
         self.sent = 0
 
     def __enter__(self) -> Sender:
@@ -92,7 +93,8 @@ class Sender:
                 self._to_pickup(rendered)
             else:
                 self._over_smtp(rendered, self._smtp)
-        if self.sent >= self._room > before:
+        if self.sent >= self._room and not self._cap_reported:
+            self._cap_reported = True  # once a run, not once a batch
             log.warning("acknowledgement cap of %d an hour reached: the rest wait",
                         self._settings.max_per_hour)  # fmt: skip
         return self.sent - before
