@@ -209,6 +209,15 @@ def test_outbox_non_ascii_team_name_and_subject_are_encoded() -> None:
     assert team in text
 
 
+def test_outbox_long_ascii_subject_is_folded_not_cut() -> None:
+    words = "thank you for writing to us about the services you used "
+    subject = "Auto: " + words * 3 + "[{reference}]"
+    outgoing = render(subjects={"acknowledgement": subject})
+    assert all(len(line) <= 78 for line in outgoing.data.split(b"\r\n"))
+    message, _, _ = parts(outgoing)
+    assert message["Subject"] == subject.replace("{reference}", REFERENCE)
+
+
 def test_outbox_bodies_never_hold_the_boundary() -> None:
     # A help text full of "=" and dashes: the boundary starts "=_", which quoted-printable
     # always writes as "=3D_" in a body.

@@ -3,10 +3,11 @@
 A page of due acknowledgements is read and rendered first: pure work, nothing marked yet.
 Then it is handed over, and each way keeps what may be in doubt after a crash small:
 
-- into the pickup folder: every message of the page written and synced under a temporary
-  name (invisible to readers), then the page claimed (``sending``, committed), linked into
-  place, the folder synced once and the page finished in one transaction. Only the links are
-  in doubt, and ``deliver.confirm_interrupted`` settles those by looking for the files;
+- into the pickup folder: every message of the page written under a temporary name
+  (invisible to readers) and all of them synced, then the page claimed (``sending``,
+  committed), linked into place, the folder synced once and the page finished in one
+  transaction. Only the links are in doubt, and ``deliver.confirm_interrupted`` settles
+  those by looking for the files;
 - over SMTP, one session for the run: claimed, sent and finished one message at a time, so
   at most one message is in doubt (held for a person unless found in the Sent folder).
 
@@ -28,7 +29,14 @@ from intake.records import Acknowledgement
 from intake.store import Store
 from triage.acknowledge import Decision, reference
 from triage.outbox import TEMPLATES, Outgoing, make_environment, render_acknowledgement
-from triage.pickup import Staged, discard, link_staged, stage_pickup, sync_folder
+from triage.pickup import (
+    Staged,
+    discard,
+    link_staged,
+    stage_pickup,
+    sync_folder,
+    sync_staged,
+)
 from triage.smtp import SmtpConnection
 
 if TYPE_CHECKING:
@@ -141,7 +149,7 @@ class Sender:
         return rendered
 
     def _to_pickup(self, rendered: Rendered) -> None:
-        """Stage the page, claim it, link it into place, sync the folder, finish it."""
+        """Stage the page and sync it, claim it, link it into place, sync the folder, finish."""
         folder = Path(self._smtp_settings.pickup_dir)
         staged: list[tuple[Acknowledgement, Staged]] = []
         try:
@@ -151,6 +159,12 @@ class Sender:
                 except SendError as err:  # the disk is full, say: this page stops here
                     self._record(item, err)
                     break
+            try:
+                sync_staged([one for _, one in staged])
+            except SendError as err:  # nothing is visible yet: the page waits
+                if staged:
+                    self._record(staged[0][0], err)
+                return
             self._hand_over(staged, folder)
         finally:
             for _, one in staged:
