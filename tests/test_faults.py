@@ -449,7 +449,9 @@ def test_faults_two_workers_started_at_once_on_one_mailbox(
                 process.send_signal(signal.SIGTERM)
         ends = [process.communicate(timeout=120) for process in twins]
     codes = sorted(process.returncode for process in twins)
-    assert codes in ([0, 0], [0, 1]), ends
+    # The end of each one's log, so a failure says which exited how (a repr would cut it).
+    assert codes in ([0, 0], [0, 1]), [(p.returncode, err[-2000:]) for p, (_, err) in
+                                       zip(twins, ends, strict=True)]  # fmt: skip
     for process, (_, err) in zip(twins, ends, strict=True):
         assert process.returncode == 0 or "already polling" in err, err[-3000:]
     complete(config)
