@@ -94,17 +94,9 @@ class OutboxRows:
             with self._begin() as conn:
                 conn.execute(insert(schema.outbox), batch)
 
-    def acknowledged_since(self, key: str, since: datetime) -> bool:
-        """Whether this sender has an acknowledgement sent or on its way since ``since``."""
-        o = schema.outbox.c
-        query = select(o.story_id).where(o.sender_key == key, o.state.in_(ACTIVE),
-                                         o.created_at >= since).limit(1)  # fmt: skip
-        with self._connect() as conn:
-            return conn.execute(query).first() is not None
-
     def sender_flags(self, keys: Sequence[str], since: datetime) -> tuple[set[str], set[str]]:
         """Of these sender keys: those acknowledged (or on the way) since ``since``, and those
-        refused for good before: ``acknowledged_since`` and ``undeliverable`` for many at once."""
+        refused for good (a 5xx) before; one query each for a whole page of senders."""
         o = schema.outbox.c
         wanted = sorted(set(keys))
         recent = select(o.sender_key).where(o.sender_key.in_(wanted), o.state.in_(ACTIVE),
@@ -112,13 +104,6 @@ class OutboxRows:
         refused = select(o.sender_key).where(o.sender_key.in_(wanted), o.permanent.is_(True))
         with self._connect() as conn:
             return set(conn.execute(recent).scalars()), set(conn.execute(refused).scalars())
-
-    def undeliverable(self, key: str) -> bool:
-        """Whether mail to this sender was refused for good (a 5xx) before."""
-        o = schema.outbox.c
-        query = select(o.story_id).where(o.sender_key == key, o.permanent.is_(True)).limit(1)
-        with self._connect() as conn:
-            return conn.execute(query).first() is not None
 
     def sent_since(self, since: datetime) -> int:
         """How many acknowledgements were sent since ``since`` (the hourly cap)."""

@@ -204,15 +204,6 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows):
             for row in conn.execute(schema.stories_with_triage()).mappings():
                 yield rows.row_story(row), rows.row_triage(row)
 
-    def story(self, story_id: str) -> Story:
-        """One stored story; StoreError when there is none."""
-        query = select(schema.stories).where(schema.stories.c.story_id == story_id)
-        with self._connect() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
-            raise StoreError(f"store: no story {story_id}")
-        return rows.row_story(row)
-
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
         try:
