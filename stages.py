@@ -129,25 +129,29 @@ class WorkerPool:
         self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._discard(self._pool)
 
     def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
         """Each batch with its parsed and tagged messages, in order. One batch more than there
         are workers is in flight, so every worker is busy while this process stores."""
         in_flight: deque[tuple[Batch, ProcessPoolExecutor, Future[WorkerResult]]] = deque()
         for batch in batches:
-            pool = self._start()
-            try:
-                future = pool.submit(_work, batch.messages)
-            except BrokenProcessPool:  # a batch in flight killed a worker (see _collect)
-                self._discard(pool)
-                pool = self._start()
-                future = pool.submit(_work, batch.messages)
-            in_flight.append((batch, pool, future))
+            in_flight.append((batch, *self._submit(batch.messages)))
             if len(in_flight) > self._workers:
                 yield self._collect(*in_flight.popleft())
         while in_flight:
             yield self._collect(*in_flight.popleft())
+
+    def _submit(
+        self, raws: tuple[RawMessage, ...]
+    ) -> tuple[ProcessPoolExecutor, Future[WorkerResult]]:
+        pool = self._start()
+        try:
+            return pool, pool.submit(_work, raws)
+        except BrokenProcessPool:  # a batch in flight killed a worker (see _collect)
+            self._discard(pool)
+            pool = self._start()
+            return pool, pool.submit(_work, raws)
 
     def _start(self) -> ProcessPoolExecutor:
         # Started with the first batch (an idle poll starts nothing). "spawn": a fork would
@@ -186,9 +190,9 @@ class WorkerPool:
         done: Done = []
         failed: list[Quarantined] = []
         for raw in batch.messages:
-            pool = self._start()
+            pool, future = self._submit((raw,))
             try:
-                result = pool.submit(_work, (raw,)).result()
+                result = future.result()
             except BrokenProcessPool:
                 self._discard(pool)
                 failed.append(Quarantined(raw, "worker", WORKER_DIED, ""))
