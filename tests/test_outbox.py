@@ -27,6 +27,7 @@ from triage.outbox import (
     first_name,
     make_environment,
     render_acknowledgement,
+    render_team_mail,
 )
 from triage.pickup import write_pickup
 from triage.smtp import SmtpConnection, send
@@ -207,6 +208,21 @@ def test_outbox_non_ascii_team_name_and_subject_are_encoded() -> None:
     assert message["From"].addresses[0].display_name == team
     assert message["Subject"] == subject.replace("{reference}", REFERENCE)
     assert team in text
+
+
+@pytest.mark.parametrize("field", ["team_name", "subject"])
+def test_outbox_control_characters_in_configured_headers_are_refused(field: str) -> None:
+    value = "The Team\r\nBcc: x@example.org"
+    team = value if field == "team_name" else "The Team"
+    subject = value if field == "subject" else "Auto: thanks"
+    with pytest.raises(ConfigError, match="control character"):
+        render(team_name=team, subjects={"acknowledgement": subject})
+    with pytest.raises(ConfigError, match="control character"):
+        render_team_mail(ENV, "acknowledgement", {"first_name": "Sam", "reference": REFERENCE,
+                                                  "team_name": "T", "team_address": "t@example.org",
+                                                  "help_text": ""},
+                         subject=subject, to=["team@example.org"], message_id="<d@example.org>",
+                         settings=SmtpSettings(), team_name=team, now=NOW)  # fmt: skip
 
 
 def test_outbox_long_ascii_subject_is_folded_not_cut() -> None:

@@ -123,15 +123,15 @@ def render_acknowledgement(
 
     SendError (permanent) when the recipient is not exactly one plain address or the reference
     is not ``[A-Z0-9-]{1,32}``; ConfigError when a template is missing or broken, or the
-    sender address or team name could not go in a header.
+    sender address, team name or subject could not go in a header.
     """
     if not decision.send or decision.template not in SUBJECTS:
         raise ValueError(f"decision {decision.reason!r} has no reply to render")
     to = checked_recipient(decision.to)
     if not _REFERENCE.fullmatch(reference):
         raise SendError("reference is not [A-Z0-9-]{1,32}", permanent=True)
-    if not is_plausible_mailbox(settings.from_address) or _CONTROL.search(team_name):
-        raise ConfigError("smtp.from_address or the team name cannot go in a header")
+    if not is_plausible_mailbox(settings.from_address):
+        raise ConfigError("smtp.from_address cannot go in a header")
     context = _context(first_name(sender_name), reference, team_name,
                        settings.from_address, help_text)  # fmt: skip
     message_id = message_id_for(story_id, settings.from_address)
@@ -248,14 +248,12 @@ def render_team_mail(
     """A message to the team (a digest, an alert) from ``template``.txt and .html.
 
     ``Auto-Submitted: auto-generated`` (RFC 3834): it is not a reply, and nobody should answer
-    it automatically. ConfigError when a template is missing or broken; SendError (permanent)
-    when a recipient is not one plain address.
+    it automatically. ConfigError when a template is missing or broken or a header would hold
+    a control character; SendError (permanent) when a recipient is not one plain address.
     """
     recipients = tuple(checked_recipient(a) for a in to)
     if not recipients:
         raise SendError("no recipients", permanent=True)
-    if _CONTROL.search(subject) or _CONTROL.search(team_name):
-        raise ConfigError("a subject or the team name cannot go in a header")
     headers = _common_headers(settings.from_address, team_name, ", ".join(recipients), subject,
                               message_id, now)  # fmt: skip
     headers.append(("Auto-Submitted", "auto-generated"))
