@@ -11,7 +11,7 @@ from spacy.matcher import Matcher
 
 from config.themes import DEFAULT_THEMES, load_themes
 from triage.examples import load_examples, training_files
-from triage.near import Columns, compile_sequence
+from triage.near import SequenceSet, compile_sequence
 from triage.tag import blank_nlp
 
 SETTINGS = load_themes(DEFAULT_THEMES)
@@ -40,12 +40,13 @@ def test_near_matches_equal_the_matcher(index: int, docs: list[Any]) -> None:
     nlp_vocab = docs[0].vocab
     sequence = compile_sequence(pattern, nlp_vocab.strings.add)
     assert sequence is not None, "every shipped pattern should take the fast path"
+    fast = SequenceSet([("p", sequence)])
     matcher = Matcher(nlp_vocab)
     matcher.add("p", [pattern])
     total = 0
     for doc in docs:
         expected = sorted((s, e) for _, s, e in matcher(doc))
-        found = sorted(sequence.find(Columns(doc.to_array([LEMMA, LOWER, LIKE_NUM]))))
+        found = sorted((s, e) for _, s, e in fast.find(doc.to_array([LEMMA, LOWER, LIKE_NUM])))
         assert found == expected, doc.text[:80]
         total += len(found)
     assert total > 0, "the pattern should match somewhere in the training texts"
@@ -58,3 +59,7 @@ def test_near_matches_equal_the_matcher(index: int, docs: list[Any]) -> None:
 )  # fmt: skip
 def test_near_other_shapes_stay_with_the_matcher(pattern: list[dict[str, Any]]) -> None:
     assert compile_sequence(pattern, blank_nlp().vocab.strings.add) is None
+
+
+def test_near_no_patterns_find_nothing(docs: list[Any]) -> None:
+    assert SequenceSet([]).find(docs[0].to_array([LEMMA, LOWER, LIKE_NUM])) == []

@@ -1,11 +1,14 @@
-"""Tag stage: a fast path for themes.toml's token patterns. May import numpy.
+"""Tag stage: a fast path for themes.toml's token patterns. May import numpy and re2.
 
 The patterns are written in spaCy Matcher syntax. The Matcher tries every pattern at every
 token, and with optional tokens and ``{m,n}`` windows fifteen patterns cost more than the rest
-of the pipeline together. Most patterns are plain sequences of one-attribute token tests, so
-here the first token's test is a lookup in a per-document index of where each lemma or word
-stands (the only places a match can start), and a short walk from each such place finds every
-match the Matcher would. Patterns of any other shape stay with the Matcher.
+of the pipeline together. Most patterns are plain sequences of one-attribute token tests, and
+those become regular expressions over the document written as text: each token is three
+characters, one for its lemma, one for its lower-case form and one for like_num, each column
+with an alphabet of its own (every word no pattern names is that column's "other" character).
+One RE2 set then scans a document once for every pattern and names the few that match; only
+those are located, and every (start, end) the Matcher would report is read off them. Patterns
+of any other shape stay with the Matcher.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 import numpy.typing as npt
+import re2
 
 # Columns of the attribute table triage.tag hands over: lemma hash, lower-case hash, like_num.
 LEMMA, LOWER, LIKE_NUM = 0, 1, 2
 _WINDOW = re.compile(r"^\{(\d*),(\d+)\}$")
+_FIRST_CHAR = 0x100  # above ASCII, so no character is special in a regular expression
+_LAST_CHAR = 0xD7FF  # below the surrogates, so a document is a plain UTF-16 string
 Table = npt.NDArray[Any]
+Match = tuple[str, int, int]  # pattern key, start token, end token
 
 
 @dataclass(frozen=True)
@@ -32,41 +40,6 @@ class Step:
     low: int
     high: int
 
-    def passes(self, columns: Columns, position: int) -> bool:
-        """Whether the token at ``position`` passes."""
-        return self.column < 0 or columns[self.column][position] in self.values
-
-
-class Columns(list[list[int]]):
-    """A document's attribute columns as Python lists, with a value -> positions index.
-
-    ``wanted`` (column -> values) limits the index to the values patterns can start with:
-    building it for every token of every column cost more than all the matching.
-    """
-
-    def __init__(self, table: Table, wanted: Mapping[int, frozenset[int]] | None = None) -> None:
-        super().__init__(table.T.tolist())
-        self._wanted = wanted
-        self._index: dict[int, dict[int, list[int]]] = {}
-
-    def positions(self, column: int, values: frozenset[int]) -> list[int]:
-        """Every position whose ``column`` value is one of ``values``, ascending."""
-        index = self._index.get(column)
-        if index is None:
-            index = self._index[column] = self._build(column)
-        if len(values) == 1:
-            return index.get(next(iter(values)), [])
-        return sorted(p for v in values for p in index.get(v, ()))
-
-    def _build(self, column: int) -> dict[int, list[int]]:
-        values = self[column]
-        wanted = self._wanted.get(column) if self._wanted is not None else None
-        index: dict[int, list[int]] = {}
-        for position, value in enumerate(values):
-            if wanted is None or value in wanted:
-                index.setdefault(value, []).append(position)
-        return index
-
 
 @dataclass(frozen=True)
 class TokenSequence:
@@ -75,37 +48,96 @@ class TokenSequence:
     steps: tuple[Step, ...]
 
     @property
-    def first(self) -> tuple[int, frozenset[int]]:
-        """The column and values a match must start with."""
-        return self.steps[0].column, self.steps[0].values
+    def lengths(self) -> range:
+        """The numbers of tokens a match can span."""
+        return range(sum(s.low for s in self.steps), sum(s.high for s in self.steps) + 1)
 
-    def find(self, columns: Columns) -> list[tuple[int, int]]:
-        """(start, end) token offsets of every match, as the Matcher reports them."""
-        first, rest, size = self.steps[0], self.steps[1:], len(columns[0])
-        found: list[tuple[int, int]] = []
-        for start in columns.positions(first.column, first.values):
-            ends = {start + 1}
-            for step in rest:  # the set of positions each step can end at, step by step
-                ends = _advance(step, columns, ends, size)
-                if not ends:
-                    break
-            found.extend((start, end) for end in sorted(ends))
+
+class Alphabet:
+    """The characters a document is written in: per column, one per value patterns name."""
+
+    def __init__(self, sequences: Sequence[TokenSequence]) -> None:
+        named: dict[int, set[int]] = {LEMMA: set(), LOWER: set(), LIKE_NUM: {0, 1}}
+        for sequence in sequences:
+            for step in sequence.steps:
+                if step.column >= 0:
+                    named[step.column] |= step.values
+        self._values = {c: numpy.array(sorted(v), dtype="uint64") for c, v in named.items()}
+        # Column c's characters: base[c] ("other") then base[c] + 1 + index of the value.
+        self._base, first = {}, _FIRST_CHAR
+        for column in (LEMMA, LOWER, LIKE_NUM):
+            self._base[column] = first
+            first += len(self._values[column]) + 1
+        if first > _LAST_CHAR:
+            raise ValueError(f"token patterns name {first - _FIRST_CHAR} words, too many")
+
+    def token(self, step: Step) -> str:
+        """A regular expression for one token passing ``step`` (its three characters)."""
+        if step.column < 0:
+            return "..."
+        values = self._values[step.column]
+        indexes = sorted(int(numpy.searchsorted(values, numpy.uint64(v))) for v in step.values)
+        chars = "".join(chr(self._base[step.column] + 1 + i) for i in indexes)
+        tests = [".", ".", "."]
+        tests[step.column] = f"[{chars}]"
+        return "".join(tests)
+
+    def encode(self, table: Table) -> str:
+        """The document's token table (lemma, lower, like_num columns) as text."""
+        codes = numpy.empty(table.shape, dtype="uint16")
+        codes[:, LIKE_NUM] = table[:, LIKE_NUM] + (self._base[LIKE_NUM] + 1)  # 0/1: no lookup
+        for column in (LEMMA, LOWER):
+            values, found = self._values[column], table[:, column]
+            if not len(values):
+                codes[:, column] = self._base[column]
+                continue
+            index = numpy.searchsorted(values, found)
+            index[index >= len(values)] = 0
+            named = values[index] == found
+            codes[:, column] = numpy.where(named, index + 1, 0) + self._base[column]
+        return codes.tobytes().decode("utf-16-le")
+
+
+class SequenceSet:
+    """Compiled patterns, each with a key, found together in one scan of a document."""
+
+    def __init__(self, named: Sequence[tuple[str, TokenSequence]]) -> None:
+        self._alphabet = Alphabet([sequence for _, sequence in named])
+        self._patterns: list[tuple[str, re.Pattern[str], range]] = []
+        scan = re2.Set.SearchSet()
+        for key, sequence in named:
+            expression = "".join(self._step(step) for step in sequence.steps)
+            self._patterns.append((key, re.compile(expression), sequence.lengths))
+            scan.Add(expression)
+        self._scan: Any = None
+        if named:  # RE2 refuses to compile an empty set
+            scan.Compile()
+            self._scan = scan
+
+    def __len__(self) -> int:
+        return len(self._patterns)
+
+    def _step(self, step: Step) -> str:
+        token = self._alphabet.token(step)
+        if (step.low, step.high) == (1, 1):
+            return token
+        return f"(?:{token}){{{step.low},{step.high}}}"
+
+    def find(self, table: Table) -> list[Match]:
+        """(key, start, end) of every match, pattern by pattern, as the Matcher reports them."""
+        if self._scan is None or not len(table):
+            return []
+        text, size = self._alphabet.encode(table), len(table)
+        found: list[Match] = []
+        for index in sorted(self._scan.Match(text) or ()):
+            key, pattern, lengths = self._patterns[index]
+            position = 0
+            while (hit := pattern.search(text, position)) is not None:
+                start = hit.start() // 3
+                found += [(key, start, start + n) for n in lengths if start + n <= size
+                          and pattern.fullmatch(text, 3 * start, 3 * (start + n))]  # fmt: skip
+                position = hit.start() + 3
         return found
-
-
-def _advance(step: Step, columns: Columns, starts: set[int], size: int) -> set[int]:
-    """Where ``step`` can end from each of ``starts``: after ``low`` to ``high`` passing tokens."""
-    ends: set[int] = set()
-    column = columns[step.column] if step.column >= 0 else None
-    values = step.values
-    for position in starts:
-        for count in range(step.high + 1):
-            if count >= step.low:
-                ends.add(position + count)
-            at = position + count
-            if at >= size or (column is not None and column[at] not in values):
-                break
-    return ends
 
 
 def compile_sequence(

@@ -47,7 +47,7 @@ from intake.errors import ConfigError
 from intake.records import Story, Triage
 from triage.examples import LabelledText, load_examples, training_files
 from triage.judge import Hit, Reading, judge
-from triage.near import Columns, TokenSequence, compile_sequence
+from triage.near import SequenceSet, TokenSequence, compile_sequence
 from triage.rules import TagSettings
 
 LEMMATIZER = "story_lemmatizer"
@@ -210,8 +210,7 @@ class Tagger:
     settings: TagSettings
     terms: PhraseMatcher
     patterns: Matcher
-    fast: tuple[tuple[str, TokenSequence], ...]
-    wanted: dict[int, frozenset[int]] = field(default_factory=dict)  # column -> first values
+    fast: SequenceSet
     key_parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
     @property
@@ -234,9 +233,7 @@ class Tagger:
         found = [(strings[m], s, e) for m, s, e in self.terms(doc)]
         if len(self.patterns):  # every shipped pattern takes the fast path; others land here
             found += [(strings[m], s, e) for m, s, e in self.patterns(doc)]
-        if self.fast:
-            columns = Columns(table[:, :3], self.wanted)
-            found += [(key, s, e) for key, seq in self.fast for s, e in seq.find(columns)]
+        found += self.fast.find(table[:, :3])
         # Character offsets from the token table: a Span per hit cost as much as the matching.
         offsets, parts = table[:, 4].tolist(), self.key_parts
         text = doc.text if text is None else text
@@ -297,8 +294,7 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
         settings,
         terms,
         patterns,
-        tuple(fast),
-        _first_values(fast),
+        SequenceSet(fast),
         {key: _split_key(key) for key in keys},
     )
 
@@ -307,15 +303,6 @@ def _split_key(key: str) -> tuple[str, str, str]:
     """A match key ``section:name:rule`` in its three parts."""
     section, name, rule = key.split(":", 2)
     return section, name, rule
-
-
-def _first_values(fast: Sequence[tuple[str, TokenSequence]]) -> dict[int, frozenset[int]]:
-    """Per column, the values any fast pattern can start with (for Columns' index)."""
-    wanted: dict[int, frozenset[int]] = {}
-    for _, sequence in fast:
-        column, values = sequence.first
-        wanted[column] = wanted.get(column, frozenset()) | values
-    return wanted
 
 
 def load_tagger(settings: TagSettings) -> Tagger:
