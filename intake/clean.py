@@ -84,8 +84,10 @@ def _clean_lines(lines: list[str], sender_name: str, depth: int) -> Cleaned:
 
 def _is_forward_note(text: str, signature: list[str], kind: str) -> bool:
     """Whether the words above a forward are only a note ("FYI", "see below") or nothing."""
+    if kind not in ("forward", "header"):
+        return False  # asked first: reading every word of a long story is the costly part
     words = p.trivial_words(text)
-    if kind not in ("forward", "header") or words is None:
+    if words is None:
         return False
     # "From: … Sent: …" heads plain replies too, so there it takes nothing at all or an explicit
     # "FYI"/"fwd": a bare "Thanks!" answers the quoted mail rather than forwarding it.
@@ -160,8 +162,9 @@ def _history_marker(lines: list[str], i: int) -> tuple[str, int] | None:
     line = lines[i]
     if len(line) > p.MAX_LINE:
         return None
-    forward = p.FORWARD_MARKER.match(line) is not None
-    if forward or p.ORIGINAL_MARKER.match(line):
+    separator = p.HISTORY_MARKER.match(line)
+    if separator is not None:
+        forward = separator.group("forward") is not None
         j = p.skip_blank(lines, i + 1)
         end = _header_block_end(lines, j) if j < len(lines) else None
         return "forward" if forward else "header", p.skip_blank(lines, j if end is None else end)
@@ -171,7 +174,7 @@ def _history_marker(lines: list[str], i: int) -> tuple[str, int] | None:
 
 def _header_block_end(lines: list[str], i: int) -> int | None:
     """End of an Outlook-style block ("From: … Sent: … To: … Subject: …") starting at line i."""
-    first = p.HEADER_LINE.match(lines[i]) if len(lines[i]) <= p.MAX_LINE else None
+    first = p.header_line(lines[i])
     if first is None:
         return None
     keys = {first.group(1).casefold()}
@@ -179,7 +182,7 @@ def _header_block_end(lines: list[str], i: int) -> int | None:
     for j in range(i + 1, min(i + _HEADER_WINDOW, len(lines))):
         if p.is_blank(lines[j]):
             break
-        match = p.HEADER_LINE.match(lines[j]) if len(lines[j]) <= p.MAX_LINE else None
+        match = p.header_line(lines[j])
         if match is not None:
             if match.group(1).casefold() in keys:
                 break  # a block names each field once; a repeat starts something else
@@ -192,7 +195,7 @@ def _header_block_end(lines: list[str], i: int) -> int | None:
 def _attribution_end(lines: list[str], i: int) -> int | None:
     """End of an "On <date>, <name> wrote:" line, possibly wrapped, starting at line i."""
     first = lines[i].strip()
-    if not first or len(first) > _MAX_ATTRIBUTION or not any(c in first for c in "0123456789<@"):
+    if not first or len(first) > _MAX_ATTRIBUTION or not p.ATTRIBUTION_CHAR.search(first):
         return None
     if p.PROSE_BREAK.search(first):
         return None

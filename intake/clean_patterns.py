@@ -60,6 +60,7 @@ GMAIL_GMT_LINE = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}
 GMAIL_DATE_EMAIL_LINE = re.compile(
     r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{0,200}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*:?\s*$"
 )
+ATTRIBUTION_CHAR = re.compile(r"[0-9<@]")  # a date, time or address: every attribution has one
 EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
 PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
 
@@ -100,8 +101,13 @@ _ORIGINAL_PHRASES = _phrases(
     reply message|original e-mail"""
 )
 _SEPARATOR = r"[\s>*_=-]{{0,40}}(?:{})[\s:*_=-]{{0,40}}$"
-FORWARD_MARKER = re.compile(_SEPARATOR.format(_words(_FORWARD_PHRASES)), re.IGNORECASE)
-ORIGINAL_MARKER = re.compile(_SEPARATOR.format(_words(_ORIGINAL_PHRASES)), re.IGNORECASE)
+# One expression for both (a line is tried once): the group that matched says which it is.
+HISTORY_MARKER = re.compile(
+    _SEPARATOR.format(
+        f"(?P<forward>{_words(_FORWARD_PHRASES)})|(?P<original>{_words(_ORIGINAL_PHRASES)})"
+    ),
+    re.IGNORECASE,
+)
 
 # Words a forwarder's note may consist of and still count as "no text of their own".
 TRIVIAL_WORDS = _wordset(
@@ -187,6 +193,13 @@ LIST_FOOTER = re.compile(
 FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|[Mm]y|[Mm]e)\b")
 
 # --- predicates --------------------------------------------------------------------------------
+
+
+def header_line(line: str) -> re.Match[str] | None:
+    """A "From: …" / "Sent: …" header line of an Outlook-style block (group 1: the field)."""
+    if len(line) > MAX_LINE or (":" not in line and "：" not in line):
+        return None  # most lines of a story: no field name can end here
+    return HEADER_LINE.match(line)
 
 
 def is_blank(line: str) -> bool:
