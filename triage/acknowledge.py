@@ -20,6 +20,7 @@ to someone who did not need it costs far less than missing someone who did.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -220,14 +221,23 @@ def is_crisis(text: str, terms: Sequence[str]) -> bool:
     straight and curly apostrophes), and terms are looked up by their first word: linear in
     the text, no backtracking regex.
     """
-    by_first: dict[str, list[tuple[str, ...]]] = {}
-    for term in terms:
-        words = tuple(_WORD.findall(term.casefold()))
-        if words:
-            by_first.setdefault(words[0], []).append(words)
+    by_first = _terms_by_first_word(tuple(terms))
     tokens = _WORD.findall(text.casefold())
+    if by_first.keys().isdisjoint(tokens):
+        return False  # the usual answer, found without a Python-level loop over the words
     for index, token in enumerate(tokens):
         for words in by_first.get(token, ()):
             if tuple(tokens[index : index + len(words)]) == words:
                 return True
     return False
+
+
+@functools.lru_cache(maxsize=8)
+def _terms_by_first_word(terms: tuple[str, ...]) -> dict[str, list[tuple[str, ...]]]:
+    """The terms' words, grouped by their first word (built once per list of terms)."""
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for term in terms:
+        words = tuple(_WORD.findall(term.casefold()))
+        if words:
+            by_first.setdefault(words[0], []).append(words)
+    return by_first
