@@ -132,12 +132,13 @@ class WorkerPool:
             self._discard(self._pool)
 
     def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
-        """Each batch with its parsed and tagged messages, in order. One batch more than there
-        are workers is in flight, so every worker is busy while this process stores."""
+        """Each batch with its parsed and tagged messages, in order. Two batches more than
+        there are workers are in flight, so that a worker finishing one finds the next already
+        waiting while this process stores and sends: one more would only hold more memory."""
         in_flight: deque[tuple[Batch, ProcessPoolExecutor, Future[WorkerResult]]] = deque()
         for batch in batches:
             in_flight.append((batch, *self._submit(batch.messages)))
-            if len(in_flight) > self._workers:
+            if len(in_flight) > self._workers + 1:
                 yield self._collect(*in_flight.popleft())
         while in_flight:
             yield self._collect(*in_flight.popleft())
