@@ -95,17 +95,18 @@ def run_once(
             workers = settings.intake.workers
             with open_stages(settings.tagger, workers, tagger, timer) as stages:
                 for batch, processed in stages.map(batches):
+                    sender.wait()  # the store is this thread's again
                     step = _handle_batch(batch, processed, state, source, store, now, settings,
                                          timer)  # fmt: skip
-                    # Replies go out while the workers parse and tag the next batch.
-                    with timer.stage("acknowledge"):
-                        sender.send_due()
+                    # Replies go out while the next batch is fetched, parsed and tagged.
+                    sender.start(timer)
                     counts = _add(counts, step)
                     log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
                              report.counts_line(step, BATCH_COUNTS),
                              progress.update(counts.fetched, batch.remaining))  # fmt: skip
                     if stop.is_set():
                         break
+            sender.wait()
             progress.close()
             confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
         with timer.stage("acknowledge"):

@@ -11,13 +11,17 @@ Then it is handed over, and each way keeps what may be in doubt after a crash sm
 - over SMTP, one session for the run: claimed, sent and finished one message at a time, so
   at most one message is in doubt (held for a person unless found in the Sent folder).
 
-``run_once`` calls ``send_due`` after each batch, so replies go out while the worker processes
-parse and tag the next one; ``deliver.acknowledge`` calls it once more at the end.
+``run_once`` calls ``start`` after each batch: the replies then go out in a thread of their
+own while the run fetches the next batch and the worker processes parse and tag it, and
+``wait`` joins that thread before the run touches the store again, so the store is never used
+by both at once. ``deliver.acknowledge`` calls ``send_due`` once more at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from config.settings import AcknowledgementSettings, SmtpSettings
+    from intake.timing import StageTimer
 
 log = logging.getLogger(__name__)
 SEND_PAGE = 100  # acknowledgements read, rendered and (pickup) finished together
@@ -75,6 +80,8 @@ class Sender:
         self._failures = 0  # temporary failures in a row
         self._unreachable = False
         self._cap_reported = False
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None  # what the thread raised, for wait()
         self.sent = 0
 
     def __enter__(self) -> Sender:
@@ -84,8 +91,40 @@ class Sender:
         self, kind: type[BaseException] | None, error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:  # fmt: skip
-        if self._smtp is not None:
-            self._smtp.close()
+        try:
+            if error is None:
+                self.wait()
+            elif self._thread is not None:
+                self._thread.join()  # the run's own error is the one to report
+        finally:
+            if self._smtp is not None:
+                self._smtp.close()
+
+    def start(self, timer: StageTimer | None = None) -> None:
+        """``send_due`` in a thread of its own (after the last one has finished): the sending
+        overlaps the run's waits for the mailbox and the workers. Call ``wait`` before using
+        the store again."""
+        self.wait()
+        self._thread = threading.Thread(target=self._send_in_thread, args=(timer,),
+                                        name="sender", daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Join the thread ``start`` began; what it raised is raised here."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _send_in_thread(self, timer: StageTimer | None) -> None:
+        try:
+            with timer.stage("acknowledge") if timer else contextlib.nullcontext():
+                self.send_due()
+        except BaseException as err:  # handed to wait(), which raises it in the run's thread
+            self._error = err
 
     def send_due(self) -> int:
         """Send what is due, a page at a time, until nothing is, the hourly cap is reached,
