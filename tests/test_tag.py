@@ -225,3 +225,19 @@ def test_tag_empty_story_in_a_batch(tagger: Tagger) -> None:
     first, empty = tag_many(stories, tagger)
     assert empty.themes == () and "short_text" in empty.review_reasons
     assert first.story_id == "a"
+
+
+def test_tag_records_survive_the_trip_between_processes(tagger: Tagger) -> None:
+    # Workers pickle what they send back; the records pickle as their slot values.
+    import pickle
+
+    from intake.records import Quarantined
+
+    data = story_message("Mum's GP and the police both asked me the same questions again.")
+    raw = RawMessage("INBOX", 7, 42, datetime(2026, 5, 1, tzinfo=UTC), len(data), data)
+    story = parse(raw)
+    triage = tag(story, tagger)
+    quarantined = Quarantined(dataclasses.replace(raw, too_large=True), "parse", "why", "")
+    assert triage.evidence, "the text should give some evidence to carry"
+    sent = (raw, story, triage, quarantined)
+    assert pickle.loads(pickle.dumps(sent)) == sent

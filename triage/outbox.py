@@ -93,6 +93,7 @@ def make_environment(template_dir: Path) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
         autoescape=autoescape, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        auto_reload=False,  # read once a run: no stat of the template for every reply
     )  # fmt: skip
 
 

@@ -55,8 +55,11 @@ class Staged:
 def stage_pickup(outgoing: Outgoing, pickup_dir: Path) -> Staged:
     """Write ``outgoing`` under a private ``.tmp`` name in ``pickup_dir``; not yet synced."""
     try:
-        pickup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
+        try:
+            descriptor, temporary = tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
+        except FileNotFoundError:  # the first message: made here, not looked for every time
+            pickup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
     except OSError as err:
         raise SendError(f"pickup: {type(err).__name__}") from err
     staged = Staged(outgoing, temporary, descriptor)  # mkstemp creates it 0600
