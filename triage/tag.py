@@ -235,12 +235,12 @@ class Tagger:
             found += [(strings[m], s, e) for m, s, e in self.patterns(doc)]
         found += self.fast.find(table[:, :3])
         # Character offsets from the token table: a Span per hit cost as much as the matching.
-        offsets, parts = table[:, 4].tolist(), self.key_parts
+        offsets, lengths, parts = table[:, 4].tolist(), table[:, 5].tolist(), self.key_parts
         text = doc.text if text is None else text
         hits = []
         for key, start, end in found:
             section, name, rule = parts.get(key) or _split_key(key)
-            first, last = offsets[start], offsets[end - 1] + int(table[end - 1, 5])
+            first, last = offsets[start], offsets[end - 1] + lengths[end - 1]
             hits.append(Hit(section, name, rule, first, last, text[first:last]))
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
                        int(table[:, 3].sum()))  # fmt: skip
