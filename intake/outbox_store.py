@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
 from intake import rows, schema
 from intake.records import Acknowledgement, Story, Triage
@@ -129,10 +129,21 @@ class OutboxRows:
     def claim_ids(self, story_ids: Sequence[str], now: datetime) -> list[str]:
         """Mark these acknowledgements ``sending``, committed before anything goes; returns
         those that were still ``pending`` (only they may be sent)."""
+        return self.finish_and_claim((), story_ids, now)
+
+    def finish_and_claim(
+        self, attempts: Sequence[Attempt], story_ids: Sequence[str], now: datetime
+    ) -> list[str]:
+        """``finish_many`` then ``claim_ids`` in one transaction: over SMTP, recording how one
+        message went and claiming the next cost one commit, not two."""
         o = schema.outbox
-        query = (update(o).where(o.c.story_id.in_(list(story_ids)), o.c.state == "pending")
-                 .values(state="sending", updated_at=now).returning(o.c.story_id))  # fmt: skip
         with self._begin() as conn:
+            if attempts:
+                conn.execute(_finish_statement(now), _finish_rows(attempts))
+            if not story_ids:
+                return []
+            query = (update(o).where(o.c.story_id.in_(list(story_ids)), o.c.state == "pending")
+                     .values(state="sending", updated_at=now).returning(o.c.story_id))  # fmt: skip
             return list(conn.execute(query).scalars())
 
     def claim(
@@ -155,19 +166,8 @@ class OutboxRows:
 
     def finish_many(self, attempts: Sequence[Attempt], now: datetime) -> None:
         """Record how each attempt ended, all in one transaction (a page of pickup files)."""
-        o = schema.outbox
-        if not attempts:
-            return
-        query = (update(o).where(o.c.story_id == bindparam("id"))
-                 .values(state=bindparam("new_state"), updated_at=now, error=bindparam("err"),
-                         attempts=o.c.attempts + 1,
-                         retry_at=bindparam("retry", type_=schema.UtcDateTime()),
-                         permanent=bindparam("refused"),
-                         message_id=func.coalesce(bindparam("mid"), o.c.message_id)))  # fmt: skip
-        rows = [{"id": a.story_id, "new_state": a.state, "err": a.error, "retry": a.retry_at,
-                 "refused": a.permanent, "mid": a.message_id} for a in attempts]  # fmt: skip
-        with self._begin() as conn:
-            conn.execute(query, rows)
+        if attempts:
+            self.finish_and_claim(attempts, (), now)
 
     def release_held(self, story_ids: Sequence[str] | None, state: str, now: datetime) -> int:
         """A person has checked held acknowledgements (all, or these stories'): ``pending``
@@ -223,3 +223,18 @@ class OutboxRows:
 def _acknowledgement(row: Any, state: str) -> Acknowledgement:
     return Acknowledgement(row["story_id"], row["reason"], row["template"], row["recipient"],
                            state, int(row["attempts"]))  # fmt: skip
+
+
+def _finish_statement(now: datetime) -> Update:
+    o = schema.outbox
+    return (update(o).where(o.c.story_id == bindparam("id"))
+            .values(state=bindparam("new_state"), updated_at=now, error=bindparam("err"),
+                    attempts=o.c.attempts + 1,
+                    retry_at=bindparam("retry", type_=schema.UtcDateTime()),
+                    permanent=bindparam("refused"),
+                    message_id=func.coalesce(bindparam("mid"), o.c.message_id)))  # fmt: skip
+
+
+def _finish_rows(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+    return [{"id": a.story_id, "new_state": a.state, "err": a.error, "retry": a.retry_at,
+             "refused": a.permanent, "mid": a.message_id} for a in attempts]  # fmt: skip

@@ -262,6 +262,19 @@ def test_deliver_451_is_retried_later_under_the_same_message_id(
     assert message[0] == "<>"  # the null envelope sender
 
 
+def test_deliver_smtp_records_every_reply_it_sent_when_the_cap_stops_it(
+    settings: Settings, now: datetime, tagger: Tagger, smtp_sink: SmtpSink
+) -> None:
+    # Over SMTP a reply is recorded in the transaction that claims the next one; the last
+    # one before the cap must be recorded all the same, not left "sending" (held next run).
+    capped = dataclasses.replace(settings.acknowledgement, max_per_hour=3)
+    settings = dataclasses.replace(smtp_settings(settings, smtp_sink), acknowledgement=capped)
+    deliver(settings, *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(5)))
+    assert run_once(settings, now, tagger=tagger).acknowledged == 3
+    assert sorted(states(settings).values()) == ["pending"] * 2 + ["sent"] * 3
+    assert len(smtp_sink.messages) == 3
+
+
 def test_deliver_550_fails_and_that_address_is_not_tried_again(
     settings: Settings, now: datetime, tagger: Tagger, smtp_sink: SmtpSink
 ) -> None:

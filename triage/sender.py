@@ -230,25 +230,36 @@ class Sender:
         self._count(attempts)
 
     def _over_smtp(self, rendered: Rendered, smtp: SmtpConnection) -> None:
-        """Claim, send and finish one message at a time over the run's session."""
+        """Claim, send and finish one message at a time over the run's session. How one went
+        is recorded in the transaction that claims the next: one commit a message, and still
+        only the message on the wire is ever in doubt."""
+        unrecorded: list[Attempt] = []
         for item, outgoing in rendered:
             if self._finished():
-                return  # the rest stay pending, untouched
-            if not self._store.claim_ids([item.story_id], self._now):
+                break  # the rest stay pending, untouched
+            claimed = self._settle(unrecorded, [item.story_id])
+            unrecorded = []
+            if not claimed:
                 continue
             try:
                 smtp.send(outgoing)
+                attempt = Attempt(item.story_id, "sent", message_id=outgoing.message_id)
             except SendError as err:
-                self._record(item, err)
-                continue
-            attempt = Attempt(item.story_id, "sent", message_id=outgoing.message_id)
-            try:
-                self._store.finish_many([attempt], self._now)
-            except StoreError:  # the next run holds it; say which, for `release --as-sent`
-                log.error("acknowledgement %s was sent but could not be recorded",
-                          reference(item.story_id))  # fmt: skip
-                raise
+                attempt = self._failed_attempt(item, err)
             self._count([attempt])
+            unrecorded = [attempt]
+        self._settle(unrecorded, [])
+
+    def _settle(self, attempts: list[Attempt], claim: list[str]) -> list[str]:
+        """Record ``attempts`` and claim ``claim`` together; returns the claimed."""
+        try:
+            return self._store.finish_and_claim(attempts, claim, self._now)
+        except StoreError:  # the next run holds it; say which, for `release --as-sent`
+            for attempt in attempts:
+                if attempt.state == "sent":
+                    log.error("acknowledgement %s was sent but could not be recorded",
+                              reference(attempt.story_id))  # fmt: skip
+            raise
 
     def _record(self, item: Acknowledgement, err: SendError) -> None:
         attempt = self._failed_attempt(item, err)
