@@ -29,7 +29,7 @@ from triage.outbox import (
     render_acknowledgement,
     render_team_mail,
 )
-from triage.pickup import write_pickup
+from triage.pickup import pickup_name, write_pickup
 from triage.smtp import SmtpConnection, send
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -424,6 +424,15 @@ def test_outbox_pickup_is_idempotent_and_never_overwrites(tmp_path: Path) -> Non
         write_pickup(impostor, tmp_path)
     assert caught.value.permanent
     assert first.read_bytes() == outgoing.data and os.listdir(tmp_path) == [first.name]
+
+
+def test_outbox_pickup_goes_round_a_temporary_file_a_crash_left(tmp_path: Path) -> None:
+    outgoing = render()
+    left = tmp_path / f".{os.getpid()}.{pickup_name(outgoing.message_id)}.tmp"
+    left.write_bytes(b"half a message")  # a crashed run with this process id left it
+    path = write_pickup(outgoing, tmp_path)
+    assert path.read_bytes() == outgoing.data and left.read_bytes() == b"half a message"
+    assert sorted(os.listdir(tmp_path)) == sorted([left.name, path.name])
 
 
 def test_outbox_send_without_a_host_uses_the_pickup_folder(tmp_path: Path) -> None:

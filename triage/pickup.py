@@ -56,10 +56,10 @@ def stage_pickup(outgoing: Outgoing, pickup_dir: Path) -> Staged:
     """Write ``outgoing`` under a private ``.tmp`` name in ``pickup_dir``; not yet synced."""
     try:
         try:
-            descriptor, temporary = tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
+            descriptor, temporary = _create_staging(outgoing, pickup_dir)
         except FileNotFoundError:  # the first message: made here, not looked for every time
             pickup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
+            descriptor, temporary = _create_staging(outgoing, pickup_dir)
     except OSError as err:
         raise SendError(f"pickup: {type(err).__name__}") from err
     staged = Staged(outgoing, temporary, descriptor)  # mkstemp creates it 0600
@@ -71,6 +71,18 @@ def stage_pickup(outgoing: Outgoing, pickup_dir: Path) -> Staged:
         discard(staged)
         raise SendError(f"pickup: {type(err).__name__}") from err
     return staged
+
+
+def _create_staging(outgoing: Outgoing, pickup_dir: Path) -> tuple[int, str]:
+    """A new 0600 file for ``outgoing`` under a hidden temporary name: the message's own name
+    with this process's id, which no other message or running process uses (``mkstemp``'s
+    random names cost more than writing the file), or a random one if a crash left it."""
+    name = os.path.join(pickup_dir, f".{os.getpid()}.{pickup_name(outgoing.message_id)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, 0o600), name
+    except FileExistsError:
+        return tempfile.mkstemp(dir=pickup_dir, prefix=".", suffix=".tmp")
 
 
 def sync_staged(staged: Sequence[Staged]) -> None:
