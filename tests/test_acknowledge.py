@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.settings import AcknowledgementSettings
 from intake.errors import ParseError
@@ -290,6 +293,25 @@ def test_acknowledge_is_crisis_custom_terms_and_long_input() -> None:
     assert is_crisis("I'm scared of him", ("scared of him",))
     assert not is_crisis("I'm scared of him", ())
     assert not is_crisis("a" * 200_000 + " kill" * 50_000, CRISIS_TERMS)
+
+
+def _crisis_by_words(text: str, terms: tuple[str, ...]) -> bool:
+    """The definition is_crisis keeps: some term's words are consecutive words of the text."""
+    words = re.findall(r"\w+", text.casefold())
+    wanted = [tuple(re.findall(r"\w+", t.casefold())) for t in terms]
+    return any(tuple(words[i : i + len(w)]) == w for w in wanted if w for i in range(len(words)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["kill", "myself", "self", "harm", "overdose", "don", "t",
+                                 "feel", "safe", "Killing", "é", "ß", "x", "_", "9"]), max_size=8),
+       st.lists(st.sampled_from([" ", "-", "’", "'", "\n", "", "é", "_", ".", "\u00a0"]),
+                min_size=8, max_size=8))  # fmt: skip
+def test_acknowledge_is_crisis_scan_misses_nothing_the_words_find(
+    words: list[str], gaps: list[str]
+) -> None:
+    text = "".join(w + g for w, g in zip(words, gaps, strict=False))
+    assert is_crisis(text, CRISIS_TERMS) is _crisis_by_words(text, CRISIS_TERMS)
 
 
 @pytest.mark.parametrize(
