@@ -6,6 +6,7 @@ server marks, so a crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -234,8 +235,12 @@ def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Owner-only from the first byte; SQLite gives its -wal/-shm files the same mode.
-        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        # Owner-only from the first byte; SQLite gives its -wal/-shm files the same mode. Only
+        # ever a new file: closing a descriptor of an existing one would drop every POSIX
+        # lock this process holds on it (SQLite's, in another thread's Store), and another
+        # process could then write, or delete the WAL, under that Store's feet.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -148,3 +148,31 @@ def test_store_opened_by_many_at_once_on_a_fresh_path_agrees_on_schema_and_key(
         assert errors == []
         assert len(keys) == 6 and len(set(keys)) == 1 and len(keys[0]) == 64
         assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []  # no drafts
+
+
+def test_store_opening_again_keeps_the_locks_this_process_holds(tmp_path: Path) -> None:
+    # POSIX record locks belong to the process and go when *any* descriptor of the file is
+    # closed. A Store opened while another in the same process (the lease thread beside a
+    # poll) holds SQLite's locks must not open and close the database file itself: two `run`
+    # workers then corrupted the store ("database disk image is malformed").
+    import sqlite3
+    import subprocess
+    import sys
+
+    database = tmp_path / "stories.db"
+    settings = StoreSettings(f"sqlite:///{database}")
+    Store(settings).close()
+    probe = ("import fcntl, sys\nf = open(sys.argv[1], 'rb+')\n"
+             "try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 512, (1 << 30) + 2)\n"
+             "except OSError:\n    sys.exit(3)\n")  # fmt: skip
+    reader, other = sqlite3.connect(database, isolation_level=None), None
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM stories").fetchall()  # SQLite's SHARED lock
+        other = Store(settings)  # open beside it, as the lease thread's is beside a poll
+        taken = subprocess.run([sys.executable, "-c", probe, str(database)], check=False)
+        assert taken.returncode == 3, "another process could lock what this one still holds"
+    finally:
+        reader.close()
+        if other is not None:
+            other.close()
