@@ -114,9 +114,6 @@ class SequenceSet:
             scan.Compile()
             self._scan = scan
 
-    def __len__(self) -> int:
-        return len(self._patterns)
-
     def _step(self, step: Step) -> str:
         token = self._alphabet.token(step)
         if (step.low, step.high) == (1, 1):

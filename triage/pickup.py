@@ -62,7 +62,7 @@ def stage_pickup(outgoing: Outgoing, pickup_dir: Path) -> Staged:
             descriptor, temporary = _create_staging(outgoing, pickup_dir)
     except OSError as err:
         raise SendError(f"pickup: {type(err).__name__}") from err
-    staged = Staged(outgoing, temporary, descriptor)  # mkstemp creates it 0600
+    staged = Staged(outgoing, temporary, descriptor)  # created 0600 (see _create_staging)
     try:
         view = memoryview(outgoing.data)
         while view:
