@@ -112,10 +112,11 @@ class ImapSource:
         raises FetchError; the batch in hand is then dropped whole, never half-yielded.
         """
         uids = self.new_uids(last_uid)
+        large = self.large_uids(uids)
         for at in range(0, len(uids), self.settings.batch_size):
             batch = uids[at : at + self.settings.batch_size]
             remaining = len(uids) - at - len(batch)
-            yield Batch(self.fetch_batch(state, batch), batch[-1], remaining)
+            yield Batch(self.fetch_batch(state, batch, large), batch[-1], remaining)
 
     def new_uids(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid``, ascending (one UID SEARCH, none when SELECT's UIDNEXT
@@ -130,28 +131,53 @@ class ImapSource:
         # The server answers `last+1:*` with the highest UID even when it is <= last.
         return sorted(u for u in found if u > last_uid)
 
-    def fetch_batch(self, state: MailboxState, uids: list[int]) -> tuple[RawMessage, ...]:
-        """The messages with these UIDs, in order; vanished ones are left out."""
+    def large_uids(self, uids: Sequence[int]) -> set[int]:
+        """Which of ``uids`` are over ``max_message_bytes``: one UID SEARCH LARGER for the
+        whole backlog, where asking each batch's sizes first cost a FETCH a batch. A message
+        never changes (RFC 3501), so the answer holds for the rest of the run."""
+        if not uids:
+            return set()
+        client = self._require()
+        limit = str(self.settings.max_message_bytes)
+        criteria = ["UID", f"{min(uids)}:{max(uids)}", "LARGER", limit]
+        try:
+            found = client.search(criteria)
+        except _IMAP_ERRORS as err:
+            raise FetchError(f"IMAP search: {type(err).__name__}: {err}") from err
+        return set(found).intersection(uids)
+
+    def fetch_batch(
+        self, state: MailboxState, uids: list[int], large: set[int] | None = None
+    ) -> tuple[RawMessage, ...]:
+        """The messages with these UIDs, in order; vanished ones are left out. Those in
+        ``large`` (default: asked of the server now) come as headers only, ``too_large``."""
         client = self._require()
         try:
-            return self._fetch(client, state, uids)
+            large = self.large_uids(uids) if large is None else large
+            return self._fetch(client, state, uids, large)
         except _IMAP_ERRORS as err:
             raise FetchError(f"IMAP fetch: {type(err).__name__}: {err}") from err
 
     def _fetch(
-        self, client: IMAPClient, state: MailboxState, uids: list[int]
+        self, client: IMAPClient, state: MailboxState, uids: list[int], large: set[int]
     ) -> tuple[RawMessage, ...]:
-        sizes = client.fetch(uids, ["RFC822.SIZE"])
-        limit = self.settings.max_message_bytes
-        small = [u for u in uids if u in sizes and sizes[u][b"RFC822.SIZE"] <= limit]
-        large = [u for u in uids if u in sizes and sizes[u][b"RFC822.SIZE"] > limit]
+        whole = [u for u in uids if u not in large]
+        headers = [u for u in uids if u in large]
         found: dict[int, RawMessage] = {}
-        if small:
-            rows = client.fetch(small, ["RFC822.SIZE", "INTERNALDATE", "BODY.PEEK[]"])
-            found.update(_to_raw(state, uid, row, b"BODY[]") for uid, row in rows.items())
-        if large:
-            rows = client.fetch(large, ["RFC822.SIZE", "INTERNALDATE", "BODY.PEEK[HEADER]"])
-            found.update(_to_raw(state, uid, row, b"BODY[HEADER]") for uid, row in rows.items())
+        # A server reports what other sessions expunged only between commands (Dovecot after
+        # NOOP or a FETCH, not a SEARCH); until then it may still hand the message over. One
+        # cheap round trip keeps a message deleted since the SEARCH from being stored.
+        client.noop()
+        for wanted, key in ((whole, b"BODY[]"), (headers, b"BODY[HEADER]")):
+            if wanted:
+                rows = client.fetch(
+                    wanted, [b"RFC822.SIZE", b"INTERNALDATE", b"BODY.PEEK" + key[4:]]
+                )
+                # Only rows with the body: a FETCH response the server adds unasked (another
+                # session changed flags) has no UID, and imapclient keys it by sequence number.
+                found.update(
+                    _to_raw(state, uid, row, key) for uid, row in rows.items() if key in row
+                )
         return tuple(found[u] for u in uids if u in found)
 
     def mark_stored(self, uids: Sequence[int]) -> None:
