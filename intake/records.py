@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,11 +24,13 @@ def _pickled_by_fields(cls: type[T]) -> type[T]:
     of Evidence records, and unpickling them that way took 0.28 ms a story (0.08 now).
     """
     names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    if not all(f.init for f in fields(cls)):  # type: ignore[arg-type]
-        raise TypeError(f"{cls.__name__}: every field must be an __init__ argument")
+    if len(names) < 2 or not all(f.init for f in fields(cls)):  # type: ignore[arg-type]
+        raise TypeError(f"{cls.__name__}: needs two or more fields, all __init__ arguments")
+
+    values = attrgetter(*names)  # one C call, the values as a tuple
 
     def reduce(self: T) -> tuple[type[T], tuple[Any, ...]]:
-        return cls, tuple([getattr(self, name) for name in names])
+        return cls, values(self)
 
     setattr(cls, "__reduce__", reduce)  # noqa: B010 (a method of the class being made)
     return cls

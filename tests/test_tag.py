@@ -241,3 +241,16 @@ def test_tag_records_survive_the_trip_between_processes(tagger: Tagger) -> None:
     assert triage.evidence, "the text should give some evidence to carry"
     sent = (raw, story, triage, quarantined)
     assert pickle.loads(pickle.dumps(sent)) == sent
+
+
+def test_tag_evidence_keeps_the_first_span_of_each_phrase(tagger: Tagger) -> None:
+    text = ("My GP referred Dad to the memory clinic. The gp then wrote to the council, and the "
+            "GP surgery sent the same form twice. The  memory\nclinic asked again.")  # fmt: skip
+    triage = tag(story_from_text("repeat", text), tagger)
+    health = [e for e in triage.evidence if e.label == "health"]
+    assert health, triage.evidence
+    phrases = [" ".join(e.text.split()).lower() for e in health]
+    assert len(phrases) == len(set(phrases)), phrases  # "GP" once, "memory clinic" once
+    first_gp = next(e for e in health if e.text.lower() == "gp")
+    assert (first_gp.start, first_gp.text) == (text.index("GP"), "GP")
+    assert all(text[e.start : e.end] == e.text for e in triage.evidence)

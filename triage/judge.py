@@ -97,9 +97,26 @@ def judge(
         kind=kind,
         themes=themes,
         scores=tuple(scores.items()),
-        evidence=tuple(Evidence(h.name, h.rule, h.start, h.end, h.text) for h in hits),
+        evidence=tuple(
+            Evidence(h.name, h.rule, h.start, h.end, h.text) for h in first_of_each(hits)
+        ),
         review_reasons=reasons,
     )
+
+
+def first_of_each(hits: list[Hit]) -> list[Hit]:
+    """The first span of each distinct phrase per label (compared as the digest highlights
+    them: case and spacing aside). A word said ten times is one piece of evidence, and the
+    digest highlights all ten; keeping every span made a backlog of long stories carry about
+    60 Evidence records each through pickling, JSON and the store, where 25 say the same."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for hit in hits:
+        key = (hit.name, " ".join(hit.text.split()).lower())
+        if key not in seen:
+            seen.add(key)
+            kept.append(hit)
+    return kept
 
 
 def theme_score(
