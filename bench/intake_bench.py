@@ -577,10 +577,12 @@ def dovecot() -> Iterator[DovecotServer]:
     """A private Dovecot on a free loopback port, stopped and deleted whatever happens."""
     server = DovecotServer()
     # Mailboxes, stores and pickup folders are all deleted here, at the end, never between
-    # runs: on the machine in bench/RESULTS.md, for a minute or so after thousands of files
-    # are deleted, creating a file costs 0.4-0.7 ms of kernel time instead of 0.02 ms, and the
-    # next run's pickup folder would pay for the last run's clean-up. The stores and pickup
-    # folders live where the pipeline's defaults put them, under the project's var/.
+    # runs: on the machine in bench/RESULTS.md (ext4 without a journal), for one to five
+    # minutes after thousands of files are deleted, creating a file near them costs 0.2-0.8 ms
+    # of kernel time instead of 0.02-0.05: the inode allocator steps over every recently
+    # deleted inode (ext4's recently_deleted(), no-journal mode only), and the next run's
+    # pickup folder would pay for the last run's clean-up. The stores and pickup folders live
+    # where the pipeline's defaults put them, under the project's var/.
     (ROOT / "var").mkdir(exist_ok=True)
     stores = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
     try:
