@@ -75,8 +75,10 @@ class OutboxRows:
         # The outbox has at most one row per story and, by its foreign key, none for a story
         # that is not there: equal counts mean nothing is undecided. Two counts take 2 ms on a
         # store of 100,000 stories, the join below 50 ms, and an idle poll asks every time.
-        counts = select(select(func.count()).select_from(schema.stories).scalar_subquery(),
-                        select(func.count()).select_from(schema.outbox).scalar_subquery())
+        counts = select(
+            select(func.count()).select_from(schema.stories).scalar_subquery(),
+            select(func.count()).select_from(schema.outbox).scalar_subquery(),
+        )
         with self._connect() as conn:
             stories, decided = conn.execute(counts).one()
         return bool(stories == decided)
@@ -136,15 +138,12 @@ class OutboxRows:
     ) -> list[str]:
         """``finish_many`` then ``claim_ids`` in one transaction: over SMTP, recording how one
         message went and claiming the next cost one commit, not two."""
-        o = schema.outbox
         with self._begin() as conn:
             if attempts:
-                conn.execute(_finish_statement(now), _finish_rows(attempts))
+                conn.execute(_FINISH, _finish_rows(attempts, now))
             if not story_ids:
                 return []
-            query = (update(o).where(o.c.story_id.in_(list(story_ids)), o.c.state == "pending")
-                     .values(state="sending", updated_at=now).returning(o.c.story_id))  # fmt: skip
-            return list(conn.execute(query).scalars())
+            return list(conn.execute(_CLAIM, {"ids": list(story_ids), "now": now}).scalars())
 
     def claim(
         self, limit: int, now: datetime, exclude: Sequence[str] = ()
@@ -225,16 +224,32 @@ def _acknowledgement(row: Any, state: str) -> Acknowledgement:
                            state, int(row["attempts"]))  # fmt: skip
 
 
-def _finish_statement(now: datetime) -> Update:
+# The two statements the sender runs for every message, built once: building an UPDATE and
+# its cache key anew cost SQLAlchemy 0.35 of the 0.55 ms a message's record-and-claim took.
+def _finish_statement() -> Update:
     o = schema.outbox
     return (update(o).where(o.c.story_id == bindparam("id"))
-            .values(state=bindparam("new_state"), updated_at=now, error=bindparam("err"),
-                    attempts=o.c.attempts + 1,
+            .values(state=bindparam("new_state"),
+                    updated_at=bindparam("now", type_=schema.UtcDateTime()),
+                    error=bindparam("err"), attempts=o.c.attempts + 1,
                     retry_at=bindparam("retry", type_=schema.UtcDateTime()),
                     permanent=bindparam("refused"),
                     message_id=func.coalesce(bindparam("mid"), o.c.message_id)))  # fmt: skip
 
 
-def _finish_rows(attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+def _claim_statement() -> Update:
+    o = schema.outbox
+    return (update(o).where(o.c.story_id.in_(bindparam("ids", expanding=True)),
+                            o.c.state == "pending")
+            .values(state="sending", updated_at=bindparam("now", type_=schema.UtcDateTime()))
+            .returning(o.c.story_id))  # fmt: skip
+
+
+_FINISH = _finish_statement()
+_CLAIM = _claim_statement()
+
+
+def _finish_rows(attempts: Sequence[Attempt], now: datetime) -> list[dict[str, Any]]:
     return [{"id": a.story_id, "new_state": a.state, "err": a.error, "retry": a.retry_at,
-             "refused": a.permanent, "mid": a.message_id} for a in attempts]  # fmt: skip
+             "refused": a.permanent, "mid": a.message_id, "now": now}
+            for a in attempts]  # fmt: skip
