@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 TRIAGED = b"$Triaged"
 EPOCH = datetime.fromtimestamp(0, UTC)
+SIZE_CHUNK_BATCHES = 10  # batches whose sizes one UID SEARCH LARGER finds (see large_uids)
 # Everything imapclient, imaplib, the socket or TLS can raise while talking to a server.
 _IMAP_ERRORS = (IMAPClientError, OSError, EOFError, ssl.SSLError)
 
@@ -112,9 +113,12 @@ class ImapSource:
         raises FetchError; the batch in hand is then dropped whole, never half-yielded.
         """
         uids = self.new_uids(last_uid)
-        large = self.large_uids(uids)
-        for at in range(0, len(uids), self.settings.batch_size):
-            batch = uids[at : at + self.settings.batch_size]
+        size = self.settings.batch_size
+        large: set[int] = set()
+        for at in range(0, len(uids), size):
+            if at % (size * SIZE_CHUNK_BATCHES) == 0:  # sizes for the next few batches
+                large = self.large_uids(uids[at : at + size * SIZE_CHUNK_BATCHES])
+            batch = uids[at : at + size]
             remaining = len(uids) - at - len(batch)
             yield Batch(self.fetch_batch(state, batch, large), batch[-1], remaining)
 
@@ -132,9 +136,11 @@ class ImapSource:
         return sorted(u for u in found if u > last_uid)
 
     def large_uids(self, uids: Sequence[int]) -> set[int]:
-        """Which of ``uids`` are over ``max_message_bytes``: one UID SEARCH LARGER for the
-        whole backlog, where asking each batch's sizes first cost a FETCH a batch. A message
-        never changes (RFC 3501), so the answer holds for the rest of the run."""
+        """Which of ``uids`` are over ``max_message_bytes``: one UID SEARCH LARGER over their
+        range. ``fetch_new`` asks it for SIZE_CHUNK_BATCHES batches at a time: a FETCH of
+        every batch's sizes first made the server (and imapclient) read a row per message,
+        and one search over a whole backlog could outlast the read timeout on a server that
+        has to work the sizes out. A message never changes (RFC 3501): the answer holds."""
         if not uids:
             return set()
         client = self._require()
@@ -166,7 +172,8 @@ class ImapSource:
         found: dict[int, RawMessage] = {}
         # A server reports what other sessions expunged only between commands (Dovecot after
         # NOOP or a FETCH, not a SEARCH); until then it may still hand the message over. One
-        # cheap round trip keeps a message deleted since the SEARCH from being stored.
+        # cheap round trip (where the size FETCH used to be) keeps a message deleted since the
+        # SEARCH from being stored.
         client.noop()
         for wanted, key in ((whole, b"BODY[]"), (headers, b"BODY[HEADER]")):
             if wanted:

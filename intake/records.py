@@ -152,7 +152,8 @@ class Triage:
 
     ``kind`` is ``story``, ``request:<type>`` or ``automated``. ``scores`` holds every theme's
     score in [0, 1]; ``themes`` those at or above their threshold; ``evidence`` the spans behind
-    every theme and behind a request kind. ``review_reasons`` says why a person should look.
+    every theme and behind a request kind, the first of each distinct phrase per label.
+    ``review_reasons`` says why a person should look.
     """
 
     story_id: str

@@ -14,7 +14,7 @@ from conftest import DovecotServer, Mailbox, story_message
 
 from config.settings import Settings
 from intake.errors import FetchError
-from intake.fetch import ImapSettings, ImapSource
+from intake.fetch import SIZE_CHUNK_BATCHES, ImapSettings, ImapSource
 from intake.records import Batch, MailboxState
 from intake.store import Store
 from run_pipeline import run_once
@@ -121,6 +121,31 @@ def test_fetch_too_large_message_stores_headers_only(
             ("huge@example.org",),
         ).fetchone()
     assert size > 30_000_000 and too_large == 1 and stored < 2_000
+
+
+def test_fetch_sizes_are_asked_a_few_batches_at_a_time_and_the_limit_is_inclusive(
+    mailbox: Mailbox, imap_settings: MakeSettings
+) -> None:
+    # One message a batch: the large one is the twelfth, past the first UID SEARCH LARGER
+    # (SIZE_CHUNK_BATCHES batches), and one exactly at the limit stays whole.
+    mailbox.append(*(story_message(n) for n in range(11)))
+    mailbox.append(story_message(11, body="x" * 5000), story_message(12, body="y" * 3000))
+    with mailbox.server.client(mailbox.user) as client:
+        client.select_folder("INBOX", readonly=True)
+        sizes = {
+            uid: row[b"RFC822.SIZE"] for uid, row in client.fetch("1:*", ["RFC822.SIZE"]).items()
+        }
+    limit = sizes[13]  # the "y" message: exactly at the limit
+    assert sizes[12] > limit > max(sizes[u] for u in range(1, 12))
+    settings = imap_settings(mailbox, batch_size=1, max_message_bytes=limit)
+    assert isinstance(settings.mailbox, ImapSettings) and SIZE_CHUNK_BATCHES < 12
+    with ImapSource(settings.mailbox) as source:
+        state = source.open()
+        fetched = [raw for batch in source.fetch_new(state, 0) for raw in batch.messages]
+    assert [raw.uid for raw in fetched] == list(range(1, 14))
+    assert [raw.uid for raw in fetched if raw.too_large] == [12]
+    assert fetched[11].size == sizes[12] and len(fetched[11].data) < 2_000
+    assert len(fetched[12].data) == sizes[13]
 
 
 def test_fetch_message_vanished_between_search_and_fetch_is_skipped(

@@ -13,6 +13,7 @@ from config.themes import DEFAULT_THEMES, load_themes
 from intake.parse import parse
 from intake.records import RawMessage, Story
 from triage.examples import load_examples, story_from_text, training_files
+from triage.judge import Hit, first_of_each
 from triage.rules import ThemeSpec
 from triage.tag import Tagger, build_tagger, tag, tag_many, train
 
@@ -250,7 +251,18 @@ def test_tag_evidence_keeps_the_first_span_of_each_phrase(tagger: Tagger) -> Non
     health = [e for e in triage.evidence if e.label == "health"]
     assert health, triage.evidence
     phrases = [" ".join(e.text.split()).lower() for e in health]
-    assert len(phrases) == len(set(phrases)), phrases  # "GP" once, "memory clinic" once
+    assert len(phrases) == len(set(phrases)), phrases  # "GP", "gp" and "GP" once
     first_gp = next(e for e in health if e.text.lower() == "gp")
     assert (first_gp.start, first_gp.text) == (text.index("GP"), "GP")
     assert all(text[e.start : e.end] == e.text for e in triage.evidence)
+
+
+def test_tag_evidence_phrases_are_compared_as_the_digest_highlights_them() -> None:
+    hits = [Hit("themes", "health", "term", 0, 13, "memory clinic"),
+            Hit("themes", "health", "pattern[0]", 40, 54, "Memory\n clinic"),
+            Hit("themes", "policing", "term", 60, 73, "memory clinic"),
+            Hit("requests", "withdrawal", "term", 80, 90, "remove it"),
+            Hit("themes", "health", "term", 99, 101, "GP")]  # fmt: skip
+    kept = first_of_each(hits)
+    assert [(h.name, h.start) for h in kept] == [("health", 0), ("policing", 60),
+                                                  ("withdrawal", 80), ("health", 99)]  # fmt: skip
