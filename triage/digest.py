@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from intake.digest_store import BEGINNING
 from intake.records import DigestEntry, IntakeHealth, Story, Triage
 from triage.acknowledge import reference
+from triage.judge import phrase
 from triage.outbox import first_name
 from triage.redact import redact
 from triage.rules import AUTOMATED, STORY, WITHDRAWAL
@@ -160,7 +161,7 @@ def safe_excerpt(story: Story, triage: Triage | None) -> tuple[Segment, ...] | N
     except Exception:  # fail closed: whatever went wrong, the raw text is never shown
         log.warning("redaction failed for %s: excerpt left out", reference(story.story_id))
         return None
-    terms = {" ".join(e.text.split()).lower() for e in (triage.evidence if triage else ())}
+    terms = {phrase(e.text) for e in (triage.evidence if triage else ())}
     return highlight(window_text(text, anchor), terms)
 
 

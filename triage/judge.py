@@ -108,18 +108,24 @@ def judge(
 
 
 def first_of_each(hits: list[Hit]) -> list[Hit]:
-    """The first span of each distinct phrase per label (compared as the digest highlights
-    them: case and spacing aside). A word said ten times is one piece of evidence, and the
-    digest highlights all ten; keeping every span made a backlog of long stories carry about
-    60 Evidence records each through pickling, JSON and the store, where 25 say the same."""
+    """The first span of each distinct ``phrase`` per label. A word said ten times is one
+    piece of evidence, and the digest highlights all ten; keeping every span made a backlog of
+    long stories carry about 60 Evidence records each through pickling, JSON and the store,
+    where 25 say the same."""
     seen: set[tuple[str, str]] = set()
     kept = []
     for hit in hits:
-        key = (hit.name, " ".join(hit.text.split()).lower())
+        key = (hit.name, phrase(hit.text))
         if key not in seen:
             seen.add(key)
             kept.append(hit)
     return kept
+
+
+def phrase(text: str) -> str:
+    """An evidence span as a phrase: case and spacing aside ("Memory\n clinic" is "memory
+    clinic"). Evidence keeps one span per phrase, and the digest highlights phrases."""
+    return " ".join(text.split()).lower()
 
 
 def theme_score(
