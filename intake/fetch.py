@@ -175,11 +175,10 @@ class ImapSource:
         # cheap round trip (where the size FETCH used to be) keeps a message deleted since the
         # SEARCH from being stored.
         client.noop()
-        for wanted, key in ((whole, b"BODY[]"), (headers, b"BODY[HEADER]")):
+        for wanted, ask, key in ((whole, b"BODY.PEEK[]", b"BODY[]"),
+                                 (headers, b"BODY.PEEK[HEADER]", b"BODY[HEADER]")):  # fmt: skip
             if wanted:
-                rows = client.fetch(
-                    wanted, [b"RFC822.SIZE", b"INTERNALDATE", b"BODY.PEEK" + key[4:]]
-                )
+                rows = client.fetch(wanted, [b"RFC822.SIZE", b"INTERNALDATE", ask])
                 # Only rows with the body: a FETCH response the server adds unasked (another
                 # session changed flags) has no UID, and imapclient keys it by sequence number.
                 found.update(
