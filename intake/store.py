@@ -25,7 +25,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -254,6 +256,7 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             schema.metadata.create_all(engine)
+            _add_missing_columns(engine)
             _create_indexes(engine)
             return
         except OperationalError as err:
@@ -262,6 +265,27 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.05 * (attempt + 1))
         except SQLAlchemyError as err:
             raise StoreError(f"store: cannot create schema: {type(err).__name__}") from err
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the columns a later version gave an existing table (nullable or with a server
+    default, so ALTER TABLE ADD COLUMN can fill the rows already there).
+
+    create_all leaves an existing table as it is. Until the store has proper migrations
+    (Alembic, with the layout issue) this keeps a store made by an earlier version working.
+    """
+    with engine.begin() as conn:
+        present = inspect(conn)
+        for table in schema.metadata.sorted_tables:
+            have = {column["name"] for column in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.server_default
+                clause = f" DEFAULT {default.arg.text}" if default is not None else ""  # type: ignore[attr-defined]
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" '
+                                  f"{kind}{clause}"))  # fmt: skip
 
 
 def _create_indexes(engine: Engine) -> None:

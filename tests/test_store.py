@@ -176,3 +176,15 @@ def test_store_opening_again_keeps_the_locks_this_process_holds(tmp_path: Path) 
         reader.close()
         if other is not None:
             other.close()
+
+
+def test_store_made_by_an_earlier_version_gets_the_columns_added_since(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/stories.db"
+    Store(StoreSettings(url)).close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "stories.db") as db:  # as a store before the column
+        db.execute('ALTER TABLE runs DROP COLUMN "error"')
+    with Store(StoreSettings(url)) as store:
+        store.record_run("once", AT, AT, {"fetched": 1}, "boom")
+        assert store.status()["last_run"]["error"] == "boom"
