@@ -108,15 +108,18 @@ def test_forged_withdrawal_authenticated_by_the_border_acts_at_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     settings = settings_of(configure(tmp_path, mailbox, smtp_sink))
+    passed = f"{BORDER}; dmarc=pass (p=reject) header.from=example.net"
     mailbox.append(story_message(1, message_id="<real@example.net>", sender=JANE, body=STORY),
-                   story_message(2, message_id="<w@example.net>", sender=JANE, body=WITHDRAW,
-                                 Return_Path="<jane@example.net>",
-                                 Authentication_Results=f"{BORDER}; dmarc=pass (p=reject) "
-                                 "header.from=example.net"))  # fmt: skip
+                   *(story_message(n, message_id=f"<w{n}@example.net>", sender=JANE,
+                                   body=WITHDRAW, Return_Path="<jane@example.net>",
+                                   Authentication_Results=passed) for n in (2, 3)))  # fmt: skip
     run_once(settings, T0, tagger=tagger)
-    assert acknowledgements(settings)["w@example.net"] == "sent"
+    states = acknowledgements(settings)
+    # One confirmation a sender per window, however many withdrawals come.
+    assert (states["w2@example.net"], states["w3@example.net"]) == (
+        "sent", "suppressed:rate_limited")  # fmt: skip
     with Store(settings.store) as store:
-        assert store.on_hold() == ["real@example.net"]
+        assert "real@example.net" in store.on_hold()
     assert recipients(smtp_sink) == ["jane@example.net", "jane@example.net"]
 
 
