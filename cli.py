@@ -37,7 +37,13 @@ from run_pipeline import (
 from triage.acknowledge import reference
 from triage.digest_out import preview_digest, send_digest
 from triage.outbox import TEMPLATES, check_templates, make_environment
-from triage.privacy import erase, stories_of, story_by_reference, subject_access
+from triage.privacy import (
+    confirm_requests,
+    erase,
+    stories_of,
+    story_by_reference,
+    subject_access,
+)
 from triage.rules import TagSettings
 
 SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
@@ -132,8 +138,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             with Store(settings.store) as store:
                 ids = None if args.all else story_by_reference(store, args.story)
                 state = "sent" if args.as_sent else "pending"
+                # Naming a held request confirms it: its withdrawal applies before the reply.
+                confirmed = confirm_requests(store, ids) if ids else {}
                 print(json.dumps({"released": store.release_held(ids, state, started_at),
-                                  "as": state}))  # fmt: skip
+                                  "as": state, **confirmed}))  # fmt: skip
         elif args.command == "requeue":
             released, still = requeue(settings, started_at)
             print(json.dumps({"released": released, "quarantined": still}))
@@ -178,6 +186,7 @@ def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object
     awaiting = [reference(s) for s in store.on_hold()]
     return {**store.status(), "held": store.outbox_counts().get("held", 0),
             "awaiting_erasure": awaiting,
+            "needs_confirmation": [reference(s) for s in store.needs_confirmation()],
             "polling": polling, "worker": holder.rsplit(":", 1)[0] if holder else None,
             "acknowledgement_breaker": breaker}  # fmt: skip
 
@@ -268,8 +277,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("requeue", help="retry quarantined messages")
     release = commands.add_parser("release", help="held acknowledgements, once checked by hand")
     which = release.add_mutually_exclusive_group(required=True)
-    which.add_argument("--story", help="the held acknowledgement of this story (ST-...)")
-    which.add_argument("--all", action="store_true", help="every held acknowledgement")
+    which.add_argument("--story", help="the held acknowledgement of this story (ST-...); for "
+                       "a request that needs confirmation, confirms it (a withdrawal applies)")
+    which.add_argument("--all", action="store_true",
+                       help="every held acknowledgement except requests that need confirmation")
     release.add_argument("--as-sent", action="store_true",
                          help="it did go out: record it as sent (default: send it next run)")
     commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")

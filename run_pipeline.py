@@ -111,8 +111,8 @@ def run_once(
             confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
         with timer.stage("acknowledge"):
             sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
-                                           settings.intake.addresses, stop.is_set,
-                                           sender)  # fmt: skip
+                                           settings.intake.addresses, stop.is_set, sender,
+                                           settings.intake.trusted_authserv_ids)  # fmt: skip
     return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
 
 
@@ -218,7 +218,8 @@ def _handle_batch(
     triages = {story.story_id: triage for _, story, triage in done}
     with timer.stage("store", len(batch.messages)):
         result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
-        hold_withdrawn(store, [(story, triage) for _, story, triage in done])
+        hold_withdrawn(store, [(story, triage) for _, story, triage in done],
+                       settings.intake.trusted_authserv_ids)  # fmt: skip
     # Only now that the store has committed may the server be told.
     uids = [raw.uid for raw in batch.messages]
     with timer.stage("mark", len(uids)):
@@ -229,7 +230,8 @@ def _handle_batch(
     fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
     with timer.stage("acknowledge"):
         suppressed = decide_stories(store, now, settings.acknowledgement,
-                                    settings.intake.addresses, fresh)  # fmt: skip
+                                    settings.intake.addresses, fresh,
+                                    settings.intake.trusted_authserv_ids)  # fmt: skip
     too_large = sum(1 for raw in batch.messages if raw.too_large)
     return RunCounts(fetched=len(batch.messages), stored=result.stored,
                      duplicates=result.duplicates, quarantined=result.quarantined,

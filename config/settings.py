@@ -27,15 +27,22 @@ from triage.rules import TagSettings
 
 @dataclass(frozen=True, slots=True)
 class IntakeSettings:
-    """``[intake]``: the mailbox's own addresses, to recognise mail to and from itself, and
-    how many worker processes parse and tag (0: all in the one process)."""
+    """``[intake]``: the mailbox's own addresses, to recognise mail to and from itself, how
+    many worker processes parse and tag (0: all in the one process), and the authserv-ids of
+    the team's own border whose ``Authentication-Results`` headers count (none: no message
+    is authenticated, so every request that changes data waits for a person)."""
 
     addresses: tuple[str, ...] = ("stories@example.org",)
     workers: int = 1
+    trusted_authserv_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.workers <= 16:
             raise ConfigError("intake.workers must be between 0 and 16")
+        for authserv_id in self.trusted_authserv_ids:
+            # One token, as RFC 8601 writes it: spaces or ";" could never match a header.
+            if not authserv_id or any(c.isspace() or c in ";()=" for c in authserv_id):
+                raise ConfigError("intake.trusted_authserv_ids must be single host-like names")
 
 
 @dataclass(frozen=True, slots=True)

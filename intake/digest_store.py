@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from intake import rows, schema
-from intake.records import Digest, DigestEntry, IntakeHealth
+from intake.records import UNVERIFIED_REQUEST, Digest, DigestEntry, IntakeHealth
 
 UNFINISHED = ("open", "rendered", "sending")
 FINISHED = ("sent", "written", "skipped")  # skipped: empty, and send_empty is off
@@ -120,8 +120,10 @@ class DigestRows:
                  .where(s.c.stored_at >= start, s.c.stored_at < end))  # fmt: skip
         with self._connect() as conn:
             for row in conn.execute(query).mappings():
-                state = row["ack_state"]
-                ack = f"suppressed:{row['ack_reason']}" if state == "suppressed" else state
+                state, reason = row["ack_state"], row["ack_reason"]
+                ack = f"suppressed:{reason}" if state == "suppressed" else state
+                if state == "held" and reason == UNVERIFIED_REQUEST:  # the person's cue
+                    ack = "needs confirmation (release --story to confirm)"
                 yield DigestEntry(rows.row_story(row), rows.row_triage(row),
                                   "pending" if ack == "sending" else ack,
                                   bool(row["ack_urgent"]), row["status"] == "on_hold")  # fmt: skip

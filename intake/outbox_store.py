@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
 from intake import rows, schema
-from intake.records import Acknowledgement, Story, Triage
+from intake.records import UNVERIFIED_REQUEST, Acknowledgement, Story, Triage
 
 ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
 
@@ -105,6 +105,25 @@ class OutboxRows:
         with self._connect() as conn:
             return set(conn.execute(recent).scalars()), set(conn.execute(refused).scalars())
 
+    def confirmations_since(self, keys: Sequence[str], since: datetime) -> set[str]:
+        """Of these sender keys: those sent (or due, or held) a withdrawal confirmation since
+        ``since``. Confirmations are limited among themselves: an acknowledgement of a story
+        does not stop the confirmation of its withdrawal."""
+        o = schema.outbox.c
+        query = select(o.sender_key).where(o.sender_key.in_(sorted(set(keys))),
+                                           o.template == "withdrawal_confirmation",
+                                           o.state.in_(ACTIVE), o.created_at >= since)  # fmt: skip
+        with self._connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def needs_confirmation(self) -> list[str]:
+        """story_ids of requests held until a person confirms them, oldest first."""
+        o = schema.outbox.c
+        query = (select(o.story_id).where(o.state == "held", o.reason == UNVERIFIED_REQUEST)
+                 .order_by(o.created_at))  # fmt: skip
+        with self._connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def sent_since(self, since: datetime) -> int:
         """How many acknowledgements were sent since ``since`` (the hourly cap)."""
         o = schema.outbox.c
@@ -173,6 +192,8 @@ class OutboxRows:
         query = update(o).where(o.c.state == "held")
         if story_ids is not None:
             query = query.where(o.c.story_id.in_(list(story_ids)))
+        else:  # "all" means interrupted sends: a request is confirmed one at a time, by name
+            query = query.where(o.c.reason != UNVERIFIED_REQUEST)
         with self._begin() as conn:
             return int(conn.execute(query.values(state=state, updated_at=now,
                                                  retry_at=None)).rowcount)  # fmt: skip

@@ -189,6 +189,11 @@ class Acknowledgement:
     urgent: bool = False
 
 
+# The reason of a ``held`` acknowledgement that waits for a person to confirm a request that
+# changes data (the message was not authenticated); ``release --story`` is the confirmation.
+UNVERIFIED_REQUEST = "unverified_request"
+
+
 class StoryStatus(StrEnum):
     """Where a stored story has got to."""
 

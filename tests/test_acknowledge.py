@@ -56,9 +56,11 @@ def run(
     settings: AcknowledgementSettings | None = None,
     recently: Callable[[str], bool] = never,
     own: tuple[str, ...] = OWN,
+    authenticated: bool = False,
 ) -> Decision:
     triage = Triage(story.story_id, kind, (), (), (), ())
-    return decide(story, triage, own, settings or AcknowledgementSettings(), NOW, recently)
+    return decide(story, triage, own, settings or AcknowledgementSettings(), NOW, recently,
+                  authenticated=authenticated)  # fmt: skip
 
 
 def case(reason: str, *, kind: str = "story", **changes: Any) -> Any:
@@ -122,6 +124,7 @@ SUPPRESSED = [
     case("too_old", received_at=NOW - timedelta(days=7, seconds=1)),
     case("rate_limited", recent=True),
     case("unsubscribe", kind="request:unsubscribe"),
+    case("unverified_sender", headers=headers(("return-path", "<attacker@evil.example>"))),
 ]  # fmt: skip
 
 
@@ -251,8 +254,9 @@ def test_acknowledge_rate_limit_not_asked_when_already_suppressed() -> None:
 def test_acknowledge_templates(
     kind: str, text: str, reason: str, template: str, urgent: bool
 ) -> None:
-    assert run(replace(BASE, text=text), kind) == Decision(True, reason, template,
-                                                           "ann@example.net", urgent)  # fmt: skip
+    # Authenticated: a request that changes data would otherwise wait for a person.
+    decision = run(replace(BASE, text=text), kind, authenticated=True)
+    assert decision == Decision(True, reason, template, "ann@example.net", urgent)
 
 
 def test_acknowledge_crisis_in_subject_gets_urgent_template() -> None:

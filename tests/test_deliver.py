@@ -84,10 +84,15 @@ def test_deliver_withdrawal_is_confirmed_even_right_after_an_acknowledgement(
     settings: Settings, now: datetime, tagger: Tagger
 ) -> None:
     sam = "Sam Okafor <sam@example.org>"
+    # The border vouches for the withdrawal: otherwise it waits for a person (test_forged).
+    border = dataclasses.replace(settings.intake, trusted_authserv_ids=("mx.example.org",))
+    settings = dataclasses.replace(settings, intake=border)
     deliver(settings, story_message(1, message_id="<s@example.org>", sender=sam))
     run_once(settings, now, tagger=tagger)
     withdrawal = "Please delete my story, I have changed my mind."
-    deliver(settings, story_message(2, message_id="<w@example.org>", body=withdrawal, sender=sam))
+    deliver(settings, story_message(2, message_id="<w@example.org>", body=withdrawal, sender=sam,
+                                    Authentication_Results="mx.example.org; dmarc=pass "
+                                    "header.from=example.org"))  # fmt: skip
     run_once(settings, now, tagger=tagger)
     assert states(settings) == {"s@example.org": "sent", "w@example.org": "sent"}
     subjects = sorted(m["Subject"].lower() for m in sent_messages(settings))

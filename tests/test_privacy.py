@@ -181,12 +181,17 @@ def test_privacy_withdrawal_holds_the_senders_stories_out_of_the_digest(
     maildir_settings: Settings, tmp_path: Path, tagger: Tagger
 ) -> None:
     settings = with_digests(maildir_settings, tmp_path)
+    # The border vouches for the withdrawal: otherwise it waits for a person (test_forged).
+    border = replace(settings.intake, trusted_authserv_ids=("mx.example.org",))
+    settings = replace(settings, intake=border)
     story = ("The police took my statement three times because the officers never read "
              "each other's notes, and the GP asked me to repeat it all again.")  # fmt: skip
     seed_maildir(settings.mailbox.maildir, story_message(1, sender=JANE, body=story))  # type: ignore[union-attr]
     run_once(settings, T0, tagger=tagger)
     withdraw = "Please delete my story and everything I sent you. I do not want it used."
-    seed_maildir(settings.mailbox.maildir, story_message(2, sender=JANE, body=withdraw))  # type: ignore[union-attr]
+    passed = "mx.example.org; dkim=pass header.d=example.org"
+    message = story_message(2, sender=JANE, body=withdraw, Authentication_Results=passed)
+    seed_maildir(settings.mailbox.maildir, message)  # type: ignore[union-attr]
     run_once(settings, T0 + timedelta(minutes=5), tagger=tagger)
     with Store(settings.store) as store:
         held = store.on_hold()

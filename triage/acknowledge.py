@@ -1,7 +1,8 @@
 """Acknowledge stage, the policy half: whether a story gets a reply, and which template. Pure.
 
-Imports the standard library, RE2, ``intake.records`` and ``triage.rules`` (settings types only
-for annotations); rendering and sending live elsewhere. The rules follow RFC 3834 section 2,
+Imports the standard library, RE2, ``intake.records``, ``triage.rules`` and
+``triage.authenticity`` (settings types only for annotations); rendering and sending live
+elsewhere. The rules follow RFC 3834 section 2,
 RFC 5230 sections 4.5-4.6 (Sieve vacation) and what Dovecot's Pigeonhole vacation, Request
 Tracker and Zammad do: never answer a machine, a list, a bounce, ourselves or a loop, never
 answer the same person twice within ``per_sender_days``. The first reason that holds wins
@@ -12,6 +13,15 @@ Loop convention: our acknowledgements carry Message-IDs ``<ack-…@our-domain>``
 References names such an id is a reply to an acknowledgement (typically an out-of-office) and
 is never answered. Outgoing acknowledgements should also carry ``X-Loop: <our address>`` and
 ``Auto-Submitted: auto-replied``.
+
+Forged mail (RFC 3834 section 4): the reply goes to the envelope sender (the topmost
+``Return-Path``), not to ``From``; when their domains differ and the team's border did not
+authenticate the From domain (``authenticated``, see ``triage.authenticity``), nothing is sent
+(``unverified_sender``). Mail with no ``Return-Path`` at all did not come through an MTA's
+final delivery (RFC 5321 section 4.4 has every delivery add one): it was put in the Maildir by
+hand or by a local tool, so From is all there is and is used. A request that changes data
+(:data:`CONFIRMED_BY_PERSON`) from an unauthenticated message is ``held``
+(``unverified_request``) for a person, addressed to From: releasing it is the confirmation.
 
 Crisis wording: :func:`is_crisis` matches whole words, so "an overdose of paperwork" counts.
 That is deliberate: the urgent template only adds where to get help today, and signposting help
@@ -30,18 +40,22 @@ from typing import TYPE_CHECKING, Any
 
 import re2
 
-from intake.records import Story, Triage
-from triage.rules import AUTOMATED, WITHDRAWAL, header_reason, is_system_sender
+from intake.records import UNVERIFIED_REQUEST, Story, Triage
+from triage.authenticity import domain_of
+from triage.rules import AMEND, AUTOMATED, WITHDRAWAL, header_reason, is_system_sender
 
 if TYPE_CHECKING:
     from config.settings import AcknowledgementSettings
 
 UNSUBSCRIBE = "request:unsubscribe"
+# Requests that change or remove data: acted on by themselves only when authenticated. An
+# unsubscribe is not among them: here it only suppresses its own reply, nothing lasting.
+CONFIRMED_BY_PERSON = (WITHDRAWAL, AMEND)
 
 SUPPRESSION_ORDER = (
     "disabled", "auto_submitted", "bulk", "list_mail", "suppressed_by_sender", "null_sender",
     "bounce", "system_sender", "own_address", "loop", "not_addressed", "bad_sender",
-    "automated", "too_old", "rate_limited", "unsubscribe",
+    "automated", "too_old", "rate_limited", "unsubscribe", "unverified_sender",
 )  # fmt: skip
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,998})>")
@@ -58,7 +72,8 @@ class Decision:
     ``template`` is ``acknowledgement``, ``withdrawal_confirmation`` or
     ``acknowledgement_urgent`` (crisis wording), ``""`` when not sending; ``to`` is the
     normalised recipient address, ``""`` when not sending. ``urgent`` marks crisis wording
-    whatever the decision, for the digest.
+    whatever the decision, for the digest. ``held`` (reason ``unverified_request``): not sent
+    until a person confirms the request; ``template`` and ``to`` say what goes out then.
     """
 
     send: bool
@@ -66,6 +81,7 @@ class Decision:
     template: str
     to: str
     urgent: bool = False
+    held: bool = False
 
 
 def decide(
@@ -75,12 +91,15 @@ def decide(
     settings: AcknowledgementSettings,
     now: datetime,
     recently_acknowledged: Callable[[str], bool],
+    *,
+    authenticated: bool = False,
 ) -> Decision:
     """Decide whether ``story`` gets an acknowledgement; the first suppression reason wins.
 
-    ``recently_acknowledged(address)`` answers from the store whether that (normalised) address
-    was acknowledged within ``settings.per_sender_days``; it is asked last, only when nothing
-    else suppresses the reply.
+    ``recently_acknowledged(address)`` answers from the store whether that (normalised) From
+    address was acknowledged within ``settings.per_sender_days``; it is asked only when
+    nothing before it suppresses the reply. ``authenticated``: the team's border vouched for
+    the From domain (``triage.authenticity.is_authenticated``).
     """
     # Scanned once, whatever the outcome: a suppressed story in crisis still goes first in
     # the digest.
@@ -88,19 +107,40 @@ def decide(
     if not settings.enabled:
         return Decision(False, "disabled", "", "", urgent)
     own = tuple(normalise_sender(a) for a in own_addresses)
-    to = normalise_sender(story.sender.address)
+    sender = normalise_sender(story.sender.address)
     reason = (
         header_reason(story.headers)
         or sender_reason(story, own)
-        or _policy_reason(triage, story, to, settings, now, recently_acknowledged)
+        or _policy_reason(triage, story, sender, settings, now, recently_acknowledged)
     )
     if reason:
         return Decision(False, reason, "", "", urgent)
+    template = _template(triage, urgent)
+    if triage.kind in CONFIRMED_BY_PERSON and not authenticated:
+        # A person confirms with the sender first; the reply then goes to the From address.
+        return Decision(False, UNVERIFIED_REQUEST, template, sender, urgent, held=True)
+    to = reply_target(story)
+    if domain_of(to) != domain_of(sender) and not authenticated:
+        return Decision(False, "unverified_sender", "", "", urgent)
+    if not is_plausible_mailbox(to):
+        return Decision(False, "bad_sender", "", "", urgent)
+    reply = "send_withdrawal" if triage.kind == WITHDRAWAL else "send"
+    return Decision(True, reply, template, to, urgent)
+
+
+def reply_target(story: Story) -> str:
+    """Where a reply goes (RFC 3834 section 4): the envelope sender, the topmost
+    ``Return-Path`` (the final delivery's), normalised; From when there is none."""
+    for name, value in story.headers:
+        if name.lower() == "return-path":
+            return normalise_sender(value)
+    return normalise_sender(story.sender.address)
+
+
+def _template(triage: Triage, urgent: bool) -> str:
     if triage.kind == WITHDRAWAL:
-        return Decision(True, "send_withdrawal", "withdrawal_confirmation", to, urgent)
-    if urgent:
-        return Decision(True, "send", "acknowledgement_urgent", to, urgent)
-    return Decision(True, "send", "acknowledgement", to)
+        return "withdrawal_confirmation"
+    return "acknowledgement_urgent" if urgent else "acknowledgement"
 
 
 def sender_reason(story: Story, own: Sequence[str]) -> str | None:

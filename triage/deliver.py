@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
 from triage.acknowledge import Decision, decide, normalise_sender
+from triage.authenticity import is_authenticated
 from triage.outbox import message_id_for
 from triage.pickup import pickup_name
 from triage.rules import WITHDRAWAL
@@ -32,18 +33,19 @@ DECISION_PAGE = 200  # stories decided per transaction; also bounds memory on a 
 def acknowledge(
     store: Store, now: datetime, settings: AcknowledgementSettings, smtp: SmtpSettings,
     own_addresses: Sequence[str], stop: Callable[[], bool] = lambda: False,
-    sender: Sender | None = None,
+    sender: Sender | None = None, trusted: Sequence[str] = (),
 ) -> tuple[int, int]:  # fmt: skip
     """Decide for every stored story not yet decided, then send what is pending, until
     ``stop()`` says to stop (between messages). Returns (sent, suppressed).
 
     ``sender`` is the run's own when it has been sending after each batch (``sent`` then
-    counts the whole run); without one, a sender for this call alone.
+    counts the whole run); without one, a sender for this call alone. ``trusted``: the
+    border's authserv-ids (``[intake] trusted_authserv_ids``).
     """
     held = store.hold_interrupted(now)
     if held:
         log.warning("held %d acknowledgements interrupted mid-send: check before releasing", held)
-    suppressed = _decide_all(store, now, settings, own_addresses)
+    suppressed = _decide_all(store, now, settings, own_addresses, trusted)
     if sender is not None:
         sender.send_due()
         return sender.sent, suppressed
@@ -74,30 +76,32 @@ def confirm_interrupted(
 
 
 def _decide_all(
-    store: Store, now: datetime, settings: AcknowledgementSettings, own_addresses: Sequence[str]
-) -> int:
+    store: Store, now: datetime, settings: AcknowledgementSettings,
+    own_addresses: Sequence[str], trusted: Sequence[str],
+) -> int:  # fmt: skip
     suppressed = 0
     while page := store.undecided(DECISION_PAGE):
         untagged = [(story, triage or Triage(story.story_id, "story", (), (), (), ("untagged",)))
                     for story, triage in page]  # fmt: skip
-        suppressed += _decide_page(store, now, settings, own_addresses, untagged)
+        suppressed += _decide_page(store, now, settings, own_addresses, untagged, trusted)
     return suppressed
 
 
 def decide_stories(
     store: Store, now: datetime, settings: AcknowledgementSettings,
     own_addresses: Sequence[str], stories: Sequence[tuple[Story, Triage]],
+    trusted: Sequence[str] = (),
 ) -> int:  # fmt: skip
     """Decide for stories just stored (a batch in hand, not read back from the store), in
     the order ``acknowledge`` would take them; returns how many were suppressed."""
     ordered = sorted(stories, key=lambda pair: (pair[0].received_at, pair[0].story_id))
-    return sum(_decide_page(store, now, settings, own_addresses, ordered[at : at + DECISION_PAGE])
-               for at in range(0, len(ordered), DECISION_PAGE))  # fmt: skip
+    return sum(_decide_page(store, now, settings, own_addresses, ordered[at : at + DECISION_PAGE],
+                            trusted) for at in range(0, len(ordered), DECISION_PAGE))  # fmt: skip
 
 
 def _decide_page(
     store: Store, now: datetime, settings: AcknowledgementSettings,
-    own_addresses: Sequence[str], page: Sequence[tuple[Story, Triage]],
+    own_addresses: Sequence[str], page: Sequence[tuple[Story, Triage]], trusted: Sequence[str],
 ) -> int:  # fmt: skip
     """Decide and record one page of stories in one transaction; returns how many were
     suppressed. The store is asked once per page about all the page's senders."""
@@ -105,16 +109,19 @@ def _decide_page(
     since = now - timedelta(days=settings.per_sender_days)
     keys = [store.sender_key(normalise_sender(story.sender.address)) for story, _ in page]
     recent, undeliverable = store.sender_flags(keys, since)
+    # Withdrawal confirmations are limited among themselves: one a sender per window, however
+    # many withdrawals (forged or real) arrive, and whether or not a story was acknowledged.
+    confirmed = store.confirmations_since(keys, since)
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key in zip(page, keys, strict=True):
-        # A withdrawal is always confirmed, however recently the person heard from us.
-        recently = partial(_recently, store, recent) if triage.kind != WITHDRAWAL else _never
-        decision = decide(story, triage, own, settings, now, recently)
+        limit = confirmed if triage.kind == WITHDRAWAL else recent
+        decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
+                          authenticated=is_authenticated(story, trusted))  # fmt: skip
         if decision.send and key in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
-        if decision.send:
-            recent.add(key)  # later stories of this sender in the page are rate limited
-        state = "pending" if decision.send else "suppressed"
+        if decision.send or decision.held:
+            limit.add(key)  # later stories of this sender in the page are rate limited
+        state = "pending" if decision.send else "held" if decision.held else "suppressed"
         item = Acknowledgement(story.story_id, decision.reason, decision.template,
                                decision.to, state, 0, decision.urgent)  # fmt: skip
         decided.append((item, key))
@@ -124,7 +131,3 @@ def _decide_page(
 
 def _recently(store: Store, recent: set[str], address: str) -> bool:
     return store.sender_key(address) in recent
-
-
-def _never(address: str) -> bool:
-    return False

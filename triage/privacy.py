@@ -20,6 +20,7 @@ from intake.privacy_store import Cutoffs
 from intake.records import Story, Triage
 from intake.store import Store
 from triage.acknowledge import normalise_sender, reference
+from triage.authenticity import is_authenticated
 from triage.outbox import message_id_for
 from triage.pickup import pickup_name
 from triage.rules import STORY, WITHDRAWAL
@@ -112,20 +113,39 @@ def erase(
     return removed
 
 
-def hold_withdrawn(store: Store, tagged: Iterable[tuple[Story, Triage]]) -> int:
-    """Put a withdrawing sender's stories on hold, out of digests until someone erases them.
+def hold_withdrawn(
+    store: Store, tagged: Iterable[tuple[Story, Triage]], trusted: Sequence[str] = ()
+) -> int:
+    """Put a withdrawing sender's stories on hold, out of digests until someone erases them,
+    when the team's border authenticated the withdrawal (``trusted`` authserv-ids); any other
+    withdrawal waits for a person (``confirm_requests``).
 
     Returns how many were held. The request itself stays in the digest's requests section.
     """
-    held = 0
-    for story, triage in tagged:
-        if triage.kind == WITHDRAWAL and story.sender.address:
-            others = [s for s in stories_of(store, story.sender.address) if s != story.story_id]
-            count = store.hold(others)
-            if count:
-                log.info("withdrawal %s: %d stories on hold", reference(story.story_id), count)
-            held += count
-    return held
+    return sum(_hold_others(store, story) for story, triage in tagged
+               if triage.kind == WITHDRAWAL and is_authenticated(story, trusted))  # fmt: skip
+
+
+def confirm_requests(store: Store, story_ids: Sequence[str]) -> dict[str, int]:
+    """A person has confirmed these held requests (``release --story``): apply each
+    withdrawal among them now. Returns how many requests were confirmed and how many
+    stories that put on hold (empty when none of ``story_ids`` was waiting)."""
+    waiting = set(store.needs_confirmation()) & set(story_ids)
+    if not waiting:
+        return {}
+    on_hold = sum(_hold_others(store, held.story) for held in store.held_about(sorted(waiting))
+                  if held.triage is not None and held.triage.kind == WITHDRAWAL)  # fmt: skip
+    return {"confirmed": len(waiting), "on_hold": on_hold}
+
+
+def _hold_others(store: Store, story: Story) -> int:
+    if not story.sender.address:
+        return 0
+    others = [s for s in stories_of(store, story.sender.address) if s != story.story_id]
+    count = store.hold(others)
+    if count:
+        log.info("withdrawal %s: %d stories on hold", reference(story.story_id), count)
+    return count
 
 
 def subject_access(store: Store, address: str, folder: Path, now: datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from intake.records import Story
 STORY = "story"
 AUTOMATED = "automated"
 WITHDRAWAL = "request:withdrawal"
+AMEND = "request:amend"
 
 # Header names and sender local parts that only machines and list servers use (RFC 3834
 # section 2, RFC 2369, and what Sieve vacation skips).

@@ -1,0 +1,165 @@
+"""Acknowledge stage, authenticity: did the team's own border vouch for the From domain? Pure.
+
+Imports the standard library and ``intake.records`` only. Reads ``Authentication-Results``
+headers (RFC 8601) as ``Story.headers`` keeps them, topmost first. Anyone can write such a
+header, so only one whose authserv-id is in ``[intake] trusted_authserv_ids`` counts, and of
+those only the topmost: the border adds its own above everything the message arrived with,
+so a header a sender forged with the border's id can only sit below it (RFC 8601 section 5
+asks the border to delete those; this does not rely on it). Nothing trusted: nothing is
+authenticated.
+
+A message is authenticated for its From domain when that header shows ``dmarc=pass`` with
+``header.from`` equal to the From domain, or ``dkim=pass`` with ``header.d`` (or the domain
+of ``header.i``) equal to it, or ``spf=pass`` with the ``smtp.mailfrom`` domain equal to it.
+The simplification: DKIM and SPF are aligned strictly (equal domains). Relaxed alignment
+needs the public suffix list to find organisational domains; a border that checks DMARC has
+already applied the domain owner's own alignment mode in its ``dmarc=pass``.
+
+The parser is a single pass over a capped string: comments and quoted strings are read
+character by character, never by a backtracking pattern, so hostile headers cost linear
+time, and anything it cannot read is simply not a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from intake.records import Story
+
+HEADER = "authentication-results"
+MAX_CHARS = 8000  # longer than any real header; the rest is not read
+_PASS_KEYS = {"dmarc": ("header.from",), "dkim": ("header.d", "header.i"),
+              "spf": ("smtp.mailfrom",)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One ``method=result`` of a header with its properties (``ptype.property``, value)."""
+
+    method: str
+    result: str
+    properties: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResults:
+    """One parsed ``Authentication-Results`` header; ``authserv_id`` is "" when it has none."""
+
+    authserv_id: str
+    results: tuple[Result, ...]
+
+
+def parse_results(value: str) -> AuthResults:
+    """Read one header value; what cannot be read is left out, never raised."""
+    parts = _split(_uncomment(value[:MAX_CHARS]))
+    if not parts:
+        return AuthResults("", ())
+    first = parts[0].split()
+    # Some servers (Microsoft's, for one) write no authserv-id: the first part is a result.
+    authserv_id = first[0].lower() if first and "=" not in first[0] else ""
+    rest = parts[1:] if authserv_id or not first else parts
+    results = [r for r in (_result(p) for p in rest) if r is not None]
+    return AuthResults(authserv_id, tuple(results))
+
+
+def border_results(
+    headers: Iterable[tuple[str, str]], trusted: Sequence[str]
+) -> AuthResults | None:
+    """The topmost ``Authentication-Results`` header from a trusted authserv-id, or None."""
+    wanted = {t.strip().lower() for t in trusted if t.strip()}
+    if not wanted:
+        return None
+    for name, value in headers:
+        if name.lower() == HEADER:
+            parsed = parse_results(value)
+            if parsed.authserv_id in wanted:
+                return parsed
+    return None
+
+
+def is_authenticated(story: Story, trusted: Sequence[str]) -> bool:
+    """True when the team's border says the message really comes from its From domain."""
+    domain = domain_of(story.sender.address)
+    if not domain or "multiple_from" in story.defects:  # which From would it be for?
+        return False
+    found = border_results(story.headers, trusted)
+    if found is None:
+        return False
+    for result in found.results:
+        keys = _PASS_KEYS.get(result.method, ())
+        aligned = (domain_of(v) == domain for k, v in result.properties if k in keys)
+        if result.result == "pass" and any(aligned):
+            return True
+    return False
+
+
+def domain_of(value: str) -> str:
+    """The domain of an address or a bare domain: lower-case, no trailing dot, A-labels."""
+    domain = value.strip().strip("<>").rpartition("@")[2].strip().rstrip(".").lower()
+    try:
+        return domain.encode("idna").decode("ascii") if domain else ""
+    except UnicodeError:
+        return domain
+
+
+def _result(part: str) -> Result | None:
+    # "method[/version] = result" may have spaces around "="; properties follow.
+    tokens = " = ".join(piece.strip() for piece in part.split("=")).split()
+    if len(tokens) < 3 or tokens[1] != "=" or "." in tokens[0]:
+        return None
+    pairs, at = [], 0
+    while at + 2 < len(tokens):
+        if tokens[at + 1] == "=":  # a pair; anything else (a quoted value's words) is skipped
+            pairs.append((tokens[at].lower(), tokens[at + 2]))
+            at += 3
+        else:
+            at += 1
+    method = pairs[0][0].split("/")[0]
+    props = tuple((k, v.strip('"')) for k, v in pairs[1:] if "." in k)
+    return Result(method, pairs[0][1].lower(), props)
+
+
+def _uncomment(value: str) -> str:
+    """``value`` with (nested) comments replaced by a space; quoted strings kept whole."""
+    out: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in value:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                out.append(char)
+        elif char == "\\":
+            escaped = True
+            if depth == 0 and quoted:
+                out.append(char)
+        elif quoted:
+            quoted = char != '"'
+            out.append(char)
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if not depth:
+                out.append(" ")
+        elif depth == 0:
+            quoted = char == '"'
+            out.append(char)
+    return "".join(out)
+
+
+def _split(value: str) -> list[str]:
+    """Split at semicolons outside quoted strings; empty parts dropped."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts if p.strip()]
