@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
 from triage.acknowledge import Decision, decide, normalise_sender
+from triage.identity import mailbox_identity
 from triage.outbox import message_id_for
 from triage.pickup import pickup_name
 from triage.rules import WITHDRAWAL
@@ -103,7 +104,8 @@ def _decide_page(
     suppressed. The store is asked once per page about all the page's senders."""
     own = [normalise_sender(a) for a in own_addresses]
     since = now - timedelta(days=settings.per_sender_days)
-    keys = [store.sender_key(normalise_sender(story.sender.address)) for story, _ in page]
+    # Keyed on the inbox, not the address as written: one inbox, one window (see identity).
+    keys = [store.sender_key(mailbox_identity(story.sender.address)) for story, _ in page]
     recent, undeliverable = store.sender_flags(keys, since)
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key in zip(page, keys, strict=True):
@@ -123,7 +125,7 @@ def _decide_page(
 
 
 def _recently(store: Store, recent: set[str], address: str) -> bool:
-    return store.sender_key(address) in recent
+    return store.sender_key(mailbox_identity(address)) in recent
 
 
 def _never(address: str) -> bool:
