@@ -156,7 +156,7 @@ def _export(store: Store, fmt: str) -> None:
     Not SIGPIPE's default action: that would also kill the worker on a closed socket.
     """
     try:
-        report.export(store, fmt, sys.stdout)
+        report.export(store, fmt, sys.stdout, reference)
         sys.stdout.flush()
     except BrokenPipeError:
         # Python's advice: point stdout at devnull so the flush at exit does not fail again.
