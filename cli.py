@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import worker
@@ -39,6 +39,7 @@ from triage.digest_out import preview_digest, send_digest
 from triage.outbox import TEMPLATES, check_templates, make_environment
 from triage.privacy import erase, stories_of, story_by_reference, subject_access
 from triage.rules import TagSettings
+from triage.send_watch import breaker_status, resume, sending_status
 
 SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
 log = logging.getLogger("story_intake")
@@ -132,8 +133,13 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             with Store(settings.store) as store:
                 ids = None if args.all else story_by_reference(store, args.story)
                 state = "sent" if args.as_sent else "pending"
-                print(json.dumps({"released": store.release_held(ids, state, started_at),
-                                  "as": state}))  # fmt: skip
+                out = {"released": store.release_held(ids, state, started_at), "as": state}
+                if args.all:  # everything held has been looked at: sending resumes too
+                    out["resumed"] = resume(store, started_at)
+                print(json.dumps(out))
+        elif args.command == "resume":
+            with Store(settings.store) as store:
+                print(json.dumps({"resumed": resume(store, started_at)}))
         elif args.command == "requeue":
             released, still = requeue(settings, started_at)
             print(json.dumps({"released": released, "quarantined": still}))
@@ -164,12 +170,8 @@ def _export(store: Store, fmt: str) -> None:
 
 
 def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
-    """The store's status, the worker's polling health and lease, and whether the hourly
-    acknowledgement cap has tripped."""
-    sent = store.sent_since(now - timedelta(hours=1))
-    cap = settings.acknowledgement.max_per_hour
-    breaker = {"max_per_hour": cap, "sent_last_hour": sent,
-               "state": "open: sending paused" if sent >= cap else "closed"}  # fmt: skip
+    """The store's status, the worker's polling and sending health and lease, and the
+    acknowledgement breaker."""
     health = store.poll_health()
     polling = {"last_success_at": health.last_success_at,
                "consecutive_failures": health.failures, "last_error": health.last_error,
@@ -178,8 +180,11 @@ def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object
     awaiting = [reference(s) for s in store.on_hold()]
     return {**store.status(), "held": store.outbox_counts().get("held", 0),
             "awaiting_erasure": awaiting,
-            "polling": polling, "worker": holder.rsplit(":", 1)[0] if holder else None,
-            "acknowledgement_breaker": breaker}  # fmt: skip
+            "polling": polling,
+            "sending": sending_status(store, settings.alerts.after_failures),
+            "worker": holder.rsplit(":", 1)[0] if holder else None,
+            "acknowledgement_breaker": breaker_status(
+                store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
 
 
 def _privacy_command(
@@ -272,6 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every held acknowledgement")
     release.add_argument("--as-sent", action="store_true",
                          help="it did go out: record it as sent (default: send it next run)")
+    commands.add_parser("resume", help="send acknowledgements again after the breaker tripped")
     commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
     commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")
