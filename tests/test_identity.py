@@ -3,14 +3,15 @@ different inboxes never share one; and end to end, 26 variants of one inbox get 
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import datetime, timedelta
 
 import pytest
-from conftest import seed_maildir, story_message
+from conftest import SmtpSink, seed_maildir, story_message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.settings import Settings
+from config.settings import Settings, SmtpSettings
 from intake.store import Store
 from run_pipeline import run_once
 from triage.identity import mailbox_identity
@@ -106,3 +107,23 @@ def test_identity_26_variants_of_one_inbox_get_one_acknowledgement(
     with Store(maildir_settings.store) as store:
         states = store.outbox_counts()
     assert states == {"sent": 1, "suppressed:rate_limited": 25}
+
+
+def test_identity_a_refused_variant_does_not_stop_replies_to_the_inbox(
+    maildir_settings: Settings, now: datetime, tagger: Tagger, smtp_sink: SmtpSink
+) -> None:
+    # A forged ann+x@ that the server refuses for good (5xx) shares ann@'s rate-limit key, but
+    # must not mark ann@ undeliverable: a week later ann@ gets her reply.
+    settings = dataclasses.replace(maildir_settings, smtp=SmtpSettings(
+        host=smtp_sink.host, port=smtp_sink.port, security="none"))  # fmt: skip
+    smtp_sink.reject("ann+x@example.org", 550)
+    box = seed_maildir(settings.mailbox.maildir,  # type: ignore[union-attr]
+                       story_message(1, sender="Ann <ann+x@example.org>"))  # fmt: skip
+    assert run_once(settings, now, tagger=tagger).acknowledged == 0
+    box.add(story_message(2, sender="Ann <ann@example.org>"))
+    assert run_once(settings, now + timedelta(days=8), tagger=tagger).acknowledged == 1
+    box.add(story_message(3, sender="Ann <ann+x@example.org>"))
+    later = run_once(settings, now + timedelta(days=16), tagger=tagger)
+    assert (later.acknowledged, later.suppressed) == (0, 1)  # the refused address: not again
+    with Store(settings.store) as store:
+        assert "suppressed:undeliverable" in store.outbox_counts()

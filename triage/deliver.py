@@ -106,13 +106,14 @@ def _decide_page(
     since = now - timedelta(days=settings.per_sender_days)
     # Keyed on the inbox, not the address as written: one inbox, one window (see identity).
     keys = [store.sender_key(mailbox_identity(story.sender.address)) for story, _ in page]
-    recent, undeliverable = store.sender_flags(keys, since)
+    recipients = [normalise_sender(story.sender.address) for story, _ in page]
+    recent, undeliverable = store.sender_flags(keys, since, recipients)
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key in zip(page, keys, strict=True):
         # A withdrawal is always confirmed, however recently the person heard from us.
         recently = partial(_recently, store, recent) if triage.kind != WITHDRAWAL else _never
         decision = decide(story, triage, own, settings, now, recently)
-        if decision.send and key in undeliverable:  # a 5xx before: do not try again
+        if decision.send and decision.to in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
         if decision.send:
             recent.add(key)  # later stories of this sender in the page are rate limited
