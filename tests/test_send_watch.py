@@ -82,3 +82,19 @@ def test_send_watch_alerts_once_after_failures_and_once_on_recovery(
     assert len(alerts) == 2 and b"hands acknowledgements over again" in alerts[1]
     with Store(settings.store) as store:
         assert store.send_health().failures == 0 and not store.send_health().alerted
+
+
+def test_send_watch_untrusted_certificate_is_a_failed_pass_not_a_sent_reply(
+    maildir_settings: Settings, now: datetime, tagger: Tagger, untrusted_tls_sink: SmtpSink
+) -> None:
+    sink = untrusted_tls_sink
+    smtp = SmtpSettings(host=sink.host, port=sink.port, security="starttls")
+    settings = dataclasses.replace(maildir_settings, smtp=smtp)
+    seed_maildir(settings.mailbox.maildir, story_message(1))  # type: ignore[union-attr]
+    counts = run_once(settings, now, tagger=tagger)
+    assert (counts.stored, counts.acknowledged) == (1, 0)
+    with Store(settings.store) as store:
+        health = store.send_health()
+        assert store.outbox_counts() == {"pending": 1}
+    assert health.failures == 1 and "SSLCertVerificationError" in (health.last_error or "")
+    assert untrusted_tls_sink.messages == []
