@@ -58,7 +58,7 @@ def test_breaker_latches_across_hours_until_resumed_and_alerts_once(
     seed_maildir(tmp_path / "mailbox",
                  *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(5)))
     assert run_once(settings, now, tagger=tagger).acknowledged == 3
-    assert caplog.text.count("breaker tripped: cap of 3 an hour reached") == 1
+    assert caplog.text.count("cap of 3 an hour reached") == 1
     tripped = status(config, capsys)
     assert tripped["state"] != "closed" and tripped["tripped_at"] == now.isoformat()
     assert (tripped["sent_when_tripped"], tripped["alert_sent"]) == (3, True)

@@ -157,16 +157,13 @@ class Sender:
         return (self.last_error or "sending failed") if failed else None
 
     def _trip(self) -> None:
-        """Latch the breaker (once), or say it is still tripped."""
-        cap = self._settings.max_per_hour
-        if self._breaker.tripped_at:
-            log.warning("acknowledgement breaker tripped since %s (cap %d an hour): replies "
-                        "wait until a person runs `resume`", self._breaker.tripped_at, cap)
-            return
-        self._breaker = tripped(self._breaker, self._sent_before + self.sent, self._now)
-        self._store.save_breaker(self._breaker, self._now)
-        log.warning("acknowledgement breaker tripped: cap of %d an hour reached; sending "
-                    "stops until a person runs `resume`", cap)  # fmt: skip
+        """Latch the breaker (once; a tripped one stays as it is) and say so."""
+        if not self._breaker.tripped_at:
+            self._breaker = tripped(self._breaker, self._sent_before + self.sent, self._now)
+            self._store.save_breaker(self._breaker, self._now)
+        log.warning("acknowledgement breaker tripped at %s (cap of %d an hour reached): replies "
+                    "wait until a person runs `resume`", self._breaker.tripped_at,
+                    self._settings.max_per_hour)  # fmt: skip
 
     def _finished(self) -> bool:
         return (self.sent >= self._room or self._failures >= MAX_TEMPORARY_FAILURES
