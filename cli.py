@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import worker
@@ -45,6 +45,7 @@ from triage.privacy import (
     subject_access,
 )
 from triage.rules import TagSettings
+from triage.send_watch import breaker_status, resume, sending_status
 
 SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
 log = logging.getLogger("story_intake")
@@ -140,8 +141,14 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 state = "sent" if args.as_sent else "pending"
                 # Naming a held request confirms it: its withdrawal applies before the reply.
                 confirmed = confirm_requests(store, ids) if ids else {}
-                print(json.dumps({"released": store.release_held(ids, state, started_at),
-                                  "as": state, **confirmed}))  # fmt: skip
+                out = {"released": store.release_held(ids, state, started_at), "as": state,
+                       **confirmed}  # fmt: skip
+                if args.all:  # everything held has been looked at: sending resumes too
+                    out["resumed"] = resume(store, started_at)
+                print(json.dumps(out))
+        elif args.command == "resume":
+            with Store(settings.store) as store:
+                print(json.dumps({"resumed": resume(store, started_at)}))
         elif args.command == "requeue":
             released, still = requeue(settings, started_at)
             print(json.dumps({"released": released, "quarantined": still}))
@@ -164,7 +171,7 @@ def _export(store: Store, fmt: str) -> None:
     Not SIGPIPE's default action: that would also kill the worker on a closed socket.
     """
     try:
-        report.export(store, fmt, sys.stdout)
+        report.export(store, fmt, sys.stdout, reference)
         sys.stdout.flush()
     except BrokenPipeError:
         # Python's advice: point stdout at devnull so the flush at exit does not fail again.
@@ -172,12 +179,8 @@ def _export(store: Store, fmt: str) -> None:
 
 
 def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
-    """The store's status, the worker's polling health and lease, and whether the hourly
-    acknowledgement cap has tripped."""
-    sent = store.sent_since(now - timedelta(hours=1))
-    cap = settings.acknowledgement.max_per_hour
-    breaker = {"max_per_hour": cap, "sent_last_hour": sent,
-               "state": "open: sending paused" if sent >= cap else "closed"}  # fmt: skip
+    """The store's status, the worker's polling and sending health and lease, and the
+    acknowledgement breaker."""
     health = store.poll_health()
     polling = {"last_success_at": health.last_success_at,
                "consecutive_failures": health.failures, "last_error": health.last_error,
@@ -187,8 +190,11 @@ def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object
     return {**store.status(), "held": store.outbox_counts().get("held", 0),
             "awaiting_erasure": awaiting,
             "needs_confirmation": [reference(s) for s in store.needs_confirmation()],
-            "polling": polling, "worker": holder.rsplit(":", 1)[0] if holder else None,
-            "acknowledgement_breaker": breaker}  # fmt: skip
+            "polling": polling,
+            "sending": sending_status(store, settings.alerts.after_failures),
+            "worker": holder.rsplit(":", 1)[0] if holder else None,
+            "acknowledgement_breaker": breaker_status(
+                store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
 
 
 def _privacy_command(
@@ -283,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="every held acknowledgement except requests that need confirmation")
     release.add_argument("--as-sent", action="store_true",
                          help="it did go out: record it as sent (default: send it next run)")
+    commands.add_parser("resume", help="send acknowledgements again after the breaker tripped")
     commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
     commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")

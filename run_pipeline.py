@@ -39,6 +39,7 @@ from triage.privacy import (
     hold_withdrawn,
     housekeeping,
 )
+from triage.send_watch import watch_sending
 from triage.sender import Sender
 
 if TYPE_CHECKING:
@@ -113,6 +114,9 @@ def run_once(
             sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
                                            settings.intake.addresses, stop.is_set, sender,
                                            settings.intake.trusted_authserv_ids)  # fmt: skip
+        ack = settings.acknowledgement
+        watch_sending(store, sender.failure(), sender.worked, now, settings.alerts,
+                      settings.smtp, ack.team_name, ack.max_per_hour)  # fmt: skip
     return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
 
 

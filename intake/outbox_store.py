@@ -94,14 +94,20 @@ class OutboxRows:
             with self._begin() as conn:
                 conn.execute(insert(schema.outbox), batch)
 
-    def sender_flags(self, keys: Sequence[str], since: datetime) -> tuple[set[str], set[str]]:
-        """Of these sender keys: those acknowledged (or on the way) since ``since``, and those
-        refused for good (a 5xx) before; one query each for a whole page of senders."""
+    def sender_flags(
+        self, keys: Sequence[str], since: datetime, recipients: Sequence[str]
+    ) -> tuple[set[str], set[str]]:
+        """Of these sender keys, those acknowledged (or on the way) since ``since``; of these
+        recipient addresses, those refused for good (a 5xx) before. One query each for a
+        whole page. Refusal is by the exact address: a forged ``ann+x@`` that a server
+        refuses must not stop replies to ``ann@``, though both share one rate-limit key."""
         o = schema.outbox.c
         wanted = sorted(set(keys))
         recent = select(o.sender_key).where(o.sender_key.in_(wanted), o.state.in_(ACTIVE),
                                             o.created_at >= since)  # fmt: skip
-        refused = select(o.sender_key).where(o.sender_key.in_(wanted), o.permanent.is_(True))
+        # By key first (indexed), then the exact address among that inbox's rows.
+        refused = select(o.recipient).where(o.sender_key.in_(wanted), o.permanent.is_(True),
+                                            o.recipient.in_(sorted(set(recipients))))  # fmt: skip
         with self._connect() as conn:
             return set(conn.execute(recent).scalars()), set(conn.execute(refused).scalars())
 

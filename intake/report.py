@@ -17,20 +17,30 @@ from intake.records import RunCounts, Triage
 from intake.store import Store
 
 EXPORT_FIELDS = (
-    "story_id", "sender", "sender_name", "subject", "sent_at", "received_at", "kind", "themes",
+    "story_id", "reference", "mailbox", "sender", "sender_name", "subject", "sent_at",
+    "received_at", "kind", "themes",
     "scores", "evidence", "needs_review", "review_reasons", "acknowledgement", "urgent",
     "quarantined",
     "text", "words", "attachments", "defects",
 )  # fmt: skip
 
 
-def export_rows(store: Store) -> Iterator[dict[str, Any]]:
-    """One plain dict per stored story, then one per quarantined message."""
+def export_rows(
+    store: Store, reference: Callable[[str], str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """One plain dict per stored story, then one per quarantined message.
+
+    ``reference(story_id)`` is the story's ``ST-`` reference (``triage.acknowledge.reference``,
+    handed in: intake does not import triage); without it the column is null. A quarantined
+    message has none: it is not a story yet, and ``requeue`` may store it under another id.
+    """
     acknowledgements = store.outbox_states()
     urgent = store.urgent_ids()
     for story, triage in store.triaged():
         yield {
             "story_id": story.story_id,
+            "reference": reference(story.story_id) if reference else None,
+            "mailbox": story.source[0],
             "sender": story.sender.address,
             "sender_name": story.sender.name,
             "subject": story.subject,
@@ -49,6 +59,7 @@ def export_rows(store: Store) -> Iterator[dict[str, Any]]:
         digest = hashlib.sha256(entry.raw.data).hexdigest()
         yield {name: None for name in EXPORT_FIELDS} | {
             "story_id": f"sha256:{digest}",
+            "mailbox": entry.raw.mailbox,
             "received_at": entry.raw.internal_at.isoformat(),
             "themes": [], "scores": {}, "evidence": {}, "attachments": [], "defects": [],
             "review_reasons": [],
@@ -69,9 +80,11 @@ def _triage_fields(triage: Triage | None) -> dict[str, Any]:
             "review_reasons": list(triage.review_reasons)}  # fmt: skip
 
 
-def export(store: Store, fmt: str, out: TextIO) -> None:
+def export(
+    store: Store, fmt: str, out: TextIO, reference: Callable[[str], str] | None = None
+) -> None:
     """Write every story as JSON lines or CSV (lists and maps as JSON inside the cell)."""
-    rows = export_rows(store)
+    rows = export_rows(store, reference)
     if fmt == "jsonl":
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

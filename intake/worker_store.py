@@ -3,7 +3,9 @@
 A mixin of ``Store``. The lease makes a second worker on the same mailbox refuse to start; it
 expires on its own if its holder dies, and a holder on this host whose process is gone is
 taken over at once. Poll health (consecutive failures, last success, whether the team has
-been alerted) is one small JSON record, so ``status`` and the alerts read the same thing.
+been alerted) is one small JSON record, so ``status`` and the alerts read the same thing; send
+health (the same shape, for handing acknowledgements over) and the acknowledgement breaker
+are two more.
 """
 
 from __future__ import annotations
@@ -21,13 +23,28 @@ from intake import schema
 
 @dataclass(frozen=True, slots=True)
 class PollHealth:
-    """How polling has gone lately. Instants are ISO 8601 strings (None: never)."""
+    """How polling (or, as send health, sending) has gone lately. Instants are ISO 8601
+    strings (None: never)."""
 
     failures: int = 0
     last_attempt_at: str | None = None
     last_success_at: str | None = None
     last_error: str | None = None
     alerted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Breaker:
+    """The acknowledgement breaker. It trips when ``max_per_hour`` replies have gone within
+    an hour and stays tripped, across hours and runs, until a person resumes it: ``sent`` is
+    how many had gone when it tripped, ``alerted`` whether the team has been told. After a
+    resume the hour is counted from ``resumed_at``, so the replies before it do not trip it
+    again at once. Instants are ISO 8601 strings (None: never)."""
+
+    tripped_at: str | None = None
+    sent: int = 0
+    alerted: bool = False
+    resumed_at: str | None = None
 
 
 class WorkerRows:
@@ -89,6 +106,24 @@ class WorkerRows:
     def save_poll_health(self, health: PollHealth, now: datetime) -> None:
         """Replace the poll record."""
         self._save_state("poll", asdict(health), now)
+
+    def send_health(self) -> PollHealth:
+        """The send record: connection-level failures handing acknowledgements over."""
+        found = self._state("send")
+        return PollHealth(**found) if found else PollHealth()
+
+    def save_send_health(self, health: PollHealth, now: datetime) -> None:
+        """Replace the send record."""
+        self._save_state("send", asdict(health), now)
+
+    def breaker(self) -> Breaker:
+        """The acknowledgement breaker (never tripped before the first trip)."""
+        found = self._state("breaker")
+        return Breaker(**found) if found else Breaker()
+
+    def save_breaker(self, breaker: Breaker, now: datetime) -> None:
+        """Replace the breaker record."""
+        self._save_state("breaker", asdict(breaker), now)
 
     def _state(self, name: str) -> dict[str, Any] | None:
         w = schema.worker_state.c

@@ -398,6 +398,26 @@ def smtp_sink() -> Iterator[SmtpSink]:
     controller.stop()
 
 
+@pytest.fixture
+def untrusted_tls_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    """An SmtpSink that offers STARTTLS with a self-signed certificate no client trusts."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    key, cert = tmp_path / "sink.key", tmp_path / "sink.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = SmtpSink()
+    controller = Controller(sink, hostname=sink.host, port=sink.port, tls_context=context)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
 def seed_maildir(path: str | Path, *messages: bytes) -> stdlib_mailbox.Maildir:
     """Deliver messages into the Maildir at ``path`` (created when missing)."""
     box = stdlib_mailbox.Maildir(str(path), factory=None, create=True)

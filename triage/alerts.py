@@ -55,16 +55,29 @@ def send_alert(
                if alerted else "Story intake: polling works again")  # fmt: skip
     context = {"action": action, "health": health, "now": now.isoformat(timespec="seconds"),
                "after_failures": alerts.after_failures}  # fmt: skip
-    try:
-        outgoing = render_team_mail(
-            make_environment(TEMPLATES), "alert", context, subject=subject,
-            to=alerts.recipients, settings=smtp, team_name=team_name, now=now,
-            message_id=our_message_id("alert", f"{action}:{health.last_attempt_at}",
-                                      smtp.from_address),
-        )  # fmt: skip
-        send(outgoing, smtp)
-    except (SendError, ConfigError) as err:
-        log.error("alert %s could not be sent (%s): will try again", action, err)
+    key = f"{action}:{health.last_attempt_at}"
+    if not send_team_alert("alert", context, subject, key, now, alerts, smtp, team_name):
         return health
     log.warning("alert %s sent: polling failures=%d", action, health.failures)
     return replace(health, alerted=alerted)
+
+
+def send_team_alert(
+    template: str, context: dict[str, object], subject: str, key: str, now: datetime,
+    alerts: AlertSettings, smtp: SmtpSettings, team_name: str,
+) -> bool:  # fmt: skip
+    """Render ``template`` and hand it to ``[alerts] recipients``; whether it went. ``key``
+    makes the Message-ID (``<alert-…>``): the same alert retried is the same message. A
+    failure is logged (the alert goes over the same server that may be failing) and the
+    caller keeps the alert due."""
+    try:
+        outgoing = render_team_mail(
+            make_environment(TEMPLATES), template, context, subject=subject,
+            to=alerts.recipients, settings=smtp, team_name=team_name, now=now,
+            message_id=our_message_id("alert", f"{template}:{key}", smtp.from_address),
+        )  # fmt: skip
+        send(outgoing, smtp)
+    except (SendError, ConfigError) as err:
+        log.error("alert %s could not be sent (%s): will try again", template, err)
+        return False
+    return True

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
-from triage.acknowledge import Decision, decide, normalise_sender
+from triage.acknowledge import Decision, decide, normalise_sender, reply_target
 from triage.authenticity import is_authenticated
+from triage.identity import mailbox_identity
 from triage.outbox import message_id_for
 from triage.pickup import pickup_name
 from triage.rules import WITHDRAWAL
@@ -107,8 +108,11 @@ def _decide_page(
     suppressed. The store is asked once per page about all the page's senders."""
     own = [normalise_sender(a) for a in own_addresses]
     since = now - timedelta(days=settings.per_sender_days)
-    keys = [store.sender_key(normalise_sender(story.sender.address)) for story, _ in page]
-    recent, undeliverable = store.sender_flags(keys, since)
+    # Keyed on the inbox, not the address as written: one inbox, one window (see identity).
+    keys = [store.sender_key(mailbox_identity(story.sender.address)) for story, _ in page]
+    # A refusal (5xx) is remembered by the exact address replied to: the envelope sender.
+    targets = [reply_target(story) for story, _ in page]
+    recent, undeliverable = store.sender_flags(keys, since, targets)
     # Withdrawal confirmations are limited among themselves: one a sender per window, however
     # many withdrawals (forged or real) arrive, and whether or not a story was acknowledged.
     confirmed = store.confirmations_since(keys, since)
@@ -117,7 +121,7 @@ def _decide_page(
         limit = confirmed if triage.kind == WITHDRAWAL else recent
         decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
                           authenticated=is_authenticated(story, trusted))  # fmt: skip
-        if decision.send and key in undeliverable:  # a 5xx before: do not try again
+        if decision.send and decision.to in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
         if decision.send or decision.held:
             limit.add(key)  # later stories of this sender in the page are rate limited
@@ -130,4 +134,4 @@ def _decide_page(
 
 
 def _recently(store: Store, recent: set[str], address: str) -> bool:
-    return store.sender_key(address) in recent
+    return store.sender_key(mailbox_identity(address)) in recent

@@ -92,6 +92,7 @@ class DigestView:
     health: IntakeHealth
     changes: tuple[Change, ...]
     on_hold: int = 0  # stories left out because their senders asked to withdraw
+    sending_stopped_at: str | None = None  # when the acknowledgement breaker tripped
 
 
 def build_digest(

@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,9 +115,11 @@ def _hand_over(store: Store, digest: Digest, now: datetime, context: DigestConte
 def _view(
     store: Store, start: datetime, end: datetime, digest_id: int | None, context: DigestContext
 ) -> DigestView:
-    return build_digest(store.digest_entries(start, end), store.intake_health(start, end),
+    view = build_digest(store.digest_entries(start, end), store.intake_health(start, end),
                         store.previous_health(digest_id), (start, end), context.themes,
                         context.digest.timezone)  # fmt: skip
+    # Told at send time, not with the window: a tripped breaker is today's news.
+    return replace(view, sending_stopped_at=store.breaker().tripped_at)
 
 
 def subject_of(view: DigestView) -> str:

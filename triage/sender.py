@@ -32,6 +32,7 @@ from intake.outbox_store import Attempt
 from intake.records import Acknowledgement
 from intake.store import Store
 from triage.acknowledge import Decision, reference
+from triage.breaker import room, tripped, window_start
 from triage.outbox import TEMPLATES, Outgoing, make_environment, render_acknowledgement
 from triage.pickup import (
     Staged,
@@ -71,7 +72,9 @@ class Sender:
     ) -> None:  # fmt: skip
         self._store, self._now, self._settings, self._smtp_settings = store, now, settings, smtp
         self._stop = stop
-        self._room = settings.max_per_hour - store.sent_since(now - timedelta(hours=1))
+        self._breaker = store.breaker()
+        self._sent_before = store.sent_since(window_start(self._breaker, now))
+        self._room = room(self._breaker, settings.max_per_hour, self._sent_before)
         self._env = make_environment(TEMPLATES)
         self._smtp = SmtpConnection(smtp) if smtp.host else None
         # A refused message goes back to pending with a retry time after ``now``, so it is not
@@ -80,6 +83,8 @@ class Sender:
         self._failures = 0  # temporary failures in a row
         self._unreachable = False
         self._cap_reported = False
+        self.worked = False  # a session opened or a reply went: sending works
+        self.last_error: str | None = None  # the last failure not about one message
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None  # what the thread raised, for wait()
         self.sent = 0
@@ -142,9 +147,23 @@ class Sender:
                 self._over_smtp(rendered, self._smtp)
         if self.sent >= self._room and not self._cap_reported:
             self._cap_reported = True  # once a run, not once a batch
-            log.warning("acknowledgement cap of %d an hour reached: the rest wait",
-                        self._settings.max_per_hour)  # fmt: skip
+            self._trip()
         return self.sent - before
+
+    def failure(self) -> str | None:
+        """Why handing replies over failed in this run (the server unreachable, or temporary
+        failures in a row), or None when it did not."""
+        failed = self._unreachable or self._failures >= MAX_TEMPORARY_FAILURES
+        return (self.last_error or "sending failed") if failed else None
+
+    def _trip(self) -> None:
+        """Latch the breaker (once; a tripped one stays as it is) and say so."""
+        if not self._breaker.tripped_at:
+            self._breaker = tripped(self._breaker, self._sent_before + self.sent, self._now)
+            self._store.save_breaker(self._breaker, self._now)
+        log.warning("acknowledgement breaker tripped at %s (cap of %d an hour reached): replies "
+                    "wait until a person runs `resume`", self._breaker.tripped_at,
+                    self._settings.max_per_hour)  # fmt: skip
 
     def _finished(self) -> bool:
         return (self.sent >= self._room or self._failures >= MAX_TEMPORARY_FAILURES
@@ -159,10 +178,11 @@ class Sender:
         try:
             self._smtp.open()
         except SendError as err:
-            self._unreachable = True
+            self._unreachable, self.last_error = True, str(err)[:300]
             log.warning("SMTP server not reachable (%s): acknowledgements wait for the next run",
                         err)  # fmt: skip
             return False
+        self.worked = True
         return True
 
     def _render(self, page: Sequence[tuple[Acknowledgement, str]]) -> Rendered:
@@ -268,6 +288,8 @@ class Sender:
 
     def _failed_attempt(self, item: Acknowledgement, err: SendError) -> Attempt:
         retry = not err.permanent and item.attempts + 1 < MAX_ATTEMPTS
+        if not err.permanent:
+            self.last_error = str(err)[:300]
         if retry:
             self._retrying.append(item.story_id)
         return Attempt(item.story_id, "pending" if retry else "failed", error=str(err)[:300],
@@ -277,4 +299,5 @@ class Sender:
     def _count(self, attempts: Sequence[Attempt]) -> None:
         for attempt in attempts:
             self.sent += attempt.state == "sent"
+            self.worked = self.worked or attempt.state == "sent"
             self._failures = self._failures + 1 if attempt.state == "pending" else 0
