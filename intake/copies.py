@@ -102,7 +102,9 @@ def search_criteria(copy: MailboxCopy) -> list[object] | None:
     """An IMAP SEARCH that finds candidates for ``copy`` (a superset: each is confirmed with
     ``is_copy``), or None when there is nothing to search by."""
     if copy.by_message_id:
-        return ["HEADER", "Message-ID", copy.story_id]
+        # A search string outside ASCII needs a CHARSET not every server takes: such a copy
+        # is found by its recorded UID alone.
+        return ["HEADER", "Message-ID", copy.story_id] if copy.story_id.isascii() else None
     if copy.size > 0:  # RFC822.SIZE is exact: LARGER n-1 SMALLER n+1 is size n
         return ["LARGER", str(copy.size - 1), "SMALLER", str(copy.size + 1)]
     return None
