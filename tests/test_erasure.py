@@ -277,3 +277,20 @@ def test_erasure_housekeeping_purges_only_recorded_copies(
     counts = housekeeping_job(settings, datetime.now(UTC) + timedelta(days=183))
     assert counts is not None and counts["mailbox_messages"] == 2
     assert message_ids(imap_folder(mailbox, "Processed")) == {"<17@mail.example.net>"}
+
+
+def test_erasure_too_large_message_without_message_id_is_found_by_its_header_digest(
+    mailbox: Mailbox, imap_settings: Callable[..., Settings], tagger: Tagger, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("STORY_TEST_IMAP_PASSWORD", PASSWORD)
+    settings = imap_settings(mailbox, processed_folder="Processed", max_message_bytes=2048)
+    big = story_message(1, sender=JANE, message_id=None, body=f"{PHRASE}. " * 100)
+    mailbox.append(big, story_message(2, message_id=None, body="Someone else's. " * 150))
+    assert run_once(settings, T0, tagger=tagger).too_large == 2
+    config = imap_config(tmp_path, mailbox, extra="[retention]\npurge_mailbox = true\n")
+    config.write_text(config.read_text().replace(
+        "batch_size", 'processed_folder = "Processed"\nmax_message_bytes = 2048\nbatch_size'))
+    assert main(["--config", str(config), "erase", "--sender", "jane.doe@example.org"]) == 0
+    left = imap_folder(mailbox, "Processed")
+    assert len(left) == 1 and not hits(left[0]) and b"Someone else's" in left[0]
