@@ -65,6 +65,8 @@ def erase(
         done = finish_erasures(store, mailbox)
         if mailbox is not None:
             removed["mailbox_messages"] = done["mailbox_messages"]
+        else:  # say so: "every trace" would otherwise hide the mail still on the server
+            removed["mailbox"] = "left as it is ([retention] purge_mailbox = false)"
         removed["finished_earlier"] = sum(earlier.values())
     log.info("erase%s: stories=%d quarantined=%d files=%d", " (dry run)" if dry_run else "",
              len(story_ids), len(quarantined), len(files))  # fmt: skip
