@@ -36,14 +36,9 @@ from run_pipeline import (
 )
 from triage.acknowledge import reference
 from triage.digest_out import preview_digest, send_digest
+from triage.erasure import erase
 from triage.outbox import TEMPLATES, check_templates, make_environment
-from triage.privacy import (
-    confirm_requests,
-    erase,
-    stories_of,
-    story_by_reference,
-    subject_access,
-)
+from triage.privacy import confirm_requests, stories_of, story_by_reference, subject_access
 from triage.rules import TagSettings
 from triage.send_watch import breaker_status, resume, sending_status
 
@@ -208,7 +203,7 @@ def _privacy_command(
             store, args.story)  # fmt: skip
         with privacy_mailbox(settings) as mailbox:
             return erase(store, ids, var_folders(settings), settings.smtp.from_address, mailbox,
-                         address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
+                         now, address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
 
 
 class _JsonFormatter(logging.Formatter):

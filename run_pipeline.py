@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from config.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
 from config.settings import Settings
 from intake import report
+from intake.copies import MailboxCopy
 from intake.errors import PipelineError
 from intake.fetch import ImapSettings, ImapSource
 from intake.maildir import MaildirSettings, MaildirSource
@@ -34,8 +35,8 @@ from stages import Processed, open_stages, process
 from triage.alerts import alert_due, record_poll, send_alert
 from triage.deliver import acknowledge, confirm_interrupted, decide_stories
 from triage.digest_out import DigestContext, DigestOutcome, send_digest
+from triage.erasure import Folders
 from triage.privacy import (
-    Folders,
     hold_withdrawn,
     housekeeping,
 )
@@ -56,8 +57,7 @@ class Source(Protocol):
     def open(self) -> MailboxState: ...
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]: ...
     def mark_stored(self, uids: Sequence[int]) -> None: ...
-    def purge_stored(self, before: datetime) -> int: ...
-    def erase_messages(self, message_ids: Sequence[str]) -> int: ...
+    def erase_copies(self, copies: Sequence[MailboxCopy]) -> int: ...
     def find_message_ids(self, folder: str, message_ids: Sequence[str]) -> set[str]: ...
     def close(self) -> None: ...
 
@@ -191,9 +191,11 @@ def housekeeping_job(
 
 @contextmanager
 def privacy_mailbox(settings: Settings) -> Iterator[Source | None]:
-    """The opened mailbox when ``[retention] purge_mailbox`` lets privacy work delete from it
-    (retention and erasure), else None: the mailbox is then left as it is."""
-    if not settings.retention.purge_mailbox:
+    """The opened mailbox when privacy work may delete from it, else None: the mailbox is
+    then left as it is. An IMAP mailbox when ``[retention] purge_mailbox`` allows it; the
+    embedded Maildir always (it is the pipeline's own copy: erasure removes from it)."""
+    own = isinstance(settings.mailbox, MaildirSettings)
+    if not (settings.retention.purge_mailbox or own):
         yield None
         return
     with closing(open_source(settings.mailbox)) as source:

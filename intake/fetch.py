@@ -20,7 +20,9 @@ from typing import Any, Literal
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError
 
+from intake.copies import MailboxCopy
 from intake.errors import ConfigError, FetchError
+from intake.imap_erase import erase_in_folder
 from intake.records import Batch, MailboxState, RawMessage
 
 log = logging.getLogger(__name__)
@@ -223,35 +225,20 @@ class ImapSource:
             raise FetchError(f"IMAP search of {folder}: {type(err).__name__}") from err
         return found
 
-    def purge_stored(self, before: datetime) -> int:
-        """Delete stored messages that arrived before ``before`` (retention); returns how many.
-
-        Only ours: everything in the processed folder, or what carries ``$Triaged`` when there
-        is none. UID EXPUNGE of exactly those UIDs, so a person's other deletions stay undone.
-        """
-        folder = self.settings.processed_folder or self.settings.folder
-        mine = [] if self.settings.processed_folder else ["KEYWORD", TRIAGED.decode()]
-        return self._delete(folder, [*mine, "BEFORE", before.date()])
-
-    def erase_messages(self, message_ids: Sequence[str]) -> int:
-        """Delete the messages with these Message-IDs from the folder and the processed
-        folder (erasure); returns how many."""
-        folders = [self.settings.folder] + [self.settings.processed_folder] * bool(
-            self.settings.processed_folder)  # fmt: skip
-        return sum(self._delete(folder, ["HEADER", "Message-ID", message_id])
-                   for folder in folders for message_id in message_ids)  # fmt: skip
-
-    def _delete(self, folder: str, criteria: list[Any]) -> int:
+    def erase_copies(self, copies: Sequence[MailboxCopy]) -> int:
+        """Delete these recorded copies from the folder and the processed folder, each
+        confirmed exactly (``intake.imap_erase``); returns how many messages went."""
         client = self._require()
-        try:
-            client.select_folder(folder)
-            uids = client.search(criteria)
-            if uids:
-                client.add_flags(uids, [b"\\Deleted"], silent=True)
-                client.uid_expunge(uids)
-        except _IMAP_ERRORS as err:
-            raise FetchError(f"IMAP delete in {folder}: {type(err).__name__}") from err
-        return len(uids)
+        folders = [(self.settings.folder, False)]
+        if self.settings.processed_folder:
+            folders.append((self.settings.processed_folder, True))
+        deleted = 0
+        for folder, owned in folders:
+            try:
+                deleted += erase_in_folder(client, folder, copies, owned)
+            except _IMAP_ERRORS as err:
+                raise FetchError(f"IMAP delete in {folder}: {type(err).__name__}") from err
+        return deleted
 
     def close(self) -> None:
         """Log out, ignoring a connection that is already gone."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from intake.copies import MailboxCopy, matching
 from intake.errors import ConfigError, FetchError
 from intake.records import Batch, MailboxState, RawMessage
 
@@ -115,26 +116,24 @@ class MaildirSource:
         """A Maildir has no Sent folder to confirm anything from."""
         return set()
 
-    def purge_stored(self, before: datetime) -> int:
-        """Delete processed messages delivered before ``before`` (retention); returns how many."""
-        done = self._require().add_folder(self.settings.processed_folder)
-        old = [key for key in done.iterkeys() if delivered_at(key) < before]
-        for key in old:
-            done.discard(key)
-        return len(old)
-
-    def erase_messages(self, message_ids: Sequence[str]) -> int:
-        """Delete the messages with these Message-IDs, processed or not; returns how many."""
+    def erase_copies(self, copies: Sequence[MailboxCopy]) -> int:
+        """Delete these recorded copies, processed or not, each confirmed exactly by its
+        Message-ID or the digest of its bytes (a Maildir has no lasting UIDs); returns how
+        many messages went. Messages not among them are left alone, whatever they contain."""
         box = self._require()
-        wanted = {m.strip("<>").lower() for m in message_ids}
         removed = 0
-        for folder in (box, box.add_folder(self.settings.processed_folder)):
-            for key in list(folder.keys()):
-                with folder.get_file(key) as handle:
-                    found = _MESSAGE_ID.search(_read_header(handle))
-                if found and found.group(1).decode("ascii", "replace").lower() in wanted:
-                    folder.discard(key)
-                    removed += 1
+        try:
+            for folder in (box, box.add_folder(self.settings.processed_folder)):
+                for key in list(folder.keys()):
+                    try:
+                        data = folder.get_bytes(key)
+                    except KeyError:
+                        continue  # removed by someone else since the listing
+                    if matching(copies, data):
+                        folder.discard(key)
+                        removed += 1
+        except OSError as err:
+            raise FetchError(f"Maildir erase: {type(err).__name__}: {err.strerror}") from err
         return removed
 
     def close(self) -> None:
@@ -152,9 +151,6 @@ def open_maildir(path: str) -> mailbox.Maildir:
     """The Maildir at ``path``, created (owner-only, parents too) when missing."""
     Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return mailbox.Maildir(path, factory=None, create=True)
-
-
-_MESSAGE_ID = re.compile(rb"(?im)^message-id:\s*<?([^>\s]+)>?")
 
 
 def delivered_at(key: str) -> datetime:

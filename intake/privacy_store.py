@@ -17,6 +17,13 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 
 from intake import rows, schema
+from intake.erasure_store import (
+    FILE,
+    add_files,
+    add_quarantine_copies,
+    add_story_copies,
+    take_subject_access,
+)
 from intake.records import Story, Triage
 
 PURGED = "purged"
@@ -33,6 +40,20 @@ class Cutoffs:
     quarantine: datetime
     outbox: datetime
     digest: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ErasurePlan:
+    """What one erasure removes: stories, quarantined messages, files (digests, replies),
+    the subject-access output of ``sender_key`` ("" for none), and with ``copies`` their
+    mailbox copies."""
+
+    story_ids: Sequence[str]
+    quarantine_ids: Sequence[int]
+    files: Sequence[str]
+    sender_key: str
+    copies: bool
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +77,21 @@ class PrivacyRows:
     def _begin(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def purge_expired(self, cut: Cutoffs) -> dict[str, int]:
-        """Remove what has outlived its retention period, in one transaction; returns counts."""
+    def purge_expired(self, cut: Cutoffs, copies: datetime | None = None) -> dict[str, int]:
+        """Remove what has outlived its retention period, in one transaction; returns counts.
+
+        With ``copies`` (the time now), the mailbox copies of the raw messages and quarantined
+        mail purged are recorded for deletion (``triage.erasure`` carries it out)."""
         s, r, q, o, d = (schema.stories, schema.raw_messages, schema.quarantine, schema.outbox,
                          schema.digests)  # fmt: skip
         old_raw = select(s.c.story_id).where(s.c.stored_at < cut.raw)
         old_body = select(s.c.story_id).where(s.c.stored_at < cut.body, s.c.status != PURGED)
         with self._begin() as conn:
             bodies = list(conn.execute(old_body).scalars())
+            if copies is not None:
+                expired = select(r.c.story_id).where(r.c.story_id.in_(old_raw))
+                add_story_copies(conn, list(conn.execute(expired).scalars()), copies)
+                add_quarantine_copies(conn, q.c.quarantined_at < cut.quarantine, now=copies)
             counts = {
                 "raw_messages": conn.execute(delete(r).where(r.c.story_id.in_(old_raw))).rowcount,
                 "story_bodies": _scrub_stories(conn, bodies),
@@ -85,38 +113,35 @@ class PrivacyRows:
             found = conn.execute(select(s.story_id, s.sender_address).where(s.status != PURGED))
             yield from ((str(row[0]), str(row[1])) for row in found)
 
-    def quarantine_mentioning(self, address: str) -> list[int]:
-        """Quarantined messages whose raw bytes contain ``address`` (any case)."""
-        needle = address.lower().encode("utf-8")
-        q = schema.quarantine.c
-        with self._connect() as conn:
-            found = conn.execute(select(q.id, q.data))
-            return [int(row[0]) for row in found if needle in bytes(row[1]).lower()]
-
-    def erase(
-        self, story_ids: Sequence[str], quarantine_ids: Sequence[int] = (), dry_run: bool = False
-    ) -> dict[str, int]:
-        """Delete every row about these stories (and these quarantined messages); returns
-        how many rows of each table. With ``dry_run`` counts only, deleting nothing.
+    def erase(self, plan: ErasurePlan, dry_run: bool = False) -> dict[str, int]:
+        """Delete every row about these stories (and these quarantined messages), recording
+        in the same transaction what remains to delete outside the store (``plan``'s files,
+        the person's subject-access output, and with ``plan.copies`` the mailbox copies).
+        Returns how many rows of each table. With ``dry_run`` counts only, deleting nothing.
 
         A digest rendered but not yet sent holds excerpts: it goes back to ``open`` so it is
         rendered again without them.
         """
-        ids = list(story_ids)
+        ids, quarantine_ids = list(plan.story_ids), list(plan.quarantine_ids)
         tables = (schema.outbox, schema.triage, schema.raw_messages, schema.stories)
+        q, d = schema.quarantine, schema.digests
         with self._begin() as conn:
             counts = {t.name: _count(conn, t, t.c.story_id.in_(ids)) for t in tables}
-            counts["quarantine"] = _count(conn, schema.quarantine,
-                                          schema.quarantine.c.id.in_(list(quarantine_ids)))
-            d = schema.digests
+            counts["quarantine"] = _count(conn, q, q.c.id.in_(quarantine_ids))
             unsent = (d.c.state.in_(("rendered", "sending")), d.c.data.is_not(None))
             counts["unsent_digests"] = _count(conn, d, *unsent) if ids else 0
             if dry_run:
                 return counts
+            if plan.copies:
+                counts["mailbox_copies"] = add_story_copies(conn, ids, plan.now) + (
+                    add_quarantine_copies(conn, q.c.id.in_(quarantine_ids), now=plan.now))
+            add_files(conn, [(FILE, path) for path in plan.files], plan.now)
+            if plan.sender_key:
+                counts["subject_access_paths"] = take_subject_access(conn, plan.sender_key,
+                                                                     plan.now)  # fmt: skip
             for table in tables:  # children before the stories they point at
                 conn.execute(delete(table).where(table.c.story_id.in_(ids)))
-            conn.execute(delete(schema.quarantine).where(
-                schema.quarantine.c.id.in_(list(quarantine_ids))))
+            conn.execute(delete(q).where(q.c.id.in_(quarantine_ids)))
             if ids:
                 conn.execute(update(d).where(*unsent).values(state="open", data=None,
                                                              message_id=""))  # fmt: skip

@@ -210,6 +210,38 @@ worker_state = Table(
 )
 
 
+# An erasure's remaining work, written in the transaction that deletes its rows: files
+# (``kind`` file or folder, ``path``) and mailbox copies (where fetched, exact identity). Each
+# row goes once done; the next erase or housekeeping finishes what a crash left. Personal
+# (paths, Message-IDs): kept only until done.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # file, folder, copy
+    Column("path", Text, nullable=False, default=""),
+    Column("mailbox", String, nullable=False, default=""),
+    Column("uidvalidity", Integer, nullable=False, default=0),
+    Column("uid", Integer, nullable=False, default=0),
+    Column("story_id", Text, nullable=False, default=""),
+    Column("digest", String(64), nullable=False, default=""),
+    Column("size", Integer, nullable=False, default=0),
+    Column("too_large", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# What ``subject-access`` wrote for whom, so erasing that person removes it: the keyed hash
+# of the normalised address (as the outbox's sender_key, never the address) and each path.
+subject_access_files = Table(
+    "subject_access_files",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender_key", String(64), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),  # file, folder
+    Column("path", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 def stories_with_triage() -> Select[Any]:
     """Every story's columns with its triage's (labelled ``triage_*``; NULL when untagged),
     oldest first."""

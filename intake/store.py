@@ -34,6 +34,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from intake import rows, schema
 from intake.digest_store import DigestRows
+from intake.erasure_store import ErasureRows
 from intake.errors import StoreError
 from intake.outbox_store import OutboxRows
 from intake.privacy_store import PrivacyRows
@@ -68,7 +69,7 @@ class BatchResult:
     fresh: frozenset[str] = frozenset()  # story_ids stored by this batch (not duplicates)
 
 
-class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows):
+class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, ErasureRows):
     """The pipeline's database. Every public method is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:
@@ -327,6 +328,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten, not left in free pages: erasure and retention mean gone.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -1,4 +1,5 @@
-"""Privacy: retention housekeeping, erasure, withdrawal holds and subject access.
+"""Privacy: retention housekeeping, withdrawal holds and subject access (erasure is in
+``triage.erasure``).
 
 The store does the rows (``intake.privacy_store``); this module adds what lies outside it: the
 digest files and acknowledgement files in the var folder, and the messages in the mailbox. It
@@ -11,39 +12,22 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from intake.privacy_store import Cutoffs
 from intake.records import Story, Triage
 from intake.store import Store
 from triage.acknowledge import normalise_sender, reference
 from triage.authenticity import is_authenticated
-from triage.outbox import message_id_for
-from triage.pickup import pickup_name
+from triage.erasure import Folders, Mailbox, finish_erasures, subject_access_paths
 from triage.rules import STORY, WITHDRAWAL
 
 if TYPE_CHECKING:
     from config.settings import RetentionSettings
 
 log = logging.getLogger(__name__)
-
-
-class Mailbox(Protocol):
-    """What privacy needs from a mailbox source (ImapSource and MaildirSource fit)."""
-
-    def purge_stored(self, before: datetime) -> int: ...
-    def erase_messages(self, message_ids: Sequence[str]) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Folders:
-    """The var folders that hold copies: digests (.html) and the pickup folder (.eml)."""
-
-    digests: Path
-    pickup: Path | None  # None when mail goes out over SMTP
 
 
 def cutoffs(retention: RetentionSettings, now: datetime) -> Cutoffs:
@@ -60,13 +44,17 @@ def housekeeping(
     mailbox: Mailbox | None,
 ) -> dict[str, int]:  # fmt: skip
     """Purge everything past its retention period; returns what went, as counts."""
+    finish_erasures(store, mailbox)  # an erasure a crash interrupted, first
     cut = cutoffs(retention, now)
-    counts = store.purge_expired(cut)
+    purge_mailbox = retention.purge_mailbox and mailbox is not None
+    # The mailbox copies of what expires are recorded with it and deleted by that record.
+    counts = store.purge_expired(cut, now if purge_mailbox else None)
     counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
     if folders.pickup is not None:
         counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
-    if retention.purge_mailbox and mailbox is not None:
-        counts["mailbox_messages"] = mailbox.purge_stored(cut.raw)
+    if purge_mailbox:
+        counts["mailbox_messages"] = finish_erasures(store, mailbox)["mailbox_messages"]
+    store.checkpoint()
     log.info("housekeeping purged %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
 
@@ -83,34 +71,6 @@ def story_by_reference(store: Store, ref: str) -> list[str]:
     wanted = ref.strip().upper()
     return [story_id for story_id, _ in store.senders()
             if story_id == ref.strip() or reference(story_id) == wanted]  # fmt: skip
-
-
-def erase(
-    store: Store, story_ids: Sequence[str], folders: Folders, from_address: str,
-    mailbox: Mailbox | None, *, address: str = "", dry_run: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """Remove every stored trace of these stories (and quarantined mail naming ``address``):
-    rows, digest copies, acknowledgement files and, with ``mailbox``, the messages themselves.
-    Returns what was (or, with ``dry_run``, would be) removed."""
-    quarantined = store.quarantine_mentioning(address) if address else []
-    removed: dict[str, Any] = {"stories": [reference(s) for s in story_ids]}
-    removed["rows"] = store.erase(story_ids, quarantined, dry_run=dry_run)
-    refs = {reference(s) for s in story_ids}
-    digests = [p for p in folders.digests.glob("digest-*.html")
-               if refs and any(r in p.read_text(errors="replace") for r in refs)]  # fmt: skip
-    acks = [folders.pickup / pickup_name(message_id_for(s, from_address)) for s in story_ids
-            ] if folders.pickup else []  # fmt: skip
-    files = [p for p in [*digests, *acks] if p.exists()]
-    removed["files"] = [str(p) for p in files]
-    message_ids = [s for s in story_ids if not s.startswith("sha256:")]
-    if not dry_run:
-        for path in files:
-            path.unlink()
-        if mailbox is not None and message_ids:
-            removed["mailbox_messages"] = mailbox.erase_messages(message_ids)
-    log.info("erase%s: stories=%d files=%d", " (dry run)" if dry_run else "", len(story_ids),
-             len(files))  # fmt: skip
-    return removed
 
 
 def hold_withdrawn(
@@ -151,9 +111,13 @@ def _hold_others(store: Store, story: Story) -> int:
 def subject_access(store: Store, address: str, folder: Path, now: datetime) -> dict[str, Any]:
     """Write everything held about ``address`` into ``folder``: each story as .eml (when the
     raw message is still kept) and .txt, its tags and acknowledgement as .json, and an index."""
+    story_ids = stories_of(store, address)
+    # Recorded before a byte is written, so erasing this person removes it all.
+    key = store.sender_key(normalise_sender(address))
+    store.record_subject_access(key, subject_access_paths(folder, story_ids), now)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     index = []
-    for held in store.held_about(stories_of(store, address)):
+    for held in store.held_about(story_ids):
         ref = reference(held.story.story_id)
         if held.raw is not None:
             _write(folder / f"{ref}.eml", held.raw)
