@@ -59,9 +59,10 @@ class DigestContext:
 
 
 def preview_digest(store: Store, now: datetime, context: DigestContext) -> DigestOutcome:
-    """Render the open window to the output folder without sending or closing it."""
-    start, end = store.next_window(now)
-    view = _view(store, start, end, None, context)
+    """Render what the next digest would show to the output folder without sending it or
+    claiming anything: the unfinished digest's stories, else the unclaimed ones."""
+    digest_id, start, end = store.next_window(now)
+    view = _view(store, start, end, digest_id, context)
     path = _write_html(_html(view, context), Path(context.digest.output_dir), "preview")
     return DigestOutcome(None, "preview", view.total, path)
 
@@ -115,7 +116,8 @@ def _hand_over(store: Store, digest: Digest, now: datetime, context: DigestConte
 def _view(
     store: Store, start: datetime, end: datetime, digest_id: int | None, context: DigestContext
 ) -> DigestView:
-    return build_digest(store.digest_entries(start, end), store.intake_health(start, end),
+    """The stories and health rows ``digest_id`` claimed (None: the unclaimed ones)."""
+    return build_digest(store.digest_entries(digest_id), store.intake_health(digest_id),
                         store.previous_health(digest_id), (start, end), context.themes,
                         context.digest.timezone)  # fmt: skip
 
