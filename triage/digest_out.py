@@ -126,7 +126,7 @@ def subject_of(view: DigestView) -> str:
     """Counts only: a subject line is seen by anyone glancing at an inbox."""
     requests = next(s for s in view.sections if s.key == "requests")
     withdrawals = sum(1 for v in requests.stories if v.kind == WITHDRAWAL)
-    urgent = next(s for s in view.sections if s.key == "urgent").count
+    urgent = view.urgent  # a request with crisis wording is shown with the requests
     parts = [f"{view.total} new"] + [f"{withdrawals} withdrawal"] * bool(withdrawals)
     parts += [f"{urgent} urgent"] * bool(urgent)
     return f"Story digest to {view.end}: {', '.join(parts)}"
