@@ -36,6 +36,17 @@ def claim(conn: Connection, digest_id: int) -> None:
                  .values(digest_id=digest_id, counted_state=o.state))  # fmt: skip
 
 
+def release(conn: Connection, digest_id: int) -> None:
+    """Hand back what ``digest_id`` claimed besides the stories it showed (a digest skipped
+    because it had no story to show): the next digest counts those health rows and held
+    stories instead of nobody."""
+    for table in (schema.stories, schema.runs, schema.quarantine):
+        conn.execute(update(table).where(table.c.digest_id == digest_id)
+                     .values(digest_id=None))  # fmt: skip
+    conn.execute(update(schema.outbox).where(schema.outbox.c.digest_id == digest_id)
+                 .values(digest_id=None, counted_state=None))  # fmt: skip
+
+
 def unclaimed_outcomes() -> tuple[ColumnElement[bool], ...]:
     """Outbox rows with an outcome not counted yet: new, or changed since it was counted."""
     o = schema.outbox.c

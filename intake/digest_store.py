@@ -115,6 +115,16 @@ class DigestRows:
             values["data"] = None  # the excerpts are in the .html file; no second copy
         self._update_digest(digest_id, UNFINISHED, values)
 
+    def skip_digest(self, digest_id: int, now: datetime) -> None:
+        """``open`` -> ``skipped`` (no story to show, and ``send_empty`` is off), handing
+        back what it claimed so that the next digest reports it (``digest_claims.release``)."""
+        d = schema.digests
+        with self._begin() as conn:
+            done = conn.execute(update(d).where(d.c.id == digest_id, d.c.state == "open")
+                                .values(state="skipped", updated_at=now)).rowcount  # fmt: skip
+            if done:
+                digest_claims.release(conn, digest_id)
+
     def digest_entries(self, digest_id: int | None) -> Iterator[DigestEntry]:
         """The stories ``digest_id`` claimed (None: those no digest has claimed yet) with
         their triage and acknowledgement, oldest first, streamed."""

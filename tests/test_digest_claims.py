@@ -15,6 +15,7 @@ from test_digest import MONDAY_7AM, settings_for, stored
 
 from config.settings import Settings
 from intake.errors import SendError
+from intake.records import MailboxState, Quarantined, RawMessage
 from intake.store import Store
 from run_pipeline import digest_context
 from triage.acknowledge import reference
@@ -120,3 +121,18 @@ def test_digest_claims_an_outcome_once_and_again_only_when_it_changes(
         found = conn.exec_driver_sql("SELECT health FROM digests ORDER BY id").scalars()
         acks = [json.loads(h)["acknowledgements"] for h in found]
     assert acks == [{"failed": 1}, {}, {"sent": 1}]
+
+
+def test_digest_claims_a_skipped_digest_leaves_its_health_rows_to_the_next(
+    tmp_path: Path, tagger: Tagger
+) -> None:
+    settings = settings_for(tmp_path, send_empty=False)
+    bad = RawMessage("INBOX", 1, 9, MONDAY_7AM, 3, b"bad")
+    with Store(settings.store) as store:
+        store.commit_batch(MailboxState("INBOX", 1), 9, [],
+                           [Quarantined(bad, "parse", "ParseError: unreadable", "")],
+                           MONDAY_7AM)  # fmt: skip
+    assert send(settings, HOUR).state == "skipped"  # no story to show
+    stored(settings, tagger, MONDAY_7AM + 2 * HOUR, story_message(1))
+    second = send(settings, 3 * HOUR)
+    assert second.path is not None and "parse: ParseError: 1" in second.path.read_text()

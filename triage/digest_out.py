@@ -77,7 +77,7 @@ def send_digest(store: Store, now: datetime, context: DigestContext) -> DigestOu
     if digest.state == "open":
         view = _view(store, digest.start, digest.end, digest.digest_id, context)
         if not view.total and not context.digest.send_empty:
-            store.finish_digest(digest.digest_id, "skipped", now)
+            store.skip_digest(digest.digest_id, now)
             return DigestOutcome(digest.digest_id, "skipped", 0, None)
         path = _write_html(_html(view, context), Path(context.digest.output_dir),
                            f"{digest.end:%Y%m%d-%H%M}-{digest.digest_id}")  # fmt: skip
