@@ -70,12 +70,13 @@ def test_digest_claims_an_old_store_does_not_show_what_a_finished_digest_covered
     settings = settings_for(tmp_path)
     stored(settings, tagger, MONDAY_7AM, story_message(1))
     send(settings, HOUR)
-    # What a store made before claiming looks like once the new columns are added: all NULL.
+    # Make it a store from before claiming: the next Store adds the columns back, all NULL.
     with sqlite3.connect(tmp_path / "stories.db") as db:
         for table in ("stories", "runs", "quarantine", "outbox"):
-            db.execute(f"UPDATE {table} SET digest_id = NULL")
-        db.execute("UPDATE outbox SET counted_state = NULL")
-        db.execute("UPDATE digests SET claims = NULL")
+            db.execute(f"DROP INDEX ix_{table}_digest_id")
+            db.execute(f"ALTER TABLE {table} DROP COLUMN digest_id")
+        db.execute("ALTER TABLE outbox DROP COLUMN counted_state")
+        db.execute("ALTER TABLE digests DROP COLUMN claims")
     stored(settings, tagger, MONDAY_7AM + 2 * HOUR, story_message(2))
     second = send(settings, 3 * HOUR)
     assert second.stories == 1
