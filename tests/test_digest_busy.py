@@ -50,6 +50,14 @@ def stored_references(database: Path) -> set[str]:
     return {reference(story_id) for (story_id,) in found}
 
 
+def crossed(database: Path) -> int:
+    """Stories a pass stored (``stored_at``, its start) before the digest that claimed them
+    opened: a clock-based window would have put them in an earlier, closed one."""
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT count(*) FROM stories s JOIN digests d "
+                              "ON d.id = s.digest_id WHERE s.stored_at < d.start").fetchone()[0])
+
+
 def deliver_steadily(mailbox: Mailbox) -> None:
     """APPEND one message every PACE seconds; every tenth is an out-of-office reply."""
     start = time.monotonic()
@@ -88,7 +96,9 @@ def test_digest_every_story_in_exactly_one_digest_in_a_busy_inbox(
     missing = expected - set(digests_with)
     in_several = {ref for ref, n in digests_with.items() if n > 1}
     figures = (f"stories={len(expected)} digests={len(texts)} missing={len(missing)} "
-               f"in_several={len(in_several)} repeated_within_one={len(repeated)}")  # fmt: skip
+               f"in_several={len(in_several)} repeated_within_one={len(repeated)} "
+               f"crossed={crossed(tmp_path / 'stories.db')}")  # fmt: skip
+    print(figures)  # shown with -s: the scenario's figures
     assert len(expected) == STORIES - STORIES // 10, figures
     assert len(texts) >= 3, figures  # the scenario crosses at least two digest times
     assert not missing and not in_several and not repeated, figures
