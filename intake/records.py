@@ -262,7 +262,7 @@ class Digest:
 
     Its stories are those it claimed when it opened (``intake.digest_claims``); ``start`` and
     ``end`` label the window and decide nothing. ``state`` is ``open``
-    (window fixed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
+    (stories claimed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
     ``sending``, ``sent``, or ``written`` (no recipients: only the .html file). ``data`` is the
     rendered message, kept so a retry after a crash sends the very same bytes.
     """
