@@ -1,9 +1,10 @@
 """Store stage, the digests: windows, their rendered messages and states. SQLAlchemy Core only.
 
-A mixin of ``Store``. A window is fixed when its row is created (``open``), the rendered
-message is stored before anything is sent (``rendered``), sending is claimed (``sending``) and
-finished (``sent``). A crash anywhere leaves a row the next run takes up where it stopped, with
-the same bytes and the same Message-ID, so one window gives one digest.
+A mixin of ``Store``. A digest's stories are fixed when its row is created (``open``): it
+claims them in that transaction (``intake.digest_claims``); the window's start and end are
+labels. The rendered message is stored before anything is sent (``rendered``), sending is
+claimed (``sending``) and finished (``sent``). A crash anywhere leaves a row the next run
+takes up where it stopped, with the same stories, bytes and Message-ID: one digest each.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from intake import rows, schema
+from intake import digest_claims, rows, schema
 from intake.records import UNVERIFIED_REQUEST, Digest, DigestEntry, IntakeHealth
 
 UNFINISHED = ("open", "rendered", "sending")
@@ -33,10 +34,13 @@ class DigestRows:
         raise NotImplementedError
 
     def open_digest(self, now: datetime) -> Digest:
-        """The unfinished digest if there is one (its window stays as it was), else a new one
-        from the end of the last finished digest to ``now``."""
+        """The unfinished digest if there is one (its window and stories stay as they were),
+        else a new one from the end of the last finished digest to ``now``, which claims
+        every story (and health row) committed so far, in the same transaction."""
         with self._begin() as conn:
             found = _unfinished(conn)
+            if found is not None and found["claims"] is None and found["state"] == "open":
+                _start_claiming(conn, int(found["id"]))  # opened by a version before claiming
             if found is not None:
                 return _digest(found)
             start = _last_end(conn) or BEGINNING
@@ -44,17 +48,19 @@ class DigestRows:
                    "stories": 0, "health": {}, "attempts": 0, "created_at": now,
                    "updated_at": now}  # fmt: skip
             created = conn.execute(insert(schema.digests).values(row)).inserted_primary_key
-        assert created is not None  # an insert always has a primary key
+            assert created is not None  # an insert always has a primary key
+            _start_claiming(conn, int(created[0]))
         return Digest(int(created[0]), start, max(now, start), "open")
 
-    def next_window(self, now: datetime) -> tuple[datetime, datetime]:
-        """The window a digest built now would cover, without opening it (a preview)."""
+    def next_window(self, now: datetime) -> tuple[int | None, datetime, datetime]:
+        """What a digest built now would show, without opening one (a preview): the
+        unfinished digest's id and window, or None (the unclaimed rows) and the next window."""
         with self._connect() as conn:
             found = _unfinished(conn)
-            if found is not None:
-                return found["start"], found["end"]
+            if found is not None and found["claims"]:
+                return int(found["id"]), found["start"], found["end"]
             start = _last_end(conn) or BEGINNING
-        return start, max(now, start)
+        return None, start, max(now, start)
 
     def digest_unfinished(self) -> bool:
         """Whether a digest was opened but not finished (a crash, or a failed hand-over)."""
@@ -109,15 +115,25 @@ class DigestRows:
             values["data"] = None  # the excerpts are in the .html file; no second copy
         self._update_digest(digest_id, UNFINISHED, values)
 
-    def digest_entries(self, start: datetime, end: datetime) -> Iterator[DigestEntry]:
-        """Stories stored in ``[start, end)`` with their triage and acknowledgement, oldest
-        first, streamed."""
+    def skip_digest(self, digest_id: int, now: datetime) -> None:
+        """``open`` -> ``skipped`` (no story to show, and ``send_empty`` is off), handing
+        back what it claimed so that the next digest reports it (``digest_claims.release``)."""
+        d = schema.digests
+        with self._begin() as conn:
+            done = conn.execute(update(d).where(d.c.id == digest_id, d.c.state == "open")
+                                .values(state="skipped", updated_at=now)).rowcount  # fmt: skip
+            if done:
+                digest_claims.release(conn, digest_id)
+
+    def digest_entries(self, digest_id: int | None) -> Iterator[DigestEntry]:
+        """The stories ``digest_id`` claimed (None: those no digest has claimed yet) with
+        their triage and acknowledgement, oldest first, streamed."""
         s, o = schema.stories, schema.outbox
         query = (schema.stories_with_triage()
                  .add_columns(o.c.state.label("ack_state"), o.c.reason.label("ack_reason"),
                               o.c.urgent.label("ack_urgent"))
                  .outerjoin(o, o.c.story_id == s.c.story_id)
-                 .where(s.c.stored_at >= start, s.c.stored_at < end))  # fmt: skip
+                 .where(digest_claims.member(s, digest_id)))  # fmt: skip
         with self._connect() as conn:
             for row in conn.execute(query).mappings():
                 state, reason = row["ack_state"], row["ack_reason"]
@@ -128,24 +144,19 @@ class DigestRows:
                                   "pending" if ack == "sending" else ack,
                                   bool(row["ack_urgent"]), row["status"] == "on_hold")  # fmt: skip
 
-    def intake_health(self, start: datetime, end: datetime) -> IntakeHealth:
-        """What intake did in ``[start, end)``: runs, quarantine, acknowledgements."""
+    def intake_health(self, digest_id: int | None) -> IntakeHealth:
+        """What intake did in the runs, quarantine entries and acknowledgement outcomes
+        ``digest_id`` claimed (None: those not claimed yet)."""
         with self._connect() as conn:
-            fetched, stored, duplicates, failed = _run_totals(conn, start, end)
-            q = schema.quarantine.c
+            fetched, stored, duplicates, failed = _run_totals(conn, digest_id)
+            q = schema.quarantine
             reasons = conn.execute(
-                select(q.stage, q.reason, func.count()).where(
-                    q.quarantined_at >= start, q.quarantined_at < end
-                ).group_by(q.stage, q.reason)
+                select(q.c.stage, q.c.reason, func.count())
+                .where(digest_claims.member(q, digest_id)).group_by(q.c.stage, q.c.reason)
             ).all()
             o = schema.outbox.c
             held = conn.execute(select(func.count()).where(o.state == "held")).scalar()
-            acks = conn.execute(
-                select(o.state, o.reason, func.count()).where(
-                    o.updated_at >= start, o.updated_at < end,
-                    o.state.in_(("sent", "failed", "suppressed")),
-                ).group_by(o.state, o.reason)
-            ).all()
+            acks = digest_claims.outcome_counts(conn, digest_id)
         return IntakeHealth(
             fetched=fetched, stored=stored, duplicates=duplicates,
             quarantined=sum(int(n) for *_, n in reasons),
@@ -176,10 +187,17 @@ def _last_end(conn: Connection) -> datetime | None:
     return conn.execute(select(func.max(d.end)).where(d.state.in_(FINISHED))).scalar()
 
 
-def _run_totals(conn: Connection, start: datetime, end: datetime) -> tuple[int, int, int, int]:
-    r = schema.runs.c
-    found = conn.execute(select(r.counts, r.error).where(r.started_at >= start,
-                                                         r.started_at < end)).all()  # fmt: skip
+def _start_claiming(conn: Connection, digest_id: int) -> None:
+    digest_claims.adopt_legacy(conn)  # before this digest counts as claiming
+    d = schema.digests
+    conn.execute(update(d).where(d.c.id == digest_id).values(claims=True))
+    digest_claims.claim(conn, digest_id)
+
+
+def _run_totals(conn: Connection, digest_id: int | None) -> tuple[int, int, int, int]:
+    r = schema.runs
+    found = conn.execute(select(r.c.counts, r.c.error)
+                         .where(digest_claims.member(r, digest_id))).all()  # fmt: skip
     totals = [sum(int(c.get(k, 0)) for c, _ in found) for k in ("fetched", "stored", "duplicates")]
     return totals[0], totals[1], totals[2], sum(1 for _, error in found if error)
 

@@ -265,8 +265,9 @@ class IntakeHealth:
 class Digest:
     """One digest window and how far sending it has got.
 
-    The window is ``[start, end)`` of the stories' ``stored_at``. ``state`` is ``open``
-    (window fixed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
+    Its stories are those it claimed when it opened (``intake.digest_claims``); ``start`` and
+    ``end`` label the window and decide nothing. ``state`` is ``open``
+    (stories claimed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
     ``sending``, ``sent``, or ``written`` (no recipients: only the .html file). ``data`` is the
     rendered message, kept so a retry after a crash sends the very same bytes.
     """

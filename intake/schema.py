@@ -71,6 +71,8 @@ stories = Table(
     Column("headers", JSON, nullable=False),
     Column("status", String(16), nullable=False),
     Column("stored_at", UtcDateTime, nullable=False),
+    # The digest that claimed it (see intake.digest_claims); NULL until one does.
+    Column("digest_id", Integer, index=True),
 )
 
 raw_messages = Table(
@@ -101,6 +103,7 @@ quarantine = Table(
     Column("detail", Text, nullable=False),
     Column("attempts", Integer, nullable=False, default=1),
     Column("quarantined_at", UtcDateTime, nullable=False),
+    Column("digest_id", Integer, index=True),  # the digest whose health counted it
 )
 
 checkpoints = Table(
@@ -131,6 +134,7 @@ runs = Table(
     Column("finished_at", UtcDateTime, nullable=False),
     Column("counts", JSON, nullable=False),
     Column("error", Text),
+    Column("digest_id", Integer, index=True),  # the digest whose health counted it
 )
 
 triage = Table(
@@ -164,6 +168,10 @@ outbox = Table(
     Column("message_id", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The digest whose health counted this row's outcome, and the state it counted: a row
+    # whose state changes after that (failed, then sent) is counted again for its new state.
+    Column("digest_id", Integer, index=True),
+    Column("counted_state", String(16)),
     # What the sender asks for: the oldest pending rows, read in index order (no sort of the
     # whole backlog for every page).
     Index("ix_outbox_due", "state", "created_at"),
@@ -189,6 +197,9 @@ digests = Table(
     Column("error", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # True: its stories were claimed by id (intake.digest_claims); NULL: made by a version
+    # that chose them by stored_at, before claiming existed.
+    Column("claims", Boolean),
 )
 
 # The worker's lease on a mailbox: one worker at a time. ``holder`` is host:pid:token.

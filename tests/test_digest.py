@@ -95,8 +95,7 @@ def test_digest_sections_in_order_with_withdrawals_first() -> None:
     ]
     view = build_digest(entries, IntakeHealth(), None, (MONDAY_7AM, MONDAY_7AM), THEMES, "UTC")
     shown = [(s.key, s.count) for s in view.sections if s.count]
-    assert shown == [("requests", 2), ("urgent", 1), ("review", 1), ("theme-health", 2),
-                     ("none", 1)]  # fmt: skip
+    assert shown == [("requests", 2), ("urgent", 1), ("review", 1), ("theme-health", 1)]
     assert [v.kind for v in view.sections[0].stories] == ["request:withdrawal", "request:question"]
     assert (view.total, view.automated) == (5, 1)
     assert view.start == "the beginning" or view.start.startswith("Mon 23 Nov")

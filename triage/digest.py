@@ -1,10 +1,11 @@
 """Digest stage, the content: a window's stories -> the sections the team reads. Pure.
 
-Stories are grouped in the order the team acts on them: requests (withdrawals first), urgent
-stories, stories that need review, one section per theme, stories with no theme; then intake
-health and its change since the last digest. A story is shown by reference, received time,
-first name, tags with scores and an excerpt of about 300 characters that is redacted before
-anything else happens to it. Redaction fails closed: if it raises, the excerpt is left out.
+Each story is shown once, in the first section that applies, in the order the team acts on
+them: requests (withdrawals first), urgent stories, stories that need review, its strongest
+theme, no theme; then intake health and its change since the last digest. A story's card
+shows its reference, when the person sent it, first name, every theme as a chip with its
+score, the subject and an excerpt of about 300 characters, both redacted before anything
+else happens to them. Redaction fails closed: if it raises, subject and excerpt are left out.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from intake.digest_store import BEGINNING
@@ -29,6 +30,10 @@ EXCERPT_CHARACTERS = 300
 MAX_PER_SECTION = 50
 _CONTEXT_BEFORE = 80  # characters shown before the first evidence, so it reads in context
 _NAME_PART = re.compile(r"[^\W\d_]{2,}")
+# A Date header older than this before the message reached the server is not believed (a
+# wrong clock, or a forged date to sort a story out of sight): arrival is shown instead.
+PLAUSIBLE_DELAY = timedelta(days=30)
+SUBJECT_CHARACTERS = 120
 
 Segment = tuple[str, bool]  # a piece of excerpt text, and whether it is evidence to highlight
 
@@ -38,10 +43,11 @@ class StoryView:
     """One story as the digest shows it. ``excerpt`` is None when redaction failed."""
 
     reference: str
-    received: str
+    sent: str  # when the person sent it (see ``sent_time``)
     first_name: str
     kind: str
-    tags: tuple[tuple[str, float], ...]
+    tags: tuple[tuple[str, float], ...]  # every theme, strongest first: the card's chips
+    subject: str | None
     excerpt: tuple[Segment, ...] | None
     review_reasons: tuple[str, ...]
     acknowledgement: str
@@ -92,6 +98,7 @@ class DigestView:
     health: IntakeHealth
     changes: tuple[Change, ...]
     on_hold: int = 0  # stories left out because their senders asked to withdraw
+    urgent: int = 0  # stories with crisis wording, whichever section shows them
     sending_stopped_at: str | None = None  # when the acknowledgement breaker tripped
 
 
@@ -113,20 +120,32 @@ def build_digest(
             automated += 1
         else:
             shown.append(view(item, zone))
-    stories = [v for v in shown if v.kind == STORY]
-    requests = sorted((v for v in shown if v.kind.startswith("request:")),
-                      key=lambda v: v.kind != WITHDRAWAL)  # stable: then in order received
-    sections = [
-        _section("requests", "Requests (withdrawals first)", requests),
-        _section("urgent", "Urgent: crisis wording", [v for v in shown if v.urgent]),
-        _section("review", "Needs review", [v for v in stories if v.review_reasons]),
-        *(_section(f"theme-{name}", name.replace("_", " ").capitalize(),
-                   [v for v in stories if name in dict(v.tags)]) for name in themes),
-        _section("none", "No theme", [v for v in stories if not v.tags]),
-    ]  # fmt: skip
+    placed: dict[str, list[StoryView]] = {}
+    for card in shown:
+        placed.setdefault(section_of(card, themes), []).append(card)
+    placed["requests"] = sorted(placed.get("requests", []),
+                                key=lambda v: v.kind != WITHDRAWAL)  # stable: then as received
+    titles = [("requests", "Requests (withdrawals first)"), ("urgent", "Urgent: crisis wording"),
+              ("review", "Needs review"),
+              *((f"theme-{name}", name.replace("_", " ").capitalize()) for name in themes),
+              ("none", "No theme")]  # fmt: skip
+    sections = tuple(_section(key, title, placed.get(key, [])) for key, title in titles)
     start = "the beginning" if window[0] == BEGINNING else _when(window[0], zone)
-    return DigestView(start, _when(window[1], zone), len(shown), automated, tuple(sections),
-                      health, _changes(health, previous), held)  # fmt: skip
+    return DigestView(start, _when(window[1], zone), len(shown), automated, sections,
+                      health, _changes(health, previous), held,
+                      sum(1 for v in shown if v.urgent))  # fmt: skip
+
+
+def section_of(story: StoryView, themes: Sequence[str]) -> str:
+    """The key of the one section that shows ``story``: the most urgent that applies."""
+    if story.kind != STORY:
+        return "requests"
+    if story.urgent:
+        return "urgent"
+    if story.review_reasons:
+        return "review"
+    known = [(score, -themes.index(name), name) for name, score in story.tags if name in themes]
+    return f"theme-{max(known)[2]}" if known else "none"
 
 
 def _section(key: str, title: str, views: list[StoryView]) -> Section:
@@ -139,17 +158,26 @@ def view(entry: DigestEntry, zone: ZoneInfo) -> StoryView:
     story, triage = entry.story, entry.triage
     scores = dict(triage.scores) if triage else {}
     tags = tuple((t, round(scores.get(t, 0.0), 2)) for t in (triage.themes if triage else ()))
+    redacted = redact_story(story, triage)
     return StoryView(
-        reference=reference(story.story_id), received=_when(story.received_at, zone),
-        first_name=first_name(story.sender.name), kind=_kind(entry), tags=tags,
-        excerpt=safe_excerpt(story, triage),
+        reference=reference(story.story_id), sent=_when(sent_time(story), zone),
+        first_name=first_name(story.sender.name), kind=_kind(entry),
+        tags=tuple(sorted(tags, key=lambda tag: -tag[1])),  # stable: ties as tagged
+        subject=redacted[0] if redacted else None, excerpt=redacted[1] if redacted else None,
         review_reasons=triage.review_reasons if triage else ("untagged",),
         acknowledgement=entry.acknowledgement or "undecided", urgent=entry.urgent,
     )  # fmt: skip
 
 
 def safe_excerpt(story: Story, triage: Triage | None) -> tuple[Segment, ...] | None:
-    """The redacted excerpt with evidence highlighted, or None if redaction failed.
+    """The redacted excerpt with evidence highlighted, or None if redaction failed."""
+    redacted = redact_story(story, triage)
+    return redacted[1] if redacted else None
+
+
+def redact_story(story: Story, triage: Triage | None) -> tuple[str, tuple[Segment, ...]] | None:
+    """The redacted subject (one line, at most SUBJECT_CHARACTERS) and excerpt (evidence
+    highlighted), or None if redaction failed: then neither is shown.
 
     The whole text is redacted before the excerpt is cut, so an identifier can never be
     shown in part because the cut went through it.
@@ -157,13 +185,25 @@ def safe_excerpt(story: Story, triage: Triage | None) -> tuple[Segment, ...] | N
     anchor = min((e.start for e in triage.evidence), default=0) if triage else 0
     names = sender_names(story)
     try:
+        subject = " ".join(redact(story.subject, names).split())
         text = redact(story.text, names)
         anchor = len(redact(story.text[:anchor], names))  # where the evidence moved to
     except Exception:  # fail closed: whatever went wrong, the raw text is never shown
         log.warning("redaction failed for %s: excerpt left out", reference(story.story_id))
         return None
+    if len(subject) > SUBJECT_CHARACTERS:
+        subject = subject[: SUBJECT_CHARACTERS - 1] + "…"
     terms = {phrase(e.text) for e in (triage.evidence if triage else ())}
-    return highlight(window_text(text, anchor), terms)
+    return subject, highlight(window_text(text, anchor), terms)
+
+
+def sent_time(story: Story) -> datetime:
+    """When the person sent the story: the Date header, unless it is missing, after the
+    server's arrival time, or more than PLAUSIBLE_DELAY before it; then the arrival time."""
+    sent, arrived = story.sent_at, story.received_at
+    if sent is None or sent > arrived or sent < arrived - PLAUSIBLE_DELAY:
+        return arrived
+    return sent
 
 
 def window_text(text: str, anchor: int, limit: int = EXCERPT_CHARACTERS) -> str:

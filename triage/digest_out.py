@@ -59,9 +59,10 @@ class DigestContext:
 
 
 def preview_digest(store: Store, now: datetime, context: DigestContext) -> DigestOutcome:
-    """Render the open window to the output folder without sending or closing it."""
-    start, end = store.next_window(now)
-    view = _view(store, start, end, None, context)
+    """Render what the next digest would show to the output folder without sending it or
+    claiming anything: the unfinished digest's stories, else the unclaimed ones."""
+    digest_id, start, end = store.next_window(now)
+    view = _view(store, start, end, digest_id, context)
     path = _write_html(_html(view, context), Path(context.digest.output_dir), "preview")
     return DigestOutcome(None, "preview", view.total, path)
 
@@ -76,7 +77,7 @@ def send_digest(store: Store, now: datetime, context: DigestContext) -> DigestOu
     if digest.state == "open":
         view = _view(store, digest.start, digest.end, digest.digest_id, context)
         if not view.total and not context.digest.send_empty:
-            store.finish_digest(digest.digest_id, "skipped", now)
+            store.skip_digest(digest.digest_id, now)
             return DigestOutcome(digest.digest_id, "skipped", 0, None)
         path = _write_html(_html(view, context), Path(context.digest.output_dir),
                            f"{digest.end:%Y%m%d-%H%M}-{digest.digest_id}")  # fmt: skip
@@ -115,7 +116,8 @@ def _hand_over(store: Store, digest: Digest, now: datetime, context: DigestConte
 def _view(
     store: Store, start: datetime, end: datetime, digest_id: int | None, context: DigestContext
 ) -> DigestView:
-    view = build_digest(store.digest_entries(start, end), store.intake_health(start, end),
+    """The stories and health rows ``digest_id`` claimed (None: the unclaimed ones)."""
+    view = build_digest(store.digest_entries(digest_id), store.intake_health(digest_id),
                         store.previous_health(digest_id), (start, end), context.themes,
                         context.digest.timezone)  # fmt: skip
     # Told at send time, not with the window: a tripped breaker is today's news.
@@ -126,7 +128,7 @@ def subject_of(view: DigestView) -> str:
     """Counts only: a subject line is seen by anyone glancing at an inbox."""
     requests = next(s for s in view.sections if s.key == "requests")
     withdrawals = sum(1 for v in requests.stories if v.kind == WITHDRAWAL)
-    urgent = next(s for s in view.sections if s.key == "urgent").count
+    urgent = view.urgent  # a request with crisis wording is shown with the requests
     parts = [f"{view.total} new"] + [f"{withdrawals} withdrawal"] * bool(withdrawals)
     parts += [f"{urgent} urgent"] * bool(urgent)
     return f"Story digest to {view.end}: {', '.join(parts)}"
