@@ -15,6 +15,7 @@ from test_digest import MONDAY_7AM, settings_for, stored
 
 from config.settings import Settings
 from intake.errors import SendError
+from intake.privacy_store import ErasurePlan
 from intake.records import MailboxState, Quarantined, RawMessage
 from intake.store import Store
 from run_pipeline import digest_context
@@ -99,7 +100,7 @@ def test_digest_claims_an_erased_story_leaves_the_rendered_digest_with_the_rest_
     stored(settings, tagger, MONDAY_7AM + HOUR - timedelta(seconds=1), story_message(3))
     with Store(settings.store) as store:
         first = next(store.stories())
-        store.erase([first.story_id])
+        store.erase(ErasurePlan([first.story_id], [], [], "", False, MONDAY_7AM + HOUR))
     resent = send(settings, HOUR + timedelta(minutes=5))
     assert (resent.state, resent.stories) == ("sent", 1)  # story 3 is not in it
     assert resent.path is not None and reference(first.story_id) not in resent.path.read_text()
