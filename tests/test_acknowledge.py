@@ -354,7 +354,12 @@ def parse_file(path: Path) -> Story:
 def test_acknowledge_parsed_messages() -> None:
     assert run(parse_file(DATA / "exchange_inbox_rule_auto_reply.eml")).reason == "auto_submitted"
     story = parse_file(DATA / "srs_forwarded_story.eml")
-    assert run(story) == Decision(True, "send", "acknowledgement", "ann.jones@example.net")
+    # Forwarded with SRS: the address inside is answered only when the border authenticated
+    # From (else it is text anyone could write, and the envelope is another domain).
+    assert run(story).reason == "unverified_sender"
+    forwarded = decide(story, Triage(story.story_id, "story", (), (), (), ()), OWN,
+                       AcknowledgementSettings(), NOW, lambda _: False, authenticated=True)
+    assert forwarded == Decision(True, "send", "acknowledgement", "ann.jones@example.net")
     ooo = parse_file(DATA.parents[1] / "samples/stories/22-auto-out-of-office.eml")
     assert run(ooo).reason == "auto_submitted"
     assert run(replace(ooo, headers=tuple(h for h in ooo.headers if h[0] == "in-reply-to"))) \

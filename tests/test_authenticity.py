@@ -119,10 +119,10 @@ def test_authenticity_config_rejects_ids_that_could_never_match() -> None:
         IntakeSettings(trusted_authserv_ids=("mx.example.org; dmarc=pass",))
 
 
-def run(story: Story, kind: str, authenticated: bool) -> Decision:
+def run(story: Story, kind: str, authenticated: bool, envelope: str = "none") -> Decision:
     triage = Triage(story.story_id, kind, (), (), (), ())
     return decide(story, triage, ("stories@example.org",), AcknowledgementSettings(), NOW,
-                  lambda _: False, authenticated=authenticated)  # fmt: skip
+                  lambda _: False, authenticated=authenticated, envelope=envelope)  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["request:withdrawal", "request:amend"])
@@ -132,16 +132,29 @@ def test_authenticity_unauthenticated_request_is_held_for_a_person(kind: str) ->
     assert (held.send, held.held, held.reason, held.to) == (
         False, True, "unverified_request", "jane@example.net")  # fmt: skip
     assert held.template  # what goes to the From address once a person confirms
-    assert run(story, kind, authenticated=True).send
+    # Authenticated From, envelope in another domain: sent only where the border proved it.
+    assert run(story, kind, authenticated=True, envelope="pass").send
+    assert run(story, kind, authenticated=True).reason == "unverified_sender"
 
 
 def test_authenticity_reply_goes_to_the_envelope_sender() -> None:
     story = with_headers(JANE, ("return-path", "<SRS0=h=tt=example.net=jane.d@fwd.example>"),
                          ("return-path", "<older@example.net>"))  # fmt: skip
-    assert run(story, "story", authenticated=False).to == "jane.d@example.net"
+    # The topmost. Its SRS wrapper comes off only when the border authenticated From and
+    # the address inside is in From's domain (a forwarder passed the mail on).
+    assert run(story, "story", authenticated=False).reason == "unverified_sender"
+    assert run(story, "story", authenticated=True).to == "jane.d@example.net"
+    elsewhere = with_headers(JANE, ("return-path", "<SRS0=h=tt=other.example=x@fwd.example>"))
+    assert run(elsewhere, "story", authenticated=True).reason == "unverified_sender"
+    assert run(elsewhere, "story", authenticated=True, envelope="pass").to == (
+        "srs0=h=tt=other.example=x@fwd.example")  # the border proved the forwarder's envelope
     forged = with_headers(JANE, ("return-path", "<attacker@evil.example>"))
     assert run(forged, "story", authenticated=False).reason == "unverified_sender"
-    assert run(forged, "story", authenticated=True).to == "attacker@evil.example"
+    assert run(forged, "story", authenticated=True).reason == "unverified_sender"
+    assert run(forged, "story", authenticated=True, envelope="pass").to == "attacker@evil.example"
+    same = with_headers(JANE, ("return-path", "<Jane@Example.net>"))
+    assert run(same, "story", authenticated=False).to == "jane@example.net"
+    assert run(same, "story", authenticated=False, envelope="fail").reason == "unverified_sender"
     assert run(JANE, "story", authenticated=False).to == "jane@example.net"  # no Return-Path
 
 

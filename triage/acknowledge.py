@@ -93,13 +93,16 @@ def decide(
     recently_acknowledged: Callable[[str], bool],
     *,
     authenticated: bool = False,
+    envelope: str = "none",
 ) -> Decision:
     """Decide whether ``story`` gets an acknowledgement; the first suppression reason wins.
 
-    ``recently_acknowledged(address)`` answers from the store whether that (normalised) From
-    address was acknowledged within ``settings.per_sender_days``; it is asked only when
-    nothing before it suppresses the reply. ``authenticated``: the team's border vouched for
-    the From domain (``triage.authenticity.is_authenticated``).
+    ``recently_acknowledged(address)`` answers from the store whether the inbox a reply would
+    go to (the envelope sender) was acknowledged within ``settings.per_sender_days``; it is
+    asked only when nothing before it suppresses the reply. ``authenticated``: the team's
+    border vouched for the From domain (``triage.authenticity.is_authenticated``);
+    ``envelope``: what it says of the envelope sender (``triage.authenticity.envelope_verdict``:
+    ``pass``, ``fail`` or ``none``).
     """
     # Scanned once, whatever the outcome: a suppressed story in crisis still goes first in
     # the digest.
@@ -111,7 +114,8 @@ def decide(
     reason = (
         header_reason(story.headers)
         or sender_reason(story, own)
-        or _policy_reason(triage, story, sender, settings, now, recently_acknowledged)
+        or _policy_reason(triage, story, reply_target(story), settings, now,
+                          recently_acknowledged)
     )
     if reason:
         return Decision(False, reason, "", "", urgent)
@@ -119,8 +123,8 @@ def decide(
     if triage.kind in CONFIRMED_BY_PERSON and not authenticated:
         # A person confirms with the sender first; the reply then goes to the From address.
         return Decision(False, UNVERIFIED_REQUEST, template, sender, urgent, held=True)
-    to = reply_target(story)
-    if domain_of(to) != domain_of(sender) and not authenticated:
+    to = reply_target(story, authenticated)
+    if not is_proven_envelope(to, sender, authenticated, envelope):
         return Decision(False, "unverified_sender", "", "", urgent)
     if not is_plausible_mailbox(to):
         return Decision(False, "bad_sender", "", "", urgent)
@@ -128,13 +132,44 @@ def decide(
     return Decision(True, reply, template, to, urgent)
 
 
-def reply_target(story: Story) -> str:
+def reply_target(story: Story, authenticated: bool = False) -> str:
     """Where a reply goes (RFC 3834 section 4): the envelope sender, the topmost
-    ``Return-Path`` (the final delivery's), normalised; From when there is none."""
+    ``Return-Path`` (the final delivery's), as written; From when there is none (mail put in
+    the Maildir by hand).
+
+    An SRS or BATV wrapper is taken off only when the border authenticated the From domain
+    and the address inside is in that domain (mail a forwarder passed on, its DKIM intact).
+    Otherwise the address inside is only text the sender wrote, and the reply would go to
+    whomever it names.
+    """
     for name, value in story.headers:
         if name.lower() == "return-path":
-            return normalise_sender(value)
+            written = envelope_address(value)
+            inside = normalise_sender(written)
+            sender = domain_of(story.sender.address)
+            return inside if authenticated and domain_of(inside) == sender else written
     return normalise_sender(story.sender.address)
+
+
+def envelope_address(value: str) -> str:
+    """An envelope address as replied to: trimmed, unbracketed, lower-case, not unwrapped."""
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    return value.lower()
+
+
+def is_proven_envelope(to: str, sender: str, authenticated: bool, envelope: str) -> bool:
+    """Whether a reply may go to the envelope sender ``to`` of mail From ``sender``.
+
+    In the From domain: unless the border says SPF failed for it or DMARC failed for From
+    (then nothing proves the address). In another domain: only when the border authenticated
+    From *and* passed SPF for exactly that envelope domain; vouching for From says nothing
+    about an envelope the sender chose.
+    """
+    if domain_of(to) == domain_of(sender):
+        return envelope != "fail"
+    return authenticated and envelope == "pass"
 
 
 def _template(triage: Triage, urgent: bool) -> str:

@@ -22,6 +22,7 @@ time, and anything it cannot read is simply not a pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from intake.records import Story
 
 HEADER = "authentication-results"
 MAX_CHARS = 8000  # longer than any real header; the rest is not read
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")  # A-labels, at least two
 _PASS_KEYS = {"dmarc": ("header.from",), "dkim": ("header.d", "header.i"),
               "spf": ("smtp.mailfrom",)}  # fmt: skip
 
@@ -88,10 +91,32 @@ def is_authenticated(story: Story, trusted: Sequence[str]) -> bool:
         return False
     for result in found.results:
         keys = _PASS_KEYS.get(result.method, ())
-        aligned = (domain_of(v) == domain for k, v in result.properties if k in keys)
+        aligned = (value_domain(v) == domain for k, v in result.properties if k in keys)
         if result.result == "pass" and any(aligned):
             return True
     return False
+
+
+def envelope_verdict(story: Story, envelope: str, trusted: Sequence[str]) -> str:
+    """What the team's border says of the envelope sender ``envelope``: ``fail`` when SPF
+    failed (or soft-failed) for its domain or DMARC failed for the From domain, ``pass`` when
+    SPF passed for exactly its domain, else ``none`` (no trusted header, or silent on it)."""
+    found = border_results(story.headers, trusted)
+    if found is None:
+        return "none"
+    wanted, sender = domain_of(envelope), domain_of(story.sender.address)
+    verdict = "none"
+    for result in found.results:
+        keys = {"spf": ("smtp.mailfrom",), "dmarc": ("header.from",)}.get(result.method, ())
+        domains = {value_domain(v) for k, v in result.properties if k in keys}
+        if result.method == "dmarc" and result.result == "fail" and sender in domains:
+            return "fail"
+        if result.method == "spf" and wanted in domains:
+            if result.result in ("fail", "softfail"):
+                return "fail"
+            if result.result == "pass":
+                verdict = "pass"
+    return verdict
 
 
 def domain_of(value: str) -> str:
@@ -103,21 +128,75 @@ def domain_of(value: str) -> str:
         return domain
 
 
+def value_domain(value: str) -> str:
+    """The domain a property value names, or "" when it cannot be read with certainty.
+
+    The value is one token (``_pairs`` never splits it), written by the border from what the
+    sender chose: an envelope local part may hold ``=`` (SRS, BATV) or be quoted. Only the
+    part after the last ``@`` is the domain, and a value with a quoted part names none: its
+    boundaries are the sender's to play with.
+    """
+    if '"' in value or "\\" in value:
+        return ""
+    domain = domain_of(value)
+    return domain if len(domain) <= 253 and _DOMAIN.fullmatch(domain) else ""
+
+
 def _result(part: str) -> Result | None:
-    # "method[/version] = result" may have spaces around "="; properties follow.
-    tokens = " = ".join(piece.strip() for piece in part.split("=")).split()
-    if len(tokens) < 3 or tokens[1] != "=" or "." in tokens[0]:
+    # "method[/version] = result", then "ptype.property = value" pairs; spaces may surround
+    # "=". Anything else makes the whole result unreadable (never a pass).
+    pairs = _pairs(part)
+    if not pairs or "." in pairs[0][0]:
         return None
-    pairs, at = [], 0
-    while at + 2 < len(tokens):
-        if tokens[at + 1] == "=":  # a pair; anything else (a quoted value's words) is skipped
-            pairs.append((tokens[at].lower(), tokens[at + 2]))
-            at += 3
-        else:
-            at += 1
     method = pairs[0][0].split("/")[0]
-    props = tuple((k, v.strip('"')) for k, v in pairs[1:] if "." in k)
+    props = tuple((k, v) for k, v in pairs[1:] if "." in k)
     return Result(method, pairs[0][1].lower(), props)
+
+
+def _pairs(part: str) -> list[tuple[str, str]] | None:
+    """``key=value`` items of one result, each value whole (split at the first ``=`` only:
+    ``smtp.mailfrom=example.net=x@evil.example`` is one value); None when malformed."""
+    items: list[str] = []
+    for word in _words(part):
+        joined = items and (items[-1].endswith("=") or (word.startswith("=")
+                                                        and "=" not in items[-1]))  # fmt: skip
+        if joined:
+            items[-1] += word
+        else:
+            items.append(word)
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not (key and equals and value):
+            if "=" not in item and pairs:  # a bare word ("reason" text): ignored
+                continue
+            return None
+        pairs.append((key.lower(), value))
+    return pairs
+
+
+def _words(part: str) -> list[str]:
+    """Split at whitespace outside quoted strings; a quoted string (escapes honoured) stays
+    inside its word with its quotes, so its content can never become a word of its own."""
+    words: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in part:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char.isspace() and not quoted:
+            if current:
+                words.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
 
 
 def _uncomment(value: str) -> str:
@@ -149,17 +228,21 @@ def _uncomment(value: str) -> str:
 
 
 def _split(value: str) -> list[str]:
-    """Split at semicolons outside quoted strings; empty parts dropped."""
+    """Split at semicolons outside quoted strings (escapes honoured); empty parts dropped."""
     parts: list[str] = []
     current: list[str] = []
-    quoted = False
+    quoted = escaped = False
     for char in value:
-        if char == '"':
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
             quoted = not quoted
-        if char == ";" and not quoted:
+        elif char == ";" and not quoted:
             parts.append("".join(current))
             current = []
-        else:
-            current.append(char)
+            continue
+        current.append(char)
     parts.append("".join(current))
     return [p.strip() for p in parts if p.strip()]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
 from triage.acknowledge import Decision, decide, normalise_sender, reply_target
-from triage.authenticity import is_authenticated
+from triage.authenticity import envelope_verdict, is_authenticated
 from triage.identity import mailbox_identity
 from triage.outbox import message_id_for
 from triage.pickup import pickup_name
@@ -108,19 +108,22 @@ def _decide_page(
     suppressed. The store is asked once per page about all the page's senders."""
     own = [normalise_sender(a) for a in own_addresses]
     since = now - timedelta(days=settings.per_sender_days)
-    # Keyed on the inbox, not the address as written: one inbox, one window (see identity).
-    keys = [store.sender_key(mailbox_identity(story.sender.address)) for story, _ in page]
-    # A refusal (5xx) is remembered by the exact address replied to: the envelope sender.
+    # Keyed on the inbox a reply goes to (the envelope sender, whatever From says), not the
+    # address as written: one inbox, one window (see identity).
     targets = [reply_target(story) for story, _ in page]
-    recent, undeliverable = store.sender_flags(keys, since, targets)
+    keys = [store.sender_key(mailbox_identity(target)) for target in targets]
+    # Refusals are by the exact address replied to: the envelope as written or unwrapped.
+    replied = [*targets, *(normalise_sender(target) for target in targets)]
+    recent, undeliverable = store.sender_flags(keys, since, replied)
     # Withdrawal confirmations are limited among themselves: one a sender per window, however
     # many withdrawals (forged or real) arrive, and whether or not a story was acknowledged.
     confirmed = store.confirmations_since(keys, since)
     decided: list[tuple[Acknowledgement, str]] = []
-    for (story, triage), key in zip(page, keys, strict=True):
+    for (story, triage), key, target in zip(page, keys, targets, strict=True):
         limit = confirmed if triage.kind == WITHDRAWAL else recent
         decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
-                          authenticated=is_authenticated(story, trusted))  # fmt: skip
+                          authenticated=is_authenticated(story, trusted),
+                          envelope=envelope_verdict(story, target, trusted))  # fmt: skip
         if decision.send and decision.to in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
         if decision.send or decision.held:

@@ -23,7 +23,8 @@ from intake.copies import MailboxCopy, header_block
 from intake.erasure_store import FOLDER, FileEntry
 from intake.privacy_store import ErasurePlan
 from intake.store import Store
-from triage.acknowledge import normalise_sender, reference
+from triage.acknowledge import reference
+from triage.identity import person_address
 from triage.outbox import message_id_for
 from triage.pickup import pickup_name
 
@@ -55,7 +56,7 @@ def erase(
     earlier = {} if dry_run else finish_erasures(store, mailbox)
     quarantined = quarantine_of(store, address) if address else []
     files = [str(p) for p in _files_of(story_ids, folders, from_address) if p.exists()]
-    key = store.sender_key(normalise_sender(address)) if address else ""
+    key = store.sender_key(person_address(address)) if address else ""
     plan = ErasurePlan(story_ids, quarantined, files, key, mailbox is not None, now)
     removed: dict[str, Any] = {"stories": [reference(s) for s in story_ids]}
     removed["rows"] = store.erase(plan, dry_run=dry_run)
@@ -91,7 +92,7 @@ def finish_erasures(store: Store, mailbox: Mailbox | None) -> dict[str, int]:
 
 def quarantine_of(store: Store, address: str) -> list[int]:
     """Quarantined messages from ``address``: its From or Return-Path, normalised."""
-    wanted = normalise_sender(address)
+    wanted = person_address(address)
     return [entry_id for entry_id, data in store.quarantine_raw() if wanted in senders_of(data)]
 
 
@@ -103,7 +104,7 @@ def senders_of(data: bytes) -> set[str]:
         pairs = getaddresses(values)
     except (ValueError, TypeError):  # a header too broken to hold an address
         return set()
-    return {normalise_sender(address) for _, address in pairs if "@" in address}
+    return {person_address(address) for _, address in pairs if "@" in address}
 
 
 def subject_access_paths(folder: Path, story_ids: Sequence[str]) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ every other domain ``mary-jane@`` and ``mary@`` are different people.
 
 from __future__ import annotations
 
-from triage.acknowledge import normalise_sender
+from triage.acknowledge import envelope_address, normalise_sender
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 SUBADDRESS_SEPARATOR = "+"
@@ -59,3 +59,24 @@ def _domain(domain: str) -> str:
         return domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
         return domain.casefold()
+
+
+def person_address(address: str) -> str:
+    """An address as erasure and subject access find a person by it: ``normalise_sender``
+    (case, SRS/BATV unwrapped) with the domain in A-labels, so ``jane@bücher.example`` and
+    ``jane@xn--bcher-kva.example`` are one person. Plus-tags and dots are kept: erasing
+    ``ann@`` must not take a different person's ``a.nn@`` on a domain that tells them apart.
+    """
+    return _with_ascii_domain(normalise_sender(address))
+
+
+def written_address(address: str) -> str:
+    """An address exactly as written, up to case and the domain's spelling (A-labels), with
+    nothing unwrapped: a withdrawal puts on hold only the stories sent From this very
+    address. (An SRS-wrapped From is the wrapper's own address, not the one it names.)"""
+    return _with_ascii_domain(envelope_address(address))
+
+
+def _with_ascii_domain(address: str) -> str:
+    local, at, domain = address.rpartition("@")
+    return f"{local}@{_domain(domain)}" if at else address

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from intake.privacy_store import Cutoffs
 from intake.records import Story, Triage
 from intake.store import Store
-from triage.acknowledge import normalise_sender, reference
+from triage.acknowledge import reference
 from triage.authenticity import is_authenticated
 from triage.erasure import Folders, Mailbox, finish_erasures, subject_access_paths
+from triage.identity import person_address, written_address
 from triage.rules import STORY, WITHDRAWAL
 
 if TYPE_CHECKING:
@@ -59,11 +60,13 @@ def housekeeping(
     return counts
 
 
-def stories_of(store: Store, address: str) -> list[str]:
-    """story_ids of every story (body still kept) from ``address``, normalised."""
-    wanted = normalise_sender(address)
+def stories_of(store: Store, address: str, same: Callable[[str], str] = person_address
+               ) -> list[str]:  # fmt: skip
+    """story_ids of every story (body still kept) from ``address``, both compared as
+    ``same`` gives them (by default as a person: ``identity.person_address``)."""
+    wanted = same(address)
     return [story_id for story_id, sender in store.senders()
-            if sender and normalise_sender(sender) == wanted]  # fmt: skip
+            if sender and same(sender) == wanted]  # fmt: skip
 
 
 def story_by_reference(store: Store, ref: str) -> list[str]:
@@ -101,7 +104,10 @@ def confirm_requests(store: Store, story_ids: Sequence[str]) -> dict[str, int]:
 def _hold_others(store: Store, story: Story) -> int:
     if not story.sender.address:
         return 0
-    others = [s for s in stories_of(store, story.sender.address) if s != story.story_id]
+    # Exactly the address the request came From: a From that wraps someone else's (SRS)
+    # is authenticated for the wrapper's domain only, and speaks for nobody else.
+    others = [s for s in stories_of(store, story.sender.address, written_address)
+              if s != story.story_id]  # fmt: skip
     count = store.hold(others)
     if count:
         log.info("withdrawal %s: %d stories on hold", reference(story.story_id), count)
@@ -113,7 +119,7 @@ def subject_access(store: Store, address: str, folder: Path, now: datetime) -> d
     raw message is still kept) and .txt, its tags and acknowledgement as .json, and an index."""
     story_ids = stories_of(store, address)
     # Recorded before a byte is written, so erasing this person removes it all.
-    key = store.sender_key(normalise_sender(address))
+    key = store.sender_key(person_address(address))
     store.record_subject_access(key, subject_access_paths(folder, story_ids), now)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     index = []
