@@ -154,8 +154,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             with Store(settings.store) as store:
                 _export(store, args.format)
     except PipelineError as err:
-        log.error("%s failed: %s", args.command, err)
-        print(f"error: {err}", file=sys.stderr)
+        # Said once: as a log record for collectors (--log-format json), else as one line.
+        if args.log_format == "json":
+            log.error("%s failed: %s", args.command, err)
+        else:
+            print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
 
