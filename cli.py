@@ -54,7 +54,8 @@ SAMPLES = ROOT / "samples" / "stories"
 def train_model(settings: TagSettings) -> str:
     """Train (or find cached) the tagger's model; returns where it is."""
     from triage.examples import load_examples, training_files
-    from triage.tag import load_or_train, model_path
+    from triage.model_cache import model_path
+    from triage.tag import load_or_train
 
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     load_or_train(examples, settings)
