@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
-from triage.acknowledge import Decision, decide, normalise_sender, reply_target
+from triage.acknowledge import UNSUBSCRIBE, Decision, decide, normalise_sender, reply_target
 from triage.authenticity import is_authenticated
 from triage.identity import mailbox_identity
 from triage.outbox import message_id_for
@@ -116,20 +116,29 @@ def _decide_page(
     # Withdrawal confirmations are limited among themselves: one a sender per window, however
     # many withdrawals (forged or real) arrive, and whether or not a story was acknowledged.
     confirmed = store.confirmations_since(keys, since)
+    # Unsubscribes: the list itself, and confirmations among themselves (one held for a
+    # person is enough), whether or not a story was acknowledged.
+    unsubscribed = store.unsubscribed_among(keys)
+    unsubscribing = store.unsubscribes_since(keys, since)
+    honoured: list[str] = []
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key in zip(page, keys, strict=True):
-        limit = confirmed if triage.kind == WITHDRAWAL else recent
+        limit = {WITHDRAWAL: confirmed, UNSUBSCRIBE: unsubscribing}.get(triage.kind, recent)
         decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
-                          authenticated=is_authenticated(story, trusted))  # fmt: skip
+                          authenticated=is_authenticated(story, trusted),
+                          unsubscribed=key in unsubscribed)  # fmt: skip
         if decision.send and decision.to in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
+        if triage.kind == UNSUBSCRIBE and decision.send:
+            honoured.append(key)
+            unsubscribed.add(key)  # later stories of this inbox in the page: no reply
         if decision.send or decision.held:
             limit.add(key)  # later stories of this sender in the page are rate limited
         state = "pending" if decision.send else "held" if decision.held else "suppressed"
         item = Acknowledgement(story.story_id, decision.reason, decision.template,
                                decision.to, state, 0, decision.urgent)  # fmt: skip
         decided.append((item, key))
-    store.record_decisions(decided, now)  # one transaction per page
+    store.record_decisions(decided, now, honoured)  # one transaction per page
     return sum(1 for item, _ in decided if item.state == "suppressed")
 
 
