@@ -37,6 +37,7 @@ from run_pipeline import (
 from triage.acknowledge import reference
 from triage.digest_out import preview_digest, send_digest
 from triage.erasure import erase
+from triage.identity import mailbox_identity
 from triage.outbox import TEMPLATES, check_templates, make_environment
 from triage.privacy import confirm_requests, stories_of, story_by_reference, subject_access
 from triage.rules import TagSettings
@@ -142,6 +143,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 if args.all:  # everything held has been looked at: sending resumes too
                     out["resumed"] = resume(store, started_at)
                 print(json.dumps(out))
+        elif args.command == "resubscribe":  # the person asked to hear from us again
+            with Store(settings.store) as store:
+                key = store.sender_key(mailbox_identity(args.sender))
+                print(json.dumps({"lifted": store.lift_unsubscribe(key)}))
         elif args.command == "resume":
             with Store(settings.store) as store:
                 print(json.dumps({"resumed": resume(store, started_at)}))
@@ -289,6 +294,9 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--as-sent", action="store_true",
                          help="it did go out: record it as sent (default: send it next run)")
     commands.add_parser("resume", help="send acknowledgements again after the breaker tripped")
+    again = commands.add_parser("resubscribe", help="acknowledge an inbox that unsubscribed "
+                                "again (it asked to hear from us)")
+    again.add_argument("--sender", required=True, help="an address of that inbox")
     commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
     commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")

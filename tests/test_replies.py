@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import sqlite3
@@ -12,12 +13,12 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
-from conftest import seed_maildir, story_message
+from conftest import maildir_config, seed_maildir, story_message
 
-from config.settings import Settings
+from config.settings import IntakeSettings, Settings, load_settings
 from intake import report
 from intake.store import Store
-from run_pipeline import run_once, var_folders
+from run_pipeline import main, run_once, var_folders
 from triage.acknowledge import reference
 from triage.erasure import erase
 from triage.identity import mailbox_identity
@@ -171,3 +172,18 @@ def test_replies_urgent_request_keeps_its_template_and_gets_the_help_text(
     (reply,) = replies(settings).values()
     assert reply["Subject"].startswith("Auto: We have received your question")
     assert "Samaritans" in text_of(reply)  # the urgent flag came back out of the outbox
+
+
+def test_replies_resubscribe_lifts_the_suppression(
+    tmp_path: Path, now: datetime, tagger: Tagger
+) -> None:
+    config = maildir_config(tmp_path)
+    settings = load_settings(config, {})
+    settings = dataclasses.replace(settings, intake=IntakeSettings(workers=0))
+    ann = "Ann Jones <ann@example.net>"
+    seed_maildir(tmp_path / "mailbox", message(1, "request:unsubscribe", ann))
+    run_once(settings, now, tagger=tagger)
+    assert main(["--config", str(config), "resubscribe", "--sender", "ANN+x@example.net"]) == 0
+    seed_maildir(tmp_path / "mailbox", message(2, "story", ann))
+    run_once(settings, now + timedelta(days=8), tagger=tagger)
+    assert acknowledgements(settings)["story-2@example.net"] == "sent"

@@ -23,6 +23,10 @@ hand or by a local tool, so From is all there is and is used. A request that cha
 (:data:`CONFIRMED_BY_PERSON`) from an unauthenticated message is ``held``
 (``unverified_request``) for a person, addressed to From: releasing it is the confirmation.
 
+Unsubscribe: each request kind has its own template (:data:`REQUEST_TEMPLATES`); an
+unsubscribe's is a confirmation, after which the inbox is on the store's suppression list and
+everything from it is ``unsubscribed``. When a person must confirm one first: ``_needs_person``.
+
 Crisis wording: :func:`is_crisis` matches whole words, so "an overdose of paperwork" counts.
 That is deliberate: the urgent template only adds where to get help today, and signposting help
 to someone who did not need it costs far less than missing someone who did.
@@ -75,10 +79,11 @@ _WORD = re.compile(r"\w+")
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Whether to acknowledge a story: ``reason`` is ``send``/``send_withdrawal`` or a code.
+    """Whether to acknowledge a story: ``reason`` is ``send``/``send_withdrawal``/
+    ``send_unsubscribe`` or a code.
 
-    ``template`` is ``acknowledgement``, ``withdrawal_confirmation`` or
-    ``acknowledgement_urgent`` (crisis wording), ``""`` when not sending; ``to`` is the
+    ``template`` is ``acknowledgement``, ``acknowledgement_urgent`` (a story in crisis
+    wording) or a request kind's (:data:`REQUEST_TEMPLATES`), ``""`` when not sending; ``to`` is the
     normalised recipient address, ``""`` when not sending. ``urgent`` marks crisis wording
     whatever the decision, for the digest. ``held`` (reason ``unverified_request``): not sent
     until a person confirms the request; ``template`` and ``to`` say what goes out then.
