@@ -187,3 +187,17 @@ def test_replies_resubscribe_lifts_the_suppression(
     seed_maildir(tmp_path / "mailbox", message(2, "story", ann))
     run_once(settings, now + timedelta(days=8), tagger=tagger)
     assert acknowledgements(settings)["story-2@example.net"] == "sent"
+
+
+def test_replies_unsubscribe_too_old_to_confirm_still_suppresses(
+    maildir_settings: Settings, now: datetime, tagger: Tagger
+) -> None:
+    settings, box = maildir_settings, maildir_settings.mailbox.maildir  # type: ignore[union-attr]
+    ann = "Ann Jones <ann@example.net>"
+    seed_maildir(box, message(1, "request:unsubscribe", ann))  # received now, run a month on
+    run_once(settings, now + timedelta(days=30), tagger=tagger)
+    assert acknowledgements(settings) == {"request-unsubscribe-1@example.net": "suppressed:too_old"}
+    seed_maildir(box, message(2, "story", ann))
+    run_once(settings, now + timedelta(days=30), tagger=tagger)
+    assert acknowledgements(settings)["story-2@example.net"] == "suppressed:unsubscribed"
+    assert replies(settings) == {}

@@ -25,7 +25,7 @@ hand or by a local tool, so From is all there is and is used. A request that cha
 
 Unsubscribe: each request kind has its own template (:data:`REQUEST_TEMPLATES`); an
 unsubscribe's is a confirmation, after which the inbox is on the store's suppression list and
-everything from it is ``unsubscribed``. When a person must confirm one first: ``_needs_person``.
+everything from it is ``unsubscribed``. When a person must confirm one first: ``needs_person``.
 
 Crisis wording: :func:`is_crisis` matches whole words, so "an overdose of paperwork" counts.
 That is deliberate: the urgent template only adds where to get help today, and signposting help
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 UNSUBSCRIBE = "request:unsubscribe"
 # Requests that change or remove data: acted on by themselves only when authenticated. An
-# unsubscribe has a rule of its own (see ``_needs_person``).
+# unsubscribe has a rule of its own (see ``needs_person``).
 CONFIRMED_BY_PERSON = (WITHDRAWAL, AMEND)
 # Each request kind's own reply: what was received, what happens next, who will answer. A
 # story (and a request of a kind not listed) gets the acknowledgement.
@@ -132,7 +132,7 @@ def decide(
     if reason:
         return Decision(False, reason, "", "", urgent)
     template = _template(triage, urgent)
-    if _needs_person(triage, story, authenticated):
+    if needs_person(triage, story, authenticated):
         # A person confirms with the sender first; the reply then goes to the From address.
         return Decision(False, UNVERIFIED_REQUEST, template, sender, urgent, held=True)
     to = reply_target(story)
@@ -144,7 +144,7 @@ def decide(
     return Decision(True, reply or "send", template, to, urgent)
 
 
-def _needs_person(triage: Triage, story: Story, authenticated: bool) -> bool:
+def needs_person(triage: Triage, story: Story, authenticated: bool) -> bool:
     """Whether a person confirms this request before it is acted on.
 
     An unsubscribe silences the From inbox for good, so neither a guess nor a forger may

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
-from triage.acknowledge import UNSUBSCRIBE, Decision, decide, normalise_sender, reply_target
+from triage.acknowledge import (
+    UNSUBSCRIBE,
+    Decision,
+    decide,
+    needs_person,
+    normalise_sender,
+    reply_target,
+)
 from triage.authenticity import is_authenticated
 from triage.identity import mailbox_identity
 from triage.outbox import message_id_for
@@ -124,12 +131,13 @@ def _decide_page(
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key in zip(page, keys, strict=True):
         limit = {WITHDRAWAL: confirmed, UNSUBSCRIBE: unsubscribing}.get(triage.kind, recent)
+        authenticated = is_authenticated(story, trusted)
         decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
-                          authenticated=is_authenticated(story, trusted),
+                          authenticated=authenticated,
                           unsubscribed=key in unsubscribed)  # fmt: skip
         if decision.send and decision.to in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
-        if triage.kind == UNSUBSCRIBE and decision.send:
+        if _honoured(story, triage, decision, authenticated):
             honoured.append(key)
             unsubscribed.add(key)  # later stories of this inbox in the page: no reply
         if decision.send or decision.held:
@@ -140,6 +148,15 @@ def _decide_page(
         decided.append((item, key))
     store.record_decisions(decided, now, honoured)  # one transaction per page
     return sum(1 for item, _ in decided if item.state == "suppressed")
+
+
+def _honoured(story: Story, triage: Triage, decision: Decision, authenticated: bool) -> bool:
+    """Whether this story is an unsubscribe to put on the list now: one confirmed now, or
+    one too old to confirm (a backlog) that would not have needed a person either."""
+    if triage.kind != UNSUBSCRIBE:
+        return False
+    return decision.send or (decision.reason == "too_old"
+                             and not needs_person(triage, story, authenticated))  # fmt: skip
 
 
 def _recently(store: Store, recent: set[str], address: str) -> bool:
