@@ -120,17 +120,11 @@ def _decide_page(
     # A refusal (5xx) is remembered by the exact address replied to: the envelope sender.
     targets = [reply_target(story) for story, _ in page]
     recent, undeliverable = store.sender_flags(keys, since, targets)
-    # Withdrawal confirmations are limited among themselves: one a sender per window, however
-    # many withdrawals (forged or real) arrive, and whether or not a story was acknowledged.
-    confirmed = store.confirmations_since(keys, since)
-    # Unsubscribes: the list itself, and confirmations among themselves (one held for a
-    # person is enough), whether or not a story was acknowledged.
-    unsubscribed = store.unsubscribed_among(keys)
-    unsubscribing = store.unsubscribes_since(keys, since)
+    limits, unsubscribed = _confirmation_limits(store, keys, since), store.unsubscribed_among(keys)
     honoured: list[str] = []
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key in zip(page, keys, strict=True):
-        limit = {WITHDRAWAL: confirmed, UNSUBSCRIBE: unsubscribing}.get(triage.kind, recent)
+        limit = limits.get(triage.kind, recent)
         authenticated = is_authenticated(story, trusted)
         decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
                           authenticated=authenticated,
@@ -148,6 +142,14 @@ def _decide_page(
         decided.append((item, key))
     store.record_decisions(decided, now, honoured)  # one transaction per page
     return sum(1 for item, _ in decided if item.state == "suppressed")
+
+
+def _confirmation_limits(store: Store, keys: Sequence[str], since: datetime) -> dict[str, set[str]]:
+    """Confirmations are limited among themselves, by kind: one a sender per window, however
+    many withdrawals or unsubscribes (forged or real, one held for a person included) arrive,
+    and whether or not a story was acknowledged."""
+    return {WITHDRAWAL: store.confirmations_since(keys, since),
+            UNSUBSCRIBE: store.unsubscribes_since(keys, since)}  # fmt: skip
 
 
 def _honoured(story: Story, triage: Triage, decision: Decision, authenticated: bool) -> bool:
