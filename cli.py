@@ -37,6 +37,7 @@ from run_pipeline import (
 from triage.acknowledge import reference
 from triage.digest_out import preview_digest, send_digest
 from triage.erasure import erase
+from triage.identity import mailbox_identity
 from triage.outbox import TEMPLATES, check_templates, make_environment
 from triage.privacy import confirm_requests, stories_of, story_by_reference, subject_access
 from triage.rules import TagSettings
@@ -54,7 +55,8 @@ SAMPLES = ROOT / "samples" / "stories"
 def train_model(settings: TagSettings) -> str:
     """Train (or find cached) the tagger's model; returns where it is."""
     from triage.examples import load_examples, training_files
-    from triage.tag import load_or_train, model_path
+    from triage.model_cache import model_path
+    from triage.tag import load_or_train
 
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     load_or_train(examples, settings)
@@ -141,6 +143,10 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 if args.all:  # everything held has been looked at: sending resumes too
                     out["resumed"] = resume(store, started_at)
                 print(json.dumps(out))
+        elif args.command == "resubscribe":  # the person asked to hear from us again
+            with Store(settings.store) as store:
+                key = store.sender_key(mailbox_identity(args.sender))
+                print(json.dumps({"lifted": store.lift_unsubscribe(key)}))
         elif args.command == "resume":
             with Store(settings.store) as store:
                 print(json.dumps({"resumed": resume(store, started_at)}))
@@ -154,8 +160,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             with Store(settings.store) as store:
                 _export(store, args.format)
     except PipelineError as err:
-        log.error("%s failed: %s", args.command, err)
-        print(f"error: {err}", file=sys.stderr)
+        # Said once: as a log record for collectors (--log-format json), else as one line.
+        if args.log_format == "json":
+            log.error("%s failed: %s", args.command, err)
+        else:
+            print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
 
@@ -285,6 +294,9 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--as-sent", action="store_true",
                          help="it did go out: record it as sent (default: send it next run)")
     commands.add_parser("resume", help="send acknowledgements again after the breaker tripped")
+    again = commands.add_parser("resubscribe", help="acknowledge an inbox that unsubscribed "
+                                "again (it asked to hear from us)")
+    again.add_argument("--sender", required=True, help="an address of that inbox")
     commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
     commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
     commands.add_parser("status", help="checkpoints, counts, last run, last error")

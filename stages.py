@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from intake.records import Batch, Quarantined, RawMessage, Story, Triage
 from intake.timing import StageTimer
+from triage.model_cache import TRAINING_TIME, untrained
 from triage.rules import TagSettings
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 # here: with [intake] workers they live in the worker processes alone, and this process, which
 # fetches, stores and sends, stays about 90 MiB smaller and starts a second sooner.
 
+log = logging.getLogger("story_intake")
 In = TypeVar("In")
 Out = TypeVar("Out")
 Done = list[tuple[RawMessage, Story, Triage]]
@@ -110,7 +113,9 @@ class InProcess:
         from triage.tag import load_tagger
 
         for batch in batches:
-            self._tagger = self._tagger or load_tagger(self._settings)
+            if self._tagger is None:
+                announce_training(self._settings)
+                self._tagger = load_tagger(self._settings)
             yield batch, process(batch.messages, self._tagger, self._timer)
 
 
@@ -158,6 +163,7 @@ class WorkerPool:
         # Started with the first batch (an idle poll starts nothing). "spawn": a fork would
         # copy this process's open IMAP and SQLite connections into the workers.
         if self._pool is None:
+            announce_training(self._settings)
             context = multiprocessing.get_context("spawn")
             started = (self._settings, os.getpid())
             self._pool = ProcessPoolExecutor(
@@ -209,6 +215,18 @@ class WorkerPool:
         if pool is self._pool:
             pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def announce_training(settings: TagSettings) -> None:
+    """Say so when loading the tagger will train it first: the first pass with new training
+    data otherwise sits silent for half a minute. Asked here, in the process that logs, not in
+    a worker process, which has no log handlers (and each worker would say it again)."""
+    pending = untrained(settings)
+    if pending is not None:
+        examples, path = pending
+        log.info("training the tagger on %d examples before the first batch is tagged (once "
+                 "for new training data, %s); later passes load it from %s",
+                 examples, TRAINING_TIME, path)  # fmt: skip
 
 
 WORKER_DIED = "a worker process died on this message (a crash below Python, or out of memory)"

@@ -22,6 +22,7 @@ from imapclient.exceptions import IMAPClientError
 
 from intake.copies import MailboxCopy
 from intake.errors import ConfigError, FetchError
+from intake.errtext import describe
 from intake.imap_erase import erase_in_folder
 from intake.records import Batch, MailboxState, RawMessage
 
@@ -102,7 +103,7 @@ class ImapSource:
                 self._client.create_folder(s.processed_folder)
         except _IMAP_ERRORS as err:
             self.close()
-            raise FetchError(f"IMAP {s.host}:{s.port}: {type(err).__name__}: {err}") from err
+            raise FetchError(f"IMAP {s.host}:{s.port}: {describe(err)}") from err
         flags = selected.get(b"PERMANENTFLAGS", ())
         self._can_keyword = TRIAGED in flags or b"\\*" in flags
         self._uidnext = int(selected.get(b"UIDNEXT") or 0)
@@ -133,7 +134,7 @@ class ImapSource:
         try:
             found = client.search(["UID", f"{last_uid + 1}:*"])
         except _IMAP_ERRORS as err:
-            raise FetchError(f"IMAP search: {type(err).__name__}: {err}") from err
+            raise FetchError(f"IMAP search: {describe(err)}") from err
         # The server answers `last+1:*` with the highest UID even when it is <= last.
         return sorted(u for u in found if u > last_uid)
 
@@ -151,7 +152,7 @@ class ImapSource:
         try:
             found = client.search(criteria)
         except _IMAP_ERRORS as err:
-            raise FetchError(f"IMAP search: {type(err).__name__}: {err}") from err
+            raise FetchError(f"IMAP search: {describe(err)}") from err
         return set(found).intersection(uids)
 
     def fetch_batch(
@@ -164,7 +165,7 @@ class ImapSource:
             large = self.large_uids(uids) if large is None else large
             return self._fetch(client, state, uids, large)
         except _IMAP_ERRORS as err:
-            raise FetchError(f"IMAP fetch: {type(err).__name__}: {err}") from err
+            raise FetchError(f"IMAP fetch: {describe(err)}") from err
 
     def _fetch(
         self, client: IMAPClient, state: MailboxState, uids: list[int], large: set[int]
@@ -199,7 +200,7 @@ class ImapSource:
             if self.settings.processed_folder:
                 self._move(client, list(uids))
         except _IMAP_ERRORS as err:
-            raise FetchError(f"IMAP mark: {type(err).__name__}: {err}") from err
+            raise FetchError(f"IMAP mark: {describe(err)}") from err
 
     def _move(self, client: IMAPClient, uids: list[int]) -> None:
         target = self.settings.processed_folder

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Update, bindparam, func, insert, select, upda
 
 from intake import rows, schema
 from intake.records import UNVERIFIED_REQUEST, Acknowledgement, Story, Triage
+from intake.unsubscribe_store import add_unsubscribed, held_unsubscribes
 
 ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
 
@@ -82,9 +83,11 @@ class OutboxRows:
         return bool(stories == decided)
 
     def record_decisions(
-        self, decided: Sequence[tuple[Acknowledgement, str]], now: datetime
-    ) -> None:
-        """Store decisions with their sender keys (``pending`` or ``suppressed``), atomically."""
+        self, decided: Sequence[tuple[Acknowledgement, str]], now: datetime,
+        unsubscribed: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """Store decisions with their sender keys (``pending`` or ``suppressed``), and put the
+        ``unsubscribed`` sender keys (honoured unsubscribes) on the suppression list, atomically."""
         batch = [{"story_id": item.story_id, "sender_key": key, "reason": item.reason,
                   "template": item.template, "recipient": item.to, "state": item.state,
                   "attempts": 0, "permanent": False, "urgent": item.urgent,
@@ -93,6 +96,7 @@ class OutboxRows:
         if batch:
             with self._begin() as conn:
                 conn.execute(insert(schema.outbox), batch)
+                add_unsubscribed(conn, unsubscribed, now)
 
     def sender_flags(
         self, keys: Sequence[str], since: datetime, recipients: Sequence[str]
@@ -201,6 +205,8 @@ class OutboxRows:
         else:  # "all" means interrupted sends: a request is confirmed one at a time, by name
             query = query.where(o.c.reason != UNVERIFIED_REQUEST)
         with self._begin() as conn:
+            if story_ids is not None:  # a person confirmed these: held unsubscribes now apply
+                add_unsubscribed(conn, held_unsubscribes(conn, story_ids), now)
             return int(conn.execute(query.values(state=state, updated_at=now,
                                                  retry_at=None)).rowcount)  # fmt: skip
 
@@ -246,7 +252,7 @@ class OutboxRows:
 
 def _acknowledgement(row: Any, state: str) -> Acknowledgement:
     return Acknowledgement(row["story_id"], row["reason"], row["template"], row["recipient"],
-                           state, int(row["attempts"]))  # fmt: skip
+                           state, int(row["attempts"]), bool(row["urgent"]))  # fmt: skip
 
 
 # The two statements the sender runs for every message, built once: building an UPDATE and

@@ -253,6 +253,17 @@ subject_access_files = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# Inboxes that asked for no more mail (an honoured request:unsubscribe): the keyed hash of the
+# inbox (``triage.identity.mailbox_identity``), as the outbox's sender_key, never the address.
+# Kept beyond retention and erasure: it is how the request goes on being honoured. No
+# story_id: erasing the request's story must leave nothing that names it.
+unsubscribed = Table(
+    "unsubscribed",
+    metadata,
+    Column("sender_key", String(64), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 def stories_with_triage() -> Select[Any]:
     """Every story's columns with its triage's (labelled ``triage_*``; NULL when untagged),
     oldest first."""

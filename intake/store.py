@@ -46,6 +46,7 @@ from intake.records import (
     Story,
     Triage,
 )
+from intake.unsubscribe_store import UnsubscribeRows
 from intake.worker_store import WorkerRows
 
 
@@ -69,7 +70,8 @@ class BatchResult:
     fresh: frozenset[str] = frozenset()  # story_ids stored by this batch (not duplicates)
 
 
-class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, ErasureRows):
+class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, ErasureRows,
+            UnsubscribeRows):
     """The pipeline's database. Every public method is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:

@@ -57,10 +57,11 @@ def run(
     recently: Callable[[str], bool] = never,
     own: tuple[str, ...] = OWN,
     authenticated: bool = False,
+    unsubscribed: bool = False,
 ) -> Decision:
     triage = Triage(story.story_id, kind, (), (), (), ())
     return decide(story, triage, own, settings or AcknowledgementSettings(), NOW, recently,
-                  authenticated=authenticated)  # fmt: skip
+                  authenticated=authenticated, unsubscribed=unsubscribed)  # fmt: skip
 
 
 def case(reason: str, *, kind: str = "story", **changes: Any) -> Any:
@@ -123,7 +124,7 @@ SUPPRESSED = [
     case("automated", kind="automated"),
     case("too_old", received_at=NOW - timedelta(days=7, seconds=1)),
     case("rate_limited", recent=True),
-    case("unsubscribe", kind="request:unsubscribe"),
+    case("unsubscribed", unsubscribed=True),
     case("unverified_sender", headers=headers(("return-path", "<attacker@evil.example>"))),
 ]  # fmt: skip
 
@@ -133,7 +134,9 @@ def test_acknowledge_suppression_reasons(reason: str, kind: str, changes: dict[s
     fields = dict(changes)
     settings = fields.pop("settings", None)
     recent = fields.pop("recent", False)
-    decision = run(replace(BASE, **fields), kind, settings, lambda _: recent)
+    unsubscribed = fields.pop("unsubscribed", False)
+    decision = run(replace(BASE, **fields), kind, settings, lambda _: recent,
+                   unsubscribed=unsubscribed)  # fmt: skip
     assert decision == Decision(False, reason, "", "")
 
 
@@ -235,12 +238,17 @@ def test_acknowledge_rate_limit_not_asked_when_already_suppressed() -> None:
     ("kind", "text", "reason", "template", "urgent"),
     [
         ("story", BASE.text, "send", "acknowledgement", False),
-        ("request:press", "I'm a journalist, can I talk to someone?", "send", "acknowledgement",
+        ("request:press", "I'm a journalist, can I talk to someone?", "send", "request_press",
          False),
-        ("request:question", "How will my story be used?", "send", "acknowledgement", False),
-        ("request:event", "Is the event on Friday open to carers?", "send", "acknowledgement",
+        ("request:question", "How will my story be used?", "send", "request_question", False),
+        ("request:event", "Is the event on Friday open to carers?", "send", "request_event",
          False),
-        ("request:amend", "Please change my dad's age to 83.", "send", "acknowledgement", False),
+        ("request:amend", "Please change my dad's age to 83.", "send", "request_amend", False),
+        ("request:unsubscribe", "Please take me off your list.", "send_unsubscribe",
+         "unsubscribe_confirmation", False),
+        # A request keeps its own template; the help text goes into it (see test_outbox).
+        ("request:question", "Who do I call? I want to end my life.", "send",
+         "request_question", True),
         ("request:withdrawal", "Please don't use my story.", "send_withdrawal",
          "withdrawal_confirmation", False),
         ("story", "Since the police left I am not safe tonight.", "send",
@@ -445,3 +453,45 @@ def test_acknowledge_whole_corpus_report(
     with capsys.disabled():
         print(f"\nacknowledge whole corpus: {len(stories)} decided, {len(sent)} would be "
               f"acknowledged; {dict(reasons.most_common())}")  # fmt: skip
+
+
+def test_acknowledge_unsubscribed_inbox_gets_nothing_whatever_it_sends() -> None:
+    for kind in ("story", "request:withdrawal", "request:unsubscribe", "request:question"):
+        decision = run(BASE, kind, authenticated=True, unsubscribed=True)
+        assert (decision.send, decision.held, decision.reason) == (False, False, "unsubscribed")
+
+
+def test_acknowledge_unsubscribe_is_not_rate_limited_by_an_earlier_acknowledgement() -> None:
+    # The store passes unsubscribe confirmations' own window (deliver); a story acknowledged
+    # yesterday must not swallow the confirmation. Here: nothing recent among unsubscribes.
+    decision = run(BASE, "request:unsubscribe")
+    assert decision == Decision(True, "send_unsubscribe", "unsubscribe_confirmation",
+                                "ann@example.net")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("return_path", "authenticated", "held"),
+    [
+        ("<ann@example.net>", False, False),  # the confirmation reaches the inbox it silences
+        ("<Ann+news@Example.NET>", False, False),  # the same inbox (identity folds the tag)
+        ("<ann.jones@example.net>", False, True),  # same domain, another inbox: a person checks
+        ("<ann.jones@example.net>", True, False),  # the border vouched for the From domain
+        ("<mallory@evil.example>", False, True),  # not suppressed as unverified_sender: held
+    ],
+)  # fmt: skip
+def test_acknowledge_unsubscribe_is_held_unless_it_reaches_the_inbox_it_silences(
+    return_path: str, authenticated: bool, held: bool
+) -> None:
+    story = replace(BASE, headers=(("return-path", return_path),))
+    decision = run(story, "request:unsubscribe", authenticated=authenticated)
+    assert decision.held is held and decision.send is not held
+    assert decision.template == "unsubscribe_confirmation"
+    assert decision.reason == ("unverified_request" if held else "send_unsubscribe")
+
+
+def test_acknowledge_unsubscribe_the_classifier_was_unsure_of_is_held() -> None:
+    # Silencing an inbox for good on a guess: a person confirms, even when authenticated.
+    triage = Triage(BASE.story_id, "request:unsubscribe", (), (), (), ("uncertain_kind",))
+    decision = decide(BASE, triage, OWN, AcknowledgementSettings(), NOW, never,
+                      authenticated=True)  # fmt: skip
+    assert (decision.held, decision.reason) == (True, "unverified_request")

@@ -458,3 +458,16 @@ def test_outbox_subject_from_config() -> None:
     outgoing = render(subjects={"acknowledgement": "Auto: Story received [{reference}] {0.x}"})
     message, _, _ = parts(outgoing)
     assert message["Subject"] == f"Auto: Story received [{REFERENCE}] {{0.x}}"
+
+
+@pytest.mark.parametrize(
+    "template", ["request_press", "request_event", "request_question", "request_amend",
+                 "unsubscribe_confirmation"],
+)  # fmt: skip
+def test_outbox_request_template_shows_help_text_only_when_urgent(template: str) -> None:
+    help_line = "If you are in immediate danger, please call 999."
+    for urgent in (False, True):
+        decision = Decision(True, "send", template, "sam@example.org", urgent)
+        _, text, html = parts(render(decision))
+        assert (help_line in text, help_line in html) == (urgent, urgent)
+        assert "What happens next" in text and REFERENCE in text

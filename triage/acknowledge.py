@@ -23,6 +23,10 @@ hand or by a local tool, so From is all there is and is used. A request that cha
 (:data:`CONFIRMED_BY_PERSON`) from an unauthenticated message is ``held``
 (``unverified_request``) for a person, addressed to From: releasing it is the confirmation.
 
+Unsubscribe: each request kind has its own template (:data:`REQUEST_TEMPLATES`); an
+unsubscribe's is a confirmation, after which the inbox is on the store's suppression list and
+everything from it is ``unsubscribed``. When a person must confirm one first: ``needs_person``.
+
 Crisis wording: :func:`is_crisis` matches whole words, so "an overdose of paperwork" counts.
 That is deliberate: the urgent template only adds where to get help today, and signposting help
 to someone who did not need it costs far less than missing someone who did.
@@ -41,7 +45,11 @@ from typing import TYPE_CHECKING, Any
 import re2
 
 from intake.records import UNVERIFIED_REQUEST, Story, Triage
+from triage.address import envelope_address as envelope_address
+from triage.address import is_plausible_mailbox as is_plausible_mailbox
+from triage.address import normalise_sender as normalise_sender
 from triage.authenticity import domain_of
+from triage.identity import mailbox_identity
 from triage.rules import AMEND, AUTOMATED, WITHDRAWAL, header_reason, is_system_sender
 
 if TYPE_CHECKING:
@@ -49,28 +57,34 @@ if TYPE_CHECKING:
 
 UNSUBSCRIBE = "request:unsubscribe"
 # Requests that change or remove data: acted on by themselves only when authenticated. An
-# unsubscribe is not among them: here it only suppresses its own reply, nothing lasting.
+# unsubscribe has a rule of its own (see ``needs_person``).
 CONFIRMED_BY_PERSON = (WITHDRAWAL, AMEND)
+# Each request kind's own reply: what was received, what happens next, who will answer. A
+# story (and a request of a kind not listed) gets the acknowledgement.
+REQUEST_TEMPLATES = {
+    WITHDRAWAL: "withdrawal_confirmation", UNSUBSCRIBE: "unsubscribe_confirmation",
+    AMEND: "request_amend", "request:press": "request_press", "request:event": "request_event",
+    "request:question": "request_question",
+}  # fmt: skip
 
 SUPPRESSION_ORDER = (
     "disabled", "auto_submitted", "bulk", "list_mail", "suppressed_by_sender", "null_sender",
     "bounce", "system_sender", "own_address", "loop", "not_addressed", "bad_sender",
-    "automated", "too_old", "rate_limited", "unsubscribe", "unverified_sender",
+    "automated", "unsubscribed", "too_old", "rate_limited", "unverified_sender",
 )  # fmt: skip
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]{1,998})>")
 _ADDRESS = re.compile(r"[^\s<>,;\"]{1,300}@[^\s<>,;\"]{1,300}")
 _WORD = re.compile(r"\w+")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f\"(),:;<>\[\]\\]")  # O'Brien is fine
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Whether to acknowledge a story: ``reason`` is ``send``/``send_withdrawal`` or a code.
+    """Whether to acknowledge a story: ``reason`` is ``send``/``send_withdrawal``/
+    ``send_unsubscribe`` or a code.
 
-    ``template`` is ``acknowledgement``, ``withdrawal_confirmation`` or
-    ``acknowledgement_urgent`` (crisis wording), ``""`` when not sending; ``to`` is the
+    ``template`` is ``acknowledgement``, ``acknowledgement_urgent`` (a story in crisis
+    wording) or a request kind's (:data:`REQUEST_TEMPLATES`), ``""`` when not sending; ``to`` is the
     normalised recipient address, ``""`` when not sending. ``urgent`` marks crisis wording
     whatever the decision, for the digest. ``held`` (reason ``unverified_request``): not sent
     until a person confirms the request; ``template`` and ``to`` say what goes out then.
@@ -94,6 +108,7 @@ def decide(
     *,
     authenticated: bool = False,
     envelope: str = "none",
+    unsubscribed: bool = False,
 ) -> Decision:
     """Decide whether ``story`` gets an acknowledgement; the first suppression reason wins.
 
@@ -102,7 +117,8 @@ def decide(
     asked only when nothing before it suppresses the reply. ``authenticated``: the team's
     border vouched for the From domain (``triage.authenticity.is_authenticated``);
     ``envelope``: what it says of the envelope sender (``triage.authenticity.envelope_verdict``:
-    ``pass``, ``fail`` or ``none``).
+    ``pass``, ``fail`` or ``none``). ``unsubscribed``: that inbox asked for no more mail
+    (``unsubscribed``, whatever the message is).
     """
     # Scanned once, whatever the outcome: a suppressed story in crisis still goes first in
     # the digest.
@@ -115,12 +131,12 @@ def decide(
         header_reason(story.headers)
         or sender_reason(story, own)
         or _policy_reason(triage, story, reply_target(story), settings, now,
-                          recently_acknowledged)
+                          recently_acknowledged, unsubscribed)
     )
     if reason:
         return Decision(False, reason, "", "", urgent)
     template = _template(triage, urgent)
-    if triage.kind in CONFIRMED_BY_PERSON and not authenticated:
+    if needs_person(triage, story, authenticated):
         # A person confirms with the sender first; the reply then goes to the From address.
         return Decision(False, UNVERIFIED_REQUEST, template, sender, urgent, held=True)
     to = reply_target(story, authenticated)
@@ -128,8 +144,27 @@ def decide(
         return Decision(False, "unverified_sender", "", "", urgent)
     if not is_plausible_mailbox(to):
         return Decision(False, "bad_sender", "", "", urgent)
-    reply = "send_withdrawal" if triage.kind == WITHDRAWAL else "send"
-    return Decision(True, reply, template, to, urgent)
+    reply = {WITHDRAWAL: "send_withdrawal", UNSUBSCRIBE: "send_unsubscribe"}.get(triage.kind)
+    return Decision(True, reply or "send", template, to, urgent)
+
+
+def needs_person(triage: Triage, story: Story, authenticated: bool) -> bool:
+    """Whether a person confirms this request before it is acted on.
+
+    An unsubscribe silences the From inbox for good, so neither a guess nor a forger may
+    cause one. A guess: when the classifier was unsure of the kind (``uncertain_kind``: an
+    iCloud vacation notice without ``Auto-Submitted`` reads as one), a person confirms.
+    A forger: it is honoured by itself when the border authenticated the From domain, or
+    when the confirmation goes to the very inbox it silences (the envelope sender is the
+    From inbox, or there is none): then whoever is silenced is told, and the confirmation
+    says how to undo it. Otherwise a person confirms it first.
+    """
+    if triage.kind == UNSUBSCRIBE:
+        if "uncertain_kind" in triage.review_reasons:
+            return True
+        target, sender = reply_target(story), story.sender.address
+        return not authenticated and mailbox_identity(target) != mailbox_identity(sender)
+    return triage.kind in CONFIRMED_BY_PERSON and not authenticated
 
 
 def reply_target(story: Story, authenticated: bool = False) -> str:
@@ -151,14 +186,6 @@ def reply_target(story: Story, authenticated: bool = False) -> str:
     return normalise_sender(story.sender.address)
 
 
-def envelope_address(value: str) -> str:
-    """An envelope address as replied to: trimmed, unbracketed, lower-case, not unwrapped."""
-    value = value.strip()
-    if value.startswith("<") and value.endswith(">"):
-        value = value[1:-1].strip()
-    return value.lower()
-
-
 def is_proven_envelope(to: str, sender: str, authenticated: bool, envelope: str) -> bool:
     """Whether a reply may go to the envelope sender ``to`` of mail From ``sender``.
 
@@ -173,8 +200,9 @@ def is_proven_envelope(to: str, sender: str, authenticated: bool, envelope: str)
 
 
 def _template(triage: Triage, urgent: bool) -> str:
-    if triage.kind == WITHDRAWAL:
-        return "withdrawal_confirmation"
+    # A request's own template shows the help text itself when the wording is urgent.
+    if triage.kind in REQUEST_TEMPLATES:
+        return REQUEST_TEMPLATES[triage.kind]
     return "acknowledgement_urgent" if urgent else "acknowledgement"
 
 
@@ -206,15 +234,16 @@ def _policy_reason(
     settings: AcknowledgementSettings,
     now: datetime,
     recently_acknowledged: Callable[[str], bool],
+    unsubscribed: bool,
 ) -> str | None:
     if triage.kind == AUTOMATED:
         return "automated"
+    if unsubscribed:  # before the rest: it is why nothing goes, whatever else holds
+        return "unsubscribed"
     if story.received_at < now - timedelta(days=settings.max_age_days):
         return "too_old"
     if recently_acknowledged(to):
         return "rate_limited"
-    if triage.kind == UNSUBSCRIBE:
-        return "unsubscribe"
     return None
 
 
@@ -234,61 +263,6 @@ def _is_loop(headers: Iterable[tuple[str, str]], own: Sequence[str]) -> bool:
 def reference(story_id: str) -> str:
     """The short reference people can quote back: ``ST-`` and 8 characters of a digest."""
     return "ST-" + hashlib.sha256(story_id.encode("utf-8")).hexdigest()[:8].upper()
-
-
-def normalise_sender(address: str) -> str:
-    """An address as compared and replied to: trimmed, unbracketed, lower-case, unwrapped.
-
-    Unwraps SRS (``SRS0=hash=tt=domain=local@forwarder``, ``SRS1=hash=fwd==hash=tt=domain=
-    local@forwarder``) and BATV (``prvs=tag=local@domain``, ``btv1==tag==local@domain``).
-    Plus-tags are kept: ``ann+stories@`` and ``ann@`` may be different mailboxes.
-    """
-    address = address.strip()
-    if address.startswith("<") and address.endswith(">"):
-        address = address[1:-1].strip()
-    address = address.lower()
-    for _ in range(4):  # wrappers can nest (SRS around BATV); each pass removes one
-        unwrapped = _unwrap(address)
-        if unwrapped == address:
-            break
-        address = unwrapped
-    return address
-
-
-def _unwrap(address: str) -> str:
-    local, _, domain = address.rpartition("@")
-    tag = local[:5]
-    if tag in ("srs0=", "srs0+", "srs0-") or (tag in ("srs1=", "srs1+", "srs1-") and "==" in local):
-        rest = local.split("==", 1)[1] if tag.startswith("srs1") else local[5:]
-        parts = rest.split("=", 3)  # hash, timestamp, original domain, original local part
-        if len(parts) == 4 and parts[2] and parts[3]:
-            return f"{parts[3]}@{parts[2]}"
-    elif local.startswith(("prvs=", "msprvs1=", "btv1==")):
-        parts = local.split("==" if tag == "btv1=" else "=", 2)  # tag, tag value, local part
-        if len(parts) == 3 and parts[2]:
-            return f"{parts[2]}@{domain}"
-    return address
-
-
-def is_plausible_mailbox(address: str) -> bool:
-    """True for one ordinary ``local@domain`` address a reply could reach (not quoted forms)."""
-    if not address or len(address) > 254 or address.count("@") != 1 or _FORBIDDEN.search(address):
-        return False
-    local, _, domain = address.partition("@")
-    if not 0 < len(local) <= 64 or local[0] == "." or local[-1] == "." or ".." in local:
-        return False
-    return _is_plausible_domain(domain)
-
-
-def _is_plausible_domain(domain: str) -> bool:
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return False
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or labels[-1].isdigit():
-        return False
-    return all(_LABEL.fullmatch(label) for label in labels)
 
 
 def is_crisis(text: str, terms: Sequence[str]) -> bool:

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 from intake.records import Acknowledgement, Story, Triage
 from intake.store import Store
-from triage.acknowledge import Decision, decide, normalise_sender, reply_target
+from triage.acknowledge import (
+    UNSUBSCRIBE,
+    Decision,
+    decide,
+    needs_person,
+    normalise_sender,
+    reply_target,
+)
 from triage.authenticity import envelope_verdict, is_authenticated
 from triage.identity import mailbox_identity
 from triage.outbox import message_id_for
@@ -115,25 +122,49 @@ def _decide_page(
     # Refusals are by the exact address replied to: the envelope as written or unwrapped.
     replied = [*targets, *(normalise_sender(target) for target in targets)]
     recent, undeliverable = store.sender_flags(keys, since, replied)
-    # Withdrawal confirmations are limited among themselves: one a sender per window, however
-    # many withdrawals (forged or real) arrive, and whether or not a story was acknowledged.
-    confirmed = store.confirmations_since(keys, since)
+    limits, unsubscribed = _confirmation_limits(store, keys, since), store.unsubscribed_among(keys)
+    honoured: list[str] = []
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key, target in zip(page, keys, targets, strict=True):
-        limit = confirmed if triage.kind == WITHDRAWAL else recent
+        limit = limits.get(triage.kind, recent)
+        authenticated = is_authenticated(story, trusted)
         decision = decide(story, triage, own, settings, now, partial(_recently, store, limit),
-                          authenticated=is_authenticated(story, trusted),
-                          envelope=envelope_verdict(story, target, trusted))  # fmt: skip
+                          authenticated=authenticated,
+                          envelope=envelope_verdict(story, target, trusted),
+                          unsubscribed=key in unsubscribed)  # fmt: skip
         if decision.send and decision.to in undeliverable:  # a 5xx before: do not try again
             decision = Decision(False, "undeliverable", "", "", decision.urgent)
+        if decision.to and decision.to != target:  # held for a person: it goes to From then
+            limit.add(key)  # and the envelope that asked is limited too
+            key = store.sender_key(mailbox_identity(decision.to))
+        if _honoured(story, triage, decision, authenticated):
+            honoured.append(key)
+            unsubscribed.add(key)  # later stories of this inbox in the page: no reply
         if decision.send or decision.held:
             limit.add(key)  # later stories of this sender in the page are rate limited
         state = "pending" if decision.send else "held" if decision.held else "suppressed"
         item = Acknowledgement(story.story_id, decision.reason, decision.template,
                                decision.to, state, 0, decision.urgent)  # fmt: skip
         decided.append((item, key))
-    store.record_decisions(decided, now)  # one transaction per page
+    store.record_decisions(decided, now, honoured)  # one transaction per page
     return sum(1 for item, _ in decided if item.state == "suppressed")
+
+
+def _confirmation_limits(store: Store, keys: Sequence[str], since: datetime) -> dict[str, set[str]]:
+    """Confirmations are limited among themselves, by kind: one a sender per window, however
+    many withdrawals or unsubscribes (forged or real, one held for a person included) arrive,
+    and whether or not a story was acknowledged."""
+    return {WITHDRAWAL: store.confirmations_since(keys, since),
+            UNSUBSCRIBE: store.unsubscribes_since(keys, since)}  # fmt: skip
+
+
+def _honoured(story: Story, triage: Triage, decision: Decision, authenticated: bool) -> bool:
+    """Whether this story is an unsubscribe to put on the list now: one confirmed now, or
+    one too old to confirm (a backlog) that would not have needed a person either."""
+    if triage.kind != UNSUBSCRIBE:
+        return False
+    return decision.send or (decision.reason == "too_old"
+                             and not needs_person(triage, story, authenticated))  # fmt: skip
 
 
 def _recently(store: Store, recent: set[str], address: str) -> bool:

@@ -6,6 +6,11 @@ for the person, and the mailbox copies by their recorded identity. ``finish_eras
 carries that record out, entry by entry; the next erase or housekeeping finishes whatever a
 crash left. Quarantined mail is the person's when its From or Return-Path is their address,
 normalised as stories' senders are (case, SRS and BATV wrappers).
+
+Left alone on purpose: the suppression list of inboxes that unsubscribed
+(``intake.unsubscribe_store``). It holds a keyed hash of the inbox, not the address, and no
+story_id, and erasing someone who asked not to be mailed must not start mailing them again;
+only ``resubscribe`` (the person asking) removes an entry.
 """
 
 from __future__ import annotations

@@ -43,6 +43,11 @@ SUBJECTS = {
     "acknowledgement": "Auto: Thank you for sharing your story [{reference}]",
     "acknowledgement_urgent": "Auto: Thank you for sharing your story [{reference}]",
     "withdrawal_confirmation": "Auto: We have received your request [{reference}]",
+    "unsubscribe_confirmation": "Auto: You will not get any more emails from us [{reference}]",
+    "request_press": "Auto: We have received your press enquiry [{reference}]",
+    "request_event": "Auto: We have received your question about an event [{reference}]",
+    "request_question": "Auto: We have received your question [{reference}]",
+    "request_amend": "Auto: We have received your request to change your story [{reference}]",
 }
 
 _REFERENCE = re.compile(r"[A-Z0-9-]{1,32}")
@@ -100,10 +105,12 @@ def make_environment(template_dir: Path) -> jinja2.Environment:
 def check_templates(env: jinja2.Environment) -> None:
     """Render every reply template with sample values, so a broken edit stops the program at
     start (ConfigError naming the template) instead of failing every acknowledgement."""
-    context = _context("Sam", "ABC-123", "The Team", "team@example.org", "Call 999.")
-    for template in SUBJECTS:
-        for extension in ("txt", "html"):
-            _render(env, f"{template}.{extension}", context)
+    for urgent in (False, True):  # a request's template shows the help text when urgent
+        context = _context("Sam", "ABC-123", "The Team", "team@example.org", "Call 999.",
+                           urgent)  # fmt: skip
+        for template in SUBJECTS:
+            for extension in ("txt", "html"):
+                _render(env, f"{template}.{extension}", context)
 
 
 def render_acknowledgement(
@@ -134,7 +141,7 @@ def render_acknowledgement(
     if not is_plausible_mailbox(settings.from_address):
         raise ConfigError("smtp.from_address cannot go in a header")
     context = _context(first_name(sender_name), reference, team_name,
-                       settings.from_address, help_text)  # fmt: skip
+                       settings.from_address, help_text, decision.urgent)  # fmt: skip
     message_id = message_id_for(story_id, settings.from_address)
     # replace, not str.format: a subject from config must not reach attributes or indexes.
     subject = subjects.get(decision.template, SUBJECTS[decision.template])
@@ -211,11 +218,12 @@ def checked_recipient(address: str) -> str:
 
 
 def _context(
-    name: str, reference: str, team_name: str, team_address: str, help_text: str
-) -> dict[str, Any]:
+    name: str, reference: str, team_name: str, team_address: str, help_text: str,
+    urgent: bool = False,
+) -> dict[str, Any]:  # fmt: skip
     # Deliberately no story, subject or text: a template cannot show what it is not given.
     return {"first_name": name, "reference": reference, "team_name": team_name,
-            "team_address": team_address, "help_text": help_text}  # fmt: skip
+            "team_address": team_address, "help_text": help_text, "urgent": urgent}  # fmt: skip
 
 
 def render_template(env: jinja2.Environment, name: str, context: Mapping[str, Any]) -> str:

@@ -191,7 +191,7 @@ class Sender:
         ack, smtp = self._settings, self._smtp_settings
         subjects = {"acknowledgement": ack.subject, "acknowledgement_urgent": ack.subject}
         for item, sender_name in page:
-            decision = Decision(True, item.reason, item.template, item.to)
+            decision = Decision(True, item.reason, item.template, item.to, item.urgent)
             try:
                 outgoing = render_acknowledgement(
                     self._env, decision, item.story_id, sender_name, reference(item.story_id),

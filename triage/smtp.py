@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from intake.errors import SendError
+from intake.errtext import tls_hint
 from intake.fetch import is_loopback
 from triage.pickup import write_pickup
 
@@ -110,7 +111,8 @@ class SmtpConnection:
             self._drop()
             # A session that cannot start is never this message's fault: retry, not give up.
             code = err.smtp_code if isinstance(err, smtplib.SMTPResponseException) else None
-            raise SendError(f"smtp connect: {type(err).__name__} {code or ''}".rstrip(),
+            hint = f" ({tls_hint(err)})" if tls_hint(err) else ""
+            raise SendError(f"smtp connect: {type(err).__name__} {code or ''}".rstrip() + hint,
                             code=code) from err  # fmt: skip
         return self._client
 

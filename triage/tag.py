@@ -8,7 +8,6 @@ from themes.toml find the evidence spans; ``triage.rules`` combines the two into
 
 from __future__ import annotations
 
-import hashlib
 import random
 import shutil
 import tempfile
@@ -47,6 +46,7 @@ from intake.errors import ConfigError
 from intake.records import Story, Triage
 from triage.examples import LabelledText, load_examples, training_files
 from triage.judge import Hit, Reading, judge
+from triage.model_cache import model_path
 from triage.near import SequenceSet, TokenSequence, compile_sequence
 from triage.rules import TagSettings
 
@@ -55,7 +55,6 @@ THEMES = "textcat_multilabel"
 KIND = "kind"
 MIN_POSITIVES = 5  # a theme with fewer labelled examples is scored on evidence alone
 MAX_EXPLAINED = 60  # sentences scored when a theme has no rule evidence
-MODEL_VERSION = "2"  # bump when training code changes, so cached models are rebuilt
 SENTENCIZER = Sentencizer()
 
 
@@ -167,21 +166,6 @@ def _classifiers(nlp: Language) -> list[str]:
 
 def _example(doc: Doc, cats: dict[str, float]) -> Example:
     return Example.from_dict(doc, {"cats": cats})
-
-
-def model_key(examples: Sequence[LabelledText], settings: TagSettings) -> str:
-    """What the trained model depends on: data, theme names, seed, epochs and code version."""
-    digest = hashlib.sha256(MODEL_VERSION.encode())
-    for part in (settings.theme_names, settings.seed, settings.epochs):
-        digest.update(repr(part).encode())
-    for example in examples:
-        digest.update(repr((example.text, example.themes, example.kind)).encode())
-    return digest.hexdigest()[:16]
-
-
-def model_path(examples: Sequence[LabelledText], settings: TagSettings) -> Path:
-    """Where the model for this data and these settings is cached."""
-    return Path(settings.model_dir) / model_key(examples, settings)
 
 
 def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
