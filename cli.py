@@ -20,7 +20,7 @@ from pathlib import Path
 import worker
 from config.settings import Settings, load_settings
 from intake import report
-from intake.errors import ConfigError, PipelineError
+from intake.errors import ConfigError, PipelineError, UsageError
 from intake.maildir import MaildirSettings, open_maildir
 from intake.records import RunCounts
 from intake.store import Store
@@ -153,6 +153,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "export":
             with Store(settings.store) as store:
                 _export(store, args.format)
+    except UsageError as err:  # asked for the impossible: say why, exit 2 like bad arguments
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except PipelineError as err:
         log.error("%s failed: %s", args.command, err)
         print(f"error: {err}", file=sys.stderr)
