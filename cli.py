@@ -132,7 +132,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             print(evaluate_model(settings.tagger))
         elif args.command == "release":
             with Store(settings.store) as store:
-                ids = None if args.all else story_by_reference(store, args.story)
+                ids = None if args.all else _named_story(store, args.story)
                 state = "sent" if args.as_sent else "pending"
                 # Naming a held request confirms it: its withdrawal applies before the reply.
                 confirmed = confirm_requests(store, ids) if ids else {}
@@ -202,11 +202,19 @@ def _privacy_command(
         if args.command == "subject-access":
             folder = Path(args.out or f"var/subject-access/{now:%Y%m%dT%H%M%SZ}")
             return subject_access(store, args.sender, folder, now)
-        ids = stories_of(store, args.sender) if args.sender else story_by_reference(
-            store, args.story)  # fmt: skip
+        ids = stories_of(store, args.sender) if args.sender else _named_story(store, args.story)
         with privacy_mailbox(settings) as mailbox:
             return erase(store, ids, var_folders(settings), settings.smtp.from_address, mailbox,
                          now, address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
+
+
+def _named_story(store: Store, ref: str) -> list[str]:
+    """The story ``ref`` names; UsageError (exit 2) when the store holds none, so a mistyped
+    reference is not mistaken for a story released or erased."""
+    story_ids = story_by_reference(store, ref)
+    if not story_ids:
+        raise UsageError(f"no story {ref.strip().upper()} in the store")
+    return story_ids
 
 
 class _JsonFormatter(logging.Formatter):
