@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import worker
+from cli_parser import ROOT, build_parser
 from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError, PipelineError, UsageError
@@ -46,8 +47,6 @@ SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check
 log = logging.getLogger("story_intake")
 # The tagger's modules (spaCy) are imported by the commands that tag; ``once`` and ``run``
 # leave them to the worker processes (see ``stages``).
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
 SAMPLES = ROOT / "samples" / "stories"
 
 
@@ -90,7 +89,7 @@ def seed_demo(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the config and run one command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     os.umask(0o077)  # everything this process writes (store, mail, digests) is owner-only
     _configure_logging(args.log_level, args.log_format)
     try:
@@ -271,45 +270,3 @@ def _demo(settings: Settings, now: datetime) -> int:
     print(f"digest ({digest.stories} stories, {digest.state}): {digest.path}")
     print(f"acknowledgements: {settings.smtp.pickup_dir}/*.eml")
     return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML settings file")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="json: one object per line, for log collectors")
-    commands = parser.add_subparsers(dest="command", required=True)
-    once = commands.add_parser("once", help="one pass: fetch, parse, store")
-    once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
-    once.add_argument("--dry-run", action="store_true",
-                      help="store and tag; send no acknowledgement (recorded as disabled)")
-    export = commands.add_parser("export", help="every story with its triage")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    commands.add_parser("requeue", help="retry quarantined messages")
-    release = commands.add_parser("release", help="held acknowledgements, once checked by hand")
-    which = release.add_mutually_exclusive_group(required=True)
-    which.add_argument("--story", help="the held acknowledgement of this story (ST-...); for "
-                       "a request that needs confirmation, confirms it (a withdrawal applies)")
-    which.add_argument("--all", action="store_true",
-                       help="every held acknowledgement except requests that need confirmation")
-    release.add_argument("--as-sent", action="store_true",
-                         help="it did go out: record it as sent (default: send it next run)")
-    commands.add_parser("resume", help="send acknowledgements again after the breaker tripped")
-    commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
-    commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
-    commands.add_parser("status", help="checkpoints, counts, last run, last error")
-    commands.add_parser("demo", help="the whole pipeline on the embedded default")
-    commands.add_parser("run", help="the scheduled worker, until SIGINT/SIGTERM")
-    erase_cmd = commands.add_parser("erase", help="delete every stored trace of a person or story")
-    who = erase_cmd.add_mutually_exclusive_group(required=True)
-    who.add_argument("--sender", help="every story from this address")
-    who.add_argument("--story", help="one story, by reference (ST-...) or story_id")
-    erase_cmd.add_argument("--dry-run", action="store_true", help="show, delete nothing")
-    access = commands.add_parser("subject-access", help="export everything held about a person")
-    access.add_argument("--sender", required=True, help="the person's email address")
-    access.add_argument("--out", help="folder to write to (default var/subject-access/<time>)")
-    digest = commands.add_parser("digest", help="build (and send) the digest for the open window")
-    digest.add_argument("--send", action="store_true",
-                        help="send it and close the window (without: a preview file only)")
-    return parser
