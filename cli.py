@@ -19,6 +19,8 @@ from pathlib import Path
 
 import worker
 from cli_parser import ROOT, build_parser
+from config.addresses import address_warnings
+from config.secrets import ALL, with_secrets
 from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError, PipelineError, UsageError
@@ -93,13 +95,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # everything this process writes (store, mail, digests) is owner-only
     _configure_logging(args.log_level, args.log_format)
     try:
-        settings = load_settings(Path(args.config), os.environ)
+        settings = load_settings(Path(args.config), os.environ, secrets=())
+        settings = with_secrets(settings, os.environ, _secrets_needed(args, settings))
         if args.command in SENDING_COMMANDS:  # a broken template stops these at start
             check_templates(make_environment(TEMPLATES))
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
+    for warning in address_warnings(settings):
+        log.warning("%s", warning)
     return _command(args, settings)
+
+
+def _secrets_needed(args: argparse.Namespace, settings: Settings) -> tuple[str, ...]:
+    """The parts whose passwords this command needs: only the commands that log in to the
+    mailbox or the SMTP relay; those that read the store need none."""
+    if args.command in ("once", "run", "demo"):
+        return ALL
+    if args.command == "digest" and args.send:
+        return ("smtp",)
+    if args.command == "erase" and settings.retention.purge_mailbox:
+        return ("mailbox",)  # it deletes the person's messages from the mailbox too
+    return ()
 
 
 def _command(args: argparse.Namespace, settings: Settings) -> int:
