@@ -4,14 +4,17 @@ and no shape of TOML gets past the loader as anything but a one-line ConfigError
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PASSWORD, DovecotServer, Mailbox, story_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -152,3 +155,27 @@ def test_config_any_document_loads_or_is_a_config_error(document: dict[str, Any]
         settings_from(document, ENV)
     except ConfigError as err:
         assert "\n" not in str(err)
+
+
+def test_config_readme_real_mailbox_acknowledges_mail_to_it(
+    tmp_path: Path, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # README's "Using a real mailbox", literally: only [mailbox] changes in the shipped file.
+    box = Mailbox(dovecot, f"stories-{uuid.uuid4().hex[:8]}@example.org")
+    text = PIPELINE_TOML.read_text()
+    mailbox = (f'[mailbox]\nmaildir = ""\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
+               f'security = "none"\nusername = "{box.user}"\n'
+               'password_env = "STORY_IMAP_PASSWORD"\nfolder = "INBOX"\n')  # fmt: skip
+    config = tmp_path / "pipeline.toml"
+    rest = text[text.index("[smtp]"):]  # its var/ folders moved under tmp_path, nothing else
+    rest = rest.replace('"var/', f'"{tmp_path}/var/').replace("///var/", f"///{tmp_path}/var/")
+    config.write_text(mailbox + rest)
+    message = story_message(1).replace(b"To: stories@example.org", f"To: {box.user}".encode())
+    box.append(message)
+    monkeypatch.setenv("STORY_IMAP_PASSWORD", PASSWORD)
+    assert main(["--config", str(config), "once", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["stored"] == 1 and counts["acknowledged"] == 1, counts
+    (reply,) = (tmp_path / "var" / "outbox").glob("*.eml")
+    assert f"<{box.user}>" in reply.read_text().split("\nTo:")[0]  # from_address: derived too
