@@ -75,7 +75,8 @@ class AcknowledgementSettings:
     enabled: bool = True
     per_sender_days: int = 7
     max_age_days: int = 7
-    max_per_hour: int = 200
+    # 0 is a cap too: every reply is held until someone runs `release` (a pause).
+    max_per_hour: int = field(default=200, metadata={"zero_allowed": True})
     team_name: str = "The Stories Team"
     subject: str = "Auto: Thank you for sharing your story [{reference}]"
     help_text: str = (

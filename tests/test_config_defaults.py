@@ -89,7 +89,7 @@ def test_config_warns_at_start_when_the_mailbox_address_is_not_its_own(
     [("mailbox", "batch_size", 0), ("mailbox", "port", 0), ("mailbox", "connect_timeout", 0.0),
      ("mailbox", "read_timeout", -5.0), ("mailbox", "max_message_bytes", -1),
      ("smtp", "port", -25), ("smtp", "timeout", 0.0), ("acknowledgement", "per_sender_days", 0),
-     ("acknowledgement", "max_age_days", -1), ("acknowledgement", "max_per_hour", 0),
+     ("acknowledgement", "max_age_days", -1), ("acknowledgement", "max_per_hour", -1),
      ("schedule", "poll_seconds", 0), ("schedule", "poll_seconds", -300),
      ("alerts", "after_failures", 0), ("retention", "raw_days", 0),
      ("retention", "outbox_days", -30), ("mailbox", "read_timeout", math.nan),
@@ -105,6 +105,8 @@ def test_config_zero_or_negative_numbers_are_refused_naming_the_key(
     with pytest.raises(ConfigError, match=re.escape(f"{section}.{key}")):
         settings_from(document, ENV)
     assert settings_from({"intake": {"workers": 0}}, {}).intake.workers == 0  # 0: documented
+    paused = settings_from({"acknowledgement": {"max_per_hour": 0}}, {})  # 0: hold every reply
+    assert paused.acknowledgement.max_per_hour == 0
 
 
 @pytest.mark.parametrize(
