@@ -1,8 +1,9 @@
 """Load ``pipeline.toml`` into frozen settings; the only reader of configuration.
 
-Unknown keys, wrong types and missing secrets stop the program at start with a ConfigError that
-names the key or the environment variable, never a value. Secrets are never in the file: a key
-ending in ``_env`` names the variable that holds them.
+Unknown keys, wrong types, numbers not above 0 and wrong shapes stop the program at start
+with a ConfigError that names the key, never a value; keys left out keep their documented
+defaults. Secrets are never in the file: a key ending in ``_env`` names the variable that holds
+them, read (``config.secrets``) only for the parts a command logs in to.
 """
 
 from __future__ import annotations
