@@ -18,9 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import worker
+from cli_parser import ROOT, build_parser
+from config.addresses import address_warnings
+from config.secrets import ALL, with_secrets
 from config.settings import Settings, load_settings
 from intake import report
-from intake.errors import ConfigError, PipelineError
+from intake.errors import ConfigError, PipelineError, UsageError
 from intake.maildir import MaildirSettings, open_maildir
 from intake.records import RunCounts
 from intake.store import Store
@@ -47,8 +50,6 @@ SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check
 log = logging.getLogger("story_intake")
 # The tagger's modules (spaCy) are imported by the commands that tag; ``once`` and ``run``
 # leave them to the worker processes (see ``stages``).
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = ROOT / "config" / "pipeline.toml"
 SAMPLES = ROOT / "samples" / "stories"
 
 
@@ -92,17 +93,32 @@ def seed_demo(settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the config and run one command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     os.umask(0o077)  # everything this process writes (store, mail, digests) is owner-only
     _configure_logging(args.log_level, args.log_format)
     try:
-        settings = load_settings(Path(args.config), os.environ)
+        settings = load_settings(Path(args.config), os.environ, secrets=())
+        settings = with_secrets(settings, os.environ, _secrets_needed(args, settings))
         if args.command in SENDING_COMMANDS:  # a broken template stops these at start
             check_templates(make_environment(TEMPLATES))
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
+    for warning in address_warnings(settings):
+        log.warning("%s", warning)
     return _command(args, settings)
+
+
+def _secrets_needed(args: argparse.Namespace, settings: Settings) -> tuple[str, ...]:
+    """The parts whose passwords this command needs: only the commands that log in to the
+    mailbox or the SMTP relay; those that read the store need none."""
+    if args.command in ("once", "run", "demo"):
+        return ALL
+    if args.command == "digest" and args.send:
+        return ("smtp",)
+    if args.command == "erase" and settings.retention.purge_mailbox:
+        return ("mailbox",)  # it deletes the person's messages from the mailbox too
+    return ()
 
 
 def _command(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,7 +150,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             print(evaluate_model(settings.tagger))
         elif args.command == "release":
             with Store(settings.store) as store:
-                ids = None if args.all else story_by_reference(store, args.story)
+                ids = None if args.all else _named_story(store, args.story)
                 state = "sent" if args.as_sent else "pending"
                 # Naming a held request confirms it: its withdrawal applies before the reply.
                 confirmed = confirm_requests(store, ids) if ids else {}
@@ -159,6 +175,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "export":
             with Store(settings.store) as store:
                 _export(store, args.format)
+    except UsageError as err:  # asked for the impossible: say why, exit 2 like bad arguments
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except PipelineError as err:
         # Said once: as a log record for collectors (--log-format json), else as one line.
         if args.log_format == "json":
@@ -208,11 +227,19 @@ def _privacy_command(
         if args.command == "subject-access":
             folder = Path(args.out or f"var/subject-access/{now:%Y%m%dT%H%M%SZ}")
             return subject_access(store, args.sender, folder, now)
-        ids = stories_of(store, args.sender) if args.sender else story_by_reference(
-            store, args.story)  # fmt: skip
+        ids = stories_of(store, args.sender) if args.sender else _named_story(store, args.story)
         with privacy_mailbox(settings) as mailbox:
             return erase(store, ids, var_folders(settings), settings.smtp.from_address, mailbox,
                          now, address=args.sender or "", dry_run=args.dry_run)  # fmt: skip
+
+
+def _named_story(store: Store, ref: str) -> list[str]:
+    """The story ``ref`` names; UsageError (exit 2) when the store holds none, so a mistyped
+    reference is not mistaken for a story released or erased."""
+    story_ids = story_by_reference(store, ref)
+    if not story_ids:
+        raise UsageError(f"no story {ref.strip().upper()} in the store")
+    return story_ids
 
 
 class _JsonFormatter(logging.Formatter):
@@ -269,48 +296,3 @@ def _demo(settings: Settings, now: datetime) -> int:
     print(f"digest ({digest.stories} stories, {digest.state}): {digest.path}")
     print(f"acknowledgements: {settings.smtp.pickup_dir}/*.eml")
     return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="TOML settings file")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="json: one object per line, for log collectors")
-    commands = parser.add_subparsers(dest="command", required=True)
-    once = commands.add_parser("once", help="one pass: fetch, parse, store")
-    once.add_argument("--json", action="store_true", help="print the counts as one JSON object")
-    once.add_argument("--dry-run", action="store_true",
-                      help="store and tag; send no acknowledgement (recorded as disabled)")
-    export = commands.add_parser("export", help="every story with its triage")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    commands.add_parser("requeue", help="retry quarantined messages")
-    release = commands.add_parser("release", help="held acknowledgements, once checked by hand")
-    which = release.add_mutually_exclusive_group(required=True)
-    which.add_argument("--story", help="the held acknowledgement of this story (ST-...); for "
-                       "a request that needs confirmation, confirms it (a withdrawal applies)")
-    which.add_argument("--all", action="store_true",
-                       help="every held acknowledgement except requests that need confirmation")
-    release.add_argument("--as-sent", action="store_true",
-                         help="it did go out: record it as sent (default: send it next run)")
-    commands.add_parser("resume", help="send acknowledgements again after the breaker tripped")
-    again = commands.add_parser("resubscribe", help="acknowledge an inbox that unsubscribed "
-                                "again (it asked to hear from us)")
-    again.add_argument("--sender", required=True, help="an address of that inbox")
-    commands.add_parser("train", help="train the theme tagger from triage/data (deterministic)")
-    commands.add_parser("evaluate", help="precision, recall and F1 on the held-out examples")
-    commands.add_parser("status", help="checkpoints, counts, last run, last error")
-    commands.add_parser("demo", help="the whole pipeline on the embedded default")
-    commands.add_parser("run", help="the scheduled worker, until SIGINT/SIGTERM")
-    erase_cmd = commands.add_parser("erase", help="delete every stored trace of a person or story")
-    who = erase_cmd.add_mutually_exclusive_group(required=True)
-    who.add_argument("--sender", help="every story from this address")
-    who.add_argument("--story", help="one story, by reference (ST-...) or story_id")
-    erase_cmd.add_argument("--dry-run", action="store_true", help="show, delete nothing")
-    access = commands.add_parser("subject-access", help="export everything held about a person")
-    access.add_argument("--sender", required=True, help="the person's email address")
-    access.add_argument("--out", help="folder to write to (default var/subject-access/<time>)")
-    digest = commands.add_parser("digest", help="build (and send) the digest for the open window")
-    digest.add_argument("--send", action="store_true",
-                        help="send it and close the window (without: a preview file only)")
-    return parser

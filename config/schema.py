@@ -7,6 +7,7 @@ wrong place may be a secret.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -29,8 +30,14 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} file {path} cannot be read: {err}") from err
 
 
-def build(cls: type[T], table: Mapping[str, Any], section: str) -> T:
-    """Fill ``cls`` from ``table``; unknown keys and wrong types raise ConfigError."""
+def build(cls: type[T], table: Mapping[str, Any], section: str, positive: bool = False) -> T:
+    """Fill ``cls`` from ``table``; unknown keys and wrong types raise ConfigError.
+
+    With ``positive``, every number (an interval, a count, a size, a port) must be above zero
+    unless its field's metadata says ``zero_allowed`` (then at least zero).
+    """
+    if isinstance(table, list):  # [[section]]: TOML's array of tables
+        raise ConfigError(f"{section}: several [[{section}]] tables are not supported yet")
     if not isinstance(table, Mapping):
         raise ConfigError(f"[{section}] must be a table")
     hints = typing.get_type_hints(cls)
@@ -47,9 +54,21 @@ def build(cls: type[T], table: Mapping[str, Any], section: str) -> T:
     for name in fields:
         if name in table:
             values[name] = check(table[name], hints[name], f"{section}.{name}")
+            if positive:
+                _check_positive(values[name], fields[name], f"{section}.{name}")
         elif _has_no_default(fields[name]):
             raise ConfigError(f"missing key {section}.{name}")
     return cls(**values)
+
+
+def _check_positive(value: Any, field: dataclasses.Field[Any], key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if field.metadata.get("zero_allowed"):
+        if value < 0:
+            raise ConfigError(f"{key} must not be negative")
+    elif value <= 0:
+        raise ConfigError(f"{key} must be greater than 0")
 
 
 def _has_no_default(field: dataclasses.Field[Any]) -> bool:
@@ -85,6 +104,8 @@ def check(value: Any, hint: Any, key: str) -> Any:
         raise ConfigError(f"{key} must be an integer")
     if hint is float and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ConfigError(f"{key} must be a number")
+    if hint is float and not math.isfinite(value):  # TOML allows inf and nan
+        raise ConfigError(f"{key} must be a finite number")
     if hint in (str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{key} must be a {'string' if hint is str else 'boolean'}")
     return float(value) if hint is float else value

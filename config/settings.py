@@ -1,21 +1,24 @@
 """Load ``pipeline.toml`` into frozen settings; the only reader of configuration.
 
-Unknown keys, wrong types and missing secrets stop the program at start with a ConfigError that
-names the key or the environment variable, never a value. Secrets are never in the file: a key
-ending in ``_env`` names the variable that holds them.
+Unknown keys, wrong types, numbers not above 0 and wrong shapes stop the program at start
+with a ConfigError that names the key, never a value; keys left out keep their documented
+defaults. Secrets are never in the file: a key ending in ``_env`` names the variable that holds
+them, read (``config.secrets``) only for the parts a command logs in to.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from config.addresses import own_addresses
 from config.schedule import cron_trigger
 from config.schema import build, check, read_toml
+from config.secrets import ALL, with_secrets
 from config.themes import DEFAULT_THEMES, load_themes
 from intake.errors import ConfigError
 from intake.fetch import ImapSettings, is_loopback
@@ -33,7 +36,7 @@ class IntakeSettings:
     is authenticated, so every request that changes data waits for a person)."""
 
     addresses: tuple[str, ...] = ("stories@example.org",)
-    workers: int = 1
+    workers: int = field(default=1, metadata={"zero_allowed": True})
     trusted_authserv_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -73,7 +76,8 @@ class AcknowledgementSettings:
     enabled: bool = True
     per_sender_days: int = 7
     max_age_days: int = 7
-    max_per_hour: int = 200
+    # 0 is a cap too: every reply is held until someone runs `release` (a pause).
+    max_per_hour: int = field(default=200, metadata={"zero_allowed": True})
     team_name: str = "The Stories Team"
     subject: str = "Auto: Thank you for sharing your story [{reference}]"
     help_text: str = (
@@ -144,6 +148,8 @@ class Settings:
     tagger: TagSettings = field(default_factory=lambda: load_themes(DEFAULT_THEMES))
 
 
+EMBEDDED_MAILDIR = "var/mailbox"
+
 _SECTIONS: dict[str, type[Any]] = {
     "smtp": SmtpSettings, "intake": IntakeSettings, "store": StoreSettings,
     "acknowledgement": AcknowledgementSettings, "digest": DigestSettings,
@@ -151,30 +157,38 @@ _SECTIONS: dict[str, type[Any]] = {
 }  # fmt: skip
 
 
-def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
-    """Read and validate the TOML file at ``path``; secrets come from ``environ``.
+def load_settings(
+    path: Path, environ: Mapping[str, str], secrets: Collection[str] = ALL
+) -> Settings:
+    """Read and validate the TOML file at ``path``; the ``secrets`` of those parts (see
+    ``config.secrets``) come from ``environ``.
 
     The tagger's vocabulary is ``themes.toml`` beside it, or the shipped one when there is none.
     """
     document = read_toml(path, "config")
     themes = path.parent / "themes.toml"
     tagger = load_themes(themes if themes.exists() else DEFAULT_THEMES)
-    return dataclasses.replace(settings_from(document, environ), tagger=tagger)
+    return dataclasses.replace(settings_from(document, environ, secrets), tagger=tagger)
 
 
-def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
-    """Validate an already-parsed TOML document (tests use this directly)."""
+def settings_from(
+    document: Mapping[str, Any], environ: Mapping[str, str], secrets: Collection[str] = ALL
+) -> Settings:
+    """Validate an already-parsed TOML document (tests use this directly). Keys the file
+    leaves out keep their documented defaults."""
     for section in document:
         if section != "mailbox" and section not in _SECTIONS:
             raise ConfigError(f"unknown section [{section}]")
-    sections = {name: build(cls, document.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    sections = {name: build(cls, document.get(name, {}), name, positive=True)
+                for name, cls in _SECTIONS.items()}  # fmt: skip
+    mailbox = mailbox_from(document.get("mailbox", {}))
+    sections["intake"], sections["smtp"] = own_addresses(
+        document, mailbox, sections["intake"], sections["smtp"])
     smtp = sections["smtp"]
     if smtp.host and smtp.security == "none" and not is_loopback(smtp.host):
         raise ConfigError("smtp.security = none is only allowed for a loopback host")
-    if smtp.host and smtp.username:  # a relay without login (on loopback, say) needs no secret
-        sections["smtp"] = dataclasses.replace(
-            smtp, password=secret(environ, smtp.password_env, "smtp")
-        )
+    if smtp.host and smtp.username and not smtp.password_env:
+        raise ConfigError("smtp.password_env must name an environment variable")
     store = sections["store"]
     if store.hash_key_env and environ.get(store.hash_key_env):
         sections["store"] = dataclasses.replace(store, hash_key=environ[store.hash_key_env])
@@ -186,11 +200,16 @@ def settings_from(document: Mapping[str, Any], environ: Mapping[str, str]) -> Se
     if sections["smtp"].from_address.lower() not in own:
         # Replies to our acknowledgements are recognised by our own address and Message-IDs.
         raise ConfigError("smtp.from_address must be one of intake.addresses")
-    return Settings(mailbox=mailbox_from(document.get("mailbox", {}), environ), **sections)
+    return with_secrets(Settings(mailbox=mailbox, **sections), environ, secrets)
 
 
-def mailbox_from(table: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
-    """``[mailbox]``: IMAP when ``host`` is set, otherwise the Maildir at ``maildir``."""
+def mailbox_from(table: object) -> ImapSettings | MaildirSettings:
+    """``[mailbox]``: IMAP when ``host`` is set, otherwise the Maildir at ``maildir`` (by
+    default ``var/mailbox``, the embedded default). Its password is left to ``with_secrets``."""
+    if isinstance(table, list):
+        raise ConfigError("mailbox: several mailboxes ([[mailbox]]) are not supported yet")
+    if not isinstance(table, Mapping):
+        raise ConfigError("[mailbox] must be a table")
     hints = typing.get_type_hints(ImapSettings) | typing.get_type_hints(MaildirSettings)
     for key, value in table.items():
         if key not in hints or key == "password":
@@ -199,28 +218,17 @@ def mailbox_from(table: Mapping[str, Any], environ: Mapping[str, str]) -> Any:
     if table.get("host"):
         if table.get("maildir"):
             raise ConfigError("mailbox.maildir and mailbox.host are both set: choose one")
-        imap = build(ImapSettings, {k: v for k, v in table.items() if k != "maildir"}, "mailbox")
-        return dataclasses.replace(imap, password=secret(environ, imap.password_env, "mailbox"))
-    if not table.get("maildir"):
+        imap = {k: v for k, v in table.items() if k != "maildir"}
+        return build(ImapSettings, imap, "mailbox", positive=True)
+    maildir = table.get("maildir", EMBEDDED_MAILDIR)
+    if not maildir:
         raise ConfigError("mailbox.maildir or mailbox.host must be set")
     keys = {f.name for f in dataclasses.fields(MaildirSettings)}
-    subset = {k: v for k, v in table.items() if k in keys and v != ""}
-    return build(MaildirSettings, subset, "mailbox")
+    subset = {k: v for k, v in table.items() if k in keys and v != ""} | {"maildir": maildir}
+    return build(MaildirSettings, subset, "mailbox", positive=True)
 
 
 def _check_recipients(addresses: tuple[str, ...], key: str) -> None:
     for number, address in enumerate(addresses):
         if not is_plausible_mailbox(address) or any(c in address for c in ",;\r\n"):
             raise ConfigError(f"{key}[{number}] is not one plain email address")
-
-
-def secret(environ: Mapping[str, str], variable: str, section: str) -> str:
-    """The secret held in ``variable``; ConfigError naming the variable when it is unset."""
-    if not variable:
-        raise ConfigError(f"{section}.password_env must name an environment variable")
-    value = environ.get(variable)
-    if not value:
-        raise ConfigError(
-            f"environment variable {variable} (named by {section}.password_env) is not set"
-        )
-    return value

@@ -36,3 +36,8 @@ class SendError(PipelineError):
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+
+
+class UsageError(PipelineError):
+    """The command asked for something that cannot be done as asked (an unknown reference, an
+    output folder that is not new or empty); the command line exits 2 and says why."""

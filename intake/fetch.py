@@ -40,8 +40,8 @@ class ImapSettings:
     """The ``[mailbox]`` section when it names an IMAP server."""
 
     host: str
-    username: str
-    password_env: str
+    username: str = ""
+    password_env: str = "STORY_IMAP_PASSWORD"
     port: int = 993
     security: Literal["ssl", "starttls", "none"] = "ssl"
     allow_insecure: bool = False
@@ -60,6 +60,8 @@ class ImapSettings:
                 "mailbox.security = none is only allowed for a loopback host "
                 "(set mailbox.allow_insecure = true to override)"
             )
+        if not self.username:
+            raise ConfigError("mailbox.username must be set when mailbox.host is")
         if self.batch_size < 1:
             raise ConfigError("mailbox.batch_size must be at least 1")
         if self.max_message_bytes < 1024:

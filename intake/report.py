@@ -83,7 +83,8 @@ def _triage_fields(triage: Triage | None) -> dict[str, Any]:
 def export(
     store: Store, fmt: str, out: TextIO, reference: Callable[[str], str] | None = None
 ) -> None:
-    """Write every story as JSON lines or CSV (lists and maps as JSON inside the cell)."""
+    """Write every story as JSON lines or CSV (lists and maps as JSON inside the cell; a
+    cell a spreadsheet would run as a formula starts with ``'``, see ``spreadsheet_safe``)."""
     rows = export_rows(store, reference)
     if fmt == "jsonl":
         for row in rows:
@@ -96,7 +97,19 @@ def export(
 
 
 def _cell(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
+    return spreadsheet_safe(text) if isinstance(text, str) else text
+
+
+# OWASP's CSV-injection list (= + - @ tab CR), plus LF, and the full-width forms of the four
+# signs, which some spreadsheet locales read as the ASCII ones. Subjects, names and text come
+# from strangers: a cell starting with one of these must stay text, never become a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would otherwise read it as a formula."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def counts_line(counts: RunCounts, names: Sequence[str] | None = None) -> str:

