@@ -173,8 +173,6 @@ def test_redact_raises_on_text_it_cannot_encode() -> None:
 ADVERSARIAL_UNCHANGED = {
     "letters": "a" * 100_000,
     "digits": "9" * 100_000,
-    "digits and spaces": "1 " * 50_000,
-    "zeros and spaces": "0 " * 50_000,
     "ats": "@".join(["a"] * 30_000),
     "dots": "a." * 50_000,
     "local part only": "a" * 100_000 + "@",
@@ -184,7 +182,6 @@ ADVERSARIAL_UNCHANGED = {
     "brackets": "(0" * 50_000,
     "dob cues": "DOB " * 25_000,
     "born cues": "born on the " * 8_000,
-    "ni without suffix": "QQ 12 34 56 " * 8_000,
     "outward codes": "SW1A " * 20_000,
     "digit groups": "01 " * 33_000,
     "long digit groups": "07700 9001234 " * 7_000,
@@ -205,8 +202,13 @@ def test_redact_adversarial_input_completes_unchanged(text: str) -> None:
         ("Jane " * 20_000, "[name] " * 20_000),
         ("x@" + "a." * 50_000, "[email]."),
         ("DOB 03/04/1951 " * 6_000, "DOB [date of birth] " * 6_000),
+        # Ten digits in any grouping are an NHS number, even one digit to a group.
+        ("1 " * 50_000, "[NHS number] " * 5_000),
+        ("0 " * 50_000, "[NHS number] " * 5_000),
+        ("QQ 12 34 56 " * 8_000, "[NI number] " * 8_000),
     ],
-    ids=["phones", "nhs numbers", "names", "long domain", "dates of birth"],
+    ids=["phones", "nhs numbers", "names", "long domain", "dates of birth", "digits and spaces",
+         "zeros and spaces", "ni without suffix"],
 )
 def test_redact_adversarial_input_completes_redacted(text: str, expected: str) -> None:
     assert redact(text, ("Jane",)) == expected

@@ -1,0 +1,110 @@
+"""Digest stage, redaction: the RE2 patterns for identifiers, by what they are. May import re2.
+
+The patterns run on normalised copies of the text (``triage.textmap``): NFKC, no format
+characters, ASCII digits, and, for ``NUMBERS``, every separator run between digit groups made
+one space. So a number's groups are written here as digits with an optional single space
+between any two of them: "07700 900123", "07700-900-123", "077 009 001 23" and "07700 900 123"
+typed with narrow no-break spaces all read "0 ?7 ?7 ...". A digit run is cut only where the
+regex's ``\\b`` allows, and each kind fixes its digit count, so a longer run of groups is not
+read as a shorter number.
+
+RE2 (google-re2) matches in time linear in the input: no message can stall the digest with
+catastrophic backtracking. RE2 has no lookaround and no backreferences, so boundaries are
+``\\b`` (ASCII word boundaries) and formats are alternatives. Where two alternatives could
+start at the same place the earlier wins: a cue before its date, a plain date or amount before
+a phone or NHS number (so "03.04.2024 10.30" and "£1 500 000 000" stay), a phone before an NHS
+number.
+"""
+
+from __future__ import annotations
+
+import re2
+
+
+def _digits(count: int) -> str:
+    """Exactly ``count`` digits, a space allowed between any two."""
+    return r"\d(?: ?\d){" + str(count - 1) + "}"
+
+
+def _digits_between(low: int, high: int) -> str:
+    return r"\d(?: ?\d){" + f"{low - 1},{high - 1}" + "}"
+
+
+# UK numbers have 9 or 10 digits after the trunk 0 or the country code 44. The first of them is
+# never 0. Short service numbers (999, 111, 116 123) have neither, so they stay.
+_NATIONAL = r"[1-9](?: ?\d){8,9}\b"
+_PHONE_TRUNK = r"\b0 ?" + _NATIONAL  # 07700 900123, 0 20 7946 0958
+# The area code in brackets: "(020) 7946 0958", "(01632) 960123", "(07700) 900123".
+_PHONE_BRACKETED = "|".join(
+    r"\(0\d{" + str(area) + r"}\)[ -]?" + _digits_between(9 - area, 10 - area) + r"\b"
+    for area in (2, 3, 4, 5)
+)
+# +44, + 44, (+44), 0044, 00 44 or a bare 44; then (0), 0 or nothing: "+44 (0)20 7946 0958",
+# "+44 07700 900123" (a common slip), "447700900123" (copied from a messaging app).
+_COUNTRY = r"(?:\(\+ ?44\)|\+ ?44|\b00 ?44|\b44)[ .-]?(?:\(0\)[ .-]?|0 ?)?"
+_PHONE = _PHONE_TRUNK + "|" + _PHONE_BRACKETED + "|" + _COUNTRY + _NATIONAL
+# Ten digits in any grouping; the checksum is not checked, as a mistyped number still identifies.
+_NHS = r"\b" + _digits(10) + r"\b"
+# Two letters, six digits in any grouping, the suffix letter A-D. Without the suffix the prefix
+# must be capitals or touch the digits ("QQ 12 34 56", "qq123456"): "at 10 30 11" is a time.
+_NI = (
+    r"\b[a-z]{2} ?" + _digits(6) + r" ?[a-d]\b"
+    r"|\b(?-i:[A-Z]{2}) ?" + _digits(6) + r"\b|\b[a-z]{2}\d{6}\b"
+)
+# The full postcode grammar: which letters each position may hold rules out most ordinary words.
+_POSTCODE = (
+    r"\b(?:[a-pr-uwyz](?:\d{1,2}|\d[a-hjkpstuw]|[a-hk-y]\d{1,2}|[a-hk-y]\d[abehmnprv-y])"
+    r" ?\d[abd-hjlnp-uw-z]{2}|gir ?0aa)\b"
+)
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_YEAR = r"(?:\d{4}|'\d{2})"
+# A date is only a date of birth after a cue; dates of events must survive.
+_DOB_CUE = (
+    r"\b(?:dob|d\. ?o\. ?b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+(?:on|in))?"
+    r"(?:\s+the)?|b\.)(?:\s{0,3}(?:is|was|being|of|:|=|-)(?:\s|\b))?\s{0,3}"
+)
+_DOB_DATE = (
+    r"(?:\d{1,2} ?[ /.-] ?\d{1,2} ?[ /.-] ?(?:\d{4}|'?\d{2})"  # 03/04/1951, 3.4.51
+    r"|\d{4} ?[ /.-] ?\d{1,2} ?[ /.-] ?\d{1,2}"  # 1951-04-03
+    r"|" + _DAY + r"(?:\s+of)?[\s/-]+" + _MONTH + r"(?:,?[\s/-]+" + _YEAR + r")?"  # 3rd of April
+    r"|" + _MONTH + r"\s+(?:the\s+)?" + _DAY + r"(?:,?\s+" + _YEAR + r")?"  # April 3rd, 1951
+    r"|" + _MONTH + r",?\s+" + _YEAR + r""  # April 1951
+    r"|(?:19|20)\d{2})\b"  # 1951
+)
+# Dates and amounts that are not identifiers, matched first so that their digits cannot start
+# a phone or NHS number: "03.04.2024 10.30", "2024-04-03 10.30", "£1 500 000 000".
+_KEEP = (
+    r"\b(?:[0-3]?\d [01]?\d (?:(?:19|20)\d{2}|\d{2})|(?:19|20)\d{2} [01]?\d [0-3]?\d)\b"
+    r"|[£$€] ?\d+(?:,\d{3})*"
+)
+NUMBERS = re2.compile(
+    r"(?i)(?P<dob_cue>" + _DOB_CUE + r")(?P<dob>" + _DOB_DATE + r")|(?P<keep>" + _KEEP + r")"
+    r"|(?P<phone>" + _PHONE + r")|(?P<nhs>" + _NHS + r")"
+    r"|(?P<ni>" + _NI + r")|(?P<postcode>" + _POSTCODE + r")"
+)
+
+# Email addresses, matched on the copy without separator changes (dots and digits in a local
+# part stay as typed). "@" may be full-width (NFKC makes it "@"), spaced, URL- or
+# HTML-encoded, or spelled "(at)", "[at]", "{at}", "<at>"; dots may be spelled the same ways.
+_LOCAL_PART = r"[^\s@<>()\[\]{},;:\"]+"
+_LABEL = r"[^\s@<>()\[\]{},;:\".]+"
+_BRACKETED = r"\s{0,2}[(\[{<]\s?(?:WORD)\s?[)\]}>]\s{0,2}"
+_AT = r"(?:\s{0,2}@\s{0,2}|" + _BRACKETED.replace("WORD", "at|@") + r"|%40|&#0*64;)"
+_DOT = r"(?:\.|\s\.\s|" + _BRACKETED.replace("WORD", "dot") + r"|\s+dot\s+)"
+_WORDS_DOT = r"(?:\s+dot\s+|" + _BRACKETED.replace("WORD", "dot") + r")"
+_SPELT_LOCAL = _LOCAL_PART + r"(?:" + _WORDS_DOT + _LOCAL_PART + r")*"
+# A bare " at " is ordinary English ("stayed at St.Thomas"), so it needs a mail domain's ending.
+_TLD = r"(?:com|org|net|uk|gov|nhs|scot|wales|cymru|ie|eu|io|me|info|biz|email|online|ac|edu)"
+_EMAIL = (
+    _SPELT_LOCAL + _AT + _LABEL + r"(?:" + _DOT + _LABEL + r")+"
+    r"|" + _SPELT_LOCAL + r"\s+at\s+" + _LABEL + r"(?:" + _DOT + _LABEL + r")*" + _DOT + _TLD
+    + r"\b"
+)
+EMAILS = re2.compile(r"(?i)" + _EMAIL)
+# Letters only, in any script: RE2's \b knows only ASCII, and "Zoë" must match as a whole word.
+# Apostrophes and hyphens split words, so "Jane's" yields "Jane".
+WORD = re2.compile(r"[\pL\pM]+")
