@@ -6,9 +6,17 @@ All data is synthetic: example.org addresses, Ofcom drama numbers (01632 960xxx,
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from triage import redact as redact_module
 from triage.redact import RedactionError, redact
+
+DATA = Path(__file__).parent / "data"
 
 IDENTIFIERS = [
     # UK phone numbers, national.
@@ -218,3 +226,64 @@ def test_redact_adversarial_mix_keeps_only_placeholders() -> None:
     noise = " | ".join(text[:5_000] for text in ADVERSARIAL_UNCHANGED.values())
     text = f"{noise} 07700 900123 {noise} jane@example.org {noise} SW1A 1AA"
     assert redact(text) == f"{noise} [phone] {noise} [email] {noise} [postcode]"
+
+
+VARIANTS = [
+    json.loads(line) for line in (DATA / "redaction_variants.jsonl").read_text().splitlines()
+]
+
+
+@pytest.mark.parametrize(
+    "variant", VARIANTS, ids=[f"{v['kind']}-{i}" for i, v in enumerate(VARIANTS)]
+)
+def test_redact_variants_as_people_and_mail_clients_type_them(variant: dict[str, Any]) -> None:
+    # Separators of every kind, full-width and zero-width characters, spelled-out "(at)",
+    # identifiers without their suffix; and ordinary text (years, amounts, times, event dates,
+    # references) that must survive. See tests/data/redaction_variants.jsonl.
+    assert redact(variant["text"], tuple(variant.get("names", ()))) == variant["expected"]
+
+
+def test_redact_fixture_covers_every_kind_a_hundred_times_over() -> None:
+    kinds = Counter(v["kind"] for v in VARIANTS)
+    assert set(kinds) == {"phone", "nhs", "ni", "postcode", "email", "dob", "name", "ordinary"}
+    assert sum(kinds.values()) - kinds["ordinary"] >= 100
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("call ０７７００\u200b ９００１２３ now", 5, 18),  # full-width digits, a zero-width space
+        ("call 07700\u2013900\u2013123.", 5, 18),  # en-dashes
+        ("NHS 999\u202f123\u202f4567", 4, 16),  # narrow no-break spaces
+        ("at SW1A\r\n1AA.", 3, 12),  # a line break inside a postcode
+        ("ﬁle: jane\u200d.doe＠example.org", 5, 26),  # a ligature before; zero-width joiner
+    ],
+)
+def test_redact_spans_are_offsets_in_the_text_as_typed(text: str, start: int, end: int) -> None:
+    spans = redact_module.redactions(text)
+    assert [(s.start, s.end) for s in spans] == [(start, end)]
+    # Everything outside the span is shown exactly as typed, not as its normalised form.
+    assert redact(text) == text[:start] + spans[0].placeholder + text[end:]
+
+
+def test_redact_names_full_width_or_broken_by_invisible_characters() -> None:
+    text = "Ｊａｎｅ, J\u200bane, Ja\u00adne and D\u2060OE wrote; Janet did not."
+    assert redact(text, ("Jane Doe",)) == "[name], [name], [name] and [name] wrote; Janet did not."
+
+
+HOSTILE_MEGABYTE = {
+    "zero-width spaces": ("\u200b" * 1_000_000, "\u200b" * 1_000_000),
+    "digits and en-dashes": ("1\u2013" * 500_000, "[NHS number]\u2013" * 50_000),
+    "spelled at": ("a(at)" * 200_000, "a(at)" * 200_000),
+    "full-width digits and joiners": ("９\u2060" * 500_000, "９\u2060" * 500_000),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "expected"), HOSTILE_MEGABYTE.values(), ids=HOSTILE_MEGABYTE.keys()
+)
+def test_redact_hostile_megabyte_completes(text: str, expected: str) -> None:
+    # Completing is the assertion (no timing checks): normalising is one pass per character
+    # and RE2 is linear, so a megabyte of separators or spellings cannot stall the digest.
+    assert redact(text, ("Jane",)) == expected

@@ -51,6 +51,9 @@ _NI = (
     r"\b[a-z]{2} ?" + _digits(6) + r" ?[a-d]\b"
     r"|\b(?-i:[A-Z]{2}) ?" + _digits(6) + r"\b|\b[a-z]{2}\d{6}\b"
 )
+# After a cue, an NI number in any case, with or without its suffix: "NI number: qq 12 34 56".
+_NI_CUE = r"\b(?:ni|nino|national\s+insurance)(?:\s+(?:number|no\.?))?(?:\s{0,3}(?:is|:|-))?\s{0,3}"
+_NI_CUED = r"[a-z]{2} ?" + _digits(6) + r"(?: ?[a-d])?\b"
 # The full postcode grammar: which letters each position may hold rules out most ordinary words.
 _POSTCODE = (
     r"\b(?:[a-pr-uwyz](?:\d{1,2}|\d[a-hjkpstuw]|[a-hk-y]\d{1,2}|[a-hk-y]\d[abehmnprv-y])"
@@ -82,7 +85,8 @@ _KEEP = (
     r"|[£$€] ?\d+(?:,\d{3})*"
 )
 NUMBERS = re2.compile(
-    r"(?i)(?P<dob_cue>" + _DOB_CUE + r")(?P<dob>" + _DOB_DATE + r")|(?P<keep>" + _KEEP + r")"
+    r"(?i)(?P<dob_cue>" + _DOB_CUE + r")(?P<dob>" + _DOB_DATE + r")"
+    r"|(?P<ni_cue>" + _NI_CUE + r")(?P<ni_cued>" + _NI_CUED + r")|(?P<keep>" + _KEEP + r")"
     r"|(?P<phone>" + _PHONE + r")|(?P<nhs>" + _NHS + r")"
     r"|(?P<ni>" + _NI + r")|(?P<postcode>" + _POSTCODE + r")"
 )

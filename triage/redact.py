@@ -33,6 +33,7 @@ PLACEHOLDERS: Mapping[str, str] = {
     "ni": "[NI number]",
     "postcode": "[postcode]",
 }
+_CUED = {"ni_cued": "ni"}  # a cued kind's group, and the kind it is
 
 
 class RedactionError(Exception):
@@ -90,9 +91,9 @@ def _numbers(view: TextMap) -> Iterator[Redaction]:
         kind = str(match.lastgroup)
         if kind == "keep":
             continue
-        # Of a date of birth only the date goes: the excerpt still reads "born on [date...]".
-        start, end = match.span(NUMBERS.groupindex["dob"]) if kind == "dob" else match.span()
-        yield Redaction(*view.origin(start, end), PLACEHOLDERS[kind])
+        # After a cue only what follows it goes: the excerpt still reads "born on [date...]".
+        start, end = match.span(NUMBERS.groupindex[kind])
+        yield Redaction(*view.origin(start, end), PLACEHOLDERS[_CUED.get(kind, kind)])
 
 
 def _emails(view: TextMap) -> Iterator[Redaction]:
@@ -103,7 +104,12 @@ def _emails(view: TextMap) -> Iterator[Redaction]:
 def _names(view: TextMap, names: Sequence[str]) -> Iterator[Redaction]:
     """Every whole word of ``view`` that is one of the sender's names."""
     parts = _name_parts(names)
+    # Looking at every word is slow for a long text (RE2's Python wrapper costs microseconds a
+    # match), so first ask whether any name occurs at all, in a folded copy used only for that.
     if not parts:
+        return
+    folded = _fold(view.text)
+    if not any(part in folded for part in parts):
         return
     for match in WORD.finditer(view.text):
         if _fold(match.group()) in parts:

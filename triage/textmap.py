@@ -15,22 +15,37 @@ edits are stored, so ASCII text costs almost nothing. Imports only the standard 
 from __future__ import annotations
 
 import bisect
+import functools
+import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 Edit = tuple[int, int, str]  # replace source[start:end] with the string
+_LINEAR = -1  # in ``_Pieces.ends``: the piece maps character for character
 
 
-@dataclass(frozen=True, slots=True)
-class _Piece:
-    """A stretch of the copy: ``length`` characters from ``start``, made from ``source`` span."""
+@dataclass(slots=True)
+class _Pieces:
+    """How a copy lines up with its source, as compact parallel arrays (a hostile megabyte of
+    zero-width spaces makes half a million pieces): piece ``i`` starts at copy position
+    ``starts[i]`` and was made from the source from ``sources[i]``, character for character
+    (``ends[i] == _LINEAR``) or as a whole up to ``ends[i]``."""
 
-    start: int
-    source_start: int
-    source_end: int
-    linear: bool  # one copy character per source character, in order
+    starts: array[int] = field(default_factory=lambda: array("q"))
+    sources: array[int] = field(default_factory=lambda: array("q"))
+    ends: array[int] = field(default_factory=lambda: array("q"))
+
+    def add(self, start: int, source: int, end: int) -> None:
+        """Append a piece; a linear one that continues the last linear one extends it."""
+        last_linear = bool(self.ends) and self.ends[-1] == _LINEAR
+        if end == _LINEAR and last_linear and self.sources[-1] - self.starts[-1] == source - start:
+            return
+        self.starts.append(start)
+        self.sources.append(source)
+        self.ends.append(end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,60 +54,57 @@ class TextMap:
 
     text: str
     parent: TextMap | None = None
-    pieces: tuple[_Piece, ...] = ()
-    _starts: tuple[int, ...] = field(default=(), repr=False)
+    pieces: _Pieces | None = field(default=None, repr=False)
 
     def origin(self, start: int, end: int) -> tuple[int, int]:
         """The span of the original text that ``text[start:end]`` (not empty) was made from."""
-        start, end = self._source_start(start), self._source_end(end)
+        start, end = self._source(start, False), self._source(end - 1, True)
         return self.parent.origin(start, end) if self.parent else (start, end)
 
-    def _source_start(self, at: int) -> int:
-        if not self.pieces:
-            return at
-        piece = self.pieces[bisect.bisect_right(self._starts, at) - 1]
-        return piece.source_start + (at - piece.start if piece.linear else 0)
-
-    def _source_end(self, end: int) -> int:
-        if not self.pieces:
-            return end
-        last = end - 1
-        piece = self.pieces[bisect.bisect_right(self._starts, last) - 1]
-        return piece.source_start + last - piece.start + 1 if piece.linear else piece.source_end
+    def _source(self, at: int, end: bool) -> int:
+        """Where copy character ``at`` starts (or, with ``end``, ends) in the source."""
+        if self.pieces is None:
+            return at + end
+        pieces = self.pieces
+        i = bisect.bisect_right(pieces.starts, at) - 1
+        if pieces.ends[i] == _LINEAR:
+            return pieces.sources[i] + at - pieces.starts[i] + end
+        return pieces.ends[i] if end else pieces.sources[i]
 
 
 def identity(text: str) -> TextMap:
-    """The original text itself: no pieces, every position maps to itself."""
+    """The original text itself: every position maps to itself."""
     return TextMap(text)
 
 
 def rewrite(source: TextMap, edits: Iterable[Edit]) -> TextMap:
     """A copy of ``source.text`` with the edits (in order, not overlapping) applied."""
     text = source.text
-    out: list[str] = []
-    pieces: list[_Piece] = []
+    out = io.StringIO()  # not a list of a million small strings
+    pieces = _Pieces()
     done = size = 0
     for start, end, replacement in edits:
         if start > done:  # the untouched stretch before this edit
-            pieces.append(_Piece(size, done, start, True))
-            out.append(text[done:start])
+            pieces.add(size, done, _LINEAR)
+            out.write(text[done:start])
             size += start - done
         if replacement:
-            pieces.append(_Piece(size, start, end, len(replacement) == end - start))
-            out.append(replacement)
+            pieces.add(size, start, _LINEAR if len(replacement) == end - start else end)
+            out.write(replacement)
             size += len(replacement)
         done = end
     if done == 0:  # no edits: the copy is the source
         return TextMap(text, source)
-    pieces.append(_Piece(size, done, len(text), True))
-    out.append(text[done:])
-    return TextMap("".join(out), source, tuple(pieces), tuple(p.start for p in pieces))
+    pieces.add(size, done, _LINEAR)
+    out.write(text[done:])
+    return TextMap(out.getvalue(), source, pieces)
 
 
 # Characters that Unicode normalisation (NFKC) leaves alone but that a reader takes for ASCII.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+@functools.lru_cache(maxsize=4096)  # a text repeats few distinct non-ASCII characters
 def _fold_character(char: str) -> str:
     """One character as matching should see it: format characters (zero-width spaces, direction
     marks, soft hyphens) vanish, compatibility forms (full-width, superscript, no-break space)
@@ -111,22 +123,20 @@ def fold(text: str) -> TextMap:
     original = identity(text)
     if text.isascii():  # NFKC leaves ASCII as it is, and ASCII has no format characters
         return original
-    edits = []
+    return rewrite(original, _folds(text))
+
+
+def _folds(text: str) -> Iterator[Edit]:
     for match in _NON_ASCII.finditer(text):
         folded = _fold_character(match.group())
         if folded != match.group():
-            edits.append((match.start(), match.end(), folded))
-    return rewrite(original, edits)
+            yield match.start(), match.end(), folded
 
 
 def substitute(source: TextMap, pattern: re.Pattern[str], replace: Callable[[str], str]) -> TextMap:
     """A copy of ``source`` with each match of ``pattern`` replaced by ``replace(match)``."""
-    edits = []
-    for match in pattern.finditer(source.text):
-        replacement = replace(match.group())
-        if replacement != match.group():
-            edits.append((match.start(), match.end(), replacement))
-    return rewrite(source, edits)
+    matches = ((m.start(), m.end(), m.group()) for m in pattern.finditer(source.text))
+    return rewrite(source, ((s, e, replace(g)) for s, e, g in matches if replace(g) != g))
 
 
 # What people and mail clients put between the groups of a number: spaces of any width, tabs,
