@@ -33,7 +33,7 @@ def _digits_between(low: int, high: int) -> str:
 # UK numbers have 9 or 10 digits after the trunk 0 or the country code 44. The first of them is
 # never 0. Short service numbers (999, 111, 116 123) have neither, so they stay.
 _NATIONAL = r"[1-9](?: ?\d){8,9}\b"
-_PHONE_TRUNK = r"\b0 ?" + _NATIONAL  # 07700 900123, 0 20 7946 0958
+_PHONE_TRUNK = r"(?:\b0 ?|\(0\)[ -]?)" + _NATIONAL  # 07700 900123, 0 20 7946 0958, (0)20 …
 # The area code in brackets: "(020) 7946 0958", "(01632) 960123", "(07700) 900123".
 _PHONE_BRACKETED = "|".join(
     r"\(0\d{" + str(area) + r"}\)[ -]?" + _digits_between(9 - area, 10 - area) + r"\b"
@@ -48,7 +48,7 @@ _NHS = r"\b" + _digits(10) + r"\b"
 # Two letters, six digits in any grouping, the suffix letter A-D. Without the suffix the prefix
 # must be capitals or touch the digits ("QQ 12 34 56", "qq123456"): "at 10 30 11" is a time.
 _NI = (
-    r"\b[a-z]{2} ?" + _digits(6) + r" ?[a-d]\b"
+    r"\b(?:[a-z]{2}|(?-i:[A-Z] [A-Z])) ?" + _digits(6) + r" ?[a-d]\b"
     r"|\b(?-i:[A-Z]{2}) ?" + _digits(6) + r"\b|\b[a-z]{2}\d{6}\b"
 )
 # After a cue, an NI number in any case, with or without its suffix: "NI number: qq 12 34 56".
@@ -67,16 +67,17 @@ _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _YEAR = r"(?:\d{4}|'\d{2})"
 # A date is only a date of birth after a cue; dates of events must survive.
 _DOB_CUE = (
-    r"\b(?:dob|d\. ?o\. ?b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+(?:on|in))?"
-    r"(?:\s+the)?|b\.)(?:\s{0,3}(?:is|was|being|of|:|=|-)(?:\s|\b))?\s{0,3}"
+    r"\b(?:dob|d\. ?o\. ?b\.?|d/o/b|date[\s-]+of[\s-]+birth|birth[\s-]?date|birthday"
+    r"|born(?:\s+(?:on|in))?|b\.)(?:\s{0,3}(?:is|was|being|of|:|=|-)(?:\s|\b))?\s{0,3}(?:the\s+)?"
 )
+_SEP = r" ?[ /.-]? ?"  # separators are optional: "DOB 03041951"
 _DOB_DATE = (
-    r"(?:\d{1,2} ?[ /.-] ?\d{1,2} ?[ /.-] ?(?:\d{4}|'?\d{2})"  # 03/04/1951, 3.4.51
-    r"|\d{4} ?[ /.-] ?\d{1,2} ?[ /.-] ?\d{1,2}"  # 1951-04-03
+    r"(?:\d{4}" + _SEP + r"\d{1,2}" + _SEP + r"\d{1,2}"  # 1951-04-03, first: "19" is no day
+    r"|\d{1,2}" + _SEP + r"\d{1,2}" + _SEP + r"(?:\d{4}|'?\d{2})"  # 03/04/1951, 3.4.51
     r"|" + _DAY + r"(?:\s+of)?[\s/-]+" + _MONTH + r"(?:,?[\s/-]+" + _YEAR + r")?"  # 3rd of April
     r"|" + _MONTH + r"\s+(?:the\s+)?" + _DAY + r"(?:,?\s+" + _YEAR + r")?"  # April 3rd, 1951
-    r"|" + _MONTH + r",?\s+" + _YEAR + r""  # April 1951
-    r"|(?:19|20)\d{2})\b"  # 1951
+    r"|" + _MONTH + r",?\s+" + _YEAR  # April 1951
+    + r"|(?:19|20)\d{2}|'\d{2})\b"  # 1951, '51
 )
 # Dates and amounts that are not identifiers, matched first so that their digits cannot start
 # a phone or NHS number: "03.04.2024 10.30", "2024-04-03 10.30", "£1 500 000 000".
@@ -97,12 +98,12 @@ NUMBERS = re2.compile(
 _LOCAL_PART = r"[^\s@<>()\[\]{},;:\"]+"
 _LABEL = r"[^\s@<>()\[\]{},;:\".]+"
 _BRACKETED = r"\s{0,2}[(\[{<]\s?(?:WORD)\s?[)\]}>]\s{0,2}"
-_AT = r"(?:\s{0,2}@\s{0,2}|" + _BRACKETED.replace("WORD", "at|@") + r"|%40|&#0*64;)"
+_AT = r"(?:\s{0,2}@\s{0,2}|" + _BRACKETED.replace("WORD", "at|@") + r"|%40|&#0*64;|&commat;)"
 _DOT = r"(?:\.|\s\.\s|" + _BRACKETED.replace("WORD", "dot") + r"|\s+dot\s+)"
 _WORDS_DOT = r"(?:\s+dot\s+|" + _BRACKETED.replace("WORD", "dot") + r")"
 _SPELT_LOCAL = _LOCAL_PART + r"(?:" + _WORDS_DOT + _LOCAL_PART + r")*"
 # A bare " at " is ordinary English ("stayed at St.Thomas"), so it needs a mail domain's ending.
-_TLD = r"(?:com|org|net|uk|gov|nhs|scot|wales|cymru|ie|eu|io|me|info|biz|email|online|ac|edu)"
+_TLD = r"(?:com|org|net|uk|gov|nhs|scot|wales|cymru|ie|eu|info|email|ac|edu)"
 _EMAIL = (
     _SPELT_LOCAL + _AT + _LABEL + r"(?:" + _DOT + _LABEL + r")+"
     r"|" + _SPELT_LOCAL + r"\s+at\s+" + _LABEL + r"(?:" + _DOT + _LABEL + r")*" + _DOT + _TLD

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import re2
 
 from triage.identifiers import EMAILS, NUMBERS, WORD
-from triage.textmap import TextMap, fold, unify_gaps
+from triage.textmap import TextMap, fold, unify_gaps, zeros_for_os
 
 NAME = "[name]"
 PLACEHOLDERS: Mapping[str, str] = {
@@ -75,8 +75,9 @@ def redactions(text: str, names: Sequence[str] = ()) -> tuple[Redaction, ...]:
     Raises ``RedactionError`` like ``redact``.
     """
     try:
-        folded = fold(text)
-        found = [*_numbers(unify_gaps(folded)), *_emails(folded), *_names(folded, names)]
+        folded = fold(text)  # emails and names: the dots and digits in an address stay as typed
+        numbers = unify_gaps(zeros_for_os(folded))
+        found = [*_numbers(numbers), *_emails(folded), *_names(folded, names)]
     except (re2.error, UnicodeError) as err:
         # RE2 reports its failures (for instance memory limits) as re2.error; text that is not
         # valid Unicode (lone surrogates from a mis-decoded message) cannot be encoded for it.

@@ -142,13 +142,15 @@ def substitute(source: TextMap, pattern: re.Pattern[str], replace: Callable[[str
 # What people and mail clients put between the groups of a number: spaces of any width, tabs,
 # line breaks, dashes of any length, slashes, dots, underscores. A run of up to four of them
 # between two digits is one separator; between a digit and a letter (a postcode's or NI number's
-# groups) only spaces, dashes and slashes count, so "b. 3 April" keeps its abbreviation dot.
+# groups) spaces, dashes and slashes count, and a dot only alone ("QQ.12.34.56.C"), so
+# "b. 3 April" keeps its abbreviation dot.
 _DASHES = r"\-\u2010-\u2015\u2212\u2e3a\u2e3b"
 _GAP_ANY = r"[\s" + _DASHES + r"/\\\u2044\u2215.\u00b7\u2022\u2027\u2219\u22c5\u30fb_]"
 _GAP_WORD = r"[\s" + _DASHES + r"/]"
 _GAPS = re.compile(
     rf"(?<=[0-9]){_GAP_ANY}{{1,4}}(?=[0-9])"
-    rf"|(?<=[0-9]){_GAP_WORD}{{1,3}}(?=[A-Za-z])|(?<=[A-Za-z]){_GAP_WORD}{{1,3}}(?=[0-9])"
+    rf"|(?<=[0-9])(?:{_GAP_WORD}{{1,4}}|\.)(?=[A-Za-z])"
+    rf"|(?<=[A-Za-z])(?:{_GAP_WORD}{{1,4}}|\.)(?=[0-9])"
 )
 
 
@@ -159,3 +161,17 @@ def unify_gaps(source: TextMap) -> TextMap:
     one-character lookarounds, so it cannot backtrack more than four characters anywhere.
     """
     return substitute(source, _GAPS, lambda _: " ")
+
+
+# A number typed with the letter O for zero ("O77OO 9OO123"): a token of digits and O's only.
+# The lookarounds make every token start after a non-alphanumeric, so each is scanned once.
+_NUMBER_WITH_OS = re.compile(r"(?<![0-9A-Za-z])[0-9Oo]+(?![0-9A-Za-z])")
+
+
+def zeros_for_os(source: TextMap) -> TextMap:
+    """``source`` with the letter O read as zero in tokens of digits and O's with a digit."""
+
+    def replace(token: str) -> str:
+        return token.replace("O", "0").replace("o", "0") if token.strip("Oo") else token
+
+    return substitute(source, _NUMBER_WITH_OS, replace)
