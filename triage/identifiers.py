@@ -45,11 +45,14 @@ _COUNTRY = r"(?:\(\+ ?44\)|\+ ?44|\b00 ?44|\b44)[ .-]?(?:\(0\)[ .-]?|0 ?)?"
 _PHONE = _PHONE_TRUNK + "|" + _PHONE_BRACKETED + "|" + _COUNTRY + _NATIONAL
 # Ten digits in any grouping; the checksum is not checked, as a mistyped number still identifies.
 _NHS = r"\b" + _digits(10) + r"\b"
-# Two letters, six digits in any grouping, the suffix letter A-D. Without the suffix the prefix
-# must be capitals or touch the digits ("QQ 12 34 56", "qq123456"): "at 10 30 11" is a time.
+# Two letters (any: test numbers use prefixes never issued), six digits in any grouping, the
+# suffix letter A-D. Without the suffix the digits must be grouped as NI numbers are (2-2-2,
+# 3-3 or 6: not "IP 192.0.2.2") and the prefix capitals ("QQ 12 34 56"; "at 10 30 11" is a
+# time), unless a cue comes first (``_NI_CUE``).
+_NI_DIGITS = r"(?:\d{2} \d{2} \d{2}|\d{3} \d{3}|\d{6})"
 _NI = (
     r"\b(?:[a-z]{2}|(?-i:[A-Z] [A-Z])) ?" + _digits(6) + r" ?[a-d]\b"
-    r"|\b(?-i:[A-Z]{2}) ?" + _digits(6) + r"\b|\b[a-z]{2}\d{6}\b"
+    r"|\b(?-i:[A-Z]{2}) ?" + _NI_DIGITS + r"\b"
 )
 # After a cue, an NI number in any case, with or without its suffix: "NI number: qq 12 34 56".
 _NI_CUE = r"\b(?:ni|nino|national\s+insurance)(?:\s+(?:number|no\.?))?(?:\s{0,3}(?:is|:|-))?\s{0,3}"
@@ -80,9 +83,10 @@ _DOB_DATE = (
     + r"|(?:19|20)\d{2}|'\d{2})\b"  # 1951, '51
 )
 # Dates and amounts that are not identifiers, matched first so that their digits cannot start
-# a phone or NHS number: "03.04.2024 10.30", "2024-04-03 10.30", "£1 500 000 000".
+# a phone or NHS number: "03.04.2024 10.30", "06/23/2010 03:22", "2024-04-03 10.30",
+# "£1 500 000 000".
 _KEEP = (
-    r"\b(?:[0-3]?\d [01]?\d (?:(?:19|20)\d{2}|\d{2})|(?:19|20)\d{2} [01]?\d [0-3]?\d)\b"
+    r"\b(?:\d{1,2} \d{1,2} (?:19|20)\d{2}|[0-3]?\d [01]?\d \d{2}|(?:19|20)\d{2} [01]?\d [0-3]?\d)\b"
     r"|[£$€] ?\d+(?:,\d{3})*"
 )
 NUMBERS = re2.compile(
