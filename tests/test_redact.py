@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from triage import redact as redact_module
 from triage.redact import RedactionError, redact
@@ -287,3 +289,73 @@ def test_redact_hostile_megabyte_completes(text: str, expected: str) -> None:
     # Completing is the assertion (no timing checks): normalising is one pass per character
     # and RE2 is linear, so a megabyte of separators or spellings cannot stall the digest.
     assert redact(text, ("Jane",)) == expected
+
+
+SEPARATORS = [" ", "  ", "-", "\u2013", "\u2014", "\u2011", "\u2212", "/", ".", "\u00b7", "_",
+              "\u00a0", "\u202f", "\u2009", "\u3000", "\t", "\r\n", " - ", " / "]  # fmt: skip
+INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u200e", "\u2066"]
+DIGIT_FORMS = [
+    lambda d: d,
+    lambda d: chr(0xFF10 + int(d)),  # full-width
+    lambda d: chr(0x0660 + int(d)),  # Arabic-Indic
+]
+
+
+@st.composite
+def typed(draw: st.DrawFn, digits: str, first_sizes: tuple[int, ...]) -> str:
+    """``digits`` as someone might type them: grouped, any separators, invisible characters."""
+    sizes = [draw(st.sampled_from(first_sizes))]
+    while sum(sizes) < len(digits):
+        sizes.append(min(draw(st.integers(2, 5)), len(digits) - sum(sizes)))
+    form = draw(st.sampled_from(DIGIT_FORMS))
+    groups, done = [], 0
+    for size in sizes:
+        groups.append("".join(form(d) for d in digits[done : done + size]))
+        done += size
+    text = groups[0]
+    for group in groups[1:]:
+        text += draw(st.sampled_from(SEPARATORS)) + group
+    for _ in range(draw(st.integers(0, 2))):  # strictly inside, never at an edge
+        at = draw(st.integers(1, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from(INVISIBLES)) + text[at:]
+    return text
+
+
+# The first group is the prefix or area code as people write it ("0", "077", "0207", "01632");
+# after it, groups of two to five digits.
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["07700900123", "01632960123", "02079460123", "01134960123"]).flatmap(
+        lambda number: typed(number, (1, 3, 4, 5))
+    )
+)
+def test_redact_phone_numbers_in_any_grouping_and_any_separators(phone: str) -> None:
+    assert redact(f"Call {phone} today.") == "Call [phone] today."
+
+
+@settings(max_examples=300, deadline=None)
+@given(typed("9991234567", (1, 2, 3, 4, 5)))
+def test_redact_nhs_numbers_in_any_grouping_and_any_separators(number: str) -> None:
+    assert redact(f"NHS {number} today.") == "NHS [NHS number] today."
+
+
+POSTCODE_GAPS = ["", " ", "  ", "-", "\u2013", "/", ".", "\u00a0", "\u202f", "\t", "\n", "\r\n",
+                 " - "]  # fmt: skip
+POSTCODES = [("SW1A", "1AA"), ("EC1A", "1BB"), ("M1", "1AE"), ("B33", "8TH"), ("CR2", "6XH"),
+             ("DN55", "1PT"), ("W1A", "0AX")]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(POSTCODES),
+    st.sampled_from(POSTCODE_GAPS),
+    st.sampled_from([str.upper, str.lower, str.title]),
+    st.booleans(),
+)
+def test_redact_postcodes_in_any_case_and_separator(
+    parts: tuple[str, str], gap: str, case: Any, wide: bool
+) -> None:
+    postcode = case(parts[0] + gap + parts[1])
+    if wide:
+        postcode = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in postcode)
+    assert redact(f"Lives at {postcode} now.") == "Lives at [postcode] now."
