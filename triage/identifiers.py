@@ -18,6 +18,9 @@ number.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import re2
 
 
@@ -115,6 +118,12 @@ _EMAIL = (
     + r"\b"
 )
 EMAILS = re2.compile(r"(?i)" + _EMAIL)
-# Letters only, in any script: RE2's \b knows only ASCII, and "Zoë" must match as a whole word.
-# Apostrophes and hyphens split words, so "Jane's" yields "Jane".
-WORD = re2.compile(r"[\pL\pM]+")
+# Letters and combining marks only, in any script: "Zoë" (or "Zoe" + U+0308) is one word, and
+# apostrophes and hyphens split words, so "Jane's" yields "Jane". Every word of a story is
+# looked at, and RE2's Python wrapper costs microseconds a match, so this one pattern is
+# Python's ``re``: a single character class repeated cannot backtrack. ``re`` has no \p{M},
+# so the marks are listed from the Unicode database once.
+MARKS = "".join(
+    chr(code) for code in range(0x300, 0x10000) if unicodedata.category(chr(code)).startswith("M")
+)
+WORD = re.compile(r"(?:[^\W\d_]|[" + re.escape(MARKS) + r"])+")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import re2
 
-from triage.identifiers import EMAILS, NUMBERS, WORD
+from triage.identifiers import EMAILS, MARKS, NUMBERS, WORD
 from triage.textmap import TextMap, fold, unify_gaps, zeros_for_os
 
 NAME = "[name]"
@@ -34,6 +34,7 @@ PLACEHOLDERS: Mapping[str, str] = {
     "postcode": "[postcode]",
 }
 _CUED = {"ni_cued": "ni"}  # a cued kind's group, and the kind it is
+_NO_MARKS = dict.fromkeys(map(ord, MARKS))  # str.translate deletes what maps to None
 
 
 class RedactionError(Exception):
@@ -134,11 +135,12 @@ def _name_parts(names: Sequence[str]) -> frozenset[str]:
     """The folded words of ``names``; a bare string is one name, not a sequence of letters."""
     if isinstance(names, str):
         names = (names,)
+    for name in names:
+        name.encode("utf-8")  # a lone surrogate raises here, as it would reaching RE2
     words = (word for name in names for word in WORD.findall(fold(name).text))
     return frozenset(_fold(word) for word in words if len(word) >= 2)
 
 
 def _fold(word: str) -> str:
     """Compare names ignoring case, accents and normalisation form ("Zoë", "ZOE", "Zoe" + ¨)."""
-    decomposed = unicodedata.normalize("NFKD", word.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFKD", word.casefold()).translate(_NO_MARKS)
