@@ -47,7 +47,7 @@ _PHONE_BRACKETED = "|".join(
 _COUNTRY = r"(?:\(\+ ?44\)|\+ ?44|\b00 ?44|\b44)[ .-]?(?:\(0\)[ .-]?|0 ?)?"
 _PHONE = _PHONE_TRUNK + "|" + _PHONE_BRACKETED + "|" + _COUNTRY + _NATIONAL
 # Ten digits in any grouping; the checksum is not checked, as a mistyped number still identifies.
-_NHS = r"\b" + _digits(10) + r"\b"
+_NHS = r"\b" + _digits(10) + r"\b|\(\d{3}\) ?" + _digits(7) + r"\b"  # (999) 123 4567
 # Two letters (any: test numbers use prefixes never issued), six digits in any grouping, the
 # suffix letter A-D. Without the suffix the digits must be grouped as NI numbers are (2-2-2,
 # 3-3 or 6: not "IP 192.0.2.2") and the prefix capitals ("QQ 12 34 56"; "at 10 30 11" is a
@@ -72,9 +72,11 @@ _MONTH = (
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _YEAR = r"(?:\d{4}|'\d{2})"
 # A date is only a date of birth after a cue; dates of events must survive.
+_WEEKDAY = r"(?:mon|tue|tues|wed|wednes|thu|thur|thurs|fri|sat|satur|sun)(?:day)?\.?,?\s+"
 _DOB_CUE = (
     r"\b(?:dob|d\. ?o\. ?b\.?|d/o/b|date[\s-]+of[\s-]+birth|birth[\s-]?date|birthday"
-    r"|born(?:\s+(?:on|in))?|b\.)(?:\s{0,3}(?:is|was|being|of|:|=|-)(?:\s|\b))?\s{0,3}(?:the\s+)?"
+    r"|born(?:\s+(?:on|in))?|b\.)(?:\s{0,3}(?:is|was|being|of)\b)?(?:\s{0,3}[:=(\[\-\x{2010}-\x{2015}])?"
+    r"\s{0,3}(?:" + _WEEKDAY + r")?(?:the\s+)?"
 )
 _SEP = r" ?[ /.-]? ?"  # separators are optional: "DOB 03041951"
 _DOB_DATE = (
@@ -87,10 +89,10 @@ _DOB_DATE = (
 )
 # Dates and amounts that are not identifiers, matched first so that their digits cannot start
 # a phone or NHS number: "03.04.2024 10.30", "06/23/2010 03:22", "2024-04-03 10.30",
-# "£1 500 000 000".
+# "case 2024/123456", "£1 500 000 000".
 _KEEP = (
     r"\b(?:\d{1,2} \d{1,2} (?:19|20)\d{2}|(?:0[1-9]|[12]\d|3[01]) (?:0[1-9]|1[0-2]) \d{2}"
-    r"|(?:19|20)\d{2} [01]?\d [0-3]?\d)\b"
+    r"|(?:19|20)\d{2} [01]?\d [0-3]?\d|(?:19|20)\d{2} \d{5,6})\b"  # or a serial: 2024/000123
     r"|[£$€] ?\d+(?:,\d{3})*"
 )
 NUMBERS = re2.compile(
