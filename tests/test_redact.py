@@ -278,6 +278,8 @@ HOSTILE_MEGABYTE = {
     "digits and en-dashes": ("1\u2013" * 500_000, "[NHS number]\u2013" * 50_000),
     "spelled at": ("a(at)" * 200_000, "a(at)" * 200_000),
     "full-width digits and joiners": ("９\u2060" * 500_000, "９\u2060" * 500_000),
+    "one full-width word": ("ａ" * 1_000_000, "ａ" * 1_000_000),
+    "letters and marks": ("e\u0301" * 500_000, "e\u0301" * 500_000),
 }
 
 

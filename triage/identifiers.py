@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 
 import re2
 
@@ -122,10 +123,23 @@ _EMAIL = (
 EMAILS = re2.compile(r"(?i)" + _EMAIL)
 # Letters and combining marks only, in any script: "Zoë" (or "Zoe" + U+0308) is one word, and
 # apostrophes and hyphens split words, so "Jane's" yields "Jane". Every word of a story is
-# looked at, and RE2's Python wrapper costs microseconds a match, so this one pattern is
-# Python's ``re``: a single character class repeated cannot backtrack. ``re`` has no \p{M},
-# so the marks are listed from the Unicode database once.
+# looked at, and RE2's Python wrapper costs microseconds a match, so words are found with
+# Python's ``re`` as runs of one character class each (letters; combining marks, listed from the
+# Unicode database as ``re`` has no \p{M}), which cannot backtrack; ``words`` joins adjacent runs.
 MARKS = "".join(
     chr(code) for code in range(0x300, 0x10000) if unicodedata.category(chr(code)).startswith("M")
 )
-WORD = re.compile(r"(?:[^\W\d_]|[" + re.escape(MARKS) + r"])+")
+_RUN = re.compile(r"[^\W\d_]+|[" + re.escape(MARKS) + r"]+")
+
+
+def words(text: str) -> Iterator[tuple[int, int]]:
+    """The spans of the words of ``text``: runs of letters and combining marks."""
+    start = end = -1
+    for run in _RUN.finditer(text):
+        if run.start() != end:
+            if end > start:
+                yield start, end
+            start = run.start()
+        end = run.end()
+    if end > start:
+        yield start, end

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import re2
 
-from triage.identifiers import EMAILS, MARKS, NUMBERS, WORD
+from triage.identifiers import EMAILS, MARKS, NUMBERS, words
 from triage.textmap import TextMap, fold, unify_gaps, zeros_for_os
 
 NAME = "[name]"
@@ -106,16 +106,11 @@ def _emails(view: TextMap) -> Iterator[Redaction]:
 def _names(view: TextMap, names: Sequence[str]) -> Iterator[Redaction]:
     """Every whole word of ``view`` that is one of the sender's names."""
     parts = _name_parts(names)
-    # Looking at every word is slow for a long text (RE2's Python wrapper costs microseconds a
-    # match), so first ask whether any name occurs at all, in a folded copy used only for that.
     if not parts:
         return
-    folded = _fold(view.text)
-    if not any(part in folded for part in parts):
-        return
-    for match in WORD.finditer(view.text):
-        if _fold(match.group()) in parts:
-            yield Redaction(*view.origin(*match.span()), NAME)
+    for start, end in words(view.text):
+        if _fold(view.text[start:end]) in parts:
+            yield Redaction(*view.origin(start, end), NAME)
 
 
 def _merge(found: list[Redaction]) -> tuple[Redaction, ...]:
@@ -137,8 +132,9 @@ def _name_parts(names: Sequence[str]) -> frozenset[str]:
         names = (names,)
     for name in names:
         name.encode("utf-8")  # a lone surrogate raises here, as it would reaching RE2
-    words = (word for name in names for word in WORD.findall(fold(name).text))
-    return frozenset(_fold(word) for word in words if len(word) >= 2)
+    folded = [fold(name).text for name in names]
+    spans = ((name, start, end) for name in folded for start, end in words(name))
+    return frozenset(_fold(name[start:end]) for name, start, end in spans if end - start >= 2)
 
 
 def _fold(word: str) -> str:
