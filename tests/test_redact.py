@@ -295,7 +295,8 @@ def test_redact_hostile_megabyte_completes(text: str, expected: str) -> None:
 
 SEPARATORS = [" ", "  ", "-", "\u2013", "\u2014", "\u2011", "\u2212", "/", ".", "\u00b7", "_",
               "\u00a0", "\u202f", "\u2009", "\u3000", "\t", "\r\n", " - ", " / "]  # fmt: skip
-INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u200e", "\u2066"]
+INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u200e", "\u2066",
+              "\u034f", "\ufe0f", "\u180e"]  # fmt: skip
 DIGIT_FORMS = [
     lambda d: d,
     lambda d: chr(0xFF10 + int(d)),  # full-width

@@ -107,10 +107,10 @@ NUMBERS = re2.compile(
 # part stay as typed). "@" may be full-width (NFKC makes it "@"), spaced, URL- or
 # HTML-encoded, or spelled "(at)", "[at]", "{at}", "<at>"; dots may be spelled the same ways.
 _LOCAL_PART = r"[^\s@<>()\[\]{},;:\"]+"
-_LABEL = r"[^\s@<>()\[\]{},;:\".]+"
+_LABEL = r"[^\s@<>()\[\]{},;:\".\x{3002}]+"
 _BRACKETED = r"\s{0,2}[(\[{<]\s?(?:WORD)\s?[)\]}>]\s{0,2}"
 _AT = r"(?:\s{0,2}@\s{0,2}|" + _BRACKETED.replace("WORD", "at|@") + r"|%40|&#0*64;|&commat;)"
-_DOT = r"(?:\.|\s\.\s|" + _BRACKETED.replace("WORD", "dot") + r"|\s+dot\s+)"
+_DOT = r"(?:[.\x{3002}]|\s\.\s|" + _BRACKETED.replace("WORD", "dot") + r"|\s+dot\s+)"  # 。
 _WORDS_DOT = r"(?:\s+dot\s+|" + _BRACKETED.replace("WORD", "dot") + r")"
 _SPELT_LOCAL = _LOCAL_PART + r"(?:" + _WORDS_DOT + _LOCAL_PART + r")*"
 # A bare " at " is ordinary English ("stayed at St.Thomas"), so it needs a mail domain's ending.

@@ -104,12 +104,23 @@ def rewrite(source: TextMap, edits: Iterable[Edit]) -> TextMap:
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+# Invisible characters outside category Cf (Unicode's other default-ignorable code points):
+# the combining grapheme joiner, variation selectors, Hangul fillers; and the keycap mark that
+# makes "7\ufe0f\u20e3" an emoji seven.
+_INVISIBLE = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0\u20e3"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
 @functools.lru_cache(maxsize=4096)  # a text repeats few distinct non-ASCII characters
 def _fold_character(char: str) -> str:
     """One character as matching should see it: format characters (zero-width spaces, direction
-    marks, soft hyphens) vanish, compatibility forms (full-width, superscript, no-break space)
-    become their plain form, and digits of any script become ASCII digits."""
-    if unicodedata.category(char) == "Cf":
+    marks, soft hyphens) and the other invisible ones vanish, compatibility forms (full-width,
+    superscript, no-break space) become their plain form, and digits of any script become ASCII
+    digits."""
+    if unicodedata.category(char) == "Cf" or char in _INVISIBLE:
         return ""
     digit = unicodedata.decimal(char, None)
     if digit is not None:
