@@ -117,10 +117,19 @@ _SPELT_LOCAL = _LOCAL_PART + r"(?:" + _WORDS_DOT + _LOCAL_PART + r")*"
 _TLD = r"(?:com|org|net|uk|gov|nhs|scot|wales|cymru|ie|eu|info|email|ac|edu)"
 _EMAIL = (
     _SPELT_LOCAL + _AT + _LABEL + r"(?:" + _DOT + _LABEL + r")+"
-    r"|" + _SPELT_LOCAL + r"\s+at\s+" + _LABEL + r"(?:" + _DOT + _LABEL + r")*" + _DOT + _TLD
-    + r"\b"
+    r"|(?P<bare_local>" + _SPELT_LOCAL + r")\s+at\s+(?P<bare_domain>" + _LABEL
+    + r"(?:" + _DOT + _LABEL + r")*" + _DOT + _TLD + r")\b"
 )
 EMAILS = re2.compile(r"(?i)" + _EMAIL)
+# Words that stand before " at <site>" in ordinary English ("have a look at nhs.uk"): with a
+# bare " at ", such a word is not the local part of an address. Nor is a web address (www.).
+NOT_LOCAL_PARTS = frozenset({
+    "look", "looking", "looked", "me", "us", "them", "him", "her", "it", "online", "site",
+    "website", "page", "pages", "found", "find", "available", "here", "there", "details", "info",
+    "information", "advice", "help", "guidance", "more", "out", "go", "went", "visit", "visited",
+    "stayed", "arrived", "registered", "booked", "search", "searched", "check", "checked",
+    "apply", "applied", "read",
+})  # fmt: skip
 # Letters and combining marks only, in any script: "Zoë" (or "Zoe" + U+0308) is one word, and
 # apostrophes and hyphens split words, so "Jane's" yields "Jane". Every word of a story is
 # looked at, and RE2's Python wrapper costs microseconds a match, so words are found with

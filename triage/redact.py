@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import re2
 
-from triage.identifiers import EMAILS, MARKS, NUMBERS, words
+from triage.identifiers import EMAILS, MARKS, NOT_LOCAL_PARTS, NUMBERS, words
 from triage.textmap import TextMap, fold, unify_gaps, zeros_for_os
 
 NAME = "[name]"
@@ -99,7 +99,15 @@ def _numbers(view: TextMap) -> Iterator[Redaction]:
 
 
 def _emails(view: TextMap) -> Iterator[Redaction]:
+    """Email addresses in ``view``, however "@" and the dots are written."""
+    local = EMAILS.groupindex["bare_local"]
+    domain = EMAILS.groupindex["bare_domain"]
     for match in EMAILS.finditer(view.text):
+        if match.group(local) is not None and (
+            match.group(local).casefold() in NOT_LOCAL_PARTS
+            or match.group(domain).casefold().startswith("www.")
+        ):
+            continue  # "a look at nhs.uk", "me at www.example.org"
         yield Redaction(*view.origin(*match.span()), PLACEHOLDERS["email"])
 
 
