@@ -362,3 +362,26 @@ def test_redact_postcodes_in_any_case_and_separator(
     if wide:
         postcode = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in postcode)
     assert redact(f"Lives at {postcode} now.") == "Lives at [postcode] now."
+
+
+NI_GAPS = ["", " ", "  ", "-", "\u2013", "/", "\u00a0", "\u202f", "\t"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(NI_GAPS), min_size=4, max_size=4),
+    st.sampled_from(["C", "c", "A", "D", ""]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_redact_ni_numbers_with_any_separator_and_with_or_without_suffix(
+    gaps: list[str], suffix: str, lower: bool, wide: bool
+) -> None:
+    if suffix:  # "QQ 12 34 56 C"; without the suffix, as NI numbers are grouped: "QQ 12 34 56"
+        number = "QQ" + gaps[0] + "12" + gaps[1] + "34" + gaps[2] + "56" + gaps[3] + suffix
+        number = number.lower() if lower else number
+    else:
+        number = "QQ" + gaps[0] + "12" + gaps[1] + "34" + gaps[1] + "56"
+    if wide:
+        number = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in number)
+    assert redact(f"Please note {number} today.") == "Please note [NI number] today."
