@@ -1,8 +1,9 @@
 """Digest stage, redaction: the RE2 patterns for identifiers, by what they are. May import re2.
 
-The patterns run on normalised copies of the text (``triage.textmap``): NFKC, no format
-characters, ASCII digits, and, for ``NUMBERS``, every separator run between digit groups made
-one space. So a number's groups are written here as digits with an optional single space
+The patterns run on normalised copies of the text (``triage.textmap``): NFKC, no invisible
+characters, ASCII digits, and, for ``NUMBERS``, a letter O among digits read as zero and every
+separator run between digit groups (or between a digit and a letter) made one space. So a
+number's groups are written here as digits with an optional single space
 between any two of them: "07700 900123", "07700-900-123", "077 009 001 23" and "07700 900 123"
 typed with narrow no-break spaces all read "0 ?7 ?7 ...". A digit run is cut only where the
 regex's ``\\b`` allows, and each kind fixes its digit count, so a longer run of groups is not
