@@ -109,7 +109,7 @@ NUMBERS = re2.compile(
 # HTML-encoded, or spelled "(at)", "[at]", "{at}", "<at>"; dots may be spelled the same ways.
 _LOCAL_PART = r"[^\s@<>()\[\]{},;:\"]+"
 _LABEL = r"[^\s@<>()\[\]{},;:\".\x{3002}]+"
-_BRACKETED = r"\s{0,2}[(\[{<]\s?(?:WORD)\s?[)\]}>]\s{0,2}"
+_BRACKETED = r"\s{0,2}[(\[{<_/#*-]\s?(?:WORD)\s?[)\]}>_/#*-]\s{0,2}"  # (at) -at- _at_
 _AT = r"(?:\s{0,2}@\s{0,2}|" + _BRACKETED.replace("WORD", "at|@") + r"|%40|&#0*64;|&commat;)"
 _DOT = r"(?:[.\x{3002}]|\s\.\s|" + _BRACKETED.replace("WORD", "dot") + r"|\s+dot\s+)"  # 。
 _WORDS_DOT = r"(?:\s+dot\s+|" + _BRACKETED.replace("WORD", "dot") + r")"
