@@ -217,8 +217,16 @@ def test_redact_adversarial_input_completes_unchanged(text: str) -> None:
         ("0 " * 50_000, "[NHS number] " * 5_000),
         ("QQ 12 34 56 " * 8_000, "[NI number] " * 8_000),
     ],
-    ids=["phones", "nhs numbers", "names", "long domain", "dates of birth", "digits and spaces",
-         "zeros and spaces", "ni without suffix"],
+    ids=[
+        "phones",
+        "nhs numbers",
+        "names",
+        "long domain",
+        "dates of birth",
+        "digits and spaces",
+        "zeros and spaces",
+        "ni without suffix",
+    ],
 )
 def test_redact_adversarial_input_completes_redacted(text: str, expected: str) -> None:
     assert redact(text, ("Jane",)) == expected

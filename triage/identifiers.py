@@ -88,7 +88,7 @@ _DOB_DATE = (
     r"|" + _MONTH + r"\s+(?:the\s+)?" + _DAY + r"(?:,?\s+" + _YEAR + r")?"  # April 3rd, 1951
     r"|" + _MONTH + r",?\s+" + _YEAR  # April 1951
     + r"|(?:19|20)\d{2}|'\d{2})\b"  # 1951, '51
-)
+)  # fmt: skip
 # Dates and amounts that are not identifiers, matched first so that their digits cannot start
 # a phone or NHS number: "03.04.2024 10.30", "06/23/2010 03:22", "2024-04-03 10.30",
 # "case 2024/123456", "£1 500 000 000".
@@ -120,7 +120,7 @@ _EMAIL = (
     _SPELT_LOCAL + _AT + _LABEL + r"(?:" + _DOT + _LABEL + r")+"
     r"|(?P<bare_local>" + _SPELT_LOCAL + r")\s+at\s+(?P<bare_domain>" + _LABEL
     + r"(?:" + _DOT + _LABEL + r")*" + _DOT + _TLD + r")\b"
-)
+)  # fmt: skip
 EMAILS = re2.compile(r"(?i)" + _EMAIL)
 # Words that stand before " at <site>" in ordinary English ("have a look at nhs.uk"): with a
 # bare " at ", such a word is not the local part of an address. Nor is a web address (www.).

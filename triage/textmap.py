@@ -146,8 +146,9 @@ def _folds(text: str) -> Iterator[Edit]:
 
 def substitute(source: TextMap, pattern: re.Pattern[str], replace: Callable[[str], str]) -> TextMap:
     """A copy of ``source`` with each match of ``pattern`` replaced by ``replace(match)``."""
-    matches = ((m.start(), m.end(), m.group()) for m in pattern.finditer(source.text))
-    return rewrite(source, ((s, e, replace(g)) for s, e, g in matches if replace(g) != g))
+    found = ((m.start(), m.end(), m.group()) for m in pattern.finditer(source.text))
+    edits = ((start, end, text, replace(text)) for start, end, text in found)
+    return rewrite(source, ((start, end, new) for start, end, old, new in edits if new != old))
 
 
 # What people and mail clients put between the groups of a number: spaces of any width, tabs,
