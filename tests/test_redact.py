@@ -6,9 +6,19 @@ All data is synthetic: example.org addresses, Ofcom drama numbers (01632 960xxx,
 
 from __future__ import annotations
 
-import pytest
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from triage import redact as redact_module
 from triage.redact import RedactionError, redact
+
+DATA = Path(__file__).parent / "data"
 
 IDENTIFIERS = [
     # UK phone numbers, national.
@@ -173,8 +183,6 @@ def test_redact_raises_on_text_it_cannot_encode() -> None:
 ADVERSARIAL_UNCHANGED = {
     "letters": "a" * 100_000,
     "digits": "9" * 100_000,
-    "digits and spaces": "1 " * 50_000,
-    "zeros and spaces": "0 " * 50_000,
     "ats": "@".join(["a"] * 30_000),
     "dots": "a." * 50_000,
     "local part only": "a" * 100_000 + "@",
@@ -184,7 +192,6 @@ ADVERSARIAL_UNCHANGED = {
     "brackets": "(0" * 50_000,
     "dob cues": "DOB " * 25_000,
     "born cues": "born on the " * 8_000,
-    "ni without suffix": "QQ 12 34 56 " * 8_000,
     "outward codes": "SW1A " * 20_000,
     "digit groups": "01 " * 33_000,
     "long digit groups": "07700 9001234 " * 7_000,
@@ -205,8 +212,21 @@ def test_redact_adversarial_input_completes_unchanged(text: str) -> None:
         ("Jane " * 20_000, "[name] " * 20_000),
         ("x@" + "a." * 50_000, "[email]."),
         ("DOB 03/04/1951 " * 6_000, "DOB [date of birth] " * 6_000),
+        # Ten digits in any grouping are an NHS number, even one digit to a group.
+        ("1 " * 50_000, "[NHS number] " * 5_000),
+        ("0 " * 50_000, "[NHS number] " * 5_000),
+        ("QQ 12 34 56 " * 8_000, "[NI number] " * 8_000),
     ],
-    ids=["phones", "nhs numbers", "names", "long domain", "dates of birth"],
+    ids=[
+        "phones",
+        "nhs numbers",
+        "names",
+        "long domain",
+        "dates of birth",
+        "digits and spaces",
+        "zeros and spaces",
+        "ni without suffix",
+    ],
 )
 def test_redact_adversarial_input_completes_redacted(text: str, expected: str) -> None:
     assert redact(text, ("Jane",)) == expected
@@ -216,3 +236,160 @@ def test_redact_adversarial_mix_keeps_only_placeholders() -> None:
     noise = " | ".join(text[:5_000] for text in ADVERSARIAL_UNCHANGED.values())
     text = f"{noise} 07700 900123 {noise} jane@example.org {noise} SW1A 1AA"
     assert redact(text) == f"{noise} [phone] {noise} [email] {noise} [postcode]"
+
+
+VARIANTS = [
+    json.loads(line) for line in (DATA / "redaction_variants.jsonl").read_text().splitlines()
+]
+
+
+@pytest.mark.parametrize(
+    "variant", VARIANTS, ids=[f"{v['kind']}-{i}" for i, v in enumerate(VARIANTS)]
+)
+def test_redact_variants_as_people_and_mail_clients_type_them(variant: dict[str, Any]) -> None:
+    # Separators of every kind, full-width and zero-width characters, spelled-out "(at)",
+    # identifiers without their suffix; and ordinary text (years, amounts, times, event dates,
+    # references) that must survive. See tests/data/redaction_variants.jsonl.
+    assert redact(variant["text"], tuple(variant.get("names", ()))) == variant["expected"]
+
+
+def test_redact_fixture_covers_every_kind_a_hundred_times_over() -> None:
+    kinds = Counter(v["kind"] for v in VARIANTS)
+    assert set(kinds) == {"phone", "nhs", "ni", "postcode", "email", "dob", "name", "ordinary"}
+    assert sum(kinds.values()) - kinds["ordinary"] >= 100
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("call ０７７００\u200b ９００１２３ now", 5, 18),  # full-width digits, a zero-width space
+        ("call 07700\u2013900\u2013123.", 5, 18),  # en-dashes
+        ("NHS 999\u202f123\u202f4567", 4, 16),  # narrow no-break spaces
+        ("at SW1A\r\n1AA.", 3, 12),  # a line break inside a postcode
+        ("ﬁle: jane\u200d.doe＠example.org", 5, 26),  # a ligature before; zero-width joiner
+    ],
+)
+def test_redact_spans_are_offsets_in_the_text_as_typed(text: str, start: int, end: int) -> None:
+    spans = redact_module.redactions(text)
+    assert [(s.start, s.end) for s in spans] == [(start, end)]
+    # Everything outside the span is shown exactly as typed, not as its normalised form.
+    assert redact(text) == text[:start] + spans[0].placeholder + text[end:]
+
+
+def test_redact_names_full_width_or_broken_by_invisible_characters() -> None:
+    text = "Ｊａｎｅ, J\u200bane, Ja\u00adne and D\u2060OE wrote; Janet did not."
+    assert redact(text, ("Jane Doe",)) == "[name], [name], [name] and [name] wrote; Janet did not."
+
+
+HOSTILE_MEGABYTE = {
+    "zero-width spaces": ("\u200b" * 1_000_000, "\u200b" * 1_000_000),
+    "digits and en-dashes": ("1\u2013" * 500_000, "[NHS number]\u2013" * 50_000),
+    "spelled at": ("a(at)" * 200_000, "a(at)" * 200_000),
+    "full-width digits and joiners": ("９\u2060" * 500_000, "９\u2060" * 500_000),
+    "one full-width word": ("ａ" * 1_000_000, "ａ" * 1_000_000),
+    "letters and marks": ("e\u0301" * 500_000, "e\u0301" * 500_000),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "expected"), HOSTILE_MEGABYTE.values(), ids=HOSTILE_MEGABYTE.keys()
+)
+def test_redact_hostile_megabyte_completes(text: str, expected: str) -> None:
+    # Completing is the assertion (no timing checks): normalising is one pass per character
+    # and RE2 is linear, so a megabyte of separators or spellings cannot stall the digest.
+    assert redact(text, ("Jane",)) == expected
+
+
+SEPARATORS = [" ", "  ", "-", "\u2013", "\u2014", "\u2011", "\u2212", "/", ".", "\u00b7", "_",
+              "\u00a0", "\u202f", "\u2009", "\u3000", "\t", "\r\n", " - ", " / "]  # fmt: skip
+INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u2060", "\u00ad", "\ufeff", "\u200e", "\u2066",
+              "\u034f", "\ufe0f", "\u180e"]  # fmt: skip
+DIGIT_FORMS = [
+    lambda d: d,
+    lambda d: chr(0xFF10 + int(d)),  # full-width
+    lambda d: chr(0x0660 + int(d)),  # Arabic-Indic
+]
+
+
+@st.composite
+def typed(draw: st.DrawFn, digits: str, first_sizes: tuple[int, ...]) -> str:
+    """``digits`` as someone might type them: grouped, any separators, invisible characters."""
+    sizes = [draw(st.sampled_from(first_sizes))]
+    while sum(sizes) < len(digits):
+        sizes.append(min(draw(st.integers(2, 5)), len(digits) - sum(sizes)))
+    form = draw(st.sampled_from(DIGIT_FORMS))
+    groups, done = [], 0
+    for size in sizes:
+        groups.append("".join(form(d) for d in digits[done : done + size]))
+        done += size
+    text = groups[0]
+    for group in groups[1:]:
+        text += draw(st.sampled_from(SEPARATORS)) + group
+    for _ in range(draw(st.integers(0, 2))):  # strictly inside, never at an edge
+        at = draw(st.integers(1, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from(INVISIBLES)) + text[at:]
+    return text
+
+
+# The first group is the prefix or area code as people write it ("0", "077", "0207", "01632");
+# after it, groups of two to five digits.
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["07700900123", "01632960123", "02079460123", "01134960123"]).flatmap(
+        lambda number: typed(number, (1, 3, 4, 5))
+    )
+)
+def test_redact_phone_numbers_in_any_grouping_and_any_separators(phone: str) -> None:
+    assert redact(f"Call {phone} today.") == "Call [phone] today."
+
+
+@settings(max_examples=300, deadline=None)
+@given(typed("9991234567", (1, 2, 3, 4, 5)))
+def test_redact_nhs_numbers_in_any_grouping_and_any_separators(number: str) -> None:
+    assert redact(f"NHS {number} today.") == "NHS [NHS number] today."
+
+
+POSTCODE_GAPS = ["", " ", "  ", "-", "\u2013", "/", ".", "\u00a0", "\u202f", "\t", "\n", "\r\n",
+                 " - "]  # fmt: skip
+POSTCODES = [("SW1A", "1AA"), ("EC1A", "1BB"), ("M1", "1AE"), ("B33", "8TH"), ("CR2", "6XH"),
+             ("DN55", "1PT"), ("W1A", "0AX")]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(POSTCODES),
+    st.sampled_from(POSTCODE_GAPS),
+    st.sampled_from([str.upper, str.lower, str.title]),
+    st.booleans(),
+)
+def test_redact_postcodes_in_any_case_and_separator(
+    parts: tuple[str, str], gap: str, case: Any, wide: bool
+) -> None:
+    postcode = case(parts[0] + gap + parts[1])
+    if wide:
+        postcode = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in postcode)
+    assert redact(f"Lives at {postcode} now.") == "Lives at [postcode] now."
+
+
+NI_GAPS = ["", " ", "  ", "-", "\u2013", "/", "\u00a0", "\u202f", "\t"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(NI_GAPS), min_size=4, max_size=4),
+    st.sampled_from(["C", "c", "A", "D", ""]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_redact_ni_numbers_with_any_separator_and_with_or_without_suffix(
+    gaps: list[str], suffix: str, lower: bool, wide: bool
+) -> None:
+    if suffix:  # "QQ 12 34 56 C"; without the suffix, as NI numbers are grouped: "QQ 12 34 56"
+        number = "QQ" + gaps[0] + "12" + gaps[1] + "34" + gaps[2] + "56" + gaps[3] + suffix
+        number = number.lower() if lower else number
+    else:
+        number = "QQ" + gaps[0] + "12" + gaps[1] + "34" + gaps[1] + "56"
+    if wide:
+        number = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in number)
+    assert redact(f"Please note {number} today.") == "Please note [NI number] today."
