@@ -17,12 +17,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import mailparser
-from inscriptis import get_text
-from lxml.etree import LxmlError
 from mailparser.exceptions import MailParserError
 
 from intake.clean import clean
 from intake.errors import ParseError
+from intake.html_text import html_text
 from intake.records import Address, Attachment, RawMessage, Story
 from intake.timing import StageTimer
 
@@ -62,12 +61,15 @@ def parse(raw: RawMessage, timer: StageTimer | None = None) -> Story:
         raise ParseError(f"mail-parser failed on this structure: {err}") from err
     defects = _defects(mail, raw)
     sender = _sender(mail, defects)
-    body, html_only = _body(mail)
+    body, html_only = _body(mail, defects)
     if timer is None:
         cleaned = clean(body, sender.name)
     else:
         with timer.stage("clean", 1):
             cleaned = clean(body, sender.name)
+    if body.strip() and not cleaned.text.strip():
+        # Never an empty story without saying why: a person reads what cleaning set aside.
+        defects.append("empty_after_cleaning")
     return Story(
         story_id=story_id(mail.message.get_all("message-id") or (), raw.data),
         sender=sender,
@@ -106,20 +108,18 @@ def one_line(value: str, limit: int = MAX_HEADER_CHARS) -> str:
 
 def html_to_text(html: str) -> str:
     """Readable text from an HTML body (layout-aware: tables and lists keep their shape)."""
-    try:
-        return str(get_text(html))
-    except (LxmlError, ValueError):
-        # Unparseable markup: fall back to dropping tags so the words are not lost.
-        return re.sub(r"<[^>]{0,2000}>", " ", html)
+    return html_text(html).text
 
 
-def _body(mail: Any) -> tuple[str, bool]:
+def _body(mail: Any, defects: list[str]) -> tuple[str, bool]:
     plain = [p for p in mail.text_plain if p.strip()]
     if plain:
         return "\n\n".join(plain), False
-    html = [h for h in mail.text_html if h.strip()]
+    html = [html_text(h) for h in mail.text_html if h.strip()]
+    if any(h.flattened for h in html):
+        defects.append("html_flattened")  # every word kept, the layout (and quoting) lost
     if html:
-        return "\n\n".join(html_to_text(h) for h in html), True
+        return "\n\n".join(h.text for h in html), True
     return "", False
 
 
