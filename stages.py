@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 from intake.records import Batch, Quarantined, RawMessage, Story, Triage
 from intake.timing import StageTimer
 from triage.rules import TagSettings
+from triage.tag_limit import fit_for_tagging
 
 if TYPE_CHECKING:
     from triage.tag import Tagger
@@ -56,6 +57,8 @@ def process(
     with timer.stage("parse", len(raws)):
         stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws],
                                       partial(_parse_each, timer=timer))  # fmt: skip
+    # The stored story says when the tagger read only part of it.
+    stories = [(raw, fit_for_tagging(story)) for raw, story in stories]
     with timer.stage("tag", len(stories)):
         triages, untagged = run_stage("tag", stories, partial(tag_many, tagger=tagger))
     story_of = {raw.key: story for raw, story in stories}
