@@ -115,14 +115,18 @@ class InProcess:
         for batch in batches:
             self._tagger = self._tagger or load_tagger(self._settings)
             yield batch, process(batch.messages, self._tagger, self._timer)
+            del batch  # its raw bytes go before the next batch is fetched, not after
 
 
 class WorkerPool:
     """Parse and tag in ``workers`` processes, each loading the tagger once; batches are
     handed out as they are fetched and come back in order."""
 
-    def __init__(self, settings: TagSettings, workers: int, timer: StageTimer) -> None:
+    def __init__(
+        self, settings: TagSettings, workers: int, timer: StageTimer, max_bytes: int
+    ) -> None:
         self._settings, self._workers, self._timer = settings, workers, timer
+        self._max_bytes = max_bytes
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> WorkerPool:
@@ -137,10 +141,18 @@ class WorkerPool:
     def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
         """Each batch with its parsed and tagged messages, in order. Two batches more than
         there are workers are in flight, so that a worker finishing one finds the next already
-        waiting while this process stores and sends: one more would only hold more memory."""
+        waiting while this process stores and sends: one more would only hold more memory.
+        And no more than ``max_bytes`` of raw mail: a batch that would take the batches in
+        flight past it waits until the oldest is back, so this process holds at most two
+        batches' bytes (one in the workers' hands, the next just fetched)."""
         in_flight: deque[tuple[Batch, ProcessPoolExecutor, Future[WorkerResult]]] = deque()
         for batch in batches:
+            while in_flight and _bytes(batch) + sum(_bytes(b) for b, *_ in in_flight) > (
+                self._max_bytes
+            ):  # fmt: skip
+                yield self._collect(*in_flight.popleft())
             in_flight.append((batch, *self._submit(batch.messages)))
+            del batch  # held by in_flight alone: gone as soon as it is collected
             if len(in_flight) > self._workers + 1:
                 yield self._collect(*in_flight.popleft())
         while in_flight:
@@ -246,10 +258,16 @@ def _work(raws: tuple[RawMessage, ...]) -> WorkerResult:
         timer.seconds, timer.items  # fmt: skip
 
 
+def _bytes(batch: Batch) -> int:
+    return sum(len(raw.data) for raw in batch.messages)
+
+
 def open_stages(
-    settings: TagSettings, workers: int, tagger: Tagger | None, timer: StageTimer
-) -> InProcess | WorkerPool:
-    """Worker processes when ``workers`` > 0 and no tagger was handed in, else this process."""
+    settings: TagSettings, workers: int, tagger: Tagger | None, timer: StageTimer,
+    max_bytes: int,
+) -> InProcess | WorkerPool:  # fmt: skip
+    """Worker processes when ``workers`` > 0 and no tagger was handed in, else this process;
+    ``max_bytes`` bounds the raw mail in the workers' hands at once (``[mailbox] batch_bytes``)."""
     if workers > 0 and tagger is None:
-        return WorkerPool(settings, workers, timer)
+        return WorkerPool(settings, workers, timer, max_bytes)
     return InProcess(settings, tagger, timer)
