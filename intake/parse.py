@@ -6,8 +6,6 @@ Malformed mail is data, not an error: whatever the parser complains about goes i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import re
@@ -169,14 +167,19 @@ def _defects(mail: Any, raw: RawMessage) -> list[str]:
 def _attachment(part: dict[str, Any]) -> Attachment:
     payload = part.get("payload") or ""
     if part.get("binary"):
-        try:
-            size = len(base64.b64decode(payload))
-        except (binascii.Error, ValueError):
-            size = len(payload) * 3 // 4
+        size = base64_size(str(payload))
     else:
         size = len(str(payload).encode("utf-8", "replace"))
     content_type = one_line(str(part.get("mail_content_type") or "application/octet-stream"))
     return Attachment(safe_name(str(part.get("filename") or "")), content_type.lower(), size)
+
+
+def base64_size(payload: str) -> int:
+    """The decoded size of a base64 payload, counted without decoding it: an attachment is
+    metadata here, and decoding a 20 MB one only to measure it held 15 MB more per message."""
+    letters = len(payload) - sum(payload.count(c) for c in " \t\r\n")
+    padding = payload[-8:].rstrip().count("=")
+    return max(0, letters * 3 // 4 - min(padding, 2))
 
 
 def safe_name(name: str) -> str:
