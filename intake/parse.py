@@ -11,6 +11,9 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesFeedParser
+from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -41,6 +44,7 @@ MAX_AUTH_RESULTS_CHARS = 8000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPACE = re.compile(r"\s+")
 _MSGID = re.compile(r"<([^<>\s]{1,900})>|([^<>\s@]{1,450}@[^<>\s@]{1,450})")
+FEED_BYTES = 1 << 16  # how much of a message the stdlib parser is handed at a time
 _NAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
@@ -50,8 +54,10 @@ def parse(raw: RawMessage, timer: StageTimer | None = None) -> Story:
     ``timer``, when given, counts the cleaning apart from the rest (the benchmark's figures).
     """
     try:
-        mail = mailparser.parse_from_bytes(raw.data)
-    except MailParserError as err:
+        mail = mailparser.MailParser(_message(raw.data))
+    except (MailParserError, RecursionError) as err:
+        # The stdlib parser recurses once per multipart level (mail-parser's own guard
+        # wraps only its parse_from_bytes, which reads the message in one piece).
         raise ParseError(f"unreadable MIME structure: {type(err).__name__}") from err
     except AttributeError as err:
         # mail-parser 4.x trips over some broken epilogues (find_between on None); the
@@ -86,6 +92,17 @@ def parse(raw: RawMessage, timer: StageTimer | None = None) -> Story:
         headers=_deciding_headers(mail.message),
         source=raw.key,
     )
+
+
+def _message(data: bytes) -> Message:
+    """The message structure, read in pieces. Handed the whole message at once, the stdlib
+    parser queues every line of it before parsing any: 110 MiB at the peak for a 15 MB
+    attachment, 39 MiB fed 64 KiB at a time (same result: its lines survive any cut)."""
+    parser = BytesFeedParser(policy=compat32)
+    view = memoryview(data)
+    for at in range(0, len(data), FEED_BYTES):
+        parser.feed(bytes(view[at : at + FEED_BYTES]))
+    return parser.close()
 
 
 def story_id(message_ids: Iterable[Any], data: bytes) -> str:
