@@ -41,10 +41,12 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 Done = list[tuple[RawMessage, Story, Triage]]
 Processed = tuple[Done, list[Quarantined]]
-# What a worker sends back: indexes into its batch instead of the raw bytes (they stay here).
+# What a worker sends back: indexes into its batch instead of the raw bytes (they stay here),
+# for the quarantined messages too: (index, stage, reason, detail).
 WorkerResult = tuple[
-    list[tuple[int, Story, Triage]], list[Quarantined], dict[str, float], dict[str, int]
-]
+    list[tuple[int, Story, Triage]], list[tuple[int, str, str, str]], dict[str, float],
+    dict[str, int],
+]  # fmt: skip
 
 
 def process(
@@ -200,7 +202,8 @@ class WorkerPool:
     def _unpack(self, raws: Sequence[RawMessage], result: WorkerResult) -> Processed:
         indexed, failed, seconds, items = result
         self._timer.merge(seconds, items)
-        return [(raws[i], story, triage) for i, story, triage in indexed], failed
+        return [(raws[i], story, triage) for i, story, triage in indexed], [
+            Quarantined(raws[i], *why) for i, *why in failed]  # fmt: skip
 
     def _one_at_a_time(self, batch: Batch) -> Processed:
         done: Done = []
@@ -254,8 +257,9 @@ def _work(raws: tuple[RawMessage, ...]) -> WorkerResult:
     timer = StageTimer()
     done, failed = process(raws, _worker_tagger[0], timer)
     index = {raw.key: i for i, raw in enumerate(raws)}
-    return [(index[raw.key], story, triage) for raw, story, triage in done], failed, \
-        timer.seconds, timer.items  # fmt: skip
+    return ([(index[raw.key], story, triage) for raw, story, triage in done],
+            [(index[q.raw.key], q.stage, q.reason, q.detail) for q in failed],
+            timer.seconds, timer.items)  # fmt: skip
 
 
 def _bytes(batch: Batch) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
-from conftest import DEFAULT_THEMES, Mailbox, seed_maildir, story_message
+from conftest import DEFAULT_THEMES, Mailbox, nested_message, seed_maildir, story_message
 
 from config.settings import Settings
 from config.themes import load_themes
@@ -84,3 +84,15 @@ def test_stages_worker_pool_keeps_no_more_than_batch_bytes_in_flight(now: dateti
     assert done == 6
     # One batch in the worker's hands plus the one just fetched; the old pool kept workers + 2.
     assert max(held) <= 2, held
+
+
+@pytest.mark.slow
+def test_stages_worker_pool_quarantine_keeps_the_raw_bytes_it_sent(now: datetime) -> None:
+    # A worker sends back where a quarantined message was in its batch, not its bytes: the
+    # message's RawMessage is this process's own, not a second copy of a 20 MB message.
+    data = nested_message(5000)
+    raw = RawMessage("INBOX", 1, 1, now, len(data), data)
+    with WorkerPool(load_themes(DEFAULT_THEMES), 1, StageTimer(), max_bytes=10**6) as pool:
+        ((_, (stored, (failed,))),) = list(pool.map(iter([Batch((raw,), 1)])))
+    assert not stored and failed.stage == "parse" and "MIME structure" in failed.reason
+    assert failed.raw is raw
