@@ -145,18 +145,22 @@ class WorkerPool:
         there are workers are in flight, so that a worker finishing one finds the next already
         waiting while this process stores and sends: one more would only hold more memory.
         And no more than ``max_bytes`` of raw mail: a batch that would take the batches in
-        flight past it waits until the oldest is back, so this process holds at most two
-        batches' bytes (one in the workers' hands, the next just fetched)."""
+        flight past it waits until the oldest are back, so this process holds at most two
+        batches' bytes (those just back, the next just fetched). It is handed to the workers
+        before those are stored, so the worker parses while this process stores."""
         in_flight: deque[tuple[Batch, ProcessPoolExecutor, Future[WorkerResult]]] = deque()
         for batch in batches:
+            ready = []
             while in_flight and _bytes(batch) + sum(_bytes(b) for b, *_ in in_flight) > (
                 self._max_bytes
             ):  # fmt: skip
-                yield self._collect(*in_flight.popleft())
+                ready.append(self._collect(*in_flight.popleft()))
             in_flight.append((batch, *self._submit(batch.messages)))
             del batch  # held by in_flight alone: gone as soon as it is collected
             if len(in_flight) > self._workers + 1:
-                yield self._collect(*in_flight.popleft())
+                ready.append(self._collect(*in_flight.popleft()))
+            while ready:  # popped, not iterated: each is let go once it is stored
+                yield ready.pop(0)
         while in_flight:
             yield self._collect(*in_flight.popleft())
 
