@@ -133,6 +133,8 @@ def _body(mail: Any, defects: list[str]) -> tuple[str, bool]:
     html = [html_text(h) for h in mail.text_html if h.strip()]
     if any(h.flattened for h in html):
         defects.append("html_flattened")  # every word kept, the layout (and quoting) lost
+    if html and not any(h.text.strip() for h in html):
+        defects.append("html_without_text")  # images alone, say: a person looks at it
     if html:
         return "\n\n".join(h.text for h in html), True
     return "", False

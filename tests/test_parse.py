@@ -177,3 +177,10 @@ def test_parse_body_cleaned_to_nothing_says_why() -> None:
     story = parse(raw(story_message(1, body=body)))
     assert story.text == "" and "empty_after_cleaning" in story.defects
     assert "empty_after_cleaning" not in parse(raw(story_message(2))).defects
+
+
+def test_parse_html_without_words_says_why_its_text_is_empty() -> None:
+    data = (b"From: a@example.org\nMessage-ID: <img@example.org>\n"
+            b"Content-Type: text/html\n\n<p><img src=\"cid:scan\" alt=\"\"></p>\n")  # fmt: skip
+    story = parse(raw(data))
+    assert story.text == "" and "html_without_text" in story.defects

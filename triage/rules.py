@@ -171,7 +171,8 @@ def combine(model_score: float | None, hits: float, weight: float, saturation: f
 
 
 # Defects that mean the text read is not the whole message as sent: a person reads the rest.
-REVIEW_DEFECTS = ("too_large", "html_flattened", "empty_after_cleaning", "truncated_for_tagging")
+REVIEW_DEFECTS = ("too_large", "html_flattened", "html_without_text", "empty_after_cleaning",
+                  "truncated_for_tagging")  # fmt: skip
 
 
 def review_reasons(
