@@ -127,7 +127,9 @@ class ImapSource:
         for at in range(0, len(uids), s.batch_size * SIZE_CHUNK_BATCHES):
             part = uids[at : at + s.batch_size * SIZE_CHUNK_BATCHES]
             large = self.large_uids(part)
-            sizes = self._sizes(sorted(self.large_uids(part, small) - large))
+            # (none can be, when max_message_bytes is the smaller: no search then)
+            big = self.large_uids(part, small) if small < s.max_message_bytes else set()
+            sizes = self._sizes(sorted(big - large))
             sizes |= dict.fromkeys(large, small)  # headers only: a few KB
             for batch in plan_batches(part, sizes, small, limit):
                 handed += len(batch)
