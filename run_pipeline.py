@@ -94,7 +94,8 @@ def run_once(
             _finish_pending_marks(source, store, state)
             batches = _timed(source.fetch_new(state, store.last_uid(state)), timer)
             workers = settings.intake.workers
-            with open_stages(settings.tagger, workers, tagger, timer) as stages:
+            with open_stages(settings.tagger, workers, tagger, timer,
+                             settings.mailbox.batch_bytes) as stages:  # fmt: skip
                 for batch, processed in stages.map(batches):
                     sender.wait()  # the store is this thread's again
                     step = _handle_batch(batch, processed, state, source, store, now, settings,
@@ -105,6 +106,7 @@ def run_once(
                     log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
                              report.counts_line(step, BATCH_COUNTS),
                              progress.update(counts.fetched, batch.remaining))  # fmt: skip
+                    del batch, processed  # the raw bytes go before the next fetch
                     if stop.is_set():
                         break
             sender.wait()

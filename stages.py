@@ -30,6 +30,7 @@ from intake.records import Batch, Quarantined, RawMessage, Story, Triage
 from intake.timing import StageTimer
 from triage.model_cache import TRAINING_TIME, untrained
 from triage.rules import TagSettings
+from triage.tag_limit import fit_for_tagging
 
 if TYPE_CHECKING:
     from triage.tag import Tagger
@@ -43,10 +44,12 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 Done = list[tuple[RawMessage, Story, Triage]]
 Processed = tuple[Done, list[Quarantined]]
-# What a worker sends back: indexes into its batch instead of the raw bytes (they stay here).
+# What a worker sends back: indexes into its batch instead of the raw bytes (they stay here),
+# for the quarantined messages too: (index, stage, reason, detail).
 WorkerResult = tuple[
-    list[tuple[int, Story, Triage]], list[Quarantined], dict[str, float], dict[str, int]
-]
+    list[tuple[int, Story, Triage]], list[tuple[int, str, str, str]], dict[str, float],
+    dict[str, int],
+]  # fmt: skip
 
 
 def process(
@@ -59,6 +62,8 @@ def process(
     with timer.stage("parse", len(raws)):
         stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws],
                                       partial(_parse_each, timer=timer))  # fmt: skip
+    # The stored story says when the tagger read only part of it.
+    stories = [(raw, fit_for_tagging(story)) for raw, story in stories]
     with timer.stage("tag", len(stories)):
         triages, untagged = run_stage("tag", stories, partial(tag_many, tagger=tagger))
     story_of = {raw.key: story for raw, story in stories}
@@ -117,14 +122,18 @@ class InProcess:
                 announce_training(self._settings)
                 self._tagger = load_tagger(self._settings)
             yield batch, process(batch.messages, self._tagger, self._timer)
+            del batch  # its raw bytes go before the next batch is fetched, not after
 
 
 class WorkerPool:
     """Parse and tag in ``workers`` processes, each loading the tagger once; batches are
     handed out as they are fetched and come back in order."""
 
-    def __init__(self, settings: TagSettings, workers: int, timer: StageTimer) -> None:
+    def __init__(
+        self, settings: TagSettings, workers: int, timer: StageTimer, max_bytes: int
+    ) -> None:
         self._settings, self._workers, self._timer = settings, workers, timer
+        self._max_bytes = max_bytes
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> WorkerPool:
@@ -139,12 +148,24 @@ class WorkerPool:
     def map(self, batches: Iterator[Batch]) -> Iterator[tuple[Batch, Processed]]:
         """Each batch with its parsed and tagged messages, in order. Two batches more than
         there are workers are in flight, so that a worker finishing one finds the next already
-        waiting while this process stores and sends: one more would only hold more memory."""
+        waiting while this process stores and sends: one more would only hold more memory.
+        And no more than ``max_bytes`` of raw mail: a batch that would take the batches in
+        flight past it waits until the oldest are back, so this process holds at most two
+        batches' bytes (those just back, the next just fetched). It is handed to the workers
+        before those are stored, so the worker parses while this process stores."""
         in_flight: deque[tuple[Batch, ProcessPoolExecutor, Future[WorkerResult]]] = deque()
         for batch in batches:
+            ready = []
+            while in_flight and _bytes(batch) + sum(_bytes(b) for b, *_ in in_flight) > (
+                self._max_bytes
+            ):  # fmt: skip
+                ready.append(self._collect(*in_flight.popleft()))
             in_flight.append((batch, *self._submit(batch.messages)))
+            del batch  # held by in_flight alone: gone as soon as it is collected
             if len(in_flight) > self._workers + 1:
-                yield self._collect(*in_flight.popleft())
+                ready.append(self._collect(*in_flight.popleft()))
+            while ready:  # popped, not iterated: each is let go once it is stored
+                yield ready.pop(0)
         while in_flight:
             yield self._collect(*in_flight.popleft())
 
@@ -191,7 +212,8 @@ class WorkerPool:
     def _unpack(self, raws: Sequence[RawMessage], result: WorkerResult) -> Processed:
         indexed, failed, seconds, items = result
         self._timer.merge(seconds, items)
-        return [(raws[i], story, triage) for i, story, triage in indexed], failed
+        return [(raws[i], story, triage) for i, story, triage in indexed], [
+            Quarantined(raws[i], *why) for i, *why in failed]  # fmt: skip
 
     def _one_at_a_time(self, batch: Batch) -> Processed:
         done: Done = []
@@ -257,14 +279,21 @@ def _work(raws: tuple[RawMessage, ...]) -> WorkerResult:
     timer = StageTimer()
     done, failed = process(raws, _worker_tagger[0], timer)
     index = {raw.key: i for i, raw in enumerate(raws)}
-    return [(index[raw.key], story, triage) for raw, story, triage in done], failed, \
-        timer.seconds, timer.items  # fmt: skip
+    return ([(index[raw.key], story, triage) for raw, story, triage in done],
+            [(index[q.raw.key], q.stage, q.reason, q.detail) for q in failed],
+            timer.seconds, timer.items)  # fmt: skip
+
+
+def _bytes(batch: Batch) -> int:
+    return sum(len(raw.data) for raw in batch.messages)
 
 
 def open_stages(
-    settings: TagSettings, workers: int, tagger: Tagger | None, timer: StageTimer
-) -> InProcess | WorkerPool:
-    """Worker processes when ``workers`` > 0 and no tagger was handed in, else this process."""
+    settings: TagSettings, workers: int, tagger: Tagger | None, timer: StageTimer,
+    max_bytes: int,
+) -> InProcess | WorkerPool:  # fmt: skip
+    """Worker processes when ``workers`` > 0 and no tagger was handed in, else this process;
+    ``max_bytes`` bounds the raw mail in the workers' hands at once (``[mailbox] batch_bytes``)."""
     if workers > 0 and tagger is None:
-        return WorkerPool(settings, workers, timer)
+        return WorkerPool(settings, workers, timer, max_bytes)
     return InProcess(settings, tagger, timer)

@@ -110,6 +110,8 @@ def _child_settings(spec: dict[str, Any]) -> Any:
         connect_timeout=10,
         read_timeout=300,
         batch_size=spec.get("batch_size", 100),
+        # bench/memory_bench.py sets it; the rest run with the shipped default.
+        **({"batch_bytes": spec["batch_bytes"]} if "batch_bytes" in spec else {}),
     )
     smtp = SmtpSettings(pickup_dir=spec["outbox"])
     if spec.get("smtp_port"):

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError
 
+from intake.batching import BatchLimit, plan_batches
 from intake.copies import MailboxCopy
 from intake.errors import ConfigError, FetchError
 from intake.errtext import describe
@@ -48,6 +49,7 @@ class ImapSettings:
     folder: str = "INBOX"
     processed_folder: str = ""
     batch_size: int = 100
+    batch_bytes: int = 32_000_000
     max_message_bytes: int = 25_000_000
     connect_timeout: float = 15.0
     read_timeout: float = 60.0
@@ -64,6 +66,8 @@ class ImapSettings:
             raise ConfigError("mailbox.username must be set when mailbox.host is")
         if self.batch_size < 1:
             raise ConfigError("mailbox.batch_size must be at least 1")
+        if self.batch_bytes < 1:
+            raise ConfigError("mailbox.batch_bytes must be at least 1")
         if self.max_message_bytes < 1024:
             raise ConfigError("mailbox.max_message_bytes must be at least 1024")
 
@@ -112,20 +116,27 @@ class ImapSource:
         return MailboxState(s.folder, int(selected[b"UIDVALIDITY"]))
 
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
-        """Yield batches of the messages with a UID above ``last_uid``, oldest first.
+        """Yield batches of the messages with a UID above ``last_uid``, oldest first, each
+        within ``batch_size`` messages and ``batch_bytes`` bytes (``intake.batching``).
 
         A message that vanished between SEARCH and FETCH is skipped. Any connection error
         raises FetchError; the batch in hand is then dropped whole, never half-yielded.
         """
-        uids = self.new_uids(last_uid)
-        size = self.settings.batch_size
-        large: set[int] = set()
-        for at in range(0, len(uids), size):
-            if at % (size * SIZE_CHUNK_BATCHES) == 0:  # sizes for the next few batches
-                large = self.large_uids(uids[at : at + size * SIZE_CHUNK_BATCHES])
-            batch = uids[at : at + size]
-            remaining = len(uids) - at - len(batch)
-            yield Batch(self.fetch_batch(state, batch, large), batch[-1], remaining)
+        uids, s, handed = self.new_uids(last_uid), self.settings, 0
+        limit = BatchLimit(s.batch_size, s.batch_bytes)
+        # A message of at most batch_bytes / batch_size cannot overfill a batch by itself:
+        # only the sizes of bigger ones are asked (one SEARCH, one small FETCH a chunk).
+        small = max(1, s.batch_bytes // s.batch_size)
+        for at in range(0, len(uids), s.batch_size * SIZE_CHUNK_BATCHES):
+            part = uids[at : at + s.batch_size * SIZE_CHUNK_BATCHES]
+            large = self.large_uids(part)
+            # (none can be, when max_message_bytes is the smaller: no search then)
+            big = self.large_uids(part, small) if small < s.max_message_bytes else set()
+            sizes = self._sizes(sorted(big - large))
+            sizes |= dict.fromkeys(large, small)  # headers only: a few KB
+            for batch in plan_batches(part, sizes, small, limit):
+                handed += len(batch)
+                yield Batch(self.fetch_batch(state, batch, large), batch[-1], len(uids) - handed)
 
     def new_uids(self, last_uid: int) -> list[int]:
         """UIDs above ``last_uid``, ascending (one UID SEARCH, none when SELECT's UIDNEXT
@@ -140,22 +151,31 @@ class ImapSource:
         # The server answers `last+1:*` with the highest UID even when it is <= last.
         return sorted(u for u in found if u > last_uid)
 
-    def large_uids(self, uids: Sequence[int]) -> set[int]:
-        """Which of ``uids`` are over ``max_message_bytes``: one UID SEARCH LARGER over their
-        range. ``fetch_new`` asks it for SIZE_CHUNK_BATCHES batches at a time: a FETCH of
-        every batch's sizes first made the server (and imapclient) read a row per message,
-        and one search over a whole backlog could outlast the read timeout on a server that
-        has to work the sizes out. A message never changes (RFC 3501): the answer holds."""
+    def large_uids(self, uids: Sequence[int], over: int = 0) -> set[int]:
+        """Which of ``uids`` are over ``over`` bytes (default ``max_message_bytes``): one UID
+        SEARCH LARGER over their range, SIZE_CHUNK_BATCHES batches at a time (a FETCH of every
+        size made the server read a row per message; one search over a whole backlog could
+        outlast the read timeout). A message never changes (RFC 3501): the answer holds."""
         if not uids:
             return set()
         client = self._require()
-        limit = str(self.settings.max_message_bytes)
+        limit = str(over or self.settings.max_message_bytes)
         criteria = ["UID", f"{min(uids)}:{max(uids)}", "LARGER", limit]
         try:
             found = client.search(criteria)
         except _IMAP_ERRORS as err:
             raise FetchError(f"IMAP search: {describe(err)}") from err
         return set(found).intersection(uids)
+
+    def _sizes(self, uids: list[int]) -> dict[int, int]:
+        """RFC822.SIZE of each of ``uids`` (those that vanished are left out)."""
+        if not uids:
+            return {}
+        try:
+            rows = self._require().fetch(uids, [b"RFC822.SIZE"])
+        except _IMAP_ERRORS as err:
+            raise FetchError(f"IMAP fetch: {type(err).__name__}: {err}") from err
+        return {u: int(rows[u][b"RFC822.SIZE"]) for u in uids if b"RFC822.SIZE" in rows.get(u, {})}
 
     def fetch_batch(
         self, state: MailboxState, uids: list[int], large: set[int] | None = None

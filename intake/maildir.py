@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from intake.batching import BatchLimit
 from intake.copies import MailboxCopy, matching
 from intake.errors import ConfigError, FetchError
 from intake.records import Batch, MailboxState, RawMessage
@@ -30,6 +31,7 @@ class MaildirSettings:
     maildir: str
     processed_folder: str = "processed"
     batch_size: int = 100
+    batch_bytes: int = 32_000_000
     max_message_bytes: int = 25_000_000
 
     def __post_init__(self) -> None:
@@ -37,6 +39,8 @@ class MaildirSettings:
             raise ConfigError("mailbox.processed_folder must be set for a Maildir")
         if self.batch_size < 1:
             raise ConfigError("mailbox.batch_size must be at least 1")
+        if self.batch_bytes < 1:
+            raise ConfigError("mailbox.batch_bytes must be at least 1")
 
 
 class MaildirSource:
@@ -64,24 +68,43 @@ class MaildirSource:
         return MailboxState(f"maildir:{Path(self.settings.maildir).name}", 0)
 
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
-        """Yield every message in the Maildir's root, in batches; ``last_uid`` is unused."""
+        """Yield every message in the Maildir's root, in batches within ``batch_size`` and
+        ``batch_bytes``; ``last_uid`` is unused."""
         box = self._require()
         try:
             keys = sorted(box.keys())
         except OSError as err:
             raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
+        limit = BatchLimit(self.settings.batch_size, self.settings.batch_bytes)
         batch: list[RawMessage] = []
         for uid, key in enumerate(keys, start=1):
+            size = self._held_size(box, key)
+            if size is None:
+                continue  # removed by someone else since the listing
+            if not limit.fits(size):  # decided before reading: never a batch and one more
+                yield Batch(tuple(batch), batch[-1].uid, len(keys) - batch[-1].uid)
+                batch = []
+                limit.restart()
             raw = self._read(box, state, uid, key)
             if raw is None:
-                continue  # removed by someone else since the listing
+                continue
             self._keys[uid] = key
             batch.append(raw)
-            if len(batch) == self.settings.batch_size:
-                yield Batch(tuple(batch), uid, len(keys) - uid)
-                batch = []
+            limit.add(len(raw.data))
         if batch:
             yield Batch(tuple(batch), batch[-1].uid)
+
+    def _held_size(self, box: mailbox.Maildir, key: str) -> int | None:
+        """The bytes reading this message will hold (its header block alone when too large)."""
+        try:
+            with box.get_file(key) as handle:
+                handle.seek(0, 2)
+                size = handle.tell()
+        except KeyError:
+            return None
+        except OSError as err:
+            raise FetchError(f"Maildir: {type(err).__name__}: {err.strerror}") from err
+        return min(size, MAX_HEADER_BYTES) if size > self.settings.max_message_bytes else size
 
     def _read(
         self, box: mailbox.Maildir, state: MailboxState, uid: int, key: str

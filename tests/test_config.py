@@ -155,3 +155,12 @@ def test_config_unreadable_toml_is_a_config_error(tmp_path: Path) -> None:
         load_settings(path, {})
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.toml", {})
+
+
+@pytest.mark.parametrize("mailbox", [{"maildir": "m"}, IMAP])
+def test_config_batch_bytes_is_read_and_must_be_positive(mailbox: dict[str, Any]) -> None:
+    env = {"STORY_IMAP_PASSWORD": "pw"}
+    settings = settings_from({"mailbox": {**mailbox, "batch_bytes": 5_000_000}}, env)
+    assert settings.mailbox.batch_bytes == 5_000_000
+    with pytest.raises(ConfigError, match=r"mailbox\.batch_bytes must be at least 1"):
+        settings_from({"mailbox": {**mailbox, "batch_bytes": 0}}, env)

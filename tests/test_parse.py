@@ -147,3 +147,40 @@ def test_parse_story_id_falls_back_for_garbage_message_id() -> None:
 def test_parse_html_to_text_survives_broken_markup() -> None:
     assert "words" in html_to_text("<p>words<<<</td></table>")
     assert html_to_text("") == ""
+
+
+def test_parse_deeply_nested_html_keeps_the_text_inside_and_after_the_nesting() -> None:
+    # 300 nested <div>s (a long Outlook reply chain): libxml2 stops building the tree at 256,
+    # and the story used to be stored empty, without a word said about it.
+    story = parse_file("deep_nested_html.eml")
+    assert "nobody shared her records" in story.text
+    assert story.text.endswith("Sent after the long reply chain: please use my story.")
+    assert "html_flattened" in story.defects
+    assert "html_flattened" not in parse_file("html_only.eml").defects  # layout kept there
+
+
+def test_parse_html_nested_past_every_parser_limit_loses_no_word() -> None:
+    depth = 5000  # past libxml2's huge-tree limit (2048) and Python's recursion limit
+    html = ("<p>Before.</p>" + "<blockquote>quoted " * depth + "the deepest words"
+            + "</blockquote>" * depth + "<p>My own words after the chain.</p>")  # fmt: skip
+    data = ("From: a@example.org\nMessage-ID: <deep@example.org>\n"
+            "Content-Type: text/html; charset=utf-8\n\n" + html + "\n").encode()  # fmt: skip
+    story = parse(raw(data))
+    words = story.text.split()
+    assert words.count("quoted") == depth and "deepest" in words
+    assert story.text.startswith("Before.") and story.text.endswith("after the chain.")
+    assert "html_flattened" in story.defects
+
+
+def test_parse_body_cleaned_to_nothing_says_why() -> None:
+    body = "On Mon, 23 Nov 2026, Someone <a@example.net> wrote:\n> My story, quoted.\n> More.\n"
+    story = parse(raw(story_message(1, body=body)))
+    assert story.text == "" and "empty_after_cleaning" in story.defects
+    assert "empty_after_cleaning" not in parse(raw(story_message(2))).defects
+
+
+def test_parse_html_without_words_says_why_its_text_is_empty() -> None:
+    data = (b"From: a@example.org\nMessage-ID: <img@example.org>\n"
+            b"Content-Type: text/html\n\n<p><img src=\"cid:scan\" alt=\"\"></p>\n")  # fmt: skip
+    story = parse(raw(data))
+    assert story.text == "" and "html_without_text" in story.defects

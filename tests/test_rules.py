@@ -194,3 +194,13 @@ def test_rules_decide_kind_withdrawal(
         assert evidence and all(text[h.start : h.end] == h.text for h in evidence)
     else:
         assert evidence == ()
+
+
+@pytest.mark.parametrize(
+    "defect",
+    ["html_flattened", "html_without_text", "empty_after_cleaning", "truncated_for_tagging"],
+)
+def test_rules_text_not_read_whole_is_a_review_reason(defect: str) -> None:
+    thresholds = {"health": 0.5}
+    reasons = review_reasons("story", 0.9, {"health": 0.9}, thresholds, 50, SETTINGS, (defect,))
+    assert reasons == (defect,)

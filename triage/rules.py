@@ -170,6 +170,11 @@ def combine(model_score: float | None, hits: float, weight: float, saturation: f
     return round(weight * model_score + (1.0 - weight) * evidence, 4)
 
 
+# Defects that mean the text read is not the whole message as sent: a person reads the rest.
+REVIEW_DEFECTS = ("too_large", "html_flattened", "html_without_text", "empty_after_cleaning",
+                  "truncated_for_tagging")  # fmt: skip
+
+
 def review_reasons(
     kind: str,
     kind_confidence: float,
@@ -190,6 +195,5 @@ def review_reasons(
             reasons.append("no_theme")
         if any(abs(scores[t] - thresholds[t]) < settings.review_margin for t in scores):
             reasons.append("low_confidence")
-    if "too_large" in defects:
-        reasons.append("too_large")
+    reasons += [d for d in REVIEW_DEFECTS if d in defects]
     return tuple(reasons)

@@ -49,6 +49,7 @@ from triage.judge import Hit, Reading, judge
 from triage.model_cache import model_path
 from triage.near import SequenceSet, TokenSequence, compile_sequence
 from triage.rules import TagSettings
+from triage.tag_limit import fit_for_tagging, tagged_text
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
@@ -300,8 +301,10 @@ def load_tagger(settings: TagSettings) -> Tagger:
 def tag_many(stories: Sequence[Story], tagger: Tagger) -> list[Triage]:
     """Tag stories in one pass of the pipeline (batched: much faster than one by one)."""
     # An empty text would be a zero-token Doc, which breaks the bag-of-words layer when it
-    # shares a batch with others (thinc IndexError): one space is an empty story too.
-    texts = [story.text or " " for story in stories]
+    # shares a batch with others (thinc IndexError): one space is an empty story too. A text
+    # over spaCy's max_length is read up to it (the story carries truncated_for_tagging).
+    stories = [fit_for_tagging(story) for story in stories]
+    texts = [tagged_text(story.text) or " " for story in stories]
     docs = tagger.pipe(texts)
     trained = tagger.trained_themes
     return [
