@@ -23,7 +23,7 @@ time, and anything it cannot read is simply not a pass.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from intake.records import Story
@@ -178,25 +178,7 @@ def _pairs(part: str) -> list[tuple[str, str]] | None:
 def _words(part: str) -> list[str]:
     """Split at whitespace outside quoted strings; a quoted string (escapes honoured) stays
     inside its word with its quotes, so its content can never become a word of its own."""
-    words: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in part:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char.isspace() and not quoted:
-            if current:
-                words.append("".join(current))
-                current = []
-            continue
-        current.append(char)
-    if current:
-        words.append("".join(current))
-    return words
+    return _split_outside_quotes(part, str.isspace)
 
 
 def _uncomment(value: str) -> str:
@@ -229,7 +211,13 @@ def _uncomment(value: str) -> str:
 
 def _split(value: str) -> list[str]:
     """Split at semicolons outside quoted strings (escapes honoured); empty parts dropped."""
-    parts: list[str] = []
+    return [p.strip() for p in _split_outside_quotes(value, ";".__eq__) if p.strip()]
+
+
+def _split_outside_quotes(value: str, is_separator: Callable[[str], bool]) -> list[str]:
+    """``value`` cut at the characters ``is_separator`` accepts outside quoted strings (a
+    backslash inside one escapes the next character); empty pieces dropped."""
+    pieces: list[str] = []
     current: list[str] = []
     quoted = escaped = False
     for char in value:
@@ -239,10 +227,12 @@ def _split(value: str) -> list[str]:
             escaped = True
         elif char == '"':
             quoted = not quoted
-        elif char == ";" and not quoted:
-            parts.append("".join(current))
-            current = []
+        elif not quoted and is_separator(char):
+            if current:
+                pieces.append("".join(current))
+                current = []
             continue
         current.append(char)
-    parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
+    if current:
+        pieces.append("".join(current))
+    return pieces
