@@ -253,6 +253,20 @@ def test_redact_variants_as_people_and_mail_clients_type_them(variant: dict[str,
     assert redact(variant["text"], tuple(variant.get("names", ()))) == variant["expected"]
 
 
+HELD_OUT = [
+    json.loads(line) for line in (DATA / "redaction_heldout.jsonl").read_text().splitlines()
+]
+
+
+@pytest.mark.parametrize(
+    "variant", HELD_OUT, ids=[f"{v['kind']}-{i}" for i, v in enumerate(HELD_OUT)]
+)
+def test_redact_held_out_variants(variant: dict[str, Any]) -> None:
+    # Written by someone who had read none of the code or the fixture above, scored once after
+    # the redaction was built (150 of 150; 103 before it), never tuned on: see README.
+    assert redact(variant["text"], tuple(variant.get("names", ()))) == variant["expected"]
+
+
 def test_redact_fixture_covers_every_kind_a_hundred_times_over() -> None:
     kinds = Counter(v["kind"] for v in VARIANTS)
     assert set(kinds) == {"phone", "nhs", "ni", "postcode", "email", "dob", "name", "ordinary"}
