@@ -30,7 +30,10 @@ def _once(config: Path, password: str) -> subprocess.CompletedProcess[str]:
 
 def _error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     assert result.returncode == 1, result.stderr[-2000:]
-    return [line for line in result.stderr.splitlines() if line.strip()]
+    # Start-up warnings (such as the mailbox's own address missing from [intake] addresses,
+    # which these test configs provoke) are not the error; the error is said exactly once.
+    return [line for line in result.stderr.splitlines()
+            if line.strip() and " WARNING " not in line]  # fmt: skip
 
 
 def test_cli_login_failure_prints_the_servers_text_once(mailbox: Mailbox, tmp_path: Path) -> None:
