@@ -22,8 +22,10 @@ DEPLOY = ROOT / "deploy"
 WORKER = DEPLOY / "story-intake.service"
 ONCE = DEPLOY / "story-intake-once.service"
 TIMER = DEPLOY / "story-intake-once.timer"
-SERVICES = (WORKER, ONCE)
-UNITS = (WORKER, ONCE, TIMER)
+DIGEST = DEPLOY / "story-intake-digest.service"
+DIGEST_TIMER = DEPLOY / "story-intake-digest.timer"
+SERVICES = (WORKER, ONCE, DIGEST)
+UNITS = (WORKER, ONCE, TIMER, DIGEST, DIGEST_TIMER)
 INSTALLED_COMMAND = "/opt/story-intake/.venv/bin/python /opt/story-intake/run_pipeline.py"
 CONFIG = "/etc/story-intake/pipeline.toml"
 STATE = "/var/lib/story-intake"
@@ -138,6 +140,18 @@ def test_deploy_once_timer_starts_one_pass() -> None:
     assert only(timer, "Timer", "Unit") == ONCE.name
     assert values(timer, "Timer", "OnUnitInactiveSec") or values(timer, "Timer", "OnCalendar")
     assert only(timer, "Install", "WantedBy") == "timers.target"
+
+
+def test_deploy_digest_timer_sends_digest() -> None:
+    digest = parse_unit(DIGEST)
+    assert only(digest, "Service", "Type") == "oneshot"
+    command = f"{INSTALLED_COMMAND} --config {CONFIG} digest --send"
+    assert only(digest, "Service", "ExecStart") == command
+    assert "Install" not in digest
+    timer = parse_unit(DIGEST_TIMER)
+    assert only(timer, "Timer", "Unit") == DIGEST.name
+    assert only(timer, "Timer", "OnCalendar") == "Mon..Fri *-*-* 08:00:00 Europe/London"
+    assert only(timer, "Timer", "Persistent") == "true"
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
