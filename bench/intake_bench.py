@@ -96,9 +96,10 @@ def _memory_mib(field: str) -> float:
 def _child_settings(spec: dict[str, Any]) -> Any:
     """Settings for the pipeline: the bench user's INBOX, the store named in ``spec``, and
     acknowledgements to the pickup folder or to the SMTP sink (no hourly cap: all are sent)."""
-    from config.settings import AcknowledgementSettings, IntakeSettings, Settings, SmtpSettings
-    from intake.fetch import ImapSettings
-    from intake.store import StoreSettings
+    from intake.sources.imap import ImapSettings
+    from intake.store.engine import StoreSettings
+    from story_intake.app_settings import IntakeSettings, Settings
+    from triage.reply.settings import AcknowledgementSettings, SmtpSettings
 
     imap = ImapSettings(
         host="127.0.0.1",
@@ -181,7 +182,7 @@ def _count_imap_commands() -> dict[str, int]:
 def child_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     """One ``run_once`` (optionally under cProfile); imports happen before the clock starts."""
     from intake.timing import StageTimer
-    from run_pipeline import run_once
+    from story_intake.pipeline import run_once
 
     settings = _child_settings(spec)
     commands = _count_imap_commands()

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from intake.records import RunCounts, Triage
-from intake.store import Store
+from intake.store.engine import Store
 
 EXPORT_FIELDS = (
     "story_id", "reference", "mailbox", "sender", "sender_name", "subject", "sent_at",

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from intake.copies import MailboxCopy, header_block
-from intake.erasure_store import FOLDER, FileEntry
-from intake.privacy_store import ErasurePlan
-from intake.store import Store
-from triage.acknowledge import reference
-from triage.identity import person_address
-from triage.outbox import message_id_for
-from triage.pickup import pickup_name
+from intake.store.engine import Store
+from intake.store.erasure import FOLDER, FileEntry
+from intake.store.privacy import ErasurePlan
+from triage.reply.identity import person_address
+from triage.reply.pickup import pickup_name
+from triage.reply.policy import reference
+from triage.reply.render import message_id_for
 
 log = logging.getLogger(__name__)
 
