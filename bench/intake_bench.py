@@ -4,7 +4,7 @@ For each mailbox size N it starts a private Dovecot (tests/conftest.py's ``Dovec
 writes a reproducible synthetic mailbox (``bench/mailgen.py``) straight into fresh users'
 Maildirs, and measures, each in a fresh subprocess (so peak RSS belongs to that run alone):
 
-- pipeline: ``run_pipeline.run_once`` on a fresh store and a fresh copy of the mailbox;
+- pipeline: ``story_intake.pipeline.run_once`` on a fresh store and a fresh copy of the mailbox;
 - baseline: imapclient ``FETCH BODY.PEEK[]`` in batches of 100 plus the stdlib email parser and
   ``get_body().get_content()``: no store, no cleaning, the most the pipeline could hope for;
 - idle poll: a second ``run_once`` on the already-processed mailbox and store.
@@ -549,7 +549,7 @@ NOTES = (
     "excluded, starting the parse/tag worker included); peak RSS is the highest sum of the "
     "resident memory of the pipeline process and its worker processes, sampled every 50 ms.",
     "",
-    "- **pickup**: `run_pipeline.run_once` against a fresh Dovecot user (same mail) and a "
+    "- **pickup**: `story_intake.pipeline.run_once` against a fresh Dovecot user (same mail) and a "
     "fresh SQLite store: fetch, parse, clean, tag, store, mark `$Triaged`, decide and write "
     "every acknowledgement to the pickup folder (hourly cap lifted for the benchmark).",
     "- **SMTP**: the same, acknowledgements sent to an aiosmtpd server on loopback over one "

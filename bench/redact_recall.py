@@ -1,7 +1,7 @@
 """Redaction recall per identifier type on tests/data/redaction_variants.jsonl, and its cost.
 
-    .venv/bin/python bench/redact_recall.py                  # this tree's triage/redact.py
-    git show main:triage/redact.py > /tmp/old_redact.py
+    .venv/bin/python bench/redact_recall.py                  # this tree's triage/digest/redact.py
+    git show main:triage/digest/redact.py > /tmp/old_redact.py
     .venv/bin/python bench/redact_recall.py /tmp/old_redact.py --misses
     .venv/bin/python bench/redact_recall.py --cost           # seconds and peak memory per MB
 

@@ -229,7 +229,7 @@ class RunCounts:
 
 @dataclass(frozen=True, slots=True)
 class DigestEntry:
-    """One stored story as the digest sees it; ``triage.digest`` turns it into an excerpt.
+    """One stored story as the digest sees it; ``triage.digest.sections`` turns it into an excerpt.
 
     ``acknowledgement`` is the outbox state (``sent``, ``held``, ``suppressed:<reason>``, …) or
     None before a decision; ``urgent`` marks crisis wording.
@@ -265,7 +265,7 @@ class IntakeHealth:
 class Digest:
     """One digest window and how far sending it has got.
 
-    Its stories are those it claimed when it opened (``intake.digest_claims``); ``start`` and
+    Its stories are those it claimed when it opened (``intake.store.digest_claims``); ``start`` and
     ``end`` label the window and decide nothing. ``state`` is ``open``
     (stories claimed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
     ``sending``, ``sent``, or ``written`` (no recipients: only the .html file). ``data`` is the

@@ -50,7 +50,7 @@ from triage.tag.rules import TagSettings
 SENDING_COMMANDS = ("once", "demo", "run", "digest")  # these render mail: check templates first
 log = logging.getLogger("story_intake")
 # The tagger's modules (spaCy) are imported by the commands that tag; ``once`` and ``run``
-# leave them to the worker processes (see ``stages``).
+# leave them to the worker processes (see ``story_intake.pool``).
 SAMPLES = CHECKOUT / "samples" / "stories"
 
 

@@ -1,6 +1,6 @@
 """The per-message stages, parse then tag, run in this process or in worker processes.
 
-Part of the composition root with ``run_pipeline.py`` (which wires it in): the only other
+Part of the composition root with ``story_intake.pipeline`` (which wires it in): the only other
 module that imports both ``intake`` and ``triage``. Parsing and tagging are pure CPU work on
 one message at a time, so they can run in worker processes (``[intake] workers``) while this
 process fetches the next batch, stores the last one and sends acknowledgements. Results come

@@ -3,7 +3,7 @@
 Unknown keys, wrong types, numbers not above 0 and wrong shapes stop the program at start
 with a ConfigError that names the key, never a value; keys left out keep their documented
 defaults. Secrets are never in the file: a key ending in ``_env`` names the variable that holds
-them, read (``config.secrets``) only for the parts a command logs in to.
+them, read (``story_intake.secrets``) only for the parts a command logs in to.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def load_settings(
     path: Path, environ: Mapping[str, str], secrets: Collection[str] = ALL
 ) -> Settings:
     """Read and validate the TOML file at ``path``; the ``secrets`` of those parts (see
-    ``config.secrets``) come from ``environ``.
+    ``story_intake.secrets``) come from ``environ``.
 
     The tagger's vocabulary is ``themes.toml`` beside it, or the shipped one when there is none.
     """

@@ -1,8 +1,8 @@
 """The scheduled worker: APScheduler wiring, the mailbox lease and a clean stop on a signal.
 
 The only module that imports APScheduler's scheduler. The jobs are plain functions of
-``(settings, now)`` from ``run_pipeline`` that tests call directly; each decides for itself
-whether it is due (``config.schedule``), so the scheduler only has to tick. SIGTERM or SIGINT
+``(settings, now)`` from ``story_intake.jobs`` that tests call directly; each decides for itself
+whether it is due (``story_intake.schedule``), so the scheduler only has to tick. SIGTERM or SIGINT
 sets ``stop``: the job in hand finishes the batch it is on, commits and returns, the lease is
 given up, and the process exits 0.
 """

@@ -1,5 +1,5 @@
 """Tag stage, pure rules: header rules, score combination, review reasons, evaluation metrics,
-and how withdrawal phrases and the classifier decide the kind (``triage.judge``)."""
+and how withdrawal phrases and the classifier decide the kind (``triage.tag.judge``)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """Privacy, erasure: a person's data, all of it, and only theirs.
 
 The store deletes the rows and, in the same transaction, records what remains outside it
-(``intake.erasure_store``): digest and acknowledgement files, what ``subject-access`` wrote
+(``intake.store.erasure``): digest and acknowledgement files, what ``subject-access`` wrote
 for the person, and the mailbox copies by their recorded identity. ``finish_erasures`` then
 carries that record out, entry by entry; the next erase or housekeeping finishes whatever a
 crash left. Quarantined mail is the person's when its From or Return-Path is their address,
 normalised as stories' senders are (case, SRS and BATV wrappers).
 
 Left alone on purpose: the suppression list of inboxes that unsubscribed
-(``intake.unsubscribe_store``). It holds a keyed hash of the inbox, not the address, and no
+(``intake.store.unsubscribe``). It holds a keyed hash of the inbox, not the address, and no
 story_id, and erasing someone who asked not to be mailed must not start mailing them again;
 only ``resubscribe`` (the person asking) removes an entry.
 """

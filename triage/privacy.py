@@ -1,7 +1,7 @@
 """Privacy: retention housekeeping, withdrawal holds and subject access (erasure is in
 ``triage.erasure``).
 
-The store does the rows (``intake.privacy_store``); this module adds what lies outside it: the
+The store does the rows (``intake.store.privacy``); this module adds what lies outside it: the
 digest files and acknowledgement files in the var folder, and the messages in the mailbox. It
 finds a person's stories by their normalised address, the same way acknowledgements do.
 """

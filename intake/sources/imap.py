@@ -108,7 +108,7 @@ class ImapSource:
 
     def fetch_new(self, state: MailboxState, last_uid: int) -> Iterator[Batch]:
         """Yield batches of the messages with a UID above ``last_uid``, oldest first, each
-        within ``batch_size`` messages and ``batch_bytes`` bytes (``intake.batching``).
+        within ``batch_size`` messages and ``batch_bytes`` bytes (``intake.sources.batching``).
 
         A message that vanished between SEARCH and FETCH is skipped. Any connection error
         raises FetchError; the batch in hand is then dropped whole, never half-yielded.
@@ -241,7 +241,7 @@ class ImapSource:
 
     def erase_copies(self, copies: Sequence[MailboxCopy]) -> int:
         """Delete these recorded copies from the folder and the processed folder, each
-        confirmed exactly (``intake.imap_erase``); returns how many messages went."""
+        confirmed exactly (``intake.sources.imap_erase``); returns how many messages went."""
         client = self._require()
         folders = [(self.settings.folder, False)]
         if self.settings.processed_folder:

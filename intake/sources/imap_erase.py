@@ -1,5 +1,5 @@
 """Fetch stage, IMAP erasure: delete the copies the store recorded, and nothing else. May
-import imapclient (through the client ``intake.fetch`` hands over).
+import imapclient (through the client ``intake.sources.imap`` hands over).
 
 Candidates come from the recorded identity (folder, UIDVALIDITY, UID) and from a SEARCH of
 the folders the pipeline owns: the processed folder, and in the watched folder only what it

@@ -1,7 +1,7 @@
 """Store stage, the digests: windows, their rendered messages and states. SQLAlchemy Core only.
 
 A mixin of ``Store``. A digest's stories are fixed when its row is created (``open``): it
-claims them in that transaction (``intake.digest_claims``); the window's start and end are
+claims them in that transaction (``intake.store.digest_claims``); the window's start and end are
 labels. The rendered message is stored before anything is sent (``rendered``), sending is
 claimed (``sending``) and finished (``sent``). A crash anywhere leaves a row the next run
 takes up where it stopped, with the same stories, bytes and Message-ID: one digest each.

@@ -1,4 +1,4 @@
-"""Store stage: records <-> plain row dicts for ``intake.store``. Stdlib only."""
+"""Store stage: records <-> plain row dicts for ``intake.store.engine``. Stdlib only."""
 
 from __future__ import annotations
 

@@ -254,7 +254,7 @@ subject_access_files = Table(
 )
 
 # Inboxes that asked for no more mail (an honoured request:unsubscribe): the keyed hash of the
-# inbox (``triage.identity.mailbox_identity``), as the outbox's sender_key, never the address.
+# inbox (``triage.reply.identity.mailbox_identity``), as the outbox's sender_key, never the address.
 # Kept beyond retention and erasure: it is how the request goes on being honoured. No
 # story_id: erasing the request's story must leave nothing that names it.
 unsubscribed = Table(

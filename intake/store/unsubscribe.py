@@ -1,7 +1,7 @@
 """Store stage, the suppression list: inboxes that asked for no more mail. SQLAlchemy Core only.
 
 A table group of ``Store``. An entry is the keyed hash of the inbox (the outbox's
-``sender_key`` of ``triage.identity.mailbox_identity``), never the address, so the table alone
+``sender_key`` of ``triage.reply.identity.mailbox_identity``), never the address, so the table alone
 cannot be searched for a known address. It is written in the transaction that records the
 decision to confirm an unsubscribe (or that releases a held one), so a crash cannot send the
 confirmation without the inbox being suppressed, nor suppress it without the confirmation.

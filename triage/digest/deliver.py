@@ -3,7 +3,7 @@
 The window's row is opened, the rendered message stored (``rendered``), sending claimed
 (``sending``) and finished (``sent``) in the store, each step committed before the next; a
 run that finds an unfinished digest carries on with the same window, bytes and Message-ID
-(see ``intake.digest_store``). A preview (``digest`` without ``--send``) opens nothing.
+(see ``intake.store.digests``). A preview (``digest`` without ``--send``) opens nothing.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Digest stage, redaction: the RE2 patterns for identifiers, by what they are. May import re2.
 
-The patterns run on normalised copies of the text (``triage.textmap``): NFKC, no invisible
+The patterns run on normalised copies of the text (``triage.digest.textmap``): NFKC, no invisible
 characters, ASCII digits, and, for ``NUMBERS``, a letter O among digits read as zero and every
 separator run between digit groups (or between a digit and a letter) made one space. So a
 number's groups are written here as digits with an optional single space

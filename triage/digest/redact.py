@@ -8,8 +8,8 @@ than leaking it.
 
 People and mail clients write identifiers in many ways ("07700 900 123" with an en-dash,
 full-width digits, a zero-width space inside a number, "jane(at)example.org"), so matching runs
-on normalised copies of the text (``triage.textmap``) with the RE2 patterns of
-``triage.identifiers``, and every match is mapped back to the text as typed. ``redactions``
+on normalised copies of the text (``triage.digest.textmap``) with the RE2 patterns of
+``triage.digest.identifiers``, and every match is mapped back to the text as typed. ``redactions``
 gives those spans of the original; ``redact`` replaces them.
 """
 

@@ -1,6 +1,6 @@
 """Acknowledge stage, addresses: how a sender's address is compared, and whether a reply could
-reach it. Pure; the standard library only (``triage.acknowledge`` and ``triage.identity`` build on
-it).
+reach it. Pure; the standard library only (``triage.reply.policy`` and
+``triage.reply.identity`` build on it).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Acknowledge stage, the breaker: how many replies may still go, and when it latches. Pure.
 
-Imports the standard library and ``intake.worker_store`` (the record). A flood of stories (a
+Imports the standard library and ``intake.store.worker`` (the record). A flood of stories (a
 campaign, a forwarding loop, someone scripting variants of an address) must not become a flood
 of mail from the team's address: once ``max_per_hour`` replies have gone within an hour the
 breaker trips, and it stays tripped, whatever the clock says, until a person resumes it

@@ -1,8 +1,8 @@
 """Acknowledge stage, delivery: decide for stored stories, then send through the outbox.
 
 Every decision and every state is written to the store as it happens (see
-``intake.outbox_store``): a crash at any point neither loses an acknowledgement nor sends one
-twice. Uses ``triage.acknowledge`` for the policy and ``triage.sender`` to render and send.
+``intake.store.outbox``): a crash at any point neither loses an acknowledgement nor sends one
+twice. Uses ``triage.reply.policy`` for the policy and ``triage.reply.sender`` to render and send.
 """
 
 from __future__ import annotations

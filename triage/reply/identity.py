@@ -1,6 +1,6 @@
 """Acknowledge stage, the rate limit's notion of one person: which addresses reach one inbox. Pure.
 
-Imports the standard library and ``triage.address``. Replies still go to the address as
+Imports the standard library and ``triage.reply.address``. Replies still go to the address as
 given (``normalise_sender``: a plus-tag may be how a person files our reply); only the
 per-sender window is keyed on :func:`mailbox_identity`, so that ``Victim+1@``, ``v.ictim@``
 and ``victim@googlemail.com`` count as the one Gmail inbox they all reach.

@@ -1,7 +1,7 @@
 """Acknowledge stage, the policy half: whether a story gets a reply, and which template. Pure.
 
-Imports the standard library, RE2, ``intake.records``, ``triage.rules`` and
-``triage.authenticity`` (settings types only for annotations); rendering and sending live
+Imports the standard library, RE2, ``intake.records``, ``triage.tag.rules`` and
+``triage.reply.authenticity`` (settings types only for annotations); rendering and sending live
 elsewhere. The rules follow RFC 3834 section 2,
 RFC 5230 sections 4.5-4.6 (Sieve vacation) and what Dovecot's Pigeonhole vacation, Request
 Tracker and Zammad do: never answer a machine, a list, a bounce, ourselves or a loop, never
@@ -16,7 +16,7 @@ is never answered. Outgoing acknowledgements should also carry ``X-Loop: <our ad
 
 Forged mail (RFC 3834 section 4): the reply goes to the envelope sender (the topmost
 ``Return-Path``), not to ``From``; when their domains differ and the team's border did not
-authenticate the From domain (``authenticated``, see ``triage.authenticity``), nothing is sent
+authenticate the From domain (``authenticated``, see ``triage.reply.authenticity``), nothing is sent
 (``unverified_sender``). Mail with no ``Return-Path`` at all did not come through an MTA's
 final delivery (RFC 5321 section 4.4 has every delivery add one): it was put in the Maildir by
 hand or by a local tool, so From is all there is and is used. A request that changes data
@@ -115,8 +115,9 @@ def decide(
     ``recently_acknowledged(address)`` answers from the store whether the inbox a reply would
     go to (the envelope sender) was acknowledged within ``settings.per_sender_days``; it is
     asked only when nothing before it suppresses the reply. ``authenticated``: the team's
-    border vouched for the From domain (``triage.authenticity.is_authenticated``);
-    ``envelope``: what it says of the envelope sender (``triage.authenticity.envelope_verdict``:
+    border vouched for the From domain (``triage.reply.authenticity.is_authenticated``);
+    ``envelope``: what it says of the envelope sender
+    (``triage.reply.authenticity.envelope_verdict``:
     ``pass``, ``fail`` or ``none``). ``unsubscribed``: that inbox asked for no more mail
     (``unsubscribed``, whatever the message is).
     """

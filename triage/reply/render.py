@@ -1,7 +1,8 @@
-"""Mail out, the rendering: jinja2 templates into RFC 5322 messages (``triage.smtp`` sends them).
+"""Mail out, the rendering: jinja2 templates into RFC 5322 messages (``triage.reply.smtp``
+sends them).
 
 The only module that imports jinja2 (messages are built with the stdlib ``email``); besides it
-imports ``intake`` (records, errors) and ``triage.acknowledge`` (Decision, the address check).
+imports ``intake`` (records, errors) and ``triage.reply.policy`` (Decision, the address check).
 Rendering is pure: ``now`` and the settings are arguments. A reply never holds the story's text
 or subject: the templates are not given them, so no template edit can leak them. Headers follow
 RFC 3834 (``Auto-Submitted``, no ``Precedence``) and the loop convention of

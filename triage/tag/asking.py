@@ -1,6 +1,6 @@
 """Tag stage, reading a withdrawal phrase in context: does it ask us, or tell of something?
 
-A pure, stdlib-only companion of ``triage.rules``: ``triage.judge`` asks it about every
+A pure, stdlib-only companion of ``triage.tag.rules``: ``triage.tag.judge`` asks it about every
 withdrawal phrase the matchers found, before the phrase may make a message a withdrawal.
 """
 

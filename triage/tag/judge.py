@@ -1,6 +1,6 @@
 """Tag stage, the judgement: classifier scores and rule hits -> Triage. Stdlib only.
 
-``triage.tag`` reads a spaCy Doc into a ``Reading`` of plain values; everything from there to
+``triage.tag.tagger`` reads a spaCy Doc into a ``Reading`` of plain values; everything from there to
 the Triage record (kind, scores, themes, evidence, review reasons) happens here.
 """
 

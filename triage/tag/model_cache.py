@@ -1,5 +1,5 @@
 """Tag stage, the trained model's cache: where the model for this data lives, and whether it is
-there yet. Stdlib and ``triage.examples`` only, no spaCy: the application asks before the
+there yet. Stdlib and ``triage.tag.examples`` only, no spaCy: the application asks before the
 tagger loads (in a worker process, where nothing it logs would be seen), so it can say that
 the first pass with new training data stops to train, and for how long.
 """

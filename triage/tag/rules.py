@@ -1,7 +1,8 @@
 """Tag stage, the pure half: theme vocabulary, header rules and how scores combine. Stdlib only.
 
-The vocabulary comes from ``config/themes.toml`` (data, not code); ``triage.tag`` turns it into
-spaCy matchers. Everything here is a plain function of plain values, so it is tested without
+The vocabulary comes from ``config/themes.toml`` (data, not code); ``triage.tag.tagger``
+turns it into spaCy matchers. Everything here is a plain function of plain values, so it is tested
+without
 spaCy.
 """
 

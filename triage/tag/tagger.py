@@ -3,7 +3,7 @@
 The pipeline is ``spacy.blank("en")`` with a sentencizer, a lower-case lookup lemmatizer (tables
 from spacy-lookups-data), and two bag-of-lemmas classifiers trained from the repository's data:
 ``textcat_multilabel`` for themes and an exclusive ``textcat`` named ``kind``. Rule matchers built
-from themes.toml find the evidence spans; ``triage.rules`` combines the two into scores.
+from themes.toml find the evidence spans; ``triage.tag.rules`` combines the two into scores.
 """
 
 from __future__ import annotations
