@@ -8,7 +8,7 @@ database row) ever goes inside a record, so any stage can be tested with plain v
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -192,6 +192,8 @@ class Acknowledgement:
 # The reason of a ``held`` acknowledgement that waits for a person to confirm a request that
 # changes data (the message was not authenticated); ``release --story`` is the confirmation.
 UNVERIFIED_REQUEST = "unverified_request"
+# Where the first digest window starts: before any story.
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StoryStatus(StrEnum):

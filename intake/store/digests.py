@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from intake.records import UNVERIFIED_REQUEST, Digest, DigestEntry, IntakeHealth
+from intake.records import BEGINNING, UNVERIFIED_REQUEST, Digest, DigestEntry, IntakeHealth
 from intake.store import digest_claims, rows, schema
 
 UNFINISHED = ("open", "rendered", "sending")
 FINISHED = ("sent", "written", "skipped")  # skipped: empty, and send_empty is off
-BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)  # the first window starts before any story
 
 
 class DigestRows:

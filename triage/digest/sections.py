@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from intake.records import DigestEntry, IntakeHealth, Story, Triage
-from intake.store.digests import BEGINNING
+from intake.records import BEGINNING, DigestEntry, IntakeHealth, Story, Triage
 from triage.digest.redact import redact
 from triage.reply.policy import reference
 from triage.reply.render import first_name
