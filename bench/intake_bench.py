@@ -4,7 +4,7 @@ For each mailbox size N it starts a private Dovecot (tests/conftest.py's ``Dovec
 writes a reproducible synthetic mailbox (``bench/mailgen.py``) straight into fresh users'
 Maildirs, and measures, each in a fresh subprocess (so peak RSS belongs to that run alone):
 
-- pipeline: ``run_pipeline.run_once`` on a fresh store and a fresh copy of the mailbox;
+- pipeline: ``story_intake.pipeline.run_once`` on a fresh store and a fresh copy of the mailbox;
 - baseline: imapclient ``FETCH BODY.PEEK[]`` in batches of 100 plus the stdlib email parser and
   ``get_body().get_content()``: no store, no cleaning, the most the pipeline could hope for;
 - idle poll: a second ``run_once`` on the already-processed mailbox and store.
@@ -96,9 +96,10 @@ def _memory_mib(field: str) -> float:
 def _child_settings(spec: dict[str, Any]) -> Any:
     """Settings for the pipeline: the bench user's INBOX, the store named in ``spec``, and
     acknowledgements to the pickup folder or to the SMTP sink (no hourly cap: all are sent)."""
-    from config.settings import AcknowledgementSettings, IntakeSettings, Settings, SmtpSettings
-    from intake.fetch import ImapSettings
-    from intake.store import StoreSettings
+    from intake.sources.imap import ImapSettings
+    from intake.store.engine import StoreSettings
+    from story_intake.app_settings import IntakeSettings, Settings
+    from triage.reply.settings import AcknowledgementSettings, SmtpSettings
 
     imap = ImapSettings(
         host="127.0.0.1",
@@ -181,7 +182,7 @@ def _count_imap_commands() -> dict[str, int]:
 def child_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     """One ``run_once`` (optionally under cProfile); imports happen before the clock starts."""
     from intake.timing import StageTimer
-    from run_pipeline import run_once
+    from story_intake.pipeline import run_once
 
     settings = _child_settings(spec)
     commands = _count_imap_commands()
@@ -548,7 +549,7 @@ NOTES = (
     "excluded, starting the parse/tag worker included); peak RSS is the highest sum of the "
     "resident memory of the pipeline process and its worker processes, sampled every 50 ms.",
     "",
-    "- **pickup**: `run_pipeline.run_once` against a fresh Dovecot user (same mail) and a "
+    "- **pickup**: `story_intake.pipeline.run_once` against a fresh Dovecot user (same mail) and a "
     "fresh SQLite store: fetch, parse, clean, tag, store, mark `$Triaged`, decide and write "
     "every acknowledgement to the pickup folder (hourly cap lifted for the benchmark).",
     "- **SMTP**: the same, acknowledgements sent to an aiosmtpd server on loopback over one "

@@ -93,7 +93,7 @@ def measure(
 
 def run(cases: Sequence[str], skip: Sequence[str], seed: int) -> list[str]:
     """Measure every case; the table rows."""
-    from intake.fetch import ImapSettings
+    from intake.sources.imap import ImapSettings
 
     shipped = ImapSettings(host="x", username="x", password_env="X").batch_bytes
     rows = []

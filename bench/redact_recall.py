@@ -1,7 +1,7 @@
 """Redaction recall per identifier type on tests/data/redaction_variants.jsonl, and its cost.
 
-    .venv/bin/python bench/redact_recall.py                  # this tree's triage/redact.py
-    git show main:triage/redact.py > /tmp/old_redact.py
+    .venv/bin/python bench/redact_recall.py                  # this tree's triage/digest/redact.py
+    git show main:triage/digest/redact.py > /tmp/old_redact.py
     .venv/bin/python bench/redact_recall.py /tmp/old_redact.py --misses
     .venv/bin/python bench/redact_recall.py --cost           # seconds and peak memory per MB
 
@@ -39,7 +39,7 @@ def load(path: str | None) -> ModuleType:
     """This tree's ``triage.redact``, or the module at ``path`` (e.g. main's, saved to a file)."""
     sys.path.insert(0, str(ROOT))
     if path is None:
-        return importlib.import_module("triage.redact")
+        return importlib.import_module("triage.digest.redact")
     spec = importlib.util.spec_from_file_location("redact_under_test", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from config.themes import DEFAULT_THEMES, load_themes  # noqa: E402
-from triage.examples import load_examples, story_from_text, training_files  # noqa: E402
-from triage.tag import load_tagger, tag_many  # noqa: E402
+from story_intake.themes import DEFAULT_THEMES, load_themes  # noqa: E402
+from triage.tag.examples import load_examples, story_from_text, training_files  # noqa: E402
+from triage.tag.tagger import load_tagger, tag_many  # noqa: E402
 
 
 def make_texts(count: int, words: int, seed: int) -> list[str]:

@@ -1,7 +1,8 @@
 """Errors as a person reads them: the server's own words, decoded, and a hint where one helps.
 
-Stdlib only. The adapters (``intake.fetch``, ``triage.smtp``) use it when they translate a
-library's exception, so an operator sees ``[AUTHENTICATIONFAILED] Authentication failed.``, the
+Stdlib only. The adapters (``intake.sources.imap``, ``triage.reply.smtp``) use it when they
+translate a library's exception, so an operator sees ``[AUTHENTICATIONFAILED] Authentication
+failed.``, the
 server's text, and not ``b'[AUTHENTICATIONFAILED] …'``, Python's representation of the bytes
 that text arrived in (imaplib and imapclient put server responses into exceptions as bytes, or
 as the repr of bytes inside a string).

@@ -20,7 +20,7 @@ from typing import Any
 import mailparser
 from mailparser.exceptions import MailParserError
 
-from intake.clean import clean
+from intake.clean.body import clean
 from intake.errors import ParseError
 from intake.html_text import html_text
 from intake.records import Address, Attachment, RawMessage, Story

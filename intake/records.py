@@ -8,7 +8,7 @@ database row) ever goes inside a record, so any stage can be tested with plain v
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from operator import attrgetter
 from typing import Any, TypeVar
@@ -192,6 +192,8 @@ class Acknowledgement:
 # The reason of a ``held`` acknowledgement that waits for a person to confirm a request that
 # changes data (the message was not authenticated); ``release --story`` is the confirmation.
 UNVERIFIED_REQUEST = "unverified_request"
+# Where the first digest window starts: before any story.
+BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StoryStatus(StrEnum):
@@ -229,7 +231,7 @@ class RunCounts:
 
 @dataclass(frozen=True, slots=True)
 class DigestEntry:
-    """One stored story as the digest sees it; ``triage.digest`` turns it into an excerpt.
+    """One stored story as the digest sees it; ``triage.digest.sections`` turns it into an excerpt.
 
     ``acknowledgement`` is the outbox state (``sent``, ``held``, ``suppressed:<reason>``, …) or
     None before a decision; ``urgent`` marks crisis wording.
@@ -265,7 +267,7 @@ class IntakeHealth:
 class Digest:
     """One digest window and how far sending it has got.
 
-    Its stories are those it claimed when it opened (``intake.digest_claims``); ``start`` and
+    Its stories are those it claimed when it opened (``intake.store.digest_claims``); ``start`` and
     ``end`` label the window and decide nothing. ``state`` is ``open``
     (stories claimed, nothing rendered yet), ``rendered`` (the message is stored, ready to go),
     ``sending``, ``sent``, or ``written`` (no recipients: only the .html file). ``data`` is the

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from intake.records import RunCounts, Triage
-from intake.store import Store
+from intake.store.engine import Store
 
 EXPORT_FIELDS = (
     "story_id", "reference", "mailbox", "sender", "sender_name", "subject", "sent_at",
@@ -30,7 +30,7 @@ def export_rows(
 ) -> Iterator[dict[str, Any]]:
     """One plain dict per stored story, then one per quarantined message.
 
-    ``reference(story_id)`` is the story's ``ST-`` reference (``triage.acknowledge.reference``,
+    ``reference(story_id)`` is the story's ``ST-`` reference (``triage.reply.policy.reference``,
     handed in: intake does not import triage); without it the column is null. A quarantined
     message has none: it is not a story yet, and ``requeue`` may store it under another id.
     """

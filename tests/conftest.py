@@ -15,7 +15,7 @@ Fixtures:
 - ``smtp_sink`` (function): an aiosmtpd SMTP server on a free 127.0.0.1 port that keeps every
   message and refuses on request (``fail_next(451)``, ``reject(address, 550)``).
 - ``tagger`` (session): the theme tagger for the shipped themes.toml, trained once from
-  triage/data into the model cache (var/model) and reused by every test and subprocess.
+  triage/tag/data into the model cache (var/model) and reused by every test and subprocess.
 Helpers: ``story_message()`` builds a synthetic story email as bytes; ``nested_message()`` one
 nested many multiparts deep; ``seed_maildir()`` delivers messages into a Maildir;
 ``maildir_config()`` writes a pipeline.toml for the embedded default inside a test's folder.
@@ -49,14 +49,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from imapclient import IMAPClient
 
-from config.settings import IntakeSettings, Settings, SmtpSettings
-from config.themes import DEFAULT_THEMES, load_themes
-from intake.fetch import ImapSettings
-from intake.maildir import MaildirSettings
-from intake.store import StoreSettings
+from intake.sources.imap import ImapSettings
+from intake.sources.maildir import MaildirSettings
+from intake.store.engine import StoreSettings
+from story_intake.app_settings import IntakeSettings, Settings
+from story_intake.themes import DEFAULT_THEMES, load_themes
+from triage.reply.settings import SmtpSettings
 
 if TYPE_CHECKING:
-    from triage.tag import Tagger
+    from triage.tag.tagger import Tagger
 
 TESTS = Path(__file__).resolve().parent
 FUZZ_COUNTS = pytest.StashKey[Counter[str]]()  # filled by test_fuzz, printed in the summary
@@ -261,7 +262,7 @@ def corpus() -> Path:
 
 @pytest.fixture(scope="session")
 def tagger() -> Tagger:
-    from triage.tag import load_tagger  # here: the benchmark's pipeline runs import conftest
+    from triage.tag.tagger import load_tagger  # here: the benchmark's pipeline runs import conftest
 
     return load_tagger(load_themes(DEFAULT_THEMES))
 

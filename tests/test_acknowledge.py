@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.settings import AcknowledgementSettings
 from intake.errors import ParseError
 from intake.parse import parse
 from intake.records import Address, RawMessage, Story, Triage
-from triage.acknowledge import (
+from triage.reply.policy import (
     SUPPRESSION_ORDER,
     Decision,
     decide,
@@ -28,8 +27,9 @@ from triage.acknowledge import (
     is_plausible_mailbox,
     normalise_sender,
 )
-from triage.examples import story_from_text
-from triage.tag import Tagger, tag_many
+from triage.reply.settings import AcknowledgementSettings
+from triage.tag.examples import story_from_text
+from triage.tag.tagger import Tagger, tag_many
 
 DATA = Path(__file__).resolve().parent / "data"
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)

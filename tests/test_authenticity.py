@@ -13,13 +13,14 @@ from conftest import story_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.settings import AcknowledgementSettings, IntakeSettings
 from intake.errors import ConfigError
 from intake.parse import parse
 from intake.records import Address, RawMessage, Story, Triage
-from triage.acknowledge import Decision, decide
-from triage.authenticity import AuthResults, is_authenticated, parse_results
-from triage.examples import story_from_text
+from story_intake.app_settings import IntakeSettings
+from triage.reply.authenticity import AuthResults, is_authenticated, parse_results
+from triage.reply.policy import Decision, decide
+from triage.reply.settings import AcknowledgementSettings
+from triage.tag.examples import story_from_text
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 BORDER = ("mx.stories.example.org",)

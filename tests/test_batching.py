@@ -9,13 +9,13 @@ from datetime import datetime
 import pytest
 from conftest import DEFAULT_THEMES, Mailbox, nested_message, seed_maildir, story_message
 
-from config.settings import Settings
-from config.themes import load_themes
-from intake.fetch import ImapSource
-from intake.maildir import MaildirSettings, MaildirSource
 from intake.records import Batch, RawMessage
+from intake.sources.imap import ImapSource
+from intake.sources.maildir import MaildirSettings, MaildirSource
 from intake.timing import StageTimer
-from stages import WorkerPool
+from story_intake.app_settings import Settings
+from story_intake.pool import WorkerPool
+from story_intake.themes import load_themes
 
 MakeSettings = Callable[..., Settings]
 PADDING = "My GP and the council asked the same questions again and again. " * 60  # ~4 KB

@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from conftest import maildir_config, seed_maildir, story_message
 
-from config.settings import Settings, load_settings
-from intake.store import Store
-from run_pipeline import digest_context, main, run_once
-from triage.digest_out import preview_digest
-from triage.send_watch import resume
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.jobs import digest_context
+from story_intake.pipeline import run_once
+from story_intake.settings import load_settings
+from triage.digest.deliver import preview_digest
+from triage.reply.send_watch import resume
+from triage.tag.tagger import Tagger
 
 BREAKER_SUBJECT = "acknowledgements stopped"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.clean import Cleaned, clean
+from intake.clean.body import Cleaned, clean
 
 STORY = (
     "My mother was discharged from hospital on a Friday and nobody told her GP.\n"

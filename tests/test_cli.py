@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import maildir_config
 
-from cli import main
+from story_intake.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings, load_settings, settings_from
-from config.themes import DEFAULT_THEMES
 from intake.errors import ConfigError
-from intake.fetch import ImapSettings
-from intake.maildir import MaildirSettings
-from triage.rules import TagSettings
+from intake.sources.imap import ImapSettings
+from intake.sources.maildir import MaildirSettings
+from story_intake.app_settings import Settings
+from story_intake.settings import load_settings, settings_from
+from story_intake.themes import DEFAULT_THEMES
+from triage.tag.rules import TagSettings
 
 PIPELINE_TOML = Path(__file__).resolve().parents[1] / "config" / "pipeline.toml"
 IMAP = {"maildir": "", "host": "imap.example.org", "username": "stories",

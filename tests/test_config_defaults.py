@@ -18,12 +18,12 @@ from conftest import PASSWORD, DovecotServer, Mailbox, story_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli import main
-from config.addresses import address_warnings
-from config.settings import load_settings, settings_from
 from intake.errors import ConfigError
-from intake.fetch import ImapSettings
-from intake.maildir import MaildirSettings
+from intake.sources.imap import ImapSettings
+from intake.sources.maildir import MaildirSettings
+from story_intake.addresses import address_warnings
+from story_intake.cli import main
+from story_intake.settings import load_settings, settings_from
 
 PIPELINE_TOML = Path(__file__).resolve().parents[1] / "config" / "pipeline.toml"
 ENV = {"STORY_IMAP_PASSWORD": "pw"}

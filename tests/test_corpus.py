@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
 from intake.errors import ParseError
 from intake.parse import parse
 from intake.records import RawMessage
-from intake.store import Store
-from run_pipeline import run_once
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.pipeline import run_once
 
 
 def corpus_messages(corpus: Path) -> list[Path]:

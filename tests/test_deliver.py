@@ -16,19 +16,21 @@ from pathlib import Path
 import pytest
 from conftest import Mailbox, SmtpSink, maildir_config, seed_maildir, story_message
 
-from config.settings import Settings, SmtpSettings
 from intake import report
 from intake.records import Acknowledgement
-from intake.store import Store, StoreSettings
-from run_pipeline import main, run_once
-from triage import deliver as deliver_module
-from triage import sender as sender_module
-from triage.acknowledge import reference
-from triage.deliver import acknowledge
-from triage.outbox import message_id_for
-from triage.pickup import pickup_name
-from triage.sender import backoff
-from triage.tag import Tagger
+from intake.store.engine import Store, StoreSettings
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.pipeline import run_once
+from triage.reply import deliver as deliver_module
+from triage.reply import sender as sender_module
+from triage.reply.deliver import acknowledge
+from triage.reply.pickup import pickup_name
+from triage.reply.policy import reference
+from triage.reply.render import message_id_for
+from triage.reply.sender import backoff
+from triage.reply.settings import SmtpSettings
+from triage.tag.tagger import Tagger
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import SmtpSink, seed_maildir, story_message
 
-import triage.digest as digest_module
-import triage.digest_out as digest_out
-from config.settings import DigestSettings, Settings, SmtpSettings
+import triage.digest.deliver as digest_out
+import triage.digest.sections as digest_module
 from intake.errors import SendError
 from intake.records import (
     Address,
@@ -28,13 +27,17 @@ from intake.records import (
     RawMessage,
     Triage,
 )
-from intake.store import Store
-from run_pipeline import digest_context, digest_job, run_once
-from triage.digest import build_digest, safe_excerpt, window_text
-from triage.digest_out import preview_digest, send_digest
-from triage.examples import story_from_text
-from triage.redact import RedactionError
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.jobs import digest_context, digest_job
+from story_intake.pipeline import run_once
+from triage.digest.deliver import preview_digest, send_digest
+from triage.digest.redact import RedactionError
+from triage.digest.sections import build_digest, safe_excerpt, window_text
+from triage.digest.settings import DigestSettings
+from triage.reply.settings import SmtpSettings
+from triage.tag.examples import story_from_text
+from triage.tag.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 MONDAY_7AM = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # London is on GMT in November
@@ -59,8 +62,8 @@ def entry(
 
 
 def settings_for(tmp_path: Path, sink: SmtpSink | None = None, **digest: object) -> Settings:
-    from intake.maildir import MaildirSettings
-    from intake.store import StoreSettings
+    from intake.sources.maildir import MaildirSettings
+    from intake.store.engine import StoreSettings
 
     smtp = (SmtpSettings(host=sink.host, port=sink.port, security="none") if sink
             else SmtpSettings(pickup_dir=str(tmp_path / "outbox")))  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import Mailbox, SmtpSink, imap_config, start_pipeline, story_message
 
-from triage.acknowledge import reference
+from triage.reply.policy import reference
 
 STORIES = 40
 PACE = 3.0  # seconds between arrivals: a pass is under way at most digest times

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from test_digest import MONDAY_7AM, THEMES, entry, settings_for
 
-import triage.digest as digest_module
-import triage.digest_out as digest_out
+import triage.digest.deliver as digest_out
+import triage.digest.sections as digest_module
 from intake.records import Address, DigestEntry, IntakeHealth
-from run_pipeline import digest_context
-from triage.acknowledge import reference
-from triage.digest import DigestView, build_digest, sent_time
-from triage.outbox import TEMPLATES, make_environment, render_template
-from triage.redact import RedactionError
+from story_intake.jobs import digest_context
+from triage.digest.redact import RedactionError
+from triage.digest.sections import DigestView, build_digest, sent_time
+from triage.reply.policy import reference
+from triage.reply.render import TEMPLATES, make_environment, render_template
 
 
 def scored(n: int, text: str, scores: dict[str, float], **options: object) -> DigestEntry:

@@ -13,15 +13,15 @@ import pytest
 from conftest import story_message
 from test_digest import MONDAY_7AM, settings_for, stored
 
-from config.settings import Settings
 from intake.errors import SendError
-from intake.privacy_store import ErasurePlan
 from intake.records import MailboxState, Quarantined, RawMessage
-from intake.store import Store
-from run_pipeline import digest_context
-from triage.acknowledge import reference
-from triage.digest_out import DigestOutcome, preview_digest, send_digest
-from triage.tag import Tagger
+from intake.store.engine import Store
+from intake.store.privacy import ErasurePlan
+from story_intake.app_settings import Settings
+from story_intake.jobs import digest_context
+from triage.digest.deliver import DigestOutcome, preview_digest, send_digest
+from triage.reply.policy import reference
+from triage.tag.tagger import Tagger
 
 HOUR = timedelta(hours=1)
 

@@ -19,12 +19,15 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD, Mailbox, imap_config, maildir_config, seed_maildir, story_message
 
-from cli import main
-from config.settings import RetentionSettings, Settings, load_settings
-from intake.store import Store
-from run_pipeline import digest_context, housekeeping_job, run_once
-from triage.digest_out import send_digest
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.jobs import digest_context, housekeeping_job
+from story_intake.pipeline import run_once
+from story_intake.settings import load_settings
+from triage.digest.deliver import send_digest
+from triage.privacy import RetentionSettings
+from triage.tag.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -224,14 +227,14 @@ def test_erasure_quarantine_is_matched_by_normalised_sender_not_substring() -> N
 KILL_AFTER_COMMIT = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from intake.privacy_store import PrivacyRows
+from intake.store.privacy import PrivacyRows
 erase = PrivacyRows.erase
 def erase_then_die(self, *args, **kwargs):
     counts = erase(self, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # right after the commit: nothing else runs
     return counts
 PrivacyRows.erase = erase_then_die
-import cli
+from story_intake import cli
 sys.exit(cli.main(sys.argv[2:]))
 """
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SmtpSettings
 from intake.errors import SendError
 from intake.errtext import TLS_HINT, describe
 from tests.conftest import TESTS, Mailbox, SmtpSink, imap_config
-from triage.smtp import SmtpConnection
+from triage.reply.settings import SmtpSettings
+from triage.reply.smtp import SmtpConnection
 
 
 def _once(config: Path, password: str) -> subprocess.CompletedProcess[str]:

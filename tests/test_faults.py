@@ -45,10 +45,11 @@ from conftest import (
     wait_for,
 )
 
-from config.settings import AcknowledgementSettings, Settings, SmtpSettings
 from intake.errors import FetchError
-from run_pipeline import run_once
-from triage.tag import Tagger
+from story_intake.app_settings import Settings
+from story_intake.pipeline import run_once
+from triage.reply.settings import AcknowledgementSettings, SmtpSettings
+from triage.tag.tagger import Tagger
 
 FULL = os.environ.get("FAULT_FULL") == "1"
 STORIES = 300 if FULL else 120

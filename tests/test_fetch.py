@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from conftest import DovecotServer, Mailbox, story_message
 
-from config.settings import Settings
 from intake.errors import FetchError
-from intake.fetch import SIZE_CHUNK_BATCHES, ImapSettings, ImapSource
 from intake.records import Batch, MailboxState
-from intake.store import Store
-from run_pipeline import run_once
+from intake.sources.imap import SIZE_CHUNK_BATCHES, ImapSettings, ImapSource
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.pipeline import run_once
 
 SEEN = b"\\Seen"
 TRIAGED = b"$Triaged"

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD, Mailbox, SmtpSink, imap_config, story_message
 
-from cli import main
-from config.settings import Settings, load_settings
 from intake import report
-from intake.store import Store
-from run_pipeline import digest_context, run_once
-from triage.acknowledge import reference
-from triage.digest_out import send_digest
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.jobs import digest_context
+from story_intake.pipeline import run_once
+from story_intake.settings import load_settings
+from triage.digest.deliver import send_digest
+from triage.reply.policy import reference
+from triage.tag.tagger import Tagger
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 JANE = "Jane Doe <jane@example.net>"

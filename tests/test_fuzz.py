@@ -21,13 +21,13 @@ from conftest import FUZZ_COUNTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.settings import AcknowledgementSettings, SmtpSettings
 from intake.records import MailboxState, RawMessage, Story, Triage
-from intake.store import Store, StoreSettings
-from run_pipeline import process
-from triage.acknowledge import Decision, decide, reference
-from triage.outbox import TEMPLATES, make_environment, render_acknowledgement
-from triage.tag import Tagger
+from intake.store.engine import Store, StoreSettings
+from story_intake.pipeline import process
+from triage.reply.policy import Decision, decide, reference
+from triage.reply.render import TEMPLATES, make_environment, render_acknowledgement
+from triage.reply.settings import AcknowledgementSettings, SmtpSettings
+from triage.tag.tagger import Tagger
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from conftest import seed_maildir, story_message
 
-from config.settings import AcknowledgementSettings, Settings
 from intake.records import Address, Story, Triage
-from intake.store import Store
-from run_pipeline import run_once
-from triage.acknowledge import decide, reply_target
-from triage.authenticity import envelope_verdict, is_authenticated
-from triage.examples import story_from_text
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.pipeline import run_once
+from triage.reply.authenticity import envelope_verdict, is_authenticated
+from triage.reply.policy import decide, reply_target
+from triage.reply.settings import AcknowledgementSettings
+from triage.tag.examples import story_from_text
+from triage.tag.tagger import Tagger
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -204,8 +205,8 @@ def test_erasure_sender_takes_both_spellings_of_an_idn_domain(
 ) -> None:
     from conftest import maildir_config
 
-    from cli import main
-    from config.settings import load_settings
+    from story_intake.cli import main
+    from story_intake.settings import load_settings
 
     config = maildir_config(tmp_path / "site")
     settings = load_settings(config, {})

@@ -11,11 +11,12 @@ from conftest import SmtpSink, seed_maildir, story_message
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.settings import Settings, SmtpSettings
-from intake.store import Store
-from run_pipeline import run_once
-from triage.identity import mailbox_identity
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.pipeline import run_once
+from triage.reply.identity import mailbox_identity
+from triage.reply.settings import SmtpSettings
+from triage.tag.tagger import Tagger
 
 LOCAL = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=20)
 TAG = st.text("abcdefghijklmnopqrstuvwxyz0123456789.-_", min_size=0, max_size=10)

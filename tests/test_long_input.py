@@ -7,10 +7,10 @@ from pathlib import Path
 
 from conftest import seed_maildir, story_message
 
-from config.settings import Settings
 from intake.records import MailboxState, Quarantined, RawMessage
-from intake.store import Store
-from run_pipeline import requeue, run_once
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.pipeline import requeue, run_once
 
 DATA = Path(__file__).resolve().parent / "data"
 PARAGRAPH = ("My mother has dementia and the memory clinic, her GP and the council all asked me "

@@ -9,10 +9,10 @@ import pytest
 from spacy.attrs import LEMMA, LIKE_NUM, LOWER
 from spacy.matcher import Matcher
 
-from config.themes import DEFAULT_THEMES, load_themes
-from triage.examples import load_examples, training_files
-from triage.near import SequenceSet, compile_sequence
-from triage.tag import blank_nlp
+from story_intake.themes import DEFAULT_THEMES, load_themes
+from triage.tag.examples import load_examples, training_files
+from triage.tag.near import SequenceSet, compile_sequence
+from triage.tag.tagger import blank_nlp
 
 SETTINGS = load_themes(DEFAULT_THEMES)
 PATTERNS = [p for t in SETTINGS.themes for p in (*t.patterns, *t.weak_patterns)]

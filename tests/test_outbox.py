@@ -16,12 +16,11 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, SINK_USER, SmtpSink, free_port
 
-from config.settings import AcknowledgementSettings, SmtpSettings
 from intake.errors import ConfigError, SendError
 from intake.records import Address
-from triage.acknowledge import Decision, sender_reason
-from triage.examples import story_from_text
-from triage.outbox import (
+from triage.reply.pickup import pickup_name, write_pickup
+from triage.reply.policy import Decision, sender_reason
+from triage.reply.render import (
     Outgoing,
     check_templates,
     first_name,
@@ -29,8 +28,9 @@ from triage.outbox import (
     render_acknowledgement,
     render_team_mail,
 )
-from triage.pickup import pickup_name, write_pickup
-from triage.smtp import SmtpConnection, send
+from triage.reply.settings import AcknowledgementSettings, SmtpSettings
+from triage.reply.smtp import SmtpConnection, send
+from triage.tag.examples import story_from_text
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"

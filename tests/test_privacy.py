@@ -25,16 +25,20 @@ from conftest import (
     story_message,
 )
 
-from cli import main
-from config.settings import DigestSettings, RetentionSettings, Settings, load_settings
 from intake.errors import UsageError
 from intake.records import MailboxState, Quarantined, RawMessage
-from intake.store import Store, StoreSettings
-from run_pipeline import digest_context, housekeeping_job, run_once
-from triage.acknowledge import reference
-from triage.digest_out import send_digest
+from intake.store.engine import Store, StoreSettings
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.jobs import digest_context, housekeeping_job
+from story_intake.pipeline import run_once
+from story_intake.settings import load_settings
+from triage.digest.deliver import send_digest
+from triage.digest.settings import DigestSettings
+from triage.privacy import RetentionSettings
 from triage.private_files import open_private_folder, write_private
-from triage.tag import Tagger
+from triage.reply.policy import reference
+from triage.tag.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

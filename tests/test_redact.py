@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage import redact as redact_module
-from triage.redact import RedactionError, redact
+from triage.digest import redact as redact_module
+from triage.digest.redact import RedactionError, redact
 
 DATA = Path(__file__).parent / "data"
 

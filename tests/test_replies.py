@@ -15,16 +15,19 @@ from pathlib import Path
 
 from conftest import maildir_config, seed_maildir, story_message
 
-from config.settings import IntakeSettings, Settings, load_settings
 from intake import report
-from intake.store import Store
-from run_pipeline import main, run_once, var_folders
-from triage.acknowledge import reference
+from intake.store.engine import Store
+from story_intake.app_settings import IntakeSettings, Settings
+from story_intake.cli import main
+from story_intake.jobs import var_folders
+from story_intake.pipeline import run_once
+from story_intake.settings import load_settings
 from triage.erasure import erase
-from triage.identity import mailbox_identity
-from triage.outbox import SUBJECTS
 from triage.privacy import stories_of
-from triage.tag import Tagger
+from triage.reply.identity import mailbox_identity
+from triage.reply.policy import reference
+from triage.reply.render import SUBJECTS
+from triage.tag.tagger import Tagger
 
 TEXTS = {  # texts the shipped tagger reads as these kinds, sure of it
     "story": "",  # story_message's own story

@@ -12,8 +12,8 @@ import pytest
 from conftest import maildir_config, nested_message, seed_maildir, story_message
 
 from intake.report import spreadsheet_safe
-from run_pipeline import main
-from triage.acknowledge import reference
+from story_intake.cli import main
+from triage.reply.policy import reference
 
 
 def test_report_export_has_reference_and_mailbox_in_jsonl_and_csv(

@@ -1,17 +1,17 @@
 """Tag stage, pure rules: header rules, score combination, review reasons, evaluation metrics,
-and how withdrawal phrases and the classifier decide the kind (``triage.judge``)."""
+and how withdrawal phrases and the classifier decide the kind (``triage.tag.judge``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from config.themes import DEFAULT_THEMES, load_themes
 from intake.records import Address, Triage
-from triage.asking import addressed_to_us, reads_as_request, words_of
-from triage.evaluate import evaluate
-from triage.examples import LabelledText, story_from_text
-from triage.judge import Hit, Reading, decide_kind
-from triage.rules import automated_reason, combine, review_reasons
+from story_intake.themes import DEFAULT_THEMES, load_themes
+from triage.tag.asking import addressed_to_us, reads_as_request, words_of
+from triage.tag.evaluate import evaluate
+from triage.tag.examples import LabelledText, story_from_text
+from triage.tag.judge import Hit, Reading, decide_kind
+from triage.tag.rules import automated_reason, combine, review_reasons
 
 SETTINGS = load_themes(DEFAULT_THEMES)
 

@@ -30,12 +30,14 @@ from conftest import (
 )
 
 import intake.parse
-from config.settings import Settings, load_settings
 from intake import report
 from intake.errors import ConfigError
-from intake.store import Store
-from run_pipeline import main, requeue, run_once
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.pipeline import requeue, run_once
+from story_intake.settings import load_settings
+from triage.tag.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAGED = b"$Triaged"

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from config.schedule import (
+from intake.errors import ConfigError
+from story_intake.schedule import (
     MAX_POLL_BACKOFF,
     cron_trigger,
     crontab_weekdays,
@@ -14,7 +15,6 @@ from config.schedule import (
     next_poll_at,
     poll_due,
 )
-from intake.errors import ConfigError
 
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

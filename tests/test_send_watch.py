@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from conftest import SmtpSink, maildir_config, seed_maildir, story_message
 
-from config.settings import AlertSettings, Settings, SmtpSettings
-from intake.store import Store
-from run_pipeline import main, run_once
-from triage.tag import Tagger
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.cli import main
+from story_intake.pipeline import run_once
+from triage.alerts import AlertSettings
+from triage.reply.settings import SmtpSettings
+from triage.tag.tagger import Tagger
 
 
 def alerts_at(sink: SmtpSink) -> list[bytes]:

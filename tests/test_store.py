@@ -16,7 +16,7 @@ from conftest import story_message
 from intake.errors import StoreError
 from intake.parse import parse
 from intake.records import Acknowledgement, MailboxState, Quarantined, RawMessage
-from intake.store import Store, StoreSettings
+from intake.store.engine import Store, StoreSettings
 
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 STATE = MailboxState("INBOX", 42)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from conftest import story_message
 
-from config.themes import DEFAULT_THEMES, load_themes
 from intake.parse import parse
 from intake.records import RawMessage, Story
-from triage.examples import load_examples, story_from_text, training_files
-from triage.judge import Hit, first_of_each
-from triage.rules import ThemeSpec
-from triage.tag import Tagger, build_tagger, tag, tag_many, train
+from story_intake.themes import DEFAULT_THEMES, load_themes
+from triage.tag.examples import load_examples, story_from_text, training_files
+from triage.tag.judge import Hit, first_of_each
+from triage.tag.rules import ThemeSpec
+from triage.tag.tagger import Tagger, build_tagger, tag, tag_many, train
 
 DATA = Path(__file__).resolve().parent / "data"
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.textmap import TextMap, fold, unify_gaps, zeros_for_os
+from triage.digest.textmap import TextMap, fold, unify_gaps, zeros_for_os
 
 # Characters that normalisation changes, drops, expands or collapses, and plain ones.
 ALPHABET = st.sampled_from(

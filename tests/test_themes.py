@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from config.themes import DEFAULT_THEMES, load_themes, themes_from
 from intake.errors import ConfigError
-from triage.tag import blank_nlp, build_tagger
+from story_intake.themes import DEFAULT_THEMES, load_themes, themes_from
+from triage.tag.tagger import blank_nlp, build_tagger
 
 HEALTH = {"description": "Health.", "terms": ["gp"]}
 
@@ -55,4 +55,4 @@ def test_themes_invalid_token_pattern_names_the_key() -> None:
 
 def test_themes_relative_data_dir_is_read_from_the_repository() -> None:
     settings = themes_from({"themes": {"health": HEALTH}})
-    assert settings.data_dir.endswith("triage/data") and settings.data_dir.startswith("/")
+    assert settings.data_dir.endswith("triage/tag/data") and settings.data_dir.startswith("/")

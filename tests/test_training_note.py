@@ -15,7 +15,7 @@ def _small_tagger(folder: Path, config: Path) -> None:
     few seconds, not the shipped data's half a minute)."""
     data = folder / "data"
     data.mkdir()
-    lines = (TESTS.parent / "triage" / "data" / "train_a.jsonl").read_text().splitlines()
+    lines = (TESTS.parent / "triage" / "tag" / "data" / "train_a.jsonl").read_text().splitlines()
     (data / "train_small.jsonl").write_text("\n".join(lines[:40]) + "\n")
     text = THEMES.read_text()
     text = re.sub(r'(?m)^data_dir = .*$', f'data_dir = "{data}"', text)

@@ -26,10 +26,12 @@ from conftest import (
     wait_for,
 )
 
-import worker
-from config.settings import AlertSettings, Settings, SmtpSettings
-from intake.store import Store
-from run_pipeline import poll_job
+from intake.store.engine import Store
+from story_intake import worker
+from story_intake.app_settings import Settings
+from story_intake.jobs import poll_job
+from triage.alerts import AlertSettings
+from triage.reply.settings import SmtpSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 AT = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -41,7 +43,7 @@ def alerts_at(sink: SmtpSink) -> list[bytes]:
 
 
 def test_worker_lease_refuses_a_second_holder_until_it_expires(tmp_path: Path) -> None:
-    from intake.store import StoreSettings
+    from intake.store.engine import StoreSettings
 
     with Store(StoreSettings(f"sqlite:///{tmp_path}/s.db")) as store:
         assert store.acquire_lease("box", "host:1:a", AT, TTL) is None

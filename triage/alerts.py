@@ -5,19 +5,27 @@ again, never a storm. The bookkeeping is pure; ``send_alert`` renders and hands 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from intake.errors import ConfigError, SendError
-from intake.worker_store import PollHealth
-from triage.outbox import TEMPLATES, make_environment, our_message_id, render_team_mail
-from triage.smtp import send
+from intake.store.worker import PollHealth
+from triage.reply.render import TEMPLATES, make_environment, our_message_id, render_team_mail
+from triage.reply.smtp import send
 
 if TYPE_CHECKING:
-    from config.settings import AlertSettings, SmtpSettings
+    from triage.reply.settings import SmtpSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """``[alerts]``: who hears about repeated failures, and after how many."""
+
+    recipients: tuple[str, ...] = ()
+    after_failures: int = 3
 
 
 def record_poll(health: PollHealth, now: datetime, error: str | None) -> PollHealth:

@@ -1,14 +1,14 @@
 """Privacy, erasure: a person's data, all of it, and only theirs.
 
 The store deletes the rows and, in the same transaction, records what remains outside it
-(``intake.erasure_store``): digest and acknowledgement files, what ``subject-access`` wrote
+(``intake.store.erasure``): digest and acknowledgement files, what ``subject-access`` wrote
 for the person, and the mailbox copies by their recorded identity. ``finish_erasures`` then
 carries that record out, entry by entry; the next erase or housekeeping finishes whatever a
 crash left. Quarantined mail is the person's when its From or Return-Path is their address,
 normalised as stories' senders are (case, SRS and BATV wrappers).
 
 Left alone on purpose: the suppression list of inboxes that unsubscribed
-(``intake.unsubscribe_store``). It holds a keyed hash of the inbox, not the address, and no
+(``intake.store.unsubscribe``). It holds a keyed hash of the inbox, not the address, and no
 story_id, and erasing someone who asked not to be mailed must not start mailing them again;
 only ``resubscribe`` (the person asking) removes an entry.
 """
@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from intake.copies import MailboxCopy, header_block
-from intake.erasure_store import FOLDER, FileEntry
-from intake.privacy_store import ErasurePlan
-from intake.store import Store
-from triage.acknowledge import reference
-from triage.identity import person_address
-from triage.outbox import message_id_for
-from triage.pickup import pickup_name
+from intake.store.engine import Store
+from intake.store.erasure import FOLDER, FileEntry
+from intake.store.privacy import ErasurePlan
+from triage.reply.identity import person_address
+from triage.reply.pickup import pickup_name
+from triage.reply.policy import reference
+from triage.reply.render import message_id_for
 
 log = logging.getLogger(__name__)
 

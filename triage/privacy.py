@@ -1,7 +1,7 @@
 """Privacy: retention housekeeping, withdrawal holds and subject access (erasure is in
 ``triage.erasure``).
 
-The store does the rows (``intake.privacy_store``); this module adds what lies outside it: the
+The store does the rows (``intake.store.privacy``); this module adds what lies outside it: the
 digest files and acknowledgement files in the var folder, and the messages in the mailbox. It
 finds a person's stories by their normalised address, the same way acknowledgements do.
 """
@@ -12,24 +12,34 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from intake.privacy_store import Cutoffs, Held
 from intake.records import Story, Triage
-from intake.store import Store
-from triage.acknowledge import reference
-from triage.authenticity import is_authenticated
+from intake.store.engine import Store
+from intake.store.privacy import Cutoffs, Held
 from triage.erasure import Folders, Mailbox, finish_erasures, subject_access_paths
-from triage.identity import person_address, written_address
 from triage.private_files import open_private_folder, write_private
-from triage.rules import STORY, WITHDRAWAL
-
-if TYPE_CHECKING:
-    from config.settings import RetentionSettings
+from triage.reply.authenticity import is_authenticated
+from triage.reply.identity import person_address, written_address
+from triage.reply.policy import reference
+from triage.tag.rules import STORY, WITHDRAWAL
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """``[retention]``: how long each kind of stored data is kept, in days."""
+
+    raw_days: int = 180
+    body_days: int = 180
+    quarantine_days: int = 180
+    outbox_days: int = 30
+    digest_days: int = 180
+    purge_mailbox: bool = False
 
 
 def cutoffs(retention: RetentionSettings, now: datetime) -> Cutoffs:

@@ -1,0 +1,131 @@
+"""The command line's words: every command and option with the help a person reads, and the
+program's version. ``cli`` parses with ``build_parser`` and runs the command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import tomllib
+
+from story_intake.shipped import CHECKOUT, CONFIG
+
+DEFAULT_CONFIG = CONFIG / "pipeline.toml"
+
+DESCRIPTION = """\
+Collect people's stories about public services from the team's mailbox: store each one once,
+tag it by theme, acknowledge the sender and send the team a triaged digest."""
+EPILOG = """\
+Settings are read from --config (every key, its default and what it does are in
+config/pipeline.toml); passwords come from the environment variables it names.
+Exit codes: 0 done, 1 the run failed (nothing is lost: the next run resumes),
+2 bad configuration or arguments. "COMMAND --help" describes each command."""
+
+# name: (one line for the list of commands, what the command's own --help says)
+COMMANDS = {
+    "once": ("one pass: fetch, store, tag and acknowledge what is new",
+             "Read what is new in the mailbox, store each story once, tag it and send each "
+             "sender one acknowledgement, then stop. Safe to run again at any time."),
+    "run": ("the scheduled worker, until Ctrl-C (SIGINT) or SIGTERM",
+            "Poll the mailbox every [schedule] poll_seconds, send the digest on [digest] "
+            "schedule and purge what retention says has expired, until stopped."),
+    "digest": ("the digest of stories since the last one (--send: send it)",
+               "Build the team's digest of the stories since the last digest and write it to "
+               "[digest] output_dir. Without --send it is a preview: nothing is sent and the "
+               "next digest still includes these stories."),
+    "export": ("every story with its themes, as JSON lines or CSV",
+               "Print every stored story (and every quarantined message) with its themes, "
+               "evidence and acknowledgement, one per line (jsonl) or as a spreadsheet (csv; "
+               "cells a spreadsheet would run as formulas start with ')."),
+    "requeue": ("retry the messages that could not be read",
+                "Try again every quarantined message (one that could not be parsed or tagged), "
+                "for instance after an upgrade."),
+    "release": ("send (or mark as sent) acknowledgements held for a person to check",
+                "Release acknowledgements that were held for a person to check. Naming a "
+                "held request (--story) confirms it: a withdrawal then applies."),
+    "resume": ("send acknowledgements again after the hourly limit stopped them",
+               "The acknowledgement breaker stops all replies when [acknowledgement] "
+               "max_per_hour is reached; once someone has looked, resume sending."),
+    "resubscribe": ("acknowledge an inbox that unsubscribed again",
+                    "Take an inbox off the unsubscribed list, when the person asks to hear "
+                    "from us again: their next story gets an acknowledgement."),
+    "erase": ("delete everything held about a person or one story",
+              "Delete every stored trace of a person (--sender) or one story (--story): the "
+              "stored rows, digest pages, reply files, subject-access files and, with "
+              "[retention] purge_mailbox, the messages in the mailbox."),
+    "subject-access": ("write everything held about a person into a new folder",
+                       "Answer a subject access request: write every story from this address "
+                       "(as received, as text, and with its tags and acknowledgement) into a "
+                       "new or empty folder readable only by you."),
+    "status": ("what the pipeline has done and whether it is healthy",
+               "Show counts, the last run and its error, polling and sending health, held "
+               "replies and requests waiting for a person."),
+    "train": ("train the theme tagger from the labelled examples",
+              "Train the theme tagger from the examples in [tagger] data_dir. The same "
+              "examples always give the same model."),
+    "evaluate": ("how well the tagger finds each theme on the held-out examples",
+                 "Tag each held-out example set (eval*.jsonl) and print precision, recall "
+                 "and F1 for each theme."),
+    "demo": ("try the whole pipeline on the sample stories, no servers needed",
+             "Copy the sample stories into the local Maildir, run one pass and the digest, "
+             "and print where to find the results."),
+}  # fmt: skip
+
+
+def version() -> str:
+    """The installed package's version; from pyproject.toml when run from a plain checkout."""
+    try:
+        return importlib.metadata.version("story-intake")
+    except importlib.metadata.PackageNotFoundError:
+        try:
+            project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text(encoding="utf-8"))
+            return str(project["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options and one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="story-intake", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG),
+                        help="settings file (default: the shipped config/pipeline.toml)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"],
+                        help="how much to log (never bodies, subjects or addresses)")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one object per line, for log collectors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = {name: commands.add_parser(name, help=short, description=long)
+           for name, (short, long) in COMMANDS.items()}  # fmt: skip
+    _add_options(sub)
+    return parser
+
+
+def _add_options(sub: dict[str, argparse.ArgumentParser]) -> None:
+    sub["once"].add_argument("--json", action="store_true",
+                             help="print the counts as one JSON object")
+    sub["once"].add_argument("--dry-run", action="store_true",
+                             help="store and tag; send no acknowledgement (recorded as disabled)")
+    sub["export"].add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
+                               help="jsonl (default): one JSON object per line; csv")
+    which = sub["release"].add_mutually_exclusive_group(required=True)
+    which.add_argument("--story", metavar="REF", help="the held acknowledgement of this story "
+                       "(ST-...); for a request that needs confirmation, confirms it")
+    which.add_argument("--all", action="store_true",
+                       help="every held acknowledgement except requests that need confirmation")
+    sub["release"].add_argument("--as-sent", action="store_true",
+                                help="it did go out: record it as sent (default: send it next run)")
+    sub["resubscribe"].add_argument("--sender", metavar="ADDRESS", required=True,
+                                    help="an address of that inbox")
+    who = sub["erase"].add_mutually_exclusive_group(required=True)
+    who.add_argument("--sender", metavar="ADDRESS", help="every story from this address")
+    who.add_argument("--story", metavar="REF", help="one story, by reference (ST-...) or story_id")
+    sub["erase"].add_argument("--dry-run", action="store_true", help="show, delete nothing")
+    sub["subject-access"].add_argument("--sender", metavar="ADDRESS", required=True,
+                                       help="the person's email address")
+    sub["subject-access"].add_argument("--out", metavar="DIR", help="a new or empty folder to "
+                                       "write to (default var/subject-access/<time>)")
+    sub["digest"].add_argument("--send", action="store_true",
+                               help="send it and close the window (without: a preview file only)")

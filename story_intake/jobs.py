@@ -1,0 +1,114 @@
+"""The worker's jobs: plain functions of (settings, now) that ``worker.serve`` ticks and the
+command line runs once. Whether each is due is a pure predicate of settings and ``now``
+(``story_intake.schedule``); tests call the jobs directly, synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from intake import report
+from intake.errors import PipelineError
+from intake.records import RunCounts
+from intake.sources import Source, open_source
+from intake.sources.maildir import MaildirSettings
+from intake.store.engine import Store
+from story_intake.app_settings import Settings
+from story_intake.pipeline import run_once
+from story_intake.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
+from triage.alerts import alert_due, record_poll, send_alert
+from triage.digest.deliver import DigestContext, DigestOutcome, send_digest
+from triage.erasure import Folders
+from triage.privacy import housekeeping
+
+log = logging.getLogger("story_intake")
+
+
+def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = None) -> bool:
+    """The worker's poll: ``run_once`` when due, its health recorded, the team alerted after
+    ``[alerts] after_failures`` failures in a row and told when it works again.
+
+    Returns whether a pass ran (False: not due, the last failure's backoff still running).
+    """
+    with Store(settings.store) as store:
+        health = store.poll_health()
+    last = datetime.fromisoformat(health.last_attempt_at) if health.last_attempt_at else None
+    if not poll_due(last, health.failures, settings.schedule.poll_seconds, now):
+        return False
+    counts, error = RunCounts(), None
+    try:
+        counts = run_once(settings, now, stop=stop)
+    except Exception as err:  # the worker loop's one broad except: record it and go on
+        # Our own errors say what failed without personal data; others by type alone.
+        error = str(err)[:300] if isinstance(err, PipelineError) else type(err).__name__
+        log.error("poll failed (%d in a row): %s", health.failures + 1, error)
+    health = record_poll(health, now, error)
+    action = alert_due(health, settings.alerts.after_failures)
+    if action:
+        health = send_alert(action, health, now, settings.alerts, settings.smtp,
+                            settings.acknowledgement.team_name)  # fmt: skip
+    with Store(settings.store) as store:
+        store.save_poll_health(health, now)
+        store.record_run("poll", now, datetime.now(UTC), asdict(counts), error)
+    if error is None:
+        log.info("poll %s", report.counts_line(counts))
+    return True
+
+
+def digest_job(
+    settings: Settings, now: datetime, stop: threading.Event | None = None
+) -> DigestOutcome | None:
+    """The scheduled digest: sent when a ``[digest] schedule`` time has passed since the last
+    one (or since the pipeline first ran), or to finish one a crash interrupted."""
+    trigger = cron_trigger(settings.digest.schedule, settings.digest.timezone)
+    with Store(settings.store) as store:
+        last = store.last_digest_end() or store.first_run_at()
+        if not (store.digest_unfinished() or digest_due(trigger, last, now)):
+            return None
+        return send_digest(store, now, digest_context(settings))
+
+
+def housekeeping_job(
+    settings: Settings, now: datetime, stop: threading.Event | None = None
+) -> dict[str, int] | None:
+    """Retention: purge what has expired (rows, var files, and the mailbox when
+    ``[retention] purge_mailbox``), at most once a day. Returns the counts, None if not due."""
+    with Store(settings.store) as store:
+        if not housekeeping_due(store.last_housekeeping_at(), now):
+            return None
+        with privacy_mailbox(settings) as mailbox:
+            counts = housekeeping(store, now, settings.retention, var_folders(settings), mailbox)
+        store.record_run("housekeeping", now, datetime.now(UTC), counts, None)
+    return counts
+
+
+@contextmanager
+def privacy_mailbox(settings: Settings) -> Iterator[Source | None]:
+    """The opened mailbox when privacy work may delete from it, else None: the mailbox is
+    then left as it is. An IMAP mailbox when ``[retention] purge_mailbox`` allows it; the
+    embedded Maildir always (it is the pipeline's own copy: erasure removes from it)."""
+    own = isinstance(settings.mailbox, MaildirSettings)
+    if not (settings.retention.purge_mailbox or own):
+        yield None
+        return
+    with closing(open_source(settings.mailbox)) as source:
+        source.open()
+        yield source
+
+
+def var_folders(settings: Settings) -> Folders:
+    """Where copies of personal data are written besides the store."""
+    pickup = None if settings.smtp.host else Path(settings.smtp.pickup_dir)
+    return Folders(Path(settings.digest.output_dir), pickup)
+
+
+def digest_context(settings: Settings) -> DigestContext:
+    """What the digest needs from the settings."""
+    return DigestContext(settings.digest, settings.smtp, settings.acknowledgement.team_name,
+                         settings.tagger.theme_names)  # fmt: skip

@@ -1,0 +1,168 @@
+"""One pass of the pipeline, top to bottom: fetch -> parse -> tag -> store -> mark ->
+acknowledge (``run_once``), and ``requeue`` for what was quarantined.
+
+Sources, stages and adapters are wired together here and in ``jobs`` (the composition
+root is ``story_intake``); every stage receives its settings and ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from intake import report
+from intake.records import Batch, MailboxState, RunCounts
+from intake.report import Progress
+from intake.sources import Source, open_source
+from intake.store.engine import Store
+from intake.timing import StageTimer
+from story_intake.app_settings import Settings
+from story_intake.pool import Processed, open_stages, process
+from triage.privacy import hold_withdrawn
+from triage.reply.deliver import acknowledge, confirm_interrupted, decide_stories
+from triage.reply.send_watch import watch_sending
+from triage.reply.sender import Sender
+
+if TYPE_CHECKING:
+    from triage.tag.tagger import Tagger  # spaCy: loaded by the stages that tag, not at import
+
+log = logging.getLogger("story_intake")
+# What the per-batch log line counts: ids and numbers only, never a message's content.
+BATCH_COUNTS = ("fetched", "stored", "duplicates", "quarantined", "too_large")
+
+def run_once(
+    settings: Settings, now: datetime, source: Source | None = None,
+    tagger: Tagger | None = None, stop: threading.Event | None = None,
+    timer: StageTimer | None = None,
+) -> RunCounts:  # fmt: skip
+    """One pass: fetch what is new, parse and tag it, store it, mark it on the server, then
+    acknowledge.
+
+    ``source`` and ``tagger`` default to the ones the settings name (a tagger handed in also
+    means parsing and tagging here, not in ``[intake] workers``). When ``stop`` is set (a
+    signal), the pass ends after the batch or acknowledgement in hand, everything committed.
+    ``timer`` collects the seconds spent in each stage.
+    """
+    counts = RunCounts()
+    stop = stop or threading.Event()
+    timer = timer or StageTimer()
+    source = source or open_source(settings.mailbox)
+    progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
+    with Store(settings.store) as store, Sender(store, now, settings.acknowledgement,
+                                                settings.smtp, stop.is_set) as sender:  # fmt: skip
+        with closing(source):
+            state = source.open()
+            _finish_pending_marks(source, store, state)
+            batches = _timed(source.fetch_new(state, store.last_uid(state)), timer)
+            workers = settings.intake.workers
+            with open_stages(settings.tagger, workers, tagger, timer,
+                             settings.mailbox.batch_bytes) as stages:  # fmt: skip
+                for batch, processed in stages.map(batches):
+                    sender.wait()  # the store is this thread's again
+                    step = _handle_batch(batch, processed, state, source, store, now, settings,
+                                         timer)  # fmt: skip
+                    # Replies go out while the next batch is fetched, parsed and tagged.
+                    sender.start(timer)
+                    counts = _add(counts, step)
+                    log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
+                             report.counts_line(step, BATCH_COUNTS),
+                             progress.update(counts.fetched, batch.remaining))  # fmt: skip
+                    del batch, processed  # the raw bytes go before the next fetch
+                    if stop.is_set():
+                        break
+            sender.wait()
+            progress.close()
+            confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
+        with timer.stage("acknowledge"):
+            sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
+                                           settings.intake.addresses, stop.is_set, sender,
+                                           settings.intake.trusted_authserv_ids)  # fmt: skip
+        ack = settings.acknowledgement
+        watch_sending(store, sender.failure(), sender.worked, now, settings.alerts,
+                      settings.smtp, ack.team_name, ack.max_per_hour)  # fmt: skip
+    return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
+
+
+def _timed(batches: Iterator[Batch], timer: StageTimer) -> Iterator[Batch]:
+    """The source's batches, the time spent waiting for each counted as fetching."""
+    while True:
+        with timer.stage("fetch"):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        timer.add("fetch", 0.0, len(batch.messages))
+        yield batch
+
+
+def _handle_batch(
+    batch: Batch, processed: Processed, state: MailboxState, source: Source, store: Store,
+    now: datetime, settings: Settings, timer: StageTimer,
+) -> RunCounts:  # fmt: skip
+    done, failed = processed
+    parsed = [(raw, story) for raw, story, _ in done]
+    triages = {story.story_id: triage for _, story, triage in done}
+    with timer.stage("store", len(batch.messages)):
+        result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
+        hold_withdrawn(store, [(story, triage) for _, story, triage in done],
+                       settings.intake.trusted_authserv_ids)  # fmt: skip
+    # Only now that the store has committed may the server be told.
+    uids = [raw.uid for raw in batch.messages]
+    with timer.stage("mark", len(uids)):
+        source.mark_stored(uids)
+        store.clear_marks(state, uids)
+    # The first of each story_id is the one stored (a batch may hold the same mail twice).
+    first = {story.story_id: (story, triage) for _, story, triage in reversed(done)}
+    fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
+    with timer.stage("acknowledge"):
+        suppressed = decide_stories(store, now, settings.acknowledgement,
+                                    settings.intake.addresses, fresh,
+                                    settings.intake.trusted_authserv_ids)  # fmt: skip
+    too_large = sum(1 for raw in batch.messages if raw.too_large)
+    return RunCounts(fetched=len(batch.messages), stored=result.stored,
+                     duplicates=result.duplicates, quarantined=result.quarantined,
+                     too_large=too_large, tagged=result.stored, suppressed=suppressed)  # fmt: skip
+
+
+def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:
+    """Mark what a previous run stored but could not mark (it crashed in between)."""
+    known = store.known_uidvalidities(state.mailbox)
+    if state.uidvalidity and known and state.uidvalidity not in known:
+        log.warning(
+            "UIDVALIDITY of %s changed to %d: re-scanning, already-stored stories are skipped",
+            state.mailbox, state.uidvalidity,
+        )  # fmt: skip
+    store.drop_stale_marks(state)
+    pending = store.pending_marks(state)
+    if pending:
+        source.mark_stored(pending)
+        store.clear_marks(state, pending)
+        log.info("marked %d messages left unmarked by an earlier run", len(pending))
+
+
+def _add(a: RunCounts, b: RunCounts) -> RunCounts:
+    return RunCounts(**{k: v + asdict(b)[k] for k, v in asdict(a).items()})
+
+
+def requeue(settings: Settings, now: datetime, tagger: Tagger | None = None) -> tuple[int, int]:
+    """Retry every quarantined message; returns (released, still quarantined)."""
+    from triage.tag.tagger import load_tagger
+
+    released = still = 0
+    tagger = tagger or load_tagger(settings.tagger)
+    with Store(settings.store) as store:
+        for entry in store.quarantined():
+            done, failed = process([entry.raw], tagger)
+            for item in failed:
+                store.requarantine(entry.id, item.stage, item.reason, item.detail)
+                still += 1
+            for raw, story, triage in done:
+                store.release(entry.id, story, raw, triage, now)
+                released += 1
+    return released, still

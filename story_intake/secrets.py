@@ -1,0 +1,51 @@
+"""Secrets, read from the environment only by the commands that connect.
+
+The file names each secret's environment variable (``password_env``); the value is looked up
+here, when a command is about to log in, so that reading the store (``status``, ``export``, a
+digest preview...) works on a machine that holds no mailbox password. A command that does log
+in still stops at start, naming the variable, never its value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
+
+from intake.errors import ConfigError
+from intake.sources.imap import ImapSettings
+
+if TYPE_CHECKING:
+    from story_intake.app_settings import Settings
+
+# The parts that log in: the mailbox (IMAP) and the SMTP relay.
+ALL = ("mailbox", "smtp")
+
+
+def with_secrets(
+    settings: Settings, environ: Mapping[str, str], needed: Collection[str]
+) -> Settings:
+    """``settings`` with the passwords of the ``needed`` parts filled from ``environ``.
+
+    ConfigError naming the variable when one that is needed is unset. Parts that do not log in
+    (a Maildir, a pickup folder, a relay without ``username``) need none.
+    """
+    mailbox, smtp = settings.mailbox, settings.smtp
+    if "mailbox" in needed and isinstance(mailbox, ImapSettings):
+        mailbox = dataclasses.replace(
+            mailbox, password=secret(environ, mailbox.password_env, "mailbox"))
+    if "smtp" in needed and smtp.host and smtp.username:
+        smtp = dataclasses.replace(smtp, password=secret(environ, smtp.password_env, "smtp"))
+    return dataclasses.replace(settings, mailbox=mailbox, smtp=smtp)
+
+
+def secret(environ: Mapping[str, str], variable: str, section: str) -> str:
+    """The secret held in ``variable``; ConfigError naming the variable when it is unset."""
+    if not variable:
+        raise ConfigError(f"{section}.password_env must name an environment variable")
+    value = environ.get(variable)
+    if not value:
+        raise ConfigError(
+            f"environment variable {variable} (named by {section}.password_env) is not set"
+        )
+    return value

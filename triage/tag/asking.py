@@ -1,0 +1,154 @@
+"""Tag stage, reading a withdrawal phrase in context: does it ask us, or tell of something?
+
+A pure, stdlib-only companion of ``triage.tag.rules``: ``triage.tag.judge`` asks it about every
+withdrawal phrase the matchers found, before the phrase may make a message a withdrawal.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Withdrawal phrases (themes.toml [requests.withdrawal]) also turn up in stories: "the GP had
+# deleted my referral", "they made them take it down", "please don't delete my story", the
+# disclaimer's "if you are not the intended recipient ... delete it". A phrase is a request to us
+# only when the words around it say so; these are the closed-class words read for that.
+NEGATION_WORDS = 6  # how far back in its clause a negator still governs a phrase
+_NEGATORS = frozenset(("not", "never", "no", "nt", "without"))
+# Just before a phrase, or inside one ("it was cancelled"), these make it a report.
+_NARRATIVE = frozenset(("was", "were", "been", "being", "had", "has", "did", "got", "gets"))
+_THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "someone",
+                          "somebody", "nobody", "everyone", "everybody", "people"))  # fmt: skip
+_SUBJECTS = _THIRD_PARTY | {"i", "we", "it"}
+_WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
+_SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
+_DETERMINERS = frozenset(("my", "the", "this", "that", "his", "her", "our", "their", "your", "a"))
+_AUXILIARIES = frozenset(("do", "does", "did", "would", "could", "should", "will", "wo", "ca",
+                          "can", "must", "might", "may", "'d", "am", "is", "are", "'m",
+                          "'re"))  # fmt: skip
+_ADVERBS = frozenset(("just", "then", "also", "already", "finally", "eventually", "quickly",
+                      "simply", "actually", "even", "all", "completely", "really"))  # fmt: skip
+_CONJUNCTIONS = frozenset(("and", "or", "but", "so", "then", "because", "if", "when", "though",
+                           "although", "while", "once"))  # fmt: skip
+_IRREGULAR_PAST = frozenset(("withdrew", "took", "forgot", "struck", "drew", "threw", "wrote",
+                             "got", "went", "tore", "undid", "wanted", "left", "kept", "made",
+                             "did", "withdrawn", "taken", "forgotten", "written", "gone",
+                             "done"))  # fmt: skip
+# "asked them to delete it" asks someone else; "had to delete it" tells what happened.
+_BEFORE_TO = _THIRD_PARTY | {"her", "had", "used", "tried", "managed", "able", "forced"}
+# A sentence with one of these words speaks to us ("please", "could you", "I'd rather").
+_ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "ye", "ya", "'d",
+                        "would", "want", "wish", "ask", "asking", "request", "rather", "prefer",
+                        "grateful", "withdraw", "withdrawing"))  # fmt: skip
+# Words that may come before an imperative at the start of its sentence ("So, delete it").
+_OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay", "oh", "also",
+                      "then", "actually", "sorry", "hi", "hello", "re"))  # fmt: skip
+# A sentence matching this is a disclaimer ("If you are not the intended recipient ... delete it").
+_DISCLAIMER = re.compile(r"intended recipient|named recipient|not the recipient|addressee|"
+                         r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error")
+_CONTRACTIONS = {"dont": "do not", "didnt": "did not", "doesnt": "does not", "cant": "ca not",
+                 "wont": "wo not", "wouldnt": "would not", "couldnt": "could not",
+                 "wasnt": "was not", "isnt": "is not", "havent": "have not", "hadnt": "had not",
+                 "hasnt": "has not", "shouldnt": "should not", "im": "i 'm",
+                 "id": "i 'd"}  # fmt: skip
+# Mail is hard-wrapped: a line break alone ends nothing, a blank line ends a paragraph.
+_SENTENCE_END = re.compile(r"[.!?]|\n\s*\n")
+_CLAUSE_END = re.compile(r"[.!?;:,()\"“”–—]|\n\s*\n|\s-+\s")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|'[a-z]+")
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words with contractions split: "didn't" -> did, not; "I'd" -> i, 'd."""
+    text = text.lower().replace("’", "'").replace("n't", " not")
+    text = re.sub(r"(?<=[a-z])'(d|m|re|ll|s|ve)\b", r" '\1", text)
+    found = []
+    for word in _WORD.findall(text):
+        found += _CONTRACTIONS.get(word, word).split()
+    return found
+
+
+def reads_as_request(text: str, start: int, end: int) -> bool:
+    """Whether the withdrawal phrase ``text[start:end]`` asks for something rather than tells
+    of it: not negated ("please don't delete my story"), not narrative ("the GP had deleted my
+    referral", "it was cancelled", "made them take it down"), not in a disclaimer."""
+    phrase = words_of(text[start:end])
+    if _DISCLAIMER.search(" ".join(_sentence(text, start).lower().split())):
+        return False
+    if not phrase:  # punctuation alone: nothing to read it by
+        return True
+    whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
+    clause = whole[max((i + 1 for i, w in enumerate(whole) if w in _CONJUNCTIONS), default=0) :]
+    if phrase[0] in _NEGATORS:  # "don't use it": who does not, and in which tense
+        return _negated_request(clause, phrase)
+    if _NEGATORS & set(clause[-NEGATION_WORDS:]):  # "please don't delete it", "not withdrawing"
+        return False
+    if phrase[0] == "rather":  # "I'd rather it didn't go in": a wish, whatever the tense
+        return True
+    if "address" in phrase[-2:] or words_of(text[end : end + 12])[:1] == ["address"]:
+        return False  # "remove my email address", "take my email address off": mailing lists
+    inside = phrase[1:-1]
+    if _NARRATIVE & set(inside) or any(w in _CONJUNCTIONS and _is_past(n)
+                                       for w, n in zip(inside, phrase[2:], strict=False)):
+        return False  # "it was cancelled", "I tidied it up and taken out ..."
+    if len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1]) \
+            and phrase[0] not in _WISHES:
+        return False  # "the photos I deleted"; not "I want it gone"
+    previous = [w for w in clause if w not in _ADVERBS]
+    before, earlier = ([""] * 2 + previous)[-1], ([""] * 2 + previous)[-2]
+    if _is_past(phrase[0]) and not _past_request(phrase, whole, before, earlier):
+        return False  # "the police took it down", "they've withdrawn officers"
+    if before in _NARRATIVE and earlier not in _SECOND_PERSON | {"have", "'ve"}:
+        return False  # "had deleted", "did delete"; not "I've had second thoughts"
+    return not (before in _THIRD_PARTY or (before == "to" and earlier in _BEFORE_TO))
+
+
+def addressed_to_us(text: str, start: int, end: int) -> bool:
+    """Whether the sentence holding the phrase ``text[start:end]`` speaks to us: it asks
+    ("please", "could you", "I'd rather") or begins with the phrase, a verb (an imperative:
+    "Delete it.", not "I wanted out of that marriage")."""
+    if _ADDRESSED & set(words_of(_sentence(text, start))):
+        return True
+    lead = words_of(text[_last_match_end(_SENTENCE_END, text, start) : start])
+    phrase = words_of(text[start:end])
+    return (bool(phrase) and all(w in _OPENERS for w in lead)
+            and phrase[0] not in _SUBJECTS | _DETERMINERS and not _is_past(phrase[0]))  # fmt: skip
+
+
+def _past_request(phrase: list[str], clause: list[str], before: str, earlier: str) -> bool:
+    # A past form asks only with "you" in its clause ("if you wouldn't use it and deleted it"),
+    # after "be" ("that it be removed") or "I/we have" ("I've withdrawn my consent"), or when
+    # it names us ("taken out of your campaign").
+    perfect = before in ("have", "'ve") and earlier in _SECOND_PERSON | {"i", "we", ""}
+    return before == "be" or perfect or bool(_SECOND_PERSON & set(clause + phrase)) or (
+        "your" in phrase
+    )
+
+
+def _negated_request(clause: list[str], phrase: list[str]) -> bool:
+    # "I'd rather you didn't use it", "he doesn't want it used": requests.
+    # "they didn't use it", "I didn't consent", "my mum doesn't use email": reports.
+    helpers = list(clause)
+    while helpers and helpers[-1] in _AUXILIARIES | _ADVERBS:
+        helpers.pop()
+    subject = helpers[-1] if helpers else ""
+    tense = next((w for w in reversed(clause) if w in _AUXILIARIES | _NARRATIVE), "")
+    if tense in _NARRATIVE and subject not in _SECOND_PERSON:
+        return False
+    wish = bool({"want", "wish", "like"} & set(phrase))
+    return wish or (tense != "does" and subject not in _THIRD_PARTY)
+
+
+def _sentence(text: str, at: int) -> str:
+    found = _SENTENCE_END.search(text, at)
+    return text[_last_match_end(_SENTENCE_END, text, at) : found.end() if found else len(text)]
+
+
+def _is_past(word: str) -> bool:
+    """A past tense or participle ("deleted", "took", "withdrawn"), not "need" or "bed"."""
+    return word in _IRREGULAR_PAST or (word.endswith("ed") and len(word) > 4)
+
+
+def _last_match_end(pattern: re.Pattern[str], text: str, before: int) -> int:
+    end = 0
+    for match in pattern.finditer(text, 0, before):
+        end = match.end()
+    return end
