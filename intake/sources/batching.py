@@ -12,6 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from intake.errors import ConfigError
+
+
+def check_batch_limits(batch_size: int, batch_bytes: int) -> None:
+    """ConfigError naming the ``[mailbox]`` key when a batch limit could never be met."""
+    if batch_size < 1:
+        raise ConfigError("mailbox.batch_size must be at least 1")
+    if batch_bytes < 1:
+        raise ConfigError("mailbox.batch_bytes must be at least 1")
+
 
 @dataclass(slots=True)
 class BatchLimit:

@@ -24,7 +24,7 @@ from intake.errors import ConfigError, FetchError
 from intake.errtext import describe
 from intake.network import is_loopback
 from intake.records import Batch, MailboxState, RawMessage
-from intake.sources.batching import BatchLimit, plan_batches
+from intake.sources.batching import BatchLimit, check_batch_limits, plan_batches
 from intake.sources.imap_erase import erase_in_folder
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,7 @@ class ImapSettings:
             )
         if not self.username:
             raise ConfigError("mailbox.username must be set when mailbox.host is")
-        if self.batch_size < 1:
-            raise ConfigError("mailbox.batch_size must be at least 1")
-        if self.batch_bytes < 1:
-            raise ConfigError("mailbox.batch_bytes must be at least 1")
+        check_batch_limits(self.batch_size, self.batch_bytes)
         if self.max_message_bytes < 1024:
             raise ConfigError("mailbox.max_message_bytes must be at least 1024")
 

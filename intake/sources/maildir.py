@@ -18,7 +18,7 @@ from types import TracebackType
 from intake.copies import MailboxCopy, matching
 from intake.errors import ConfigError, FetchError
 from intake.records import Batch, MailboxState, RawMessage
-from intake.sources.batching import BatchLimit
+from intake.sources.batching import BatchLimit, check_batch_limits
 
 # A header block bigger than this is itself hostile; keep its start and let parse flag it.
 MAX_HEADER_BYTES = 1_000_000
@@ -37,10 +37,7 @@ class MaildirSettings:
     def __post_init__(self) -> None:
         if not self.processed_folder:
             raise ConfigError("mailbox.processed_folder must be set for a Maildir")
-        if self.batch_size < 1:
-            raise ConfigError("mailbox.batch_size must be at least 1")
-        if self.batch_bytes < 1:
-            raise ConfigError("mailbox.batch_bytes must be at least 1")
+        check_batch_limits(self.batch_size, self.batch_bytes)
 
 
 class MaildirSource:
