@@ -21,6 +21,7 @@ from intake import report
 from intake.errors import ConfigError, PipelineError, UsageError
 from intake.records import RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
+from intake.store.backup import backup
 from intake.store.engine import Store
 from story_intake import worker
 from story_intake.addresses import address_warnings
@@ -164,6 +165,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
             with Store(settings.store) as store:
                 key = store.sender_key(mailbox_identity(args.sender))
                 print(json.dumps({"lifted": store.lift_unsubscribe(key)}))
+        elif args.command == "backup":
+            size = backup(settings.store.url, Path(args.path))
+            print(json.dumps({"backup": args.path, "bytes": size}))
         elif args.command == "resume":
             with Store(settings.store) as store:
                 print(json.dumps({"resumed": resume(store, started_at)}))

@@ -65,6 +65,10 @@ COMMANDS = {
     "evaluate": ("how well the tagger finds each theme on the held-out examples",
                  "Tag each held-out example set (eval*.jsonl) and print precision, recall "
                  "and F1 for each theme."),
+    "backup": ("copy the store to a new file, safely while the worker runs",
+               "Copy the SQLite store to PATH (a new file, readable by you alone) with SQLite's "
+               "online backup API: consistent even while the worker writes. Restore by "
+               "copying it back while nothing runs."),
     "demo": ("try the whole pipeline on the sample stories, no servers needed",
              "Copy the sample stories into the local Maildir, run one pass and the digest, "
              "and print where to find the results."),
@@ -127,5 +131,6 @@ def _add_options(sub: dict[str, argparse.ArgumentParser]) -> None:
                                        help="the person's email address")
     sub["subject-access"].add_argument("--out", metavar="DIR", help="a new or empty folder to "
                                        "write to (default var/subject-access/<time>)")
+    sub["backup"].add_argument("path", metavar="PATH", help="the new file to write")
     sub["digest"].add_argument("--send", action="store_true",
                                help="send it and close the window (without: a preview file only)")

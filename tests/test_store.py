@@ -188,3 +188,26 @@ def test_store_made_by_an_earlier_version_gets_the_columns_added_since(tmp_path:
     with Store(StoreSettings(url)) as store:
         store.record_run("once", AT, AT, {"fetched": 1}, "boom")
         assert store.status()["last_run"]["error"] == "boom"
+
+
+def test_store_backup_is_a_whole_owner_only_copy_and_never_overwrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import maildir_config
+
+    from story_intake.cli import main
+
+    config = maildir_config(tmp_path / "site")
+    url = f"sqlite:///{tmp_path}/site/s.db"
+    with Store(StoreSettings(url)) as store:  # a writer holds the store open meanwhile
+        message = raw(story_message(1), 1)
+        store.commit_batch(STATE, 1, [(message, parse(message))], [], AT)
+        target = tmp_path / "backup.db"
+        assert main(["--config", str(config), "backup", str(target)]) == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with Store(StoreSettings(f"sqlite:///{target}")) as copy:
+        assert [s.story_id for s in copy.stories()] == [parse(message).story_id]
+    before = target.read_bytes()
+    capsys.readouterr()
+    assert main(["--config", str(config), "backup", str(target)]) == 2  # never overwritten
+    assert "exists" in capsys.readouterr().err and target.read_bytes() == before
