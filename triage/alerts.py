@@ -49,24 +49,24 @@ def alert_due(health: PollHealth, after_failures: int) -> str | None:
 
 def send_alert(
     action: str, health: PollHealth, now: datetime, alerts: AlertSettings, smtp: SmtpSettings,
-    team_name: str,
+    team_name: str, *, about: str = "polling", template: str = "alert",
 ) -> PollHealth:  # fmt: skip
-    """Tell ``[alerts] recipients`` that polling is failing (or works again); returns the
-    health with ``alerted`` updated. A failed hand-over leaves it unchanged, so the next poll
-    tries again; with no recipients the log line is the alert."""
+    """Tell ``[alerts] recipients`` that ``about`` (polling, or sending replies) is failing
+    (or works again); returns the health with ``alerted`` updated. A failed hand-over leaves
+    it unchanged, so the next pass tries again; with no recipients the log line is the alert."""
     alerted = action == "alert"
     if not alerts.recipients:
-        log.warning("alert %s: polling failures=%d; no [alerts] recipients configured",
-                    action, health.failures)  # fmt: skip
+        log.warning("alert %s: %s failures=%d; no [alerts] recipients configured",
+                    action, about, health.failures)  # fmt: skip
         return replace(health, alerted=alerted)
-    subject = ("Story intake: polling has failed " f"{health.failures} times in a row"
-               if alerted else "Story intake: polling works again")  # fmt: skip
+    subject = (f"Story intake: {about} has failed {health.failures} times in a row"
+               if alerted else f"Story intake: {about} works again")  # fmt: skip
     context = {"action": action, "health": health, "now": now.isoformat(timespec="seconds"),
                "after_failures": alerts.after_failures}  # fmt: skip
     key = f"{action}:{health.last_attempt_at}"
-    if not send_team_alert("alert", context, subject, key, now, alerts, smtp, team_name):
+    if not send_team_alert(template, context, subject, key, now, alerts, smtp, team_name):
         return health
-    log.warning("alert %s sent: polling failures=%d", action, health.failures)
+    log.warning("alert %s sent: %s failures=%d", action, about, health.failures)
     return replace(health, alerted=alerted)
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from intake.store.engine import Store
-from triage.alerts import alert_due, record_poll, send_team_alert
+from triage.alerts import alert_due, record_poll, send_alert, send_team_alert
 from triage.reply.breaker import resumed, window_start
 
 if TYPE_CHECKING:
@@ -40,13 +40,8 @@ def watch_sending(
             log.warning("sending failed (%d passes in a row): %s", health.failures, failure)
     action = alert_due(health, alerts.after_failures)
     if action:
-        context = {"action": action, "health": health, "now": now.isoformat(timespec="seconds"),
-                   "after_failures": alerts.after_failures}  # fmt: skip
-        subject = (f"Story intake: sending replies has failed {health.failures} times in a row"
-                   if action == "alert" else "Story intake: sending replies works again")
-        key = f"{action}:{health.last_attempt_at}"
-        if _tell(alerts, "send_alert", context, subject, key, now, smtp, team_name):
-            health = replace(health, alerted=action == "alert")
+        health = send_alert(action, health, now, alerts, smtp, team_name,
+                            about="sending replies", template="send_alert")  # fmt: skip
     store.save_send_health(health, now)
     _tell_breaker(store, now, alerts, smtp, team_name, max_per_hour)
 
