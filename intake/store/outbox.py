@@ -115,13 +115,16 @@ class OutboxRows:
         with self._connect() as conn:
             return set(conn.execute(recent).scalars()), set(conn.execute(refused).scalars())
 
-    def confirmations_since(self, keys: Sequence[str], since: datetime) -> set[str]:
-        """Of these sender keys: those sent (or due, or held) a withdrawal confirmation since
-        ``since``. Confirmations are limited among themselves: an acknowledgement of a story
-        does not stop the confirmation of its withdrawal."""
+    def confirmations_since(
+        self, keys: Sequence[str], since: datetime, template: str = "withdrawal_confirmation"
+    ) -> set[str]:
+        """Of these sender keys: those sent (or due, or held) a confirmation of this
+        ``template`` since ``since``. Confirmations are limited among themselves: an
+        acknowledgement of a story does not stop the confirmation of its withdrawal, and one
+        held for a person stops a second request being held beside it."""
         o = schema.outbox.c
         query = select(o.sender_key).where(o.sender_key.in_(sorted(set(keys))),
-                                           o.template == "withdrawal_confirmation",
+                                           o.template == template,
                                            o.state.in_(ACTIVE), o.created_at >= since)  # fmt: skip
         with self._connect() as conn:
             return set(conn.execute(query).scalars())

@@ -20,7 +20,6 @@ from sqlalchemy import Connection, delete, insert, select
 from intake.store import schema
 
 UNSUBSCRIBE_TEMPLATE = "unsubscribe_confirmation"
-_ACTIVE = ("pending", "sending", "sent", "held")  # as outbox_store.ACTIVE
 
 
 class UnsubscribeRows:
@@ -36,16 +35,6 @@ class UnsubscribeRows:
         """Of these sender keys, those on the suppression list (one query for a page)."""
         u = schema.unsubscribed.c
         query = select(u.sender_key).where(u.sender_key.in_(sorted(set(keys))))
-        with self._connect() as conn:
-            return set(conn.execute(query).scalars())
-
-    def unsubscribes_since(self, keys: Sequence[str], since: datetime) -> set[str]:
-        """Of these sender keys: those with an unsubscribe confirmation due, sent or held
-        since ``since``: one held for a person stops a second request being held beside it."""
-        o = schema.outbox.c
-        query = select(o.sender_key).where(o.sender_key.in_(sorted(set(keys))),
-                                           o.template == UNSUBSCRIBE_TEMPLATE,
-                                           o.state.in_(_ACTIVE), o.created_at >= since)  # fmt: skip
         with self._connect() as conn:
             return set(conn.execute(query).scalars())
 

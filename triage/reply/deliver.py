@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from intake.records import Acknowledgement, Story, Triage
 from intake.store.engine import Store
+from intake.store.unsubscribe import UNSUBSCRIBE_TEMPLATE
 from triage.reply.authenticity import envelope_verdict, is_authenticated
 from triage.reply.identity import mailbox_identity
 from triage.reply.pickup import pickup_name
@@ -155,7 +156,7 @@ def _confirmation_limits(store: Store, keys: Sequence[str], since: datetime) -> 
     many withdrawals or unsubscribes (forged or real, one held for a person included) arrive,
     and whether or not a story was acknowledged."""
     return {WITHDRAWAL: store.confirmations_since(keys, since),
-            UNSUBSCRIBE: store.unsubscribes_since(keys, since)}  # fmt: skip
+            UNSUBSCRIBE: store.confirmations_since(keys, since, UNSUBSCRIBE_TEMPLATE)}  # fmt: skip
 
 
 def _honoured(story: Story, triage: Triage, decision: Decision, authenticated: bool) -> bool:
