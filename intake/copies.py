@@ -1,11 +1,10 @@
 """Fetch stage, erasure: which message on a mailbox is a copy of one the store recorded.
 
 Pure functions of bytes; the sources (``intake.sources.imap`` over IMAP,
-``intake.sources.maildir``) do the I/O. A copy is deleted only when it is confirmed exactly: its
-Message-ID, normalised the way
-``story_id`` is, equals the recorded one, or, for a message without one (``sha256:`` ids) and
-for quarantined mail, its bytes hash to the recorded digest. A search result alone (IMAP's
-``HEADER`` search matches substrings) never is.
+``intake.sources.maildir``) do the I/O. A copy is deleted only when it is confirmed exactly:
+its Message-ID, normalised the way ``story_id`` is, equals the recorded one, or, for a message
+without one (``sha256:`` ids) and for quarantined mail, its bytes hash to the recorded digest.
+A search result alone (IMAP's ``HEADER`` search matches substrings) never is.
 """
 
 from __future__ import annotations
