@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TESTS, DovecotServer, Mailbox, XOAuth2Sink, story_message
+
 from intake.errors import ConfigError
 from story_intake.jobs import poll_job
 from story_intake.pipeline import run_once
@@ -201,7 +201,7 @@ def test_oauth2_imap_tls_trusts_only_ca_file(
     # server's certificate must now be checked against ca_file alone, not SSL_CERT_FILE.
     monkeypatch.setenv("SSL_CERT_FILE", str(oauth_ca.ca_file))
     wrong = replace(settings.mailbox, ca_file=str(other_ca.ca_file))
-    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
         run_once(replace(settings, mailbox=wrong), datetime.now(UTC), tagger=tagger)
     assert stories_in(tmp_path) == 0
 
@@ -241,10 +241,9 @@ def test_oauth2_no_token_or_secret_in_debug_logs_status_or_the_store(
      "mailbox.oauth2_provider = google is not yet supported"),
     ('auth = "oauth2"\noauth2_client_id = "c"\noauth2_tenant = "t"\n'
      'oauth2_client_secret_env = ""\n', "mailbox.oauth2_client_secret_env"),
-    ('auth = "kerberos"\n', "mailbox.auth"),
-    ('oauth2_provider = "okta"\n', "mailbox.oauth2_provider"),
-    ('ca_file = "/nonexistent/ca.pem"\n', "mailbox.ca_file"),
-    ('tokens = "x"\n', "mailbox.tokens"),
+    ('auth = "kerberos"\n', "mailbox.auth must be one of: password | oauth2"),
+    ('oauth2_provider = "okta"\n', "mailbox.oauth2_provider must be one of"),
+    ('ca_file = "/nonexistent/ca.pem"\n', "mailbox.ca_file cannot be read"),
 ])  # fmt: skip
 def test_oauth2_config_errors_name_the_key(lines: str, key: str) -> None:
     import tomllib
@@ -260,7 +259,7 @@ def test_oauth2_config_errors_name_the_key(lines: str, key: str) -> None:
     ('host = "smtp.example.org"\nauth = "oauth2"\n', "smtp.username"),
     ('host = "smtp.example.org"\nauth = "oauth2"\nusername = "stories@example.org"\n',
      "smtp.auth = oauth2 uses \\[mailbox\\]'s OAuth2 client"),
-    ('host = "smtp.example.org"\nca_file = "/nonexistent/ca.pem"\n', "smtp.ca_file"),
+    ('host = "smtp.example.org"\nca_file = "/nonexistent/ca.pem"\n', "smtp.ca_file cannot be read"),
 ])  # fmt: skip
 def test_oauth2_smtp_config_errors_name_the_key(smtp: str, key: str) -> None:
     import tomllib
