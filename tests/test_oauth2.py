@@ -4,6 +4,7 @@ server taking AUTH XOAUTH2. Nothing mocked."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -222,6 +223,8 @@ def test_oauth2_no_token_or_secret_in_debug_logs_status_or_the_store(
     assert once.returncode == 0, once.stderr
     assert len(xoauth2_sink.messages) == 1 and len(client.issued) == 1
     assert "DEBUG" in once.stderr  # the level really was on
+    expires_at = json.loads(status.stdout)["oauth2_token_expires_at"]
+    assert datetime.fromisoformat(expires_at) > datetime.now(UTC)  # status shows the expiry
     token = client.issued[0]
     seen = once.stdout + once.stderr + status.stdout + status.stderr
     stored = (tmp_path / "stories.db").read_bytes()
