@@ -586,13 +586,14 @@ class XOAuth2Sink(SmtpSink):
 
         from aiosmtpd.smtp import AuthResult
 
+        # handled=False: aiosmtpd then answers 535 itself (True would mean "already answered").
         if len(args) != 2:
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         fields = dict(part.split("=", 1) for part in
                       base64.b64decode(args[1]).decode().split("\x01") if "=" in part)  # fmt: skip
         user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
         if not self.issuer.validate(token, user):
-            return AuthResult(success=False)
+            return AuthResult(success=False, handled=False)
         self.logins.append(user)
         return AuthResult(success=True, auth_data=user)
 

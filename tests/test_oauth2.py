@@ -280,3 +280,28 @@ def test_oauth2_missing_secret_variable_is_named_at_start(
     result = run_cli(config, "", "once")
     assert result.returncode == 2
     assert f"{SECRET_ENV} (named by mailbox.oauth2_client_secret_env) is not set" in result.stderr
+
+
+def test_oauth2_smtp_refusing_the_token_leaves_the_acknowledgement_to_retry(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, xoauth2_sink: XOAuth2Sink,
+    tmp_path: Path, tagger: Any,
+) -> None:  # fmt: skip
+    from intake.store.engine import Store
+
+    box = oauth_box(oauth_dovecot)
+    client_id, client = oauth_issuer.register(box.user)
+    box.append(fresh_story(1))
+    config = oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file,
+                          smtp_port=xoauth2_sink.port)  # fmt: skip
+    # The token is the mailbox's: a relay login as another user is refused (535).
+    text = config.read_text().split("[smtp]")
+    config.write_text(text[0] + "[smtp]" + text[1].replace(box.user, "other@example.org"))
+    settings = load_settings(config, {SECRET_ENV: client.secret})
+
+    counts = run_once(settings, datetime.now(UTC), tagger=tagger)
+
+    assert (counts.stored, counts.acknowledged) == (1, 0)
+    assert xoauth2_sink.logins == [] and xoauth2_sink.messages == []
+    assert all(TRIAGED in flags for flags in box.flags().values())  # intake went on
+    with Store(settings.store) as store:
+        assert store.outbox_counts().get("pending") == 1  # a later run retries it
