@@ -1,24 +1,30 @@
-"""OAuth2 access tokens for IMAP and SMTP: the only module that imports MSAL (and requests, for
-MSAL's HTTP). Imports only ``intake``.
+"""OAuth2 access tokens for IMAP and SMTP: the only module that imports MSAL and google-auth
+(and requests, for their HTTP). Imports only ``intake``.
 
-App-only access (the client-credentials grant): Entra ``IMAP.AccessAsApp`` / ``SMTP.SendAsApp``
-for ``microsoft``, any OpenID issuer for ``generic`` (MSAL's ``oidc_authority``: discovery at
-``<issuer>/.well-known/openid-configuration``). MSAL keeps tokens in memory and hands one out
-again only while it has more than five minutes left, so a token is renewed before it expires
-and never used after. Tokens and secrets never reach a log, an exception, ``repr`` or the store:
+App-only access: the client-credentials grant through MSAL for ``microsoft`` (Entra
+``IMAP.AccessAsApp`` / ``SMTP.SendAsApp``) and ``generic`` (MSAL's ``oidc_authority``: discovery
+at ``<issuer>/.well-known/openid-configuration``); for ``google`` a service account with
+domain-wide delegation acting as the mailbox (google-auth's JWT-bearer grant; the secret is
+the service account's JSON key). A token is handed out again only while it has more than five
+minutes left (MSAL's own rule, kept for Google too), so it is renewed before it expires and
+never used after. Tokens and secrets never reach a log, an exception, ``repr`` or the store:
 errors carry the provider's error code and the first line of its description only.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import google.auth.exceptions
 import msal
 import requests
+from google.auth.transport.requests import Request as GoogleRequest
+from google.oauth2 import service_account
 
 from intake.errors import ConfigError, TokenError
 
@@ -30,6 +36,7 @@ DEFAULT_SCOPES: dict[str, str] = {
 }
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/{tenant}"
 _DESCRIPTION_CHARS = 200  # of the provider's error description: its first line, this long
+RENEW_BEFORE = timedelta(minutes=5)  # a token with less left is not handed out again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,11 +66,6 @@ def check_auth(box: MailboxAuth, section: str = "mailbox") -> None:
         raise ConfigError(f"{section}.oauth2_client_id must be set when {section}.auth = oauth2")
     if not box.oauth2_client_secret_env:
         raise ConfigError(f"{section}.oauth2_client_secret_env must name an environment variable")
-    if box.oauth2_provider == "google":
-        raise ConfigError(
-            f"{section}.oauth2_provider = google is not yet supported (a service account with "
-            "domain-wide delegation; see the README)"
-        )
     if box.oauth2_provider == "microsoft" and not (box.oauth2_tenant or box.oauth2_authority):
         raise ConfigError(f"{section}.oauth2_tenant must be set for oauth2_provider = microsoft")
     if box.oauth2_provider == "generic" and not box.oauth2_authority:
@@ -86,16 +88,19 @@ class OAuth2Settings:
     client_secret: str = field(repr=False)
     ca_file: str = ""
     timeout: float = 15.0
+    subject: str = ""  # google: the mailbox the service account acts as
 
 
-def oauth2_settings(box: MailboxAuth, secret: str, timeout: float) -> OAuth2Settings:
+def oauth2_settings(
+    box: MailboxAuth, secret: str, timeout: float, subject: str = ""
+) -> OAuth2Settings:
     """The client ``box`` describes, with its secret; defaults filled in per provider."""
     authority = box.oauth2_authority
     if not authority and box.oauth2_provider == "microsoft":
         authority = MICROSOFT_AUTHORITY.format(tenant=box.oauth2_tenant)
     scope = box.oauth2_scope or DEFAULT_SCOPES[box.oauth2_provider]
     return OAuth2Settings(box.oauth2_provider, box.oauth2_client_id, authority.rstrip("/"),
-                          scope, secret, box.ca_file, timeout)  # fmt: skip
+                          scope, secret, box.ca_file, timeout, subject)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,29 +136,50 @@ class TokenProvider:
         s = self.settings
         with self._lock:
             try:
-                app = self._app or self._build()
-                result = app.acquire_token_for_client(scopes=[s.scope] if s.scope else [])
+                token = self._google() if s.provider == "google" else self._msal()
             except requests.RequestException as err:
                 raise TokenError(_unreachable(s, err)) from None
-            except ValueError as err:  # MSAL: discovery answered, but not an OpenID issuer
+            except google.auth.exceptions.TransportError as err:  # it wraps requests' errors
+                cause = err.__cause__ or err.__context__
+                reason = cause if isinstance(cause, requests.RequestException) else err
+                raise TokenError(_unreachable(s, reason)) from None
+            except google.auth.exceptions.RefreshError as err:
+                raise TokenError(_refused(s, {"error": _first_line(str(err.args[0]), s)})) from None
+            except ValueError as err:  # discovery answered but not an issuer; a malformed key
                 raise TokenError(f"oauth2 ({s.provider}): {_first_line(str(err), s)}") from None
-            if not isinstance(result, dict) or "access_token" not in result:
-                raise TokenError(_refused(s, result if isinstance(result, dict) else {}))
-            now = datetime.now(UTC)
-            token = AccessToken(str(result["access_token"]),
-                                now + timedelta(seconds=int(result.get("expires_in", 0))),
-                                result.get("token_source") != "cache")  # fmt: skip
             self.expires_at = token.expires_at
             return token
 
-    def _build(self) -> Any:
+    def _msal(self) -> AccessToken:
         s = self.settings
-        where = {"oidc_authority" if s.provider == "generic" else "authority": s.authority}
-        self._app = msal.ConfidentialClientApplication(
-            s.client_id, client_credential=s.client_secret,
-            http_client=_session(s.ca_file, s.timeout), **where,
-        )  # fmt: skip
-        return self._app
+        if self._app is None:
+            where = {"oidc_authority" if s.provider == "generic" else "authority": s.authority}
+            self._app = msal.ConfidentialClientApplication(
+                s.client_id, client_credential=s.client_secret,
+                http_client=_session(s.ca_file, s.timeout), **where,
+            )  # fmt: skip
+        result = self._app.acquire_token_for_client(scopes=[s.scope] if s.scope else [])
+        if not isinstance(result, dict) or "access_token" not in result:
+            raise TokenError(_refused(s, result if isinstance(result, dict) else {}))
+        expires_in = timedelta(seconds=int(result.get("expires_in", 0)))
+        return AccessToken(str(result["access_token"]), datetime.now(UTC) + expires_in,
+                           result.get("token_source") != "cache")  # fmt: skip
+
+    def _google(self) -> AccessToken:
+        s = self.settings
+        if self._app is None:
+            info = json.loads(s.client_secret)
+            if not isinstance(info, dict) or info.get("client_id") != s.client_id:
+                raise ValueError("the key is not a service account key of oauth2_client_id")
+            self._app = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                info, scopes=[s.scope], subject=s.subject)  # fmt: skip
+        credentials, fetched = self._app, False
+        # google-auth keeps expiry as a naive UTC datetime.
+        expiry = credentials.expiry.replace(tzinfo=UTC) if credentials.expiry else None
+        if credentials.token is None or expiry is None or expiry - datetime.now(UTC) < RENEW_BEFORE:
+            credentials.refresh(GoogleRequest(_session(s.ca_file, s.timeout)))
+            expiry, fetched = credentials.expiry.replace(tzinfo=UTC), True
+        return AccessToken(str(credentials.token), expiry, fetched)
 
 
 class _CaSession(requests.Session):
@@ -189,8 +215,8 @@ def _refused(s: OAuth2Settings, result: dict[str, Any]) -> str:
         f": {description}" if description else "")  # fmt: skip
 
 
-def _unreachable(s: OAuth2Settings, err: requests.RequestException) -> str:
-    host = urlsplit(s.authority).hostname or "?"
+def _unreachable(s: OAuth2Settings, err: Exception) -> str:
+    host = urlsplit(s.authority).hostname or s.provider
     what = type(err).__name__
     if isinstance(err, requests.exceptions.SSLError):
         key = "ca_file" if s.ca_file else "ca_file (not set: the system's CAs)"

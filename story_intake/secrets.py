@@ -54,7 +54,8 @@ def _token_provider(mailbox: object, environ: Mapping[str, str]) -> TokenProvide
         return None
     client_secret = secret(environ, mailbox.oauth2_client_secret_env, "mailbox",
                            "oauth2_client_secret_env")  # fmt: skip
-    return TokenProvider(oauth2_settings(mailbox, client_secret, mailbox.connect_timeout))
+    return TokenProvider(oauth2_settings(mailbox, client_secret, mailbox.connect_timeout,
+                                         subject=mailbox.username))  # fmt: skip
 
 
 def secret(

@@ -23,6 +23,7 @@ nested many multiparts deep; ``seed_maildir()`` delivers messages into a Maildir
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import grp
 import mailbox as stdlib_mailbox
@@ -601,10 +602,24 @@ class XOAuth2Sink(SmtpSink):
 @pytest.fixture
 def xoauth2_sink(oauth_issuer: Any) -> Iterator[XOAuth2Sink]:
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    class LongAuthSMTP(SMTP):  # type: ignore[misc]
+        # RFC 4954 4: an AUTH line may be 12288 octets (a bearer token is 1-3 KB), not 512.
+        line_length_limit = 12288 + 16
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.command_size_limits = collections.defaultdict(lambda: 512, AUTH=12288)
+
+    class LongAuthController(Controller):  # type: ignore[misc]
+        def factory(self) -> SMTP:
+            return LongAuthSMTP(self.handler, **self.SMTP_kwargs)
 
     sink = XOAuth2Sink(oauth_issuer)
-    controller = Controller(sink, hostname=sink.host, port=sink.port, auth_require_tls=False,
-                            auth_exclude_mechanism=["LOGIN", "PLAIN"])  # fmt: skip
+    controller = LongAuthController(sink, hostname=sink.host, port=sink.port,
+                                    auth_require_tls=False,
+                                    auth_exclude_mechanism=["LOGIN", "PLAIN"])  # fmt: skip
     controller.start()
     yield sink
     controller.stop()

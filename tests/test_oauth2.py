@@ -240,8 +240,6 @@ def test_oauth2_no_token_or_secret_in_debug_logs_status_or_the_store(
      "mailbox.oauth2_authority"),
     ('auth = "oauth2"\noauth2_client_id = "c"\noauth2_provider = "generic"\n'
      'oauth2_authority = "http://issuer.example.org"\n', "mailbox.oauth2_authority"),
-    ('auth = "oauth2"\noauth2_client_id = "c"\noauth2_provider = "google"\n',
-     "mailbox.oauth2_provider = google is not yet supported"),
     ('auth = "oauth2"\noauth2_client_id = "c"\noauth2_tenant = "t"\n'
      'oauth2_client_secret_env = ""\n', "mailbox.oauth2_client_secret_env"),
     ('auth = "kerberos"\n', "mailbox.auth must be one of: password | oauth2"),
@@ -305,3 +303,47 @@ def test_oauth2_smtp_refusing_the_token_leaves_the_acknowledgement_to_retry(
     assert all(TRIAGED in flags for flags in box.flags().values())  # intake went on
     with Store(settings.store) as store:
         assert store.outbox_counts().get("pending") == 1  # a later run retries it
+
+
+def test_oauth2_google_service_account_acts_as_the_mailbox(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, xoauth2_sink: XOAuth2Sink,
+    tmp_path: Path, tagger: Any,
+) -> None:  # fmt: skip
+    box = oauth_box(oauth_dovecot)
+    client_id, key, account = oauth_issuer.register_service_account()
+    box.append(fresh_story(1))
+    config = oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file,
+                          smtp_port=xoauth2_sink.port)  # fmt: skip
+    # Google: the service account's JSON key is the secret; its token_uri is the issuer's.
+    config.write_text(config.read_text().replace('oauth2_provider = "generic"',
+                                                 'oauth2_provider = "google"'))  # fmt: skip
+    settings = load_settings(config, {SECRET_ENV: key})
+
+    counts = run_once(settings, datetime.now(UTC), tagger=tagger)
+    counts_again = run_once(settings, datetime.now(UTC), tagger=tagger)
+
+    assert (counts.stored, counts.acknowledged, counts_again.fetched) == (1, 1, 0)
+    assert xoauth2_sink.logins == [box.user]
+    assert len(account.issued) == 1  # the second pass reused the token
+
+
+def test_oauth2_google_unknown_key_is_refused_by_name(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, tmp_path: Path,
+) -> None:  # fmt: skip
+    import json as json_module
+
+    box = oauth_box(oauth_dovecot)
+    client_id, key, account = oauth_issuer.register_service_account()
+    forged = json_module.loads(key)
+    forged["client_email"] = "someone-else@project.iam.example.org"
+    config = oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file)
+    config.write_text(config.read_text().replace('oauth2_provider = "generic"',
+                                                 'oauth2_provider = "google"'))  # fmt: skip
+    box.append(fresh_story(1))
+
+    result = run_cli(config, json_module.dumps(forged), "once")
+
+    assert result.returncode == 1
+    assert "invalid_grant: Invalid JWT Signature." in result.stderr
+    assert "PRIVATE KEY" not in result.stderr
+    assert stories_in(tmp_path) == 0
