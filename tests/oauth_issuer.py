@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 

@@ -333,7 +333,7 @@ def test_oauth2_google_unknown_key_is_refused_by_name(
     import json as json_module
 
     box = oauth_box(oauth_dovecot)
-    client_id, key, account = oauth_issuer.register_service_account()
+    client_id, key, _ = oauth_issuer.register_service_account()
     forged = json_module.loads(key)
     forged["client_email"] = "someone-else@project.iam.example.org"
     config = oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file)
