@@ -228,6 +228,8 @@ def test_oauth2_no_token_or_secret_in_debug_logs_status_or_the_store(
     token = client.issued[0]
     seen = once.stdout + once.stderr + status.stdout + status.stderr
     stored = (tmp_path / "stories.db").read_bytes()
+    assert "IMAP login by XOAUTH2 (new token" in once.stderr
+    seen += repr(load_settings(config, {SECRET_ENV: client.secret}))
     for value in (token, token.split(".")[2], client.secret):
         assert value not in seen
         assert value.encode() not in stored

@@ -6,15 +6,18 @@ Kept apart from the source so every caller logs in the same way and can report h
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from intake.errors import ConfigError
 
 if TYPE_CHECKING:
     from intake.oauth2 import TokenProvider
+
+log = logging.getLogger(__name__)
 
 
 class Account(Protocol):
@@ -57,4 +60,7 @@ def log_in(client: Any, settings: Account, tokens: TokenProvider | None) -> Logi
         raise ConfigError("mailbox.auth = oauth2 but no token provider was set up")
     token = tokens.token()
     client.oauth2_login(settings.username, token.value, mech="XOAUTH2")
+    left = (token.expires_at - datetime.now(UTC)).total_seconds()
+    log.info("IMAP login by XOAUTH2 (%s token, %d s left)",
+             "new" if token.fetched else "cached", left)  # fmt: skip
     return Login("XOAUTH2", token.expires_at, token.fetched)
