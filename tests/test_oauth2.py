@@ -349,3 +349,40 @@ def test_oauth2_google_unknown_key_is_refused_by_name(
     assert "invalid_grant: Invalid JWT Signature." in result.stderr
     assert "PRIVATE KEY" not in result.stderr
     assert stories_in(tmp_path) == 0
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_oauth2_smtp_starttls_trusts_only_its_ca_file(
+    trusted: bool, oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any,
+    other_ca: Any, tmp_path: Path, tagger: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(oauth_ca.cert_file, oauth_ca.key_file)
+    sink = XOAuth2Sink(oauth_issuer)
+    controller = Controller(sink, hostname=sink.host, port=sink.port, tls_context=context,
+                            require_starttls=True)  # fmt: skip
+    controller.start()
+    try:
+        box = oauth_box(oauth_dovecot)
+        client_id, client = oauth_issuer.register(box.user)
+        box.append(fresh_story(1))
+        ca_file = oauth_ca.ca_file if trusted else other_ca.ca_file
+        config = oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file,
+                              smtp_port=sink.port)  # fmt: skip
+        config.write_text(config.read_text().replace(
+            'security = "none"\nusername', f'security = "starttls"\nca_file = "{ca_file}"\n'
+            "username"))  # fmt: skip
+        # The environment trusts the right CA: only [smtp] ca_file may decide.
+        monkeypatch.setenv("SSL_CERT_FILE", str(oauth_ca.ca_file))
+        settings = load_settings(config, {SECRET_ENV: client.secret})
+
+        counts = run_once(settings, datetime.now(UTC), tagger=tagger)
+    finally:
+        controller.stop()
+
+    assert counts.stored == 1
+    assert (counts.acknowledged, sink.logins) == ((1, [box.user]) if trusted else (0, []))

@@ -280,11 +280,7 @@ def _connect(s: ImapSettings) -> IMAPClient:
     client.normalise_times = False
     if s.security == "starttls":
         client.starttls(context)
-    try:
-        log_in(client, s, s.tokens)
-    except (*_IMAP_ERRORS, TokenError):
-        client.shutdown()  # not logged in: no LOGOUT to say
-        raise
+    log_in(client, s, s.tokens)
     return client
 
 
