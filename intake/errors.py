@@ -38,6 +38,13 @@ class SendError(PipelineError):
         self.code = code
 
 
+class TokenError(PipelineError):
+    """An OAuth2 access token could not be obtained (a revoked client, a wrong secret, an
+    unreachable or untrusted token endpoint). The text names the provider and its error code
+    and description, never a token or a secret. The IMAP source turns it into a FetchError,
+    SMTP into a SendError that a later run retries."""
+
+
 class UsageError(PipelineError):
     """The command asked for something that cannot be done as asked (an unknown reference, an
     output folder that is not new or empty); the command line exits 2 and says why."""

@@ -59,6 +59,7 @@ def run_once(
                                                 settings.smtp, stop.is_set) as sender:  # fmt: skip
         with closing(source):
             state = source.open()
+            _note_token_expiry(settings, store, now)
             _finish_pending_marks(source, store, state)
             batches = _timed(source.fetch_new(state, store.last_uid(state)), timer)
             workers = settings.intake.workers
@@ -144,6 +145,13 @@ def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> 
         source.mark_stored(pending)
         store.clear_marks(state, pending)
         log.info("marked %d messages left unmarked by an earlier run", len(pending))
+
+
+def _note_token_expiry(settings: Settings, store: Store, now: datetime) -> None:
+    """Keep when the mailbox's OAuth2 token expires, for ``status`` (never the token)."""
+    tokens = getattr(settings.mailbox, "tokens", None)
+    if tokens is not None and tokens.expires_at is not None:
+        store.save_token_expiry(tokens.expires_at, now)
 
 
 def _add(a: RunCounts, b: RunCounts) -> RunCounts:

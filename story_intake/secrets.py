@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from intake.errors import ConfigError
+from intake.oauth2 import TokenProvider, oauth2_settings
 from intake.sources.imap import ImapSettings
 
 if TYPE_CHECKING:
@@ -31,21 +32,39 @@ def with_secrets(
     (a Maildir, a pickup folder, a relay without ``username``) need none.
     """
     mailbox, smtp = settings.mailbox, settings.smtp
+    wants_token = "mailbox" in needed or ("smtp" in needed and smtp.host and smtp.auth == "oauth2")
+    tokens = _token_provider(mailbox, environ) if wants_token else None
     if "mailbox" in needed and isinstance(mailbox, ImapSettings):
-        mailbox = dataclasses.replace(
-            mailbox, password=secret(environ, mailbox.password_env, "mailbox"))
-    if "smtp" in needed and smtp.host and smtp.username:
+        if tokens is not None:
+            mailbox = dataclasses.replace(mailbox, tokens=tokens)
+        else:
+            mailbox = dataclasses.replace(
+                mailbox, password=secret(environ, mailbox.password_env, "mailbox"))
+    if "smtp" in needed and smtp.host and smtp.auth == "oauth2":
+        smtp = dataclasses.replace(smtp, tokens=tokens)  # [mailbox]'s client (checked at load)
+    elif "smtp" in needed and smtp.host and smtp.username:
         smtp = dataclasses.replace(smtp, password=secret(environ, smtp.password_env, "smtp"))
     return dataclasses.replace(settings, mailbox=mailbox, smtp=smtp)
 
 
-def secret(environ: Mapping[str, str], variable: str, section: str) -> str:
+def _token_provider(mailbox: object, environ: Mapping[str, str]) -> TokenProvider | None:
+    """[mailbox]'s OAuth2 client, its secret read now; one provider (one token cache) serves
+    IMAP and SMTP for the life of the process."""
+    if not isinstance(mailbox, ImapSettings) or mailbox.auth != "oauth2":
+        return None
+    client_secret = secret(environ, mailbox.oauth2_client_secret_env, "mailbox",
+                           "oauth2_client_secret_env")  # fmt: skip
+    return TokenProvider(oauth2_settings(mailbox, client_secret, mailbox.connect_timeout,
+                                         subject=mailbox.username))  # fmt: skip
+
+
+def secret(
+    environ: Mapping[str, str], variable: str, section: str, key: str = "password_env"
+) -> str:
     """The secret held in ``variable``; ConfigError naming the variable when it is unset."""
     if not variable:
-        raise ConfigError(f"{section}.password_env must name an environment variable")
+        raise ConfigError(f"{section}.{key} must name an environment variable")
     value = environ.get(variable)
     if not value:
-        raise ConfigError(
-            f"environment variable {variable} (named by {section}.password_env) is not set"
-        )
+        raise ConfigError(f"environment variable {variable} (named by {section}.{key}) is not set")
     return value

@@ -21,6 +21,7 @@ from intake.sources.maildir import MaildirSettings
 from intake.store.engine import StoreSettings
 from story_intake.addresses import own_addresses
 from story_intake.app_settings import IntakeSettings, ScheduleSettings, Settings
+from story_intake.auth_settings import check_smtp_auth
 from story_intake.schedule import cron_trigger
 from story_intake.secrets import ALL, with_secrets
 from story_intake.themes import DEFAULT_THEMES, load_themes
@@ -70,8 +71,7 @@ def settings_from(
     smtp = sections["smtp"]
     if smtp.host and smtp.security == "none" and not is_loopback(smtp.host):
         raise ConfigError("smtp.security = none is only allowed for a loopback host")
-    if smtp.host and smtp.username and not smtp.password_env:
-        raise ConfigError("smtp.password_env must name an environment variable")
+    check_smtp_auth(smtp, mailbox)
     store = sections["store"]
     if store.hash_key_env and environ.get(store.hash_key_env):
         sections["store"] = dataclasses.replace(store, hash_key=environ[store.hash_key_env])
@@ -95,7 +95,7 @@ def mailbox_from(table: object) -> ImapSettings | MaildirSettings:
         raise ConfigError("[mailbox] must be a table")
     hints = typing.get_type_hints(ImapSettings) | typing.get_type_hints(MaildirSettings)
     for key, value in table.items():
-        if key not in hints or key == "password":
+        if key not in hints or key in ("password", "tokens"):
             raise ConfigError(f"unknown key mailbox.{key}")
         check(value, hints[key], f"mailbox.{key}")
     if table.get("host"):

@@ -23,6 +23,7 @@ nested many multiparts deep; ``seed_maildir()`` delivers messages into a Maildir
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import grp
 import mailbox as stdlib_mailbox
@@ -510,3 +511,115 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for scenario, row in tally.items():
             cells = " | ".join(f"{row[c]:,}" for c in columns)
             terminalreporter.write_line(f"| {scenario} | {cells} |")
+
+
+# --- OAuth2 (issue 19): a local OpenID issuer over HTTPS with its own test CA, a Dovecot with
+# the oauth2 passdb validating the issuer's HS256 tokens locally (and STARTTLS with a
+# certificate of that CA), and an SMTP sink with AUTH XOAUTH2 checking the same tokens.
+# ``oauth_ca`` / ``other_ca``: TestCa (ca_file, cert_file, key_file); ``oauth_issuer``:
+# OpenIdIssuer (``register(email)`` -> (client_id, Client)); ``oauth_dovecot``: DovecotServer;
+# ``xoauth2_sink``: an SmtpSink whose ``logins`` lists the users that logged in by XOAUTH2.
+
+
+@pytest.fixture(scope="session")
+def oauth_ca(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from oauth_issuer import make_ca
+
+    return make_ca(tmp_path_factory.mktemp("oauth-ca"), "issuer")
+
+
+@pytest.fixture(scope="session")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A second CA that signed nothing the tests' servers use: trusting it alone must fail."""
+    from oauth_issuer import make_ca
+
+    return make_ca(tmp_path_factory.mktemp("other-ca"), "other")
+
+
+@pytest.fixture(scope="session")
+def oauth_issuer(oauth_ca: Any) -> Iterator[Any]:
+    from oauth_issuer import OpenIdIssuer
+
+    issuer = OpenIdIssuer(oauth_ca, free_port())
+    issuer.start()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_dovecot(oauth_ca: Any, oauth_issuer: Any) -> Iterator[DovecotServer]:
+    # Not under pytest's tmp folder (owner-only): Dovecot's auth process reads the key.
+    folder = Path(tempfile.mkdtemp(prefix="story-dovecot-keys-"))
+    folder.chmod(0o755)
+    # Dovecot looks the key up as shared/<azp>/<alg>/<kid> ("default" for a missing azp and
+    # kid); the fs dict drops "shared/" and reads the base64 key from this file.
+    key = folder / "keys" / "default" / "HS256" / "default"
+    key.parent.mkdir(parents=True)
+    for part in (folder / "keys", key.parent.parent, key.parent):
+        part.chmod(0o755)
+    key.write_text(oauth_issuer.key_base64)
+    key.chmod(0o644)
+    conf = folder / "dovecot-oauth2.conf.ext"
+    conf.write_text("introspection_mode = local\n"
+                    f"local_validation_key_dict = fs:posix:prefix={folder}/keys/\n"
+                    "username_attribute = email\n")  # fmt: skip
+    conf.chmod(0o644)
+    server = DovecotServer(
+        f"ssl = yes\nssl_cert = <{oauth_ca.cert_file}\nssl_key = <{oauth_ca.key_file}\n"
+        "auth_mechanisms = plain login xoauth2 oauthbearer\n"
+        f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {conf}\n}}\n"
+    )
+    server.start()
+    yield server
+    server.remove()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class XOAuth2Sink(SmtpSink):
+    """An SmtpSink whose only login is AUTH XOAUTH2 with a token of ``issuer`` for the user."""
+
+    def __init__(self, issuer: Any) -> None:
+        super().__init__()
+        self.issuer = issuer
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        import base64
+
+        from aiosmtpd.smtp import AuthResult
+
+        # handled=False: aiosmtpd then answers 535 itself (True would mean "already answered").
+        if len(args) != 2:
+            return AuthResult(success=False, handled=False)
+        fields = dict(part.split("=", 1) for part in
+                      base64.b64decode(args[1]).decode().split("\x01") if "=" in part)  # fmt: skip
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        if not self.issuer.validate(token, user):
+            return AuthResult(success=False, handled=False)
+        self.logins.append(user)
+        return AuthResult(success=True, auth_data=user)
+
+
+@pytest.fixture
+def xoauth2_sink(oauth_issuer: Any) -> Iterator[XOAuth2Sink]:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    class LongAuthSMTP(SMTP):  # type: ignore[misc]
+        # RFC 4954 4: an AUTH line may be 12288 octets (a bearer token is 1-3 KB), not 512.
+        line_length_limit = 12288 + 16
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.command_size_limits = collections.defaultdict(lambda: 512, AUTH=12288)
+
+    class LongAuthController(Controller):  # type: ignore[misc]
+        def factory(self) -> SMTP:
+            return LongAuthSMTP(self.handler, **self.SMTP_kwargs)
+
+    sink = XOAuth2Sink(oauth_issuer)
+    controller = LongAuthController(sink, hostname=sink.host, port=sink.port,
+                                    auth_require_tls=False,
+                                    auth_exclude_mechanism=["LOGIN", "PLAIN"])  # fmt: skip
+    controller.start()
+    yield sink
+    controller.stop()

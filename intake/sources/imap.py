@@ -20,12 +20,14 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientError
 
 from intake.copies import MailboxCopy
-from intake.errors import ConfigError, FetchError
+from intake.errors import ConfigError, FetchError, TokenError
 from intake.errtext import describe
 from intake.network import is_loopback
+from intake.oauth2 import MailboxAuth, check_auth
 from intake.records import Batch, MailboxState, RawMessage
 from intake.sources.batching import BatchLimit, check_batch_limits, plan_batches
 from intake.sources.imap_erase import erase_in_folder
+from intake.sources.imap_login import log_in, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,8 @@ _IMAP_ERRORS = (IMAPClientError, OSError, EOFError, ssl.SSLError)
 
 
 @dataclass(frozen=True, slots=True)
-class ImapSettings:
-    """The ``[mailbox]`` section when it names an IMAP server."""
+class ImapSettings(MailboxAuth):
+    """The ``[mailbox]`` section when it names an IMAP server (how it logs in: MailboxAuth)."""
 
     host: str
     username: str = ""
@@ -67,6 +69,7 @@ class ImapSettings:
         check_batch_limits(self.batch_size, self.batch_bytes)
         if self.max_message_bytes < 1024:
             raise ConfigError("mailbox.max_message_bytes must be at least 1024")
+        check_auth(self)
 
 
 
@@ -95,7 +98,7 @@ class ImapSource:
             selected = self._client.select_folder(s.folder)
             if s.processed_folder and not self._client.folder_exists(s.processed_folder):
                 self._client.create_folder(s.processed_folder)
-        except _IMAP_ERRORS as err:
+        except (*_IMAP_ERRORS, TokenError) as err:
             self.close()
             raise FetchError(f"IMAP {s.host}:{s.port}: {describe(err)}") from err
         flags = selected.get(b"PERMANENTFLAGS", ())
@@ -269,7 +272,7 @@ class ImapSource:
 
 
 def _connect(s: ImapSettings) -> IMAPClient:
-    context = ssl.create_default_context()
+    context = tls_context(s.ca_file)
     timeout = SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
     client = IMAPClient(
         s.host, port=s.port, ssl=s.security == "ssl", ssl_context=context, timeout=timeout
@@ -277,7 +280,7 @@ def _connect(s: ImapSettings) -> IMAPClient:
     client.normalise_times = False
     if s.security == "starttls":
         client.starttls(context)
-    client.login(s.username, s.password)
+    log_in(client, s, s.tokens)
     return client
 
 

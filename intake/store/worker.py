@@ -107,6 +107,16 @@ class WorkerRows:
         """Replace the poll record."""
         self._save_state("poll", asdict(health), now)
 
+    def token_expiry(self) -> str | None:
+        """When the OAuth2 token the mailbox last logged in with expires (ISO 8601; None:
+        never logged in by OAuth2). The expiry only: tokens are never stored."""
+        found = self._state("oauth2")
+        return str(found["expires_at"]) if found else None
+
+    def save_token_expiry(self, expires_at: datetime, now: datetime) -> None:
+        """Record the expiry of the token just used (for ``status``)."""
+        self._save_state("oauth2", {"expires_at": expires_at.isoformat()}, now)
+
     def send_health(self) -> PollHealth:
         """The send record: connection-level failures handing acknowledgements over."""
         found = self._state("send")

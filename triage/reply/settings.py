@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from intake.errors import ConfigError
+from intake.oauth2 import TokenProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,13 @@ class SmtpSettings:
     sent_folder: str = ""
     envelope_sender: str = ""
     timeout: float = 30.0
+    auth: Literal["password", "oauth2"] = "password"
+    ca_file: str = ""
     password: str = field(default="", repr=False, metadata={"toml": False})
+    # oauth2: [mailbox]'s client, set up by the application (story_intake.secrets).
+    tokens: TokenProvider | None = field(
+        default=None, repr=False, compare=False, metadata={"toml": False}
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout <= 600:

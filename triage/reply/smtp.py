@@ -12,9 +12,10 @@ import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intake.errors import SendError
+from intake.errors import SendError, TokenError
 from intake.errtext import tls_hint
 from intake.network import is_loopback
+from intake.oauth2 import xoauth2
 from triage.reply.pickup import write_pickup
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ class SmtpConnection:
         settings = self._settings
         if settings.security == "none" and settings.username and not is_loopback(settings.host):
             raise SendError("smtp: refusing to send a password without TLS to a remote host")
-        context = ssl.create_default_context()
+        # ca_file: exactly these CAs (SSL_CERT_FILE and SSL_CERT_DIR are then not consulted).
+        context = ssl.create_default_context(cafile=settings.ca_file or None)
         try:
             if settings.security == "ssl":
                 self._client = smtplib.SMTP_SSL(settings.host, settings.port, context=context,
@@ -106,7 +108,10 @@ class SmtpConnection:
                 self._client.starttls(context=context)
                 self._client.ehlo()  # RFC 3207: forget what was said before TLS
             if settings.username:
-                self._client.login(settings.username, settings.password)
+                self._log_in(self._client)
+        except TokenError as err:
+            self._drop()
+            raise SendError(f"smtp login: {err}") from None
         except OSError as err:
             self._drop()
             # A session that cannot start is never this message's fault: retry, not give up.
@@ -115,6 +120,20 @@ class SmtpConnection:
             raise SendError(f"smtp connect: {type(err).__name__} {code or ''}".rstrip() + hint,
                             code=code) from err  # fmt: skip
         return self._client
+
+    def _log_in(self, client: smtplib.SMTP) -> None:
+        """LOGIN/PLAIN with the password, or AUTH XOAUTH2 with a token of [mailbox]'s client."""
+        settings = self._settings
+        if settings.auth != "oauth2":
+            client.login(settings.username, settings.password)
+            return
+        if settings.tokens is None:
+            raise SendError("smtp.auth = oauth2 but no token provider was set up")
+        response = xoauth2(settings.username, settings.tokens.token())
+        # On a refusal the server sends a 334 challenge (an error description): answer it with
+        # an empty line, as the XOAUTH2 protocol asks, to get the final 535.
+        client.ehlo_or_helo_if_needed()
+        client.auth("XOAUTH2", lambda challenge=None: response if challenge is None else "")
 
     def _drop(self) -> None:
         # No QUIT: the server is gone or hung, and a polite goodbye would wait another timeout.
