@@ -1,22 +1,22 @@
 """Store stage, quarantine: messages a stage could not handle, kept whole. SQLAlchemy Core.
 
-A mixin of ``Store``. ``requeue`` takes them out again: released into the stories, or
-recorded as another failed attempt.
+A table group of ``Store`` (``store.quarantine``). ``requeue`` takes them out again: released
+into the stories, or recorded as another failed attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from intake.records import Quarantined, RawMessage, Story, Triage
 from intake.store import rows, schema
+from intake.store.group import TableGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +31,8 @@ class QuarantineEntry:
     quarantined_at: datetime
 
 
-class QuarantineRows:
-    """Quarantine queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class QuarantineRows(TableGroup):
+    """Quarantine queries (``store.quarantine``)."""
 
     def quarantined(self) -> list[QuarantineEntry]:
         """Every message in quarantine, oldest first."""

@@ -1,24 +1,24 @@
 """Store stage, the worker's own state: the mailbox lease and poll health. SQLAlchemy Core only.
 
-A mixin of ``Store``. The lease makes a second worker on the same mailbox refuse to start; it
-expires on its own if its holder dies, and a holder on this host whose process is gone is
-taken over at once. Poll health (consecutive failures, last success, whether the team has
-been alerted) is one small JSON record, so ``status`` and the alerts read the same thing; send
-health (the same shape, for handing acknowledgements over) and the acknowledgement breaker
-are two more.
+A table group of ``Store`` (``store.worker``). The lease makes a second worker on the same
+mailbox refuse to start; it expires on its own if its holder dies, and a holder on this host
+whose process is gone is taken over at once. Poll health (consecutive failures, last success,
+whether the team has been alerted) is one small JSON record, so ``status`` and the alerts read
+the same thing; send health (the same shape, for handing acknowledgements over) and the
+acknowledgement breaker are two more.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from intake.store import schema
+from intake.store.group import TableGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +47,8 @@ class Breaker:
     resumed_at: str | None = None
 
 
-class WorkerRows:
-    """Lease and worker-state queries; mixed into Store (``_connect``, ``_begin``)."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class WorkerRows(TableGroup):
+    """Lease and worker-state queries (``store.worker``)."""
 
     def acquire_lease(
         self, name: str, holder: str, now: datetime, ttl: timedelta, stale: str | None = None
