@@ -21,7 +21,7 @@ from intake import report
 from intake.errors import ConfigError, PipelineError, UsageError
 from intake.records import RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
-from intake.store.backup import backup
+from intake.store.dialect import backup
 from intake.store.engine import Store
 from story_intake import worker
 from story_intake.addresses import address_warnings

@@ -6,22 +6,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from intake.errors import StoreError
-from intake.store import schema
+from intake.store import dialect, schema
 from intake.store.digests import DigestRows
 from intake.store.erasure import ErasureRows
 from intake.store.group import Transactions, reason
@@ -51,8 +46,8 @@ class Store:
     group of tables. Every public method of a group is one transaction."""
 
     def __init__(self, settings: StoreSettings) -> None:
-        self.engine = _engine(settings.url)
-        self.hash_key = settings.hash_key.encode("utf-8") or _key_beside(settings.url)
+        self.engine = dialect.open_engine(settings.url)
+        self.hash_key = settings.hash_key.encode("utf-8") or dialect.key_beside(settings.url)
         _create_schema(self.engine)
         self._transactions = Transactions(self.engine)
         self.stories = StoryRows(self._transactions)  # stories, raw mail, triage, checkpoints
@@ -85,22 +80,6 @@ class Store:
 
     def _begin(self) -> AbstractContextManager[Connection]:
         return self._transactions.begin()
-
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Owner-only from the first byte; SQLite gives its -wal/-shm files the same mode. Only
-        # ever a new file: closing a descriptor of an existing one would drop every POSIX
-        # lock this process holds on it (SQLite's, in another thread's Store), and another
-        # process could then write, or delete the WAL, under that Store's feet.
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
 
 
 def _create_schema(engine: Engine, attempts: int = 5) -> None:
@@ -148,39 +127,3 @@ def _create_indexes(engine: Engine) -> None:
     for table in schema.metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
-
-
-def _key_beside(url: str) -> bytes:
-    """The store's own hashing key: ``<database>.key`` beside a SQLite file, created once with
-    32 random bytes, owner-only. (An in-memory store gets a key for its lifetime.)"""
-    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
-        return secrets.token_bytes(32)
-    path = Path(url.removeprefix("sqlite:///") + ".key")
-    if not path.exists():
-        # Written whole under a private name, then linked into place: a process starting at the
-        # same moment sees either no key or the whole key, never an empty file. The first
-        # link wins; every process then reads the same key.
-        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        descriptor = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(secrets.token_hex(32).encode("ascii"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_bytes()
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # Deleted rows are overwritten, not left in free pages: erasure and retention mean gone.
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()

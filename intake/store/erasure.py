@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from intake.copies import MailboxCopy, copy_fields
-from intake.store import schema
+from intake.store import dialect, schema
 from intake.store.group import TableGroup
 
 FILE, FOLDER, COPY = "file", "folder", "copy"
@@ -79,10 +79,7 @@ class ErasureRows(TableGroup):
         """Copy the WAL into the database and truncate it (SQLite; a no-op elsewhere);
         returns SQLite's (busy, log frames, checkpointed frames)."""
         with self._connect() as conn:
-            if conn.dialect.name != "sqlite":
-                return (0, 0, 0)
-            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-            return (int(row[0]), int(row[1]), int(row[2]))
+            return dialect.checkpoint(conn)
 
 
 def add_files(conn: Connection, files: Sequence[tuple[str, str]], now: datetime) -> None:

@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from intake.records import Quarantined, RawMessage, Story, Triage
-from intake.store import rows, schema
+from intake.store import dialect, rows, schema
 from intake.store.group import TableGroup
 
 
@@ -71,7 +70,7 @@ def quarantine_row(conn: Any, item: Quarantined, now: datetime) -> None:
            "uidvalidity": raw.uidvalidity, "uid": raw.uid, "internal_at": raw.internal_at,
            "size": raw.size, "too_large": raw.too_large, "data": raw.data, "stage": item.stage,
            "reason": item.reason, "detail": item.detail, "quarantined_at": now}  # fmt: skip
-    conn.execute(sqlite_insert(schema.quarantine).on_conflict_do_nothing(), [row])
+    conn.execute(dialect.insert_or_ignore(schema.quarantine), [row])
 
 
 def _quarantine_entry(row: Any) -> QuarantineEntry:

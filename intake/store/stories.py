@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from intake.records import MailboxState, Quarantined, RawMessage, Story, Triage
-from intake.store import rows, schema
+from intake.store import dialect, rows, schema
 from intake.store.group import TableGroup
 from intake.store.quarantine import quarantine_row
 
@@ -80,7 +79,7 @@ class StoryRows(TableGroup):
             if uids:
                 marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
                          for u in uids]  # fmt: skip
-                conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), marks)
+                conn.execute(dialect.insert_or_ignore(schema.pending_marks), marks)
             if state.uidvalidity:
                 _checkpoint(conn, state, last_uid, now)
         stored = frozenset(story.story_id for _, story in fresh)
@@ -138,8 +137,5 @@ def _first_of_each(
 def _checkpoint(conn: Any, state: MailboxState, last_uid: int, now: datetime) -> None:
     row = {"mailbox": state.mailbox, "uidvalidity": state.uidvalidity,
            "last_uid": last_uid, "updated_at": now}  # fmt: skip
-    upsert = sqlite_insert(schema.checkpoints).values(row)
-    conn.execute(upsert.on_conflict_do_update(
-        index_elements=["mailbox", "uidvalidity"],
-        set_={"last_uid": upsert.excluded.last_uid, "updated_at": now},
-    ))  # fmt: skip
+    conn.execute(dialect.upsert(schema.checkpoints, row, ["mailbox", "uidvalidity"],
+                                {"last_uid": last_uid, "updated_at": now}))  # fmt: skip

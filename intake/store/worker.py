@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, insert, select, update
 
-from intake.store import schema
+from intake.store import dialect, schema
 from intake.store.group import TableGroup
 
 
@@ -63,10 +62,8 @@ class WorkerRows(TableGroup):
         free = (leases.c.expires_at < now) | (leases.c.holder == holder)
         if stale:
             free = free | (leases.c.holder == stale)
-        upsert = sqlite_insert(leases).values(row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["name"], set_={"holder": holder, "expires_at": now + ttl}, where=free
-        )
+        upsert = dialect.upsert(leases, row, ["name"],
+                                {"holder": holder, "expires_at": now + ttl}, where=free)
         with self._begin() as conn:
             conn.execute(upsert)
             current = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
@@ -131,4 +128,4 @@ class WorkerRows(TableGroup):
             done = conn.execute(update(table).where(table.c.name == name)
                                 .values(value=value, updated_at=now))  # fmt: skip
             if not done.rowcount:
-                conn.execute(sqlite_insert(table).values(name=name, value=value, updated_at=now))
+                conn.execute(insert(table).values(name=name, value=value, updated_at=now))
