@@ -35,6 +35,7 @@ from story_intake.jobs import (
     privacy_mailbox,
     var_folders,
 )
+from story_intake.migrate import migrate
 from story_intake.pipeline import requeue, run_once
 from story_intake.secrets import ALL, with_secrets
 from story_intake.settings import load_settings
@@ -168,6 +169,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "backup":
             size = backup(settings.store.url, Path(args.path))
             print(json.dumps({"backup": args.path, "bytes": size}))
+        elif args.command == "migrate":
+            print(migrate(settings.store))
         elif args.command == "resume":
             with Store(settings.store) as store:
                 print(json.dumps({"resumed": resume(store, started_at)}))

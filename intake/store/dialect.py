@@ -12,8 +12,8 @@ import contextlib
 import os
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
-from contextlib import closing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +136,20 @@ def backup(url: str, target: Path) -> int:
         target.unlink(missing_ok=True)
         raise StoreError(f"store: backup failed: {type(err).__name__}: {err}") from err
     return target.stat().st_size
+
+
+@contextmanager
+def write_locked(engine: Engine) -> Iterator[Connection]:
+    """A connection holding SQLite's write lock (BEGIN IMMEDIATE) until the block ends, then
+    committed (rolled back on an error): two processes upgrading one store take turns, the
+    second waiting up to busy_timeout. The driver is put in autocommit mode so that it starts
+    and ends no transaction of its own around ours (DDL included)."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, inspect, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from intake.errors import StoreError
-from intake.store import dialect, schema
+from intake.store import dialect
 from intake.store.digests import DigestRows
 from intake.store.erasure import ErasureRows
 from intake.store.group import Transactions, reason
@@ -26,6 +25,7 @@ from intake.store.quarantine import QuarantineRows
 from intake.store.runs import RunRows
 from intake.store.stories import BatchResult, StoryRows
 from intake.store.unsubscribe import UnsubscribeRows
+from intake.store.upgrade import Upgrade, upgrade
 from intake.store.worker import WorkerRows
 
 __all__ = ["BatchResult", "Store", "StoreSettings"]
@@ -48,7 +48,8 @@ class Store:
     def __init__(self, settings: StoreSettings) -> None:
         self.engine = dialect.open_engine(settings.url)
         self.hash_key = settings.hash_key.encode("utf-8") or dialect.key_beside(settings.url)
-        _create_schema(self.engine)
+        # The schema changes only here, by the migrations: created, or upgraded after a backup.
+        self.upgraded = _upgrade(self.engine, settings.url)
         self._transactions = Transactions(self.engine)
         self.stories = StoryRows(self._transactions)  # stories, raw mail, triage, checkpoints
         self.runs = RunRows(self._transactions)  # run records and status
@@ -82,48 +83,9 @@ class Store:
         return self._transactions.begin()
 
 
-def _create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create the tables that are missing. Two processes starting on a fresh store at once
-    (a worker and a ``once``) both find a table missing and one CREATE fails ("already
-    exists"): looking again then finds it, so a failure is retried a few times."""
-    for attempt in range(attempts):
-        try:
-            schema.metadata.create_all(engine)
-            _add_missing_columns(engine)
-            _create_indexes(engine)
-            return
-        except OperationalError as err:
-            if attempt == attempts - 1:
-                raise StoreError(f"store: cannot create schema: {reason(err)}") from err
-            time.sleep(0.05 * (attempt + 1))
-        except SQLAlchemyError as err:
-            raise StoreError(f"store: cannot create schema: {type(err).__name__}") from err
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the columns a later version gave an existing table (nullable or with a server
-    default, so ALTER TABLE ADD COLUMN can fill the rows already there).
-
-    create_all leaves an existing table as it is. Until the store has proper migrations
-    (Alembic, with the layout issue) this keeps a store made by an earlier version working.
-    """
-    with engine.begin() as conn:
-        present = inspect(conn)
-        for table in schema.metadata.sorted_tables:
-            have = {column["name"] for column in present.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                default = column.server_default
-                clause = f" DEFAULT {default.arg.text}" if default is not None else ""  # type: ignore[attr-defined]
-                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" '
-                                  f"{kind}{clause}"))  # fmt: skip
-
-
-def _create_indexes(engine: Engine) -> None:
-    # create_all makes a missing table with its indexes, but leaves an existing table as it
-    # is: an index added in a later version would never reach a store made before it.
-    for table in schema.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
+def _upgrade(engine: Engine, url: str) -> Upgrade:
+    """Bring the schema to the newest revision (``intake.store.upgrade``)."""
+    try:
+        return upgrade(engine, url)
+    except SQLAlchemyError as err:
+        raise StoreError(f"store: cannot upgrade the schema: {reason(err)}") from err
