@@ -27,6 +27,7 @@ from intake.records import (
     RawMessage,
     Triage,
 )
+from intake.store.digests import DigestRows
 from intake.store.engine import Store
 from story_intake.app_settings import Settings
 from story_intake.jobs import digest_context, digest_job
@@ -193,7 +194,7 @@ def test_digest_sent_once_across_a_crash_between_render_and_send(
         raise Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "claim_digest", crash)
+        patch.setattr(DigestRows, "claim_digest", crash)
         with pytest.raises(Crash), Store(settings.store) as store:
             send_digest(store, MONDAY_7AM + timedelta(hours=1), digest_context(settings))
     assert digests_at(smtp_sink) == []

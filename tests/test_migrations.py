@@ -141,3 +141,18 @@ def test_migrations_migrate_says_what_it_did_and_needs_no_mailbox_password(
     again = migrate()
     assert (again.returncode, again.stdout.strip()) == (0, f"up to date ({head()})")
     assert version_of(tmp_path / "stories.db") == [head()]
+
+
+def test_migrations_store_from_before_a_table_existed_gets_it_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    # Round 1 had no unsubscribe list: 0001 creates what a store made before it lacks.
+    database = tmp_path / "stories.db"
+    shutil.copyfile(ROUND2, database)
+    with closing(sqlite3.connect(database)) as db:
+        db.execute("DROP TABLE unsubscribed")
+        db.commit()
+    with Store(StoreSettings(f"sqlite:///{database}")) as store:
+        assert store.unsubscribe.unsubscribed_among(["k"]) == set()
+        assert len(list(store.stories.stories())) == 3
+    assert version_of(database) == [head()]

@@ -49,7 +49,11 @@ class Store:
         self.engine = dialect.open_engine(settings.url)
         self.hash_key = settings.hash_key.encode("utf-8") or dialect.key_beside(settings.url)
         # The schema changes only here, by the migrations: created, or upgraded after a backup.
-        self.upgraded = _upgrade(self.engine, settings.url)
+        try:
+            self.upgraded = _upgrade(self.engine, settings.url)
+        except StoreError:
+            self.engine.dispose()
+            raise
         self._transactions = Transactions(self.engine)
         self.stories = StoryRows(self._transactions)  # stories, raw mail, triage, checkpoints
         self.runs = RunRows(self._transactions)  # run records and status

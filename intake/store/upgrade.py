@@ -11,6 +11,7 @@ upgraded to head. A store from before migrations (tables, no ``alembic_version``
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -22,6 +23,11 @@ from sqlalchemy import Connection, Engine, String, column, inspect, select, tabl
 
 from intake.errors import StoreError, UsageError
 from intake.store import dialect
+
+log = logging.getLogger(__name__)
+# Alembic says "Context impl SQLiteImpl" and the like at INFO on every upgrade, on stderr at
+# the default level, where a command promises one line; what changed is logged below.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 UNVERSIONED = "unversioned"  # tables made before migrations existed
@@ -86,6 +92,8 @@ def upgrade(engine: Engine, url: str) -> Upgrade:
             return Upgrade(before, before)
         saved = None if before == EMPTY else _backup(url, before)
         command.upgrade(alembic_config(conn), "head")
+    if before != EMPTY:  # a new store is simply made; an upgrade of one in use is news
+        log.info("store: schema upgraded from %s to %s; backup %s", before, head(), saved)
     return Upgrade(before, head(), saved)
 
 
@@ -100,9 +108,10 @@ def _backup(url: str, before: str) -> Path | None:
             continue
         try:
             dialect.backup(url, target)
-        except UsageError:
+        except UsageError as err:
             if target.exists():  # another process took this name a moment ago
                 continue
-            raise
+            # No backup, no upgrade: the store stays as it is, and says why.
+            raise StoreError(f"store: cannot back up before upgrading: {err}") from err
         return target
     raise AssertionError("unreachable")  # count() never ends
