@@ -20,11 +20,13 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
+from intake.errors import StoreError
 from intake.store import schema
 from intake.store.engine import Store, StoreSettings
 
@@ -156,3 +158,15 @@ def test_migrations_store_from_before_a_table_existed_gets_it_and_keeps_its_rows
         assert store.unsubscribe.unsubscribed_among(["k"]) == set()
         assert len(list(store.stories.stories())) == 3
     assert version_of(database) == [head()]
+
+
+def test_migrations_store_from_a_newer_version_is_refused_and_left_alone(tmp_path: Path) -> None:
+    database = tmp_path / "stories.db"
+    Store(StoreSettings(f"sqlite:///{database}")).close()
+    with closing(sqlite3.connect(database)) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+        db.commit()
+    with pytest.raises(StoreError, match="9999 is newer"):
+        Store(StoreSettings(f"sqlite:///{database}"))
+    assert version_of(database) == ["9999"]
+    assert not list(tmp_path.glob("*.bak"))

@@ -68,6 +68,13 @@ def head() -> str:
     return found
 
 
+@functools.cache
+def known() -> frozenset[str]:
+    """Every revision shipped, and the two states before the first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset({EMPTY, UNVERSIONED, *(r.revision for r in script.walk_revisions())})
+
+
 def revision(conn: Connection) -> str:
     """The store's revision: its ``alembic_version``, else ``unversioned`` or ``empty``."""
     # Read directly, not through Alembic's MigrationContext: every Store opening asks, and
@@ -90,6 +97,9 @@ def upgrade(engine: Engine, url: str) -> Upgrade:
         before = revision(conn)  # again: another process may have upgraded meanwhile
         if before == head():
             return Upgrade(before, before)
+        if before not in known():  # written by a newer version: nothing here can read it
+            raise StoreError(f"store: schema revision {before} is newer than this version's "
+                             f"({head()}): install the newer version, or restore a backup")
         saved = None if before == EMPTY else _backup(url, before)
         command.upgrade(alembic_config(conn), "head")
     if before != EMPTY:  # a new store is simply made; an upgrade of one in use is news
