@@ -34,9 +34,9 @@ def export_rows(
     handed in: intake does not import triage); without it the column is null. A quarantined
     message has none: it is not a story yet, and ``requeue`` may store it under another id.
     """
-    acknowledgements = store.outbox_states()
-    urgent = store.urgent_ids()
-    for story, triage in store.triaged():
+    acknowledgements = store.outbox.outbox_states()
+    urgent = store.outbox.urgent_ids()
+    for story, triage in store.stories.triaged():
         yield {
             "story_id": story.story_id,
             "reference": reference(story.story_id) if reference else None,
@@ -55,7 +55,7 @@ def export_rows(
             "attachments": [asdict(a) for a in story.attachments],
             "defects": list(story.defects),
         }  # fmt: skip
-    for entry in store.quarantined():
+    for entry in store.quarantine.quarantined():
         digest = hashlib.sha256(entry.raw.data).hexdigest()
         yield {name: None for name in EXPORT_FIELDS} | {
             "story_id": f"sha256:{digest}",
@@ -161,13 +161,13 @@ def demo_summary(store: Store, out: TextIO) -> None:
     """A short table of what was stored, for ``make demo``: references and shapes, no text."""
     header = f"{'story_id':<40} {'words':>5}  {'kind':<20} {'acknowledgement':<26}"
     out.write(f"{header}themes (review)\n")
-    acknowledgements = store.outbox_states()
-    for story, triage in store.triaged():
+    acknowledgements = store.outbox.outbox_states()
+    for story, triage in store.stories.triaged():
         kind = triage.kind if triage else "-"
         themes = ",".join(triage.themes) if triage and triage.themes else "-"
         review = f" ({','.join(triage.review_reasons)})" if triage and triage.needs_review else ""
         ack = acknowledgements.get(story.story_id, "-")
         out.write(f"{story.story_id[:40]:<40} {len(story.text.split()):>5}  {kind:<20} "
                   f"{ack:<26}{themes}{review}\n")  # fmt: skip
-    for entry in store.quarantined():
+    for entry in store.quarantine.quarantined():
         out.write(f"quarantined uid={entry.raw.uid}: {entry.stage}: {entry.reason[:80]}\n")

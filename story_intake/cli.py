@@ -21,7 +21,7 @@ from intake import report
 from intake.errors import ConfigError, PipelineError, UsageError
 from intake.records import RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
-from intake.store.backup import backup
+from intake.store.dialect import backup
 from intake.store.engine import Store
 from story_intake import worker
 from story_intake.addresses import address_warnings
@@ -35,6 +35,7 @@ from story_intake.jobs import (
     privacy_mailbox,
     var_folders,
 )
+from story_intake.migrate import migrate
 from story_intake.pipeline import requeue, run_once
 from story_intake.secrets import ALL, with_secrets
 from story_intake.settings import load_settings
@@ -156,7 +157,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 state = "sent" if args.as_sent else "pending"
                 # Naming a held request confirms it: its withdrawal applies before the reply.
                 confirmed = confirm_requests(store, ids) if ids else {}
-                out = {"released": store.release_held(ids, state, started_at), "as": state,
+                out = {"released": store.outbox.release_held(ids, state, started_at), "as": state,
                        **confirmed}  # fmt: skip
                 if args.all:  # everything held has been looked at: sending resumes too
                     out["resumed"] = resume(store, started_at)
@@ -164,10 +165,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "resubscribe":  # the person asked to hear from us again
             with Store(settings.store) as store:
                 key = store.sender_key(mailbox_identity(args.sender))
-                print(json.dumps({"lifted": store.lift_unsubscribe(key)}))
+                print(json.dumps({"lifted": store.unsubscribe.lift_unsubscribe(key)}))
         elif args.command == "backup":
             size = backup(settings.store.url, Path(args.path))
             print(json.dumps({"backup": args.path, "bytes": size}))
+        elif args.command == "migrate":
+            print(migrate(settings.store))
         elif args.command == "resume":
             with Store(settings.store) as store:
                 print(json.dumps({"resumed": resume(store, started_at)}))
@@ -209,15 +212,15 @@ def _export(store: Store, fmt: str) -> None:
 def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object]:
     """The store's status, the worker's polling and sending health and lease, and the
     acknowledgement breaker."""
-    health = store.poll_health()
+    health = store.worker.poll_health()
     polling = {"last_success_at": health.last_success_at,
                "consecutive_failures": health.failures, "last_error": health.last_error,
                "alert_sent": health.alerted}  # fmt: skip
-    holder = store.lease_holder(worker.lease_name(settings))
-    awaiting = [reference(s) for s in store.on_hold()]
-    return {**store.status(), "held": store.outbox_counts().get("held", 0),
+    holder = store.worker.lease_holder(worker.lease_name(settings))
+    awaiting = [reference(s) for s in store.privacy.on_hold()]
+    return {**store.runs.status(), "held": store.outbox.outbox_counts().get("held", 0),
             "awaiting_erasure": awaiting,
-            "needs_confirmation": [reference(s) for s in store.needs_confirmation()],
+            "needs_confirmation": [reference(s) for s in store.outbox.needs_confirmation()],
             "polling": polling,
             "sending": sending_status(store, settings.alerts.after_failures),
             "worker": holder.rsplit(":", 1)[0] if holder else None,
@@ -287,7 +290,7 @@ def _record_run(
     settings: Settings, command: str, started_at: datetime, counts: RunCounts, error: str | None
 ) -> None:
     with Store(settings.store) as store:
-        store.record_run(command, started_at, datetime.now(UTC), asdict(counts), error)
+        store.runs.record_run(command, started_at, datetime.now(UTC), asdict(counts), error)
 
 
 def _demo(settings: Settings, now: datetime) -> int:

@@ -69,6 +69,11 @@ COMMANDS = {
                "Copy the SQLite store to PATH (a new file, readable by you alone) with SQLite's "
                "online backup API: consistent even while the worker writes. Restore by "
                "copying it back while nothing runs."),
+    "migrate": ("upgrade the store's tables to this version (after a backup)",
+                "Bring the store to the newest schema revision and print from which revision "
+                "to which (or \"up to date\"). A SQLite file is first copied beside itself "
+                "(<database>.from-<revision>.bak). Every command does this when it opens the "
+                "store; this does it on its own, and needs no mailbox password."),
     "demo": ("try the whole pipeline on the sample stories, no servers needed",
              "Copy the sample stories into the local Maildir, run one pass and the digest, "
              "and print where to find the results."),

@@ -37,7 +37,7 @@ def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = N
     Returns whether a pass ran (False: not due, the last failure's backoff still running).
     """
     with Store(settings.store) as store:
-        health = store.poll_health()
+        health = store.worker.poll_health()
     last = datetime.fromisoformat(health.last_attempt_at) if health.last_attempt_at else None
     if not poll_due(last, health.failures, settings.schedule.poll_seconds, now):
         return False
@@ -54,8 +54,8 @@ def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = N
         health = send_alert(action, health, now, settings.alerts, settings.smtp,
                             settings.acknowledgement.team_name)  # fmt: skip
     with Store(settings.store) as store:
-        store.save_poll_health(health, now)
-        store.record_run("poll", now, datetime.now(UTC), asdict(counts), error)
+        store.worker.save_poll_health(health, now)
+        store.runs.record_run("poll", now, datetime.now(UTC), asdict(counts), error)
     if error is None:
         log.info("poll %s", report.counts_line(counts))
     return True
@@ -68,8 +68,8 @@ def digest_job(
     one (or since the pipeline first ran), or to finish one a crash interrupted."""
     trigger = cron_trigger(settings.digest.schedule, settings.digest.timezone)
     with Store(settings.store) as store:
-        last = store.last_digest_end() or store.first_run_at()
-        if not (store.digest_unfinished() or digest_due(trigger, last, now)):
+        last = store.digests.last_digest_end() or store.digests.first_run_at()
+        if not (store.digests.digest_unfinished() or digest_due(trigger, last, now)):
             return None
         return send_digest(store, now, digest_context(settings))
 
@@ -80,11 +80,11 @@ def housekeeping_job(
     """Retention: purge what has expired (rows, var files, and the mailbox when
     ``[retention] purge_mailbox``), at most once a day. Returns the counts, None if not due."""
     with Store(settings.store) as store:
-        if not housekeeping_due(store.last_housekeeping_at(), now):
+        if not housekeeping_due(store.worker.last_housekeeping_at(), now):
             return None
         with privacy_mailbox(settings) as mailbox:
             counts = housekeeping(store, now, settings.retention, var_folders(settings), mailbox)
-        store.record_run("housekeeping", now, datetime.now(UTC), counts, None)
+        store.runs.record_run("housekeeping", now, datetime.now(UTC), counts, None)
     return counts
 
 

@@ -61,7 +61,7 @@ def run_once(
             state = source.open()
             _note_token_expiry(settings, store, now)
             _finish_pending_marks(source, store, state)
-            batches = _timed(source.fetch_new(state, store.last_uid(state)), timer)
+            batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
             workers = settings.intake.workers
             with open_stages(settings.tagger, workers, tagger, timer,
                              settings.mailbox.batch_bytes) as stages:  # fmt: skip
@@ -110,14 +110,14 @@ def _handle_batch(
     parsed = [(raw, story) for raw, story, _ in done]
     triages = {story.story_id: triage for _, story, triage in done}
     with timer.stage("store", len(batch.messages)):
-        result = store.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
+        result = store.stories.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
         hold_withdrawn(store, [(story, triage) for _, story, triage in done],
                        settings.intake.trusted_authserv_ids)  # fmt: skip
     # Only now that the store has committed may the server be told.
     uids = [raw.uid for raw in batch.messages]
     with timer.stage("mark", len(uids)):
         source.mark_stored(uids)
-        store.clear_marks(state, uids)
+        store.stories.clear_marks(state, uids)
     # The first of each story_id is the one stored (a batch may hold the same mail twice).
     first = {story.story_id: (story, triage) for _, story, triage in reversed(done)}
     fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
@@ -133,17 +133,17 @@ def _handle_batch(
 
 def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:
     """Mark what a previous run stored but could not mark (it crashed in between)."""
-    known = store.known_uidvalidities(state.mailbox)
+    known = store.stories.known_uidvalidities(state.mailbox)
     if state.uidvalidity and known and state.uidvalidity not in known:
         log.warning(
             "UIDVALIDITY of %s changed to %d: re-scanning, already-stored stories are skipped",
             state.mailbox, state.uidvalidity,
         )  # fmt: skip
-    store.drop_stale_marks(state)
-    pending = store.pending_marks(state)
+    store.stories.drop_stale_marks(state)
+    pending = store.stories.pending_marks(state)
     if pending:
         source.mark_stored(pending)
-        store.clear_marks(state, pending)
+        store.stories.clear_marks(state, pending)
         log.info("marked %d messages left unmarked by an earlier run", len(pending))
 
 
@@ -165,12 +165,12 @@ def requeue(settings: Settings, now: datetime, tagger: Tagger | None = None) -> 
     released = still = 0
     tagger = tagger or load_tagger(settings.tagger)
     with Store(settings.store) as store:
-        for entry in store.quarantined():
+        for entry in store.quarantine.quarantined():
             done, failed = process([entry.raw], tagger)
             for item in failed:
-                store.requarantine(entry.id, item.stage, item.reason, item.detail)
+                store.quarantine.requarantine(entry.id, item.stage, item.reason, item.detail)
                 still += 1
             for raw, story, triage in done:
-                store.release(entry.id, story, raw, triage, now)
+                store.quarantine.release(entry.id, story, raw, triage, now)
                 released += 1
     return released, still

@@ -98,7 +98,7 @@ def holding_lease(settings: Settings, stop: threading.Event) -> Iterator[None]:
         done.set()
         renewer.join()
         with Store(settings.store) as store:
-            store.release_lease(name, holder)
+            store.worker.release_lease(name, holder)
 
 
 def _every(
@@ -124,9 +124,9 @@ def _guarded(job: Job, settings: Settings, stop: threading.Event) -> Callable[[]
 
 def _acquire(settings: Settings, name: str, holder: str) -> None:
     with Store(settings.store) as store:
-        current = store.lease_holder(name)
+        current = store.worker.lease_holder(name)
         stale = current if current and _is_dead_here(current) else None
-        other = store.acquire_lease(name, holder, datetime.now(UTC), LEASE_TTL, stale)
+        other = store.worker.acquire_lease(name, holder, datetime.now(UTC), LEASE_TTL, stale)
     if other:
         raise WorkerBusy(f"another worker ({other.rsplit(':', 1)[0]}) is already polling this "
                          "mailbox; stop it first, or wait for its lease to expire")  # fmt: skip
@@ -138,7 +138,7 @@ def _keep_renewing(
     while not done.wait(RENEW_EVERY):
         try:
             with Store(settings.store) as store:
-                other = store.acquire_lease(name, holder, datetime.now(UTC), LEASE_TTL)
+                other = store.worker.acquire_lease(name, holder, datetime.now(UTC), LEASE_TTL)
         except PipelineError as err:  # a busy store: the lease has minutes left, try again
             log.warning("lease not renewed: %s", err)
             continue

@@ -70,7 +70,7 @@ def test_breaker_latches_across_hours_until_resumed_and_alerts_once(
         assert run_once(settings, now + later, tagger=tagger).acknowledged == 0
     assert outbox(tmp_path) == (3, ["Story intake: " + BREAKER_SUBJECT + " (hourly cap reached)"])
     with Store(settings.store) as store:
-        assert store.outbox_counts() == {"pending": 2, "sent": 3}
+        assert store.outbox.outbox_counts() == {"pending": 2, "sent": 3}
         view = preview_digest(store, now + timedelta(days=1), digest_context(settings))
     assert view.path is not None and 'id="sending-stopped"' in view.path.read_text()
     capsys.readouterr()

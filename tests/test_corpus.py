@@ -38,8 +38,8 @@ def test_corpus_every_message_is_stored_or_quarantined_with_a_reason(
     assert counts.stored + counts.duplicates + counts.quarantined == len(paths)
     assert len(box) == 0  # every message was handled and moved
     with Store(maildir_settings.store) as store:
-        stories = list(store.stories())
-        quarantined = store.quarantined()
+        stories = list(store.stories.stories())
+        quarantined = store.quarantine.quarantined()
     assert len(stories) == counts.stored
     assert all(entry.reason and entry.stage for entry in quarantined)
     # The parser recovers from nearly everything; a jump here means a regression.

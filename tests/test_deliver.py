@@ -122,11 +122,11 @@ def test_deliver_crash_mid_send_is_held_never_sent_twice(
     run_once(run_settings, now, tagger=tagger)
     assert states(settings)["c@example.org"] == "pending"
     with Store(settings.store) as store:
-        (claimed,) = store.claim(1, now)  # "sending" committed; the process dies here
+        (claimed,) = store.outbox.claim(1, now)  # "sending" committed; the process dies here
         assert isinstance(claimed, Acknowledgement)
         assert acknowledge(store, now, settings.acknowledgement, settings.smtp,
                            settings.intake.addresses) == (0, 0)  # fmt: skip
-        assert store.outbox_counts() == {"held": 1}
+        assert store.outbox.outbox_counts() == {"held": 1}
     assert states(settings)["c@example.org"] == "held"
     assert sent_messages(settings) == []
 
@@ -140,10 +140,10 @@ def test_deliver_held_acknowledgements_are_released_by_hand(
     assert main(["--config", str(paused), "once"]) == 0
     store_settings = StoreSettings(f"sqlite:///{tmp_path}/s.db")
     with Store(store_settings) as store:
-        assert len(store.claim(2, datetime.now(UTC))) == 2  # the process died mid-send
+        assert len(store.outbox.claim(2, datetime.now(UTC))) == 2  # the process died mid-send
     assert main(["--config", str(paused), "once"]) == 0
     with Store(store_settings) as store:
-        assert set(store.outbox_states().values()) == {"held"}
+        assert set(store.outbox.outbox_states().values()) == {"held"}
     first = reference(story_from("person1@example.org", store_settings))
     capsys.readouterr()
     assert main(["--config", str(paused), "release", "--story", first]) == 0
@@ -153,13 +153,13 @@ def test_deliver_held_acknowledgements_are_released_by_hand(
     assert json.loads(capsys.readouterr().out) == {"released": 1, "as": "sent", "resumed": True}
     assert main(["--config", str(maildir_config(tmp_path)), "once"]) == 0
     with Store(store_settings) as store:
-        assert sorted(store.outbox_states().values()) == ["sent", "sent"]
+        assert sorted(store.outbox.outbox_states().values()) == ["sent", "sent"]
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # only the released one went
 
 
 def story_from(address: str, settings: StoreSettings) -> str:
     with Store(settings) as store:
-        (found,) = [s.story_id for s, _ in store.triaged() if s.sender.address == address]
+        (found,) = [s.story_id for s, _ in store.stories.triaged() if s.sender.address == address]
     return found
 
 
@@ -206,7 +206,7 @@ def test_deliver_pickup_crash_after_the_link_is_confirmed_by_the_file(
             story_message(2, message_id="<f2@example.org>", sender="B <b@example.org>"))
     run_once(dataclasses.replace(settings, acknowledgement=paused), now, tagger=tagger)
     with Store(settings.store) as store:
-        assert len(store.claim(2, now)) == 2  # the page claimed; the process dies ...
+        assert len(store.outbox.claim(2, now)) == 2  # the page claimed; the process dies ...
     # ... after linking the first reply into the pickup folder, before recording it.
     first = message_id_for("f1@example.org", settings.smtp.from_address)
     folder = Path(settings.smtp.pickup_dir)
@@ -226,8 +226,9 @@ def test_deliver_pickup_folder_unwritable_stops_after_three_and_loses_nothing(
     counts = run_once(dataclasses.replace(settings, smtp=broken), now, tagger=tagger)
     assert counts.stored == 6 and counts.acknowledged == 0
     with Store(settings.store) as store:
-        tried = [item for item, _ in store.due(10, now + timedelta(days=1)) if item.attempts]
-        assert len(tried) == 3 and len(store.due(10, now)) == 3  # three tried, three untouched
+        due = store.outbox.due(10, now + timedelta(days=1))
+        tried = [item for item, _ in due if item.attempts]
+        assert len(tried) == 3 and len(store.outbox.due(10, now)) == 3  # 3 tried, 3 untouched
     assert run_once(settings, now + timedelta(days=1), tagger=tagger).acknowledged == 6
     assert len(sent_messages(settings)) == 6
 
@@ -332,7 +333,7 @@ def test_deliver_killed_after_the_server_took_the_message_never_sends_it_twice(
     assert rerun.returncode == 0, rerun.stderr
     assert len(smtp_sink.messages) == 1  # not sent again
     with Store(StoreSettings(f"sqlite:///{tmp_path}/s.db")) as store:
-        assert store.outbox_states() == {"k@example.org": "held"}
+        assert store.outbox.outbox_states() == {"k@example.org": "held"}
 
 
 def test_deliver_interrupted_send_is_confirmed_from_the_sent_folder(
@@ -347,7 +348,7 @@ def test_deliver_interrupted_send_is_confirmed_from_the_sent_folder(
                    story_message(2, message_id="<c2@example.org>", sender=other))  # fmt: skip
     run_once(settings, now, tagger=tagger)
     with Store(settings.store) as store:
-        assert len(store.claim(2, now)) == 2  # both "sending" when the process died
+        assert len(store.outbox.claim(2, now)) == 2  # both "sending" when the process died
     # Only the first reached the server, which filed its copy in Sent.
     copy = story_message(9, message_id=message_id_for("c1@example.org", "stories@example.org"))
     mailbox.append(copy, folder="Sent")

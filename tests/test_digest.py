@@ -27,6 +27,7 @@ from intake.records import (
     RawMessage,
     Triage,
 )
+from intake.store.digests import DigestRows
 from intake.store.engine import Store
 from story_intake.app_settings import Settings
 from story_intake.jobs import digest_context, digest_job
@@ -79,7 +80,7 @@ def stored(settings: Settings, tagger: Tagger, at: datetime, *messages: bytes) -
     seed_maildir(settings.mailbox.maildir, *messages)  # type: ignore[union-attr]
     counts = run_once(settings, at, tagger=tagger)
     with Store(settings.store) as store:
-        store.record_run("poll", at, at, asdict(counts), None)
+        store.runs.record_run("poll", at, at, asdict(counts), None)
 
 
 def digests_at(sink: SmtpSink) -> list[bytes]:
@@ -193,7 +194,7 @@ def test_digest_sent_once_across_a_crash_between_render_and_send(
         raise Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "claim_digest", crash)
+        patch.setattr(DigestRows, "claim_digest", crash)
         with pytest.raises(Crash), Store(settings.store) as store:
             send_digest(store, MONDAY_7AM + timedelta(hours=1), digest_context(settings))
     assert digests_at(smtp_sink) == []
@@ -269,7 +270,7 @@ def test_digest_intake_health_counts_quarantine_by_reason_and_the_change(
     stored(settings, tagger, MONDAY_7AM, story_message(1), story_message(2))
     bad = RawMessage("INBOX", 1, 9, MONDAY_7AM, 3, b"bad")
     with Store(settings.store) as store:
-        store.commit_batch(MailboxState("INBOX", 1), 9, [],
+        store.stories.commit_batch(MailboxState("INBOX", 1), 9, [],
                            [Quarantined(bad, "parse", "ParseError: Jane's bytes", "")],
                            MONDAY_7AM)  # fmt: skip
     first = digest_job(settings, MONDAY_7AM + timedelta(hours=1))
@@ -291,7 +292,7 @@ def test_digest_preview_writes_the_file_and_leaves_the_window_open(
     with Store(settings.store) as store:
         preview = preview_digest(store, MONDAY_7AM + timedelta(hours=1), digest_context(settings))
         assert preview.path is not None and preview.path.stat().st_mode & 0o777 == 0o600
-        assert not store.digest_unfinished() and store.last_digest_end() is None
+        assert not store.digests.digest_unfinished() and store.digests.last_digest_end() is None
 
 
 @pytest.mark.slow
@@ -304,7 +305,7 @@ def test_digest_renders_in_headless_chromium(tmp_path: Path, tagger: Tagger) -> 
     with Store(settings.store) as store:
         page = preview_digest(store, MONDAY_7AM + timedelta(hours=1),
                               digest_context(settings)).path  # fmt: skip
-        senders = {s.sender.address for s in store.stories()}
+        senders = {s.sender.address for s in store.stories.stories()}
     assert page is not None
     url, shot = page.as_uri(), tmp_path / "digest.png"
     flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",

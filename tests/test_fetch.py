@@ -26,7 +26,7 @@ MakeSettings = Callable[..., Settings]
 
 def stored_ids(settings: Settings) -> list[str]:
     with Store(settings.store) as store:
-        return [story.story_id for story in store.stories()]
+        return [story.story_id for story in store.stories.stories()]
 
 
 def test_fetch_stores_each_distinct_message_once_and_never_sets_seen(
@@ -218,7 +218,7 @@ def test_fetch_pending_marks_from_a_crashed_run_are_finished(
     assert (counts.fetched, counts.stored) == (0, 0)
     assert all(TRIAGED in f for f in mailbox.flags().values())
     with Store(settings.store) as store:
-        assert store.pending_marks(MailboxState("INBOX", mailbox.uidvalidity())) == []
+        assert store.stories.pending_marks(MailboxState("INBOX", mailbox.uidvalidity())) == []
 
 
 class PersonDeletesDuringRun(ImapSource):

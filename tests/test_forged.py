@@ -121,7 +121,7 @@ def test_forged_withdrawal_authenticated_by_the_border_acts_at_once(
     assert (states["w2@example.net"], states["w3@example.net"]) == (
         "sent", "suppressed:rate_limited")  # fmt: skip
     with Store(settings.store) as store:
-        assert "real@example.net" in store.on_hold()
+        assert "real@example.net" in store.privacy.on_hold()
     assert recipients(smtp_sink) == ["jane@example.net", "jane@example.net"]
 
 
@@ -137,8 +137,8 @@ def test_forged_withdrawal_passing_at_an_untrusted_authserv_id_is_not_acted_on(
     run_once(settings, T0, tagger=tagger)
     assert acknowledgements(settings)["w@example.net"] == "held"
     with Store(settings.store) as store:
-        assert store.on_hold() == []
-        assert store.needs_confirmation() == ["w@example.net"]
+        assert store.privacy.on_hold() == []
+        assert store.outbox.needs_confirmation() == ["w@example.net"]
     assert recipients(smtp_sink) == ["jane@example.net"]  # the story's acknowledgement only
 
 

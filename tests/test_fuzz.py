@@ -101,7 +101,8 @@ def test_fuzz_mutated_mail_is_stored_or_quarantined_and_replies_stay_safe(
     triages = {story.story_id: triage for _, story, triage in done}
     with tempfile.TemporaryDirectory() as folder, Store(
         StoreSettings(f"sqlite:///{folder}/s.db")) as store:  # fmt: skip
-        result = store.commit_batch(MailboxState("INBOX", 1), 1, parsed, failed, NOW, triages)
+        result = store.stories.commit_batch(MailboxState("INBOX", 1), 1, parsed, failed, NOW,
+                                            triages)
     assert result.stored + result.quarantined == 1
     assert all(q.reason for q in failed)
     for _, story, triage in done:

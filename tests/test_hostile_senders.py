@@ -111,7 +111,7 @@ def test_privacy_srs_wrapped_from_withdrawal_holds_nobody_elses_stories(
     seed_maildir(box, forged)
     run_once(settings, T0 + timedelta(minutes=5), tagger=tagger)
     with Store(settings.store) as store:
-        held = store.on_hold()
+        held = store.privacy.on_hold()
     assert held == [], "Jane's story went on hold (awaiting erasure) on a stranger's request"
 
 
@@ -215,9 +215,9 @@ def test_erasure_sender_takes_both_spellings_of_an_idn_domain(
                  _utf8_story(2, "jane@xn--bcher-kva.example"))  # fmt: skip
     run_once(settings, T0, tagger=tagger)
     with Store(settings.store) as store:
-        assert len(list(store.senders())) == 2
+        assert len(list(store.privacy.senders())) == 2
     capsys.readouterr()
     assert main(["--config", str(config), "erase", "--sender", "jane@bücher.example"]) == 0
     with Store(settings.store) as store:
-        left = [address for _, address in store.senders()]
+        left = [address for _, address in store.privacy.senders()]
     assert left == [], f"still stored after erasing the person: {left}"

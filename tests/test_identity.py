@@ -106,7 +106,7 @@ def test_identity_26_variants_of_one_inbox_get_one_acknowledgement(
     counts = run_once(maildir_settings, now, tagger=tagger)
     assert (counts.stored, counts.acknowledged) == (26, 1)
     with Store(maildir_settings.store) as store:
-        states = store.outbox_counts()
+        states = store.outbox.outbox_counts()
     assert states == {"sent": 1, "suppressed:rate_limited": 25}
 
 
@@ -127,4 +127,4 @@ def test_identity_a_refused_variant_does_not_stop_replies_to_the_inbox(
     later = run_once(settings, now + timedelta(days=16), tagger=tagger)
     assert (later.acknowledged, later.suppressed) == (0, 1)  # the refused address: not again
     with Store(settings.store) as store:
-        assert "suppressed:undeliverable" in store.outbox_counts()
+        assert "suppressed:undeliverable" in store.outbox.outbox_counts()

@@ -74,3 +74,16 @@ def test_install_ships_only_three_packages_and_their_data(installed: Path, tmp_p
     found = subprocess.run([str(python), "-c", where], cwd=tmp_path, capture_output=True,
                            text=True, check=True).stdout.split()  # fmt: skip
     assert all(str(ROOT) not in path for path in found) and all(Path(p).is_dir() for p in found)
+
+
+@pytest.mark.slow
+def test_install_migrate_upgrades_a_store_with_the_shipped_migrations(
+    installed: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "pipeline.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/stories.db"\n')
+    (tmp_path / "stories.db").write_bytes((ROOT / "tests/data/store_round2.sqlite").read_bytes())
+    done = run(installed, tmp_path, "--config", str(config), "migrate")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("from unversioned to ")
+    assert (tmp_path / "stories.db.from-unversioned.bak").is_file()

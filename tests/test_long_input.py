@@ -31,7 +31,7 @@ def test_run_once_deeply_nested_html_is_stored_with_its_words_and_a_review_reaso
     counts = run_once(maildir_settings, now)
     assert (counts.stored, counts.quarantined, counts.acknowledged) == (1, 0, 1)
     with Store(maildir_settings.store) as store:
-        ((story, triage),) = list(store.triaged())
+        ((story, triage),) = list(store.stories.triaged())
     assert "nobody shared her records" in story.text and "html_flattened" in story.defects
     assert triage is not None and "html_flattened" in triage.review_reasons
 
@@ -43,7 +43,7 @@ def test_run_once_story_over_spacy_max_length_is_tagged_stored_and_acknowledged(
     counts = run_once(maildir_settings, now)
     assert (counts.stored, counts.quarantined, counts.acknowledged) == (1, 0, 1)
     with Store(maildir_settings.store) as store:
-        ((story, triage),) = list(store.triaged())
+        ((story, triage),) = list(store.stories.triaged())
     assert len(story.text) > 1_000_000  # stored whole; only the tagger read a prefix
     assert "truncated_for_tagging" in story.defects
     assert triage is not None and "truncated_for_tagging" in triage.review_reasons
@@ -57,11 +57,11 @@ def test_run_once_requeue_releases_a_story_quarantined_for_its_length(
     raw = RawMessage("maildir:mailbox", 0, 1, now, len(data), data)
     with Store(maildir_settings.store) as store:  # what the old code left behind
         reason = "ValueError: [E088] Text of length 1100000 exceeds maximum of 1000000."
-        store.commit_batch(MailboxState("maildir:mailbox", 0), 1, [],
+        store.stories.commit_batch(MailboxState("maildir:mailbox", 0), 1, [],
                            [Quarantined(raw, "tag", reason, "")], now)  # fmt: skip
     assert requeue(maildir_settings, now) == (1, 0)
     with Store(maildir_settings.store) as store:
-        assert store.quarantined() == []
-        ((story, triage),) = list(store.triaged())
+        assert store.quarantine.quarantined() == []
+        ((story, triage),) = list(store.stories.triaged())
     assert story.story_id == "long-2@example.org" and triage is not None
     assert "truncated_for_tagging" in story.defects

@@ -67,7 +67,7 @@ def test_privacy_retention_purges_what_expired_and_keeps_tags_and_counts(
     run_once(settings, T0, tagger=tagger)
     with Store(settings.store) as store:
         send_digest(store, T0 + timedelta(hours=1), digest_context(settings))
-        store.commit_batch(MailboxState("INBOX", 1), 9, [], [Quarantined(
+        store.stories.commit_batch(MailboxState("INBOX", 1), 9, [], [Quarantined(
             RawMessage("INBOX", 1, 9, T0, 3, b"bad"), "parse", "ParseError: x", "")], T0)
     old = T0.timestamp() - 1
     for path in [*(tmp_path / "outbox").iterdir(), *(tmp_path / "digests").iterdir()]:
@@ -82,7 +82,7 @@ def test_privacy_retention_purges_what_expired_and_keeps_tags_and_counts(
     assert (late["raw_messages"], late["story_bodies"], late["quarantine"]) == (2, 2, 1)
     assert late["digest_files"] == 1
     with Store(settings.store) as store:
-        triaged = list(store.triaged())
+        triaged = list(store.stories.triaged())
     assert all(s.text == "" and s.sender.address == "" and s.subject == "" for s, _ in triaged)
     assert all(t is not None and t.themes and not t.evidence for _, t in triaged)
     database = sqlite3.connect(tmp_path / "stories.db")
@@ -132,7 +132,7 @@ def test_privacy_erase_sender_removes_every_trace_and_the_mailbox_copies(
     run_once(settings, T0, tagger=tagger)
     with Store(settings.store) as store:
         send_digest(store, T0 + timedelta(hours=1), digest_context(settings))
-        store.commit_batch(MailboxState("INBOX", 7), 99, [], [Quarantined(
+        store.stories.commit_batch(MailboxState("INBOX", 7), 99, [], [Quarantined(
             RawMessage("INBOX", 7, 99, T0, 30, b"From: JANE.DOE@example.org\r\n\r\nx"),
             "parse", "ParseError: x", "")], T0)  # fmt: skip
     config = write_imap_config(tmp_path, mailbox)
@@ -200,7 +200,7 @@ def test_privacy_withdrawal_holds_the_senders_stories_out_of_the_digest(
     seed_maildir(settings.mailbox.maildir, message)  # type: ignore[union-attr]
     run_once(settings, T0 + timedelta(minutes=5), tagger=tagger)
     with Store(settings.store) as store:
-        held = store.on_hold()
+        held = store.privacy.on_hold()
         outcome = send_digest(store, T0 + timedelta(hours=1), digest_context(settings))
     assert len(held) == 1
     assert outcome.path is not None

@@ -81,7 +81,7 @@ def test_replies_each_request_kind_gets_its_own_template(
     amend = "request-amend-4@example.net"
     assert acknowledgements(settings)[amend] == "held"  # it changes data: a person confirms
     with Store(settings.store) as store:
-        assert store.release_held([amend], "pending", now) == 1
+        assert store.outbox.release_held([amend], "pending", now) == 1
     run_once(settings, now, tagger=tagger)
     sent = replies(settings)
     assert len(sent) == len(TEXTS)
@@ -154,8 +154,8 @@ def test_replies_forged_unsubscribe_is_held_until_a_person_releases_it(
     assert acknowledgements(settings) == {"request-unsubscribe-1@example.net": "held"}
     assert replies(settings) == {}
     with Store(settings.store) as store:
-        assert not store.unsubscribed_among([store.sender_key(mailbox_identity(ann))])
-        store.release_held(["request-unsubscribe-1@example.net"], "pending", now)
+        assert not store.unsubscribe.unsubscribed_among([store.sender_key(mailbox_identity(ann))])
+        store.outbox.release_held(["request-unsubscribe-1@example.net"], "pending", now)
     seed_maildir(box, message(2, "story", ann))
     run_once(settings, now + timedelta(days=8), tagger=tagger)
     sent = replies(settings)

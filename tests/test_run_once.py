@@ -143,7 +143,7 @@ def test_run_once_maildir_stores_quarantines_and_moves(
     assert len(box) == 0 and len(box.get_folder("processed")) == 3
     assert run_once(maildir_settings, now).fetched == 0
     with Store(maildir_settings.store) as store:
-        (entry,) = store.quarantined()
+        (entry,) = store.quarantine.quarantined()
     assert entry.stage == "parse" and "MIME structure" in entry.reason
 
 
@@ -158,10 +158,10 @@ def test_run_once_worker_processes_store_what_one_process_stores(
         counts = run_once(settings, now)
         assert (counts.fetched, counts.stored, counts.quarantined) == (8, 7, 1)
         with Store(settings.store) as store:
-            (entry,) = store.quarantined()
+            (entry,) = store.quarantine.quarantined()
             assert entry.stage == "parse" and "MIME structure" in entry.reason
-            stored = sorted((s.story_id, s.text, t) for s, t in store.triaged())
-            results.append((stored, store.outbox_counts()))
+            stored = sorted((s.story_id, s.text, t) for s, t in store.stories.triaged())
+            results.append((stored, store.outbox.outbox_counts()))
     assert results[0] == results[1]
 
 
@@ -209,10 +209,10 @@ def test_run_once_message_that_kills_a_worker_is_quarantined_and_the_rest_stored
     counts = run_once(settings, now)
     assert (counts.fetched, counts.stored, counts.quarantined) == (8, 7, 1)
     with Store(settings.store) as store:
-        (entry,) = store.quarantined()
+        (entry,) = store.quarantine.quarantined()
         assert entry.stage == "worker" and "died" in entry.reason
         assert b"X-Test-Kill-Worker" in entry.raw.data  # kept whole, for requeue
-        assert "killer@example.org" not in {s.story_id for s in store.stories()}
+        assert "killer@example.org" not in {s.story_id for s in store.stories.stories()}
     assert run_once(settings, now).fetched == 0  # the run went past it: no failing loop
 
 
@@ -232,8 +232,9 @@ def test_run_once_stage_failure_quarantines_then_requeue_releases(
     monkeypatch.undo()
     assert requeue(maildir_settings, now) == (2, 0)
     with Store(maildir_settings.store) as store:
-        assert store.quarantined() == []
-        assert sorted(s.story_id for s in store.stories()) == ["one@example.org", "two@example.org"]
+        assert store.quarantine.quarantined() == []
+        stored = sorted(s.story_id for s in store.stories.stories())
+        assert stored == ["one@example.org", "two@example.org"]
 
 
 def test_run_once_export_has_the_contract_fields(maildir_settings: Settings, now: datetime) -> None:

@@ -77,14 +77,14 @@ def test_send_watch_alerts_once_after_failures_and_once_on_recovery(
     (alert,) = alerts_at(smtp_sink)
     assert b"cannot hand acknowledgements over" in alert and b"451" in alert
     with Store(settings.store) as store:
-        health = store.send_health()
+        health = store.worker.send_health()
     assert (health.failures, health.alerted) == (3, True)
     assert run_once(settings, at, tagger=tagger).acknowledged == 3
     assert run_once(settings, at + timedelta(hours=1), tagger=tagger).acknowledged == 0
     alerts = alerts_at(smtp_sink)
     assert len(alerts) == 2 and b"hands acknowledgements over again" in alerts[1]
     with Store(settings.store) as store:
-        assert store.send_health().failures == 0 and not store.send_health().alerted
+        assert store.worker.send_health().failures == 0 and not store.worker.send_health().alerted
 
 
 def test_send_watch_untrusted_certificate_is_a_failed_pass_not_a_sent_reply(
@@ -97,7 +97,7 @@ def test_send_watch_untrusted_certificate_is_a_failed_pass_not_a_sent_reply(
     counts = run_once(settings, now, tagger=tagger)
     assert (counts.stored, counts.acknowledged) == (1, 0)
     with Store(settings.store) as store:
-        health = store.send_health()
-        assert store.outbox_counts() == {"pending": 1}
+        health = store.worker.send_health()
+        assert store.outbox.outbox_counts() == {"pending": 1}
     assert health.failures == 1 and "SSLCertVerificationError" in (health.last_error or "")
     assert untrusted_tls_sink.messages == []

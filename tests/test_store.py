@@ -35,12 +35,13 @@ def test_store_same_story_twice_in_one_batch_and_across_batches_is_one_row(store
     first = raw(story_message(1, message_id="<same@example.org>"), 1)
     copy = raw(story_message(1, message_id="<same@example.org>"), 2)
     other = raw(story_message(2), 3)
-    result = store.commit_batch(STATE, 3, [(r, parse(r)) for r in (first, copy, other)], [], AT)
+    batch = [(r, parse(r)) for r in (first, copy, other)]
+    result = store.stories.commit_batch(STATE, 3, batch, [], AT)
     assert (result.stored, result.duplicates) == (2, 1)
     again = raw(story_message(1, message_id="<same@example.org>"), 4)
-    result = store.commit_batch(STATE, 4, [(again, parse(again))], [], AT)
+    result = store.stories.commit_batch(STATE, 4, [(again, parse(again))], [], AT)
     assert (result.stored, result.duplicates) == (0, 1)
-    assert sorted(s.story_id for s in store.stories()) == sorted(
+    assert sorted(s.story_id for s in store.stories.stories()) == sorted(
         ["same@example.org", parse(other).story_id]
     )
 
@@ -49,39 +50,40 @@ def test_store_undecided_lists_stories_without_a_decision_until_none_is_left(
     store: Store,
 ) -> None:
     raws = [raw(story_message(n, message_id=f"<u{n}@example.org>"), n) for n in range(1, 4)]
-    store.commit_batch(STATE, 3, [(r, parse(r)) for r in raws], [], AT)
-    assert [s.story_id for s, _ in store.undecided(10)] == [f"u{n}@example.org" for n in (1, 2, 3)]
+    store.stories.commit_batch(STATE, 3, [(r, parse(r)) for r in raws], [], AT)
+    undecided = [s.story_id for s, _ in store.outbox.undecided(10)]
+    assert undecided == [f"u{n}@example.org" for n in (1, 2, 3)]
     decided = [(Acknowledgement(f"u{n}@example.org", "send", "acknowledgement", "a@example.org",
                                 "pending"), store.sender_key("a@example.org")) for n in (1, 3)]
-    store.record_decisions(decided, AT)  # fmt: skip
-    assert [s.story_id for s, _ in store.undecided(10)] == ["u2@example.org"]
-    store.record_decisions([(replace(decided[0][0], story_id="u2@example.org"), "k")], AT)
-    assert store.undecided(10) == []
+    store.outbox.record_decisions(decided, AT)  # fmt: skip
+    assert [s.story_id for s, _ in store.outbox.undecided(10)] == ["u2@example.org"]
+    store.outbox.record_decisions([(replace(decided[0][0], story_id="u2@example.org"), "k")], AT)
+    assert store.outbox.undecided(10) == []
 
 
 def test_store_story_round_trips_every_field(store: Store) -> None:
     data = (Path(__file__).parent / "data" / "traversal_attachment_name.eml").read_bytes()
     message = raw(data, 1)
     story = parse(message)
-    store.commit_batch(STATE, 1, [(message, story)], [], AT)
-    (loaded,) = store.stories()
+    store.stories.commit_batch(STATE, 1, [(message, story)], [], AT)
+    (loaded,) = store.stories.stories()
     assert loaded == story
 
 
 def test_store_checkpoint_is_per_uidvalidity(store: Store) -> None:
-    assert store.last_uid(STATE) == 0
-    store.commit_batch(STATE, 17, [], [], AT)
-    assert store.last_uid(STATE) == 17
-    assert store.last_uid(MailboxState("INBOX", 43)) == 0
-    assert store.known_uidvalidities("INBOX") == {42}
+    assert store.stories.last_uid(STATE) == 0
+    store.stories.commit_batch(STATE, 17, [], [], AT)
+    assert store.stories.last_uid(STATE) == 17
+    assert store.stories.last_uid(MailboxState("INBOX", 43)) == 0
+    assert store.stories.known_uidvalidities("INBOX") == {42}
 
 
 def test_store_quarantine_keeps_raw_bytes_once(store: Store, now: datetime) -> None:
     bad = raw(b"\x00garbage", 5)
     item = Quarantined(bad, "parse", "ParseError: nothing readable", "traceback")
-    store.commit_batch(STATE, 5, [], [item], now)
-    store.commit_batch(STATE, 5, [], [item], now + timedelta(minutes=5))
-    (entry,) = store.quarantined()
+    store.stories.commit_batch(STATE, 5, [], [item], now)
+    store.stories.commit_batch(STATE, 5, [], [item], now + timedelta(minutes=5))
+    (entry,) = store.quarantine.quarantined()
     assert entry.raw.data == b"\x00garbage"
     assert (entry.stage, entry.attempts) == ("parse", 1)
     assert entry.reason == "ParseError: nothing readable"
@@ -90,15 +92,15 @@ def test_store_quarantine_keeps_raw_bytes_once(store: Store, now: datetime) -> N
 
 def test_store_pending_marks_survive_until_cleared(store: Store) -> None:
     message = raw(story_message(1), 9)
-    store.commit_batch(STATE, 9, [(message, parse(message))], [], AT)
-    assert store.pending_marks(STATE) == [9]
-    store.drop_stale_marks(STATE)
-    assert store.pending_marks(STATE) == [9]
-    store.drop_stale_marks(MailboxState("INBOX", 43))  # the UIDVALIDITY changed
-    assert store.pending_marks(STATE) == []
-    store.commit_batch(STATE, 9, [(message, parse(message))], [], AT)
-    store.clear_marks(STATE, [9])
-    assert store.pending_marks(STATE) == []
+    store.stories.commit_batch(STATE, 9, [(message, parse(message))], [], AT)
+    assert store.stories.pending_marks(STATE) == [9]
+    store.stories.drop_stale_marks(STATE)
+    assert store.stories.pending_marks(STATE) == [9]
+    store.stories.drop_stale_marks(MailboxState("INBOX", 43))  # the UIDVALIDITY changed
+    assert store.stories.pending_marks(STATE) == []
+    store.stories.commit_batch(STATE, 9, [(message, parse(message))], [], AT)
+    store.stories.clear_marks(STATE, [9])
+    assert store.stories.pending_marks(STATE) == []
 
 
 def test_store_database_file_is_owner_only(store: Store, tmp_path: Path) -> None:
@@ -108,9 +110,9 @@ def test_store_database_file_is_owner_only(store: Store, tmp_path: Path) -> None
 
 
 def test_store_run_history_feeds_status(store: Store) -> None:
-    store.record_run("once", AT, AT + timedelta(seconds=2), {"fetched": 3}, None)
-    store.record_run("once", AT, AT + timedelta(seconds=3), {"fetched": 0}, "FetchError: down")
-    status = store.status()
+    store.runs.record_run("once", AT, AT + timedelta(seconds=2), {"fetched": 3}, None)
+    store.runs.record_run("once", AT, AT + timedelta(seconds=3), {"fetched": 0}, "FetchError: down")
+    status = store.runs.status()
     assert status["last_run"]["error"] == "FetchError: down"
     assert status["last_error"]["counts"] == {"fetched": 0}
     assert status["stories"] == 0
@@ -185,9 +187,10 @@ def test_store_made_by_an_earlier_version_gets_the_columns_added_since(tmp_path:
 
     with sqlite3.connect(tmp_path / "stories.db") as db:  # as a store before the column
         db.execute('ALTER TABLE runs DROP COLUMN "error"')
+        db.execute("DROP TABLE alembic_version")  # an earlier version wrote none
     with Store(StoreSettings(url)) as store:
-        store.record_run("once", AT, AT, {"fetched": 1}, "boom")
-        assert store.status()["last_run"]["error"] == "boom"
+        store.runs.record_run("once", AT, AT, {"fetched": 1}, "boom")
+        assert store.runs.status()["last_run"]["error"] == "boom"
 
 
 def test_store_backup_is_a_whole_owner_only_copy_and_never_overwrites(
@@ -201,12 +204,12 @@ def test_store_backup_is_a_whole_owner_only_copy_and_never_overwrites(
     url = f"sqlite:///{tmp_path}/site/s.db"
     with Store(StoreSettings(url)) as store:  # a writer holds the store open meanwhile
         message = raw(story_message(1), 1)
-        store.commit_batch(STATE, 1, [(message, parse(message))], [], AT)
+        store.stories.commit_batch(STATE, 1, [(message, parse(message))], [], AT)
         target = tmp_path / "backup.db"
         assert main(["--config", str(config), "backup", str(target)]) == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     with Store(StoreSettings(f"sqlite:///{target}")) as copy:
-        assert [s.story_id for s in copy.stories()] == [parse(message).story_id]
+        assert [s.story_id for s in copy.stories.stories()] == [parse(message).story_id]
     before = target.read_bytes()
     capsys.readouterr()
     assert main(["--config", str(config), "backup", str(target)]) == 2  # never overwritten

@@ -46,12 +46,13 @@ def test_worker_lease_refuses_a_second_holder_until_it_expires(tmp_path: Path) -
     from intake.store.engine import StoreSettings
 
     with Store(StoreSettings(f"sqlite:///{tmp_path}/s.db")) as store:
-        assert store.acquire_lease("box", "host:1:a", AT, TTL) is None
-        assert store.acquire_lease("box", "host:2:b", AT + timedelta(minutes=1), TTL) == "host:1:a"
-        assert store.acquire_lease("box", "host:1:a", AT + timedelta(minutes=1), TTL) is None
-        assert store.acquire_lease("box", "host:2:b", AT + timedelta(minutes=4), TTL) is None
-        store.release_lease("box", "host:1:a")  # not the holder any more: changes nothing
-        assert store.lease_holder("box") == "host:2:b"
+        assert store.worker.acquire_lease("box", "host:1:a", AT, TTL) is None
+        later = AT + timedelta(minutes=1)
+        assert store.worker.acquire_lease("box", "host:2:b", later, TTL) == "host:1:a"
+        assert store.worker.acquire_lease("box", "host:1:a", AT + timedelta(minutes=1), TTL) is None
+        assert store.worker.acquire_lease("box", "host:2:b", AT + timedelta(minutes=4), TTL) is None
+        store.worker.release_lease("box", "host:1:a")  # not the holder any more: changes nothing
+        assert store.worker.lease_holder("box") == "host:2:b"
 
 
 def test_worker_lease_of_a_dead_process_on_this_host_is_taken_over(
@@ -63,15 +64,15 @@ def test_worker_lease_of_a_dead_process_on_this_host_is_taken_over(
     alive = f"{socket.gethostname()}:{os.getpid()}:me"
     name = worker.lease_name(maildir_settings)
     with Store(maildir_settings.store) as store:
-        store.acquire_lease(name, alive, datetime.now(UTC), TTL)
+        store.worker.acquire_lease(name, alive, datetime.now(UTC), TTL)
     with pytest.raises(worker.WorkerBusy, match="already polling"):
         worker._acquire(maildir_settings, name, "other:1:x")  # a live holder keeps it
     with Store(maildir_settings.store) as store:
-        store.release_lease(name, alive)
-        store.acquire_lease(name, dead, datetime.now(UTC), TTL)
+        store.worker.release_lease(name, alive)
+        store.worker.acquire_lease(name, dead, datetime.now(UTC), TTL)
     worker._acquire(maildir_settings, name, "new:2:y")
     with Store(maildir_settings.store) as store:
-        assert store.lease_holder(name) == "new:2:y"
+        assert store.worker.lease_holder(name) == "new:2:y"
 
 
 def test_worker_poll_alerts_once_after_failures_and_once_on_recovery(
@@ -97,7 +98,7 @@ def test_worker_poll_alerts_once_after_failures_and_once_on_recovery(
         assert poll_job(settings, at)
     assert len(alerts_at(smtp_sink)) == 1
     with Store(settings.store) as store:
-        health = store.poll_health()
+        health = store.worker.poll_health()
     assert (health.failures, health.alerted) == (5, True)
     assert "ConnectionRefused" in (health.last_error or "")
     own_dovecot.start()
@@ -107,7 +108,7 @@ def test_worker_poll_alerts_once_after_failures_and_once_on_recovery(
     alerts = alerts_at(smtp_sink)
     assert len(alerts) == 2 and b"works again" in alerts[1]
     with Store(settings.store) as store:
-        assert store.poll_health().failures == 0 and len(list(store.stories())) == 1
+        assert store.worker.poll_health().failures == 0 and len(list(store.stories.stories())) == 1
 
 
 def write_worker_config(tmp_path: Path, box: Mailbox, sink: SmtpSink) -> Path:

@@ -64,7 +64,7 @@ def erase(
     key = store.sender_key(person_address(address)) if address else ""
     plan = ErasurePlan(story_ids, quarantined, files, key, mailbox is not None, now)
     removed: dict[str, Any] = {"stories": [reference(s) for s in story_ids]}
-    removed["rows"] = store.erase(plan, dry_run=dry_run)
+    removed["rows"] = store.privacy.erase(plan, dry_run=dry_run)
     removed["files"] = files
     if not dry_run:
         _checkpoint(store)  # the deleted rows' pages reach the database file now
@@ -82,12 +82,12 @@ def erase(
 def finish_erasures(store: Store, mailbox: Mailbox | None) -> dict[str, int]:
     """Carry out what the erasure record still lists: files and folders, then (given a
     mailbox) the mailbox copies; each entry goes once done. Returns counts."""
-    entries = store.pending_files()
+    entries = store.erasure.pending_files()
     files = sum(_remove(entry) for entry in entries)
-    store.erasures_done([e.entry_id for e in entries])
-    copies = store.pending_copies() if mailbox is not None else []
+    store.erasure.erasures_done([e.entry_id for e in entries])
+    copies = store.erasure.pending_copies() if mailbox is not None else []
     deleted = mailbox.erase_copies(copies) if mailbox is not None and copies else 0
-    store.erasures_done([c.entry_id for c in copies])
+    store.erasure.erasures_done([c.entry_id for c in copies])
     if entries or copies:
         _checkpoint(store)
         log.info("erasure record: files=%d copies=%d mailbox_messages=%d", files, len(copies),
@@ -98,7 +98,8 @@ def finish_erasures(store: Store, mailbox: Mailbox | None) -> dict[str, int]:
 def quarantine_of(store: Store, address: str) -> list[int]:
     """Quarantined messages from ``address``: its From or Return-Path, normalised."""
     wanted = person_address(address)
-    return [entry_id for entry_id, data in store.quarantine_raw() if wanted in senders_of(data)]
+    return [entry_id for entry_id, data in store.erasure.quarantine_raw()
+            if wanted in senders_of(data)]  # fmt: skip
 
 
 def senders_of(data: bytes) -> set[str]:
@@ -132,7 +133,7 @@ def _files_of(story_ids: Sequence[str], folders: Folders, from_address: str) -> 
 def _checkpoint(store: Store) -> None:
     """Checkpoint the store; say so when a reader kept it from finishing (until the next one,
     the erased rows' old pages stay in the database file)."""
-    busy, _, _ = store.checkpoint()
+    busy, _, _ = store.erasure.checkpoint()
     if busy:
         log.warning("store checkpoint after erasure incomplete: a reader was active")
 

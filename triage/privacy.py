@@ -60,13 +60,13 @@ def housekeeping(
     cut = cutoffs(retention, now)
     purge_mailbox = retention.purge_mailbox and mailbox is not None
     # The mailbox copies of what expires are recorded with it and deleted by that record.
-    counts = store.purge_expired(cut, now if purge_mailbox else None)
+    counts = store.privacy.purge_expired(cut, now if purge_mailbox else None)
     counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
     if folders.pickup is not None:
         counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
     if purge_mailbox:
         counts["mailbox_messages"] = finish_erasures(store, mailbox)["mailbox_messages"]
-    store.checkpoint()
+    store.erasure.checkpoint()
     log.info("housekeeping purged %s", " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
 
@@ -76,14 +76,14 @@ def stories_of(store: Store, address: str, same: Callable[[str], str] = person_a
     """story_ids of every story (body still kept) from ``address``, both compared as
     ``same`` gives them (by default as a person: ``identity.person_address``)."""
     wanted = same(address)
-    return [story_id for story_id, sender in store.senders()
+    return [story_id for story_id, sender in store.privacy.senders()
             if sender and same(sender) == wanted]  # fmt: skip
 
 
 def story_by_reference(store: Store, ref: str) -> list[str]:
     """The story a reference (``ST-…``) or a story_id names (empty when none)."""
     wanted = ref.strip().upper()
-    return [story_id for story_id, _ in store.senders()
+    return [story_id for story_id, _ in store.privacy.senders()
             if story_id == ref.strip() or reference(story_id) == wanted]  # fmt: skip
 
 
@@ -104,10 +104,11 @@ def confirm_requests(store: Store, story_ids: Sequence[str]) -> dict[str, int]:
     """A person has confirmed these held requests (``release --story``): apply each
     withdrawal among them now. Returns how many requests were confirmed and how many
     stories that put on hold (empty when none of ``story_ids`` was waiting)."""
-    waiting = set(store.needs_confirmation()) & set(story_ids)
+    waiting = set(store.outbox.needs_confirmation()) & set(story_ids)
     if not waiting:
         return {}
-    on_hold = sum(_hold_others(store, held.story) for held in store.held_about(sorted(waiting))
+    held_about = store.privacy.held_about(sorted(waiting))
+    on_hold = sum(_hold_others(store, held.story) for held in held_about
                   if held.triage is not None and held.triage.kind == WITHDRAWAL)  # fmt: skip
     return {"confirmed": len(waiting), "on_hold": on_hold}
 
@@ -119,7 +120,7 @@ def _hold_others(store: Store, story: Story) -> int:
     # is authenticated for the wrapper's domain only, and speaks for nobody else.
     others = [s for s in stories_of(store, story.sender.address, written_address)
               if s != story.story_id]  # fmt: skip
-    count = store.hold(others)
+    count = store.privacy.hold(others)
     if count:
         log.info("withdrawal %s: %d stories on hold", reference(story.story_id), count)
     return count
@@ -136,8 +137,8 @@ def subject_access(store: Store, address: str, folder: Path, now: datetime) -> d
     try:
         # Recorded before a byte is written, so erasing this person removes it all.
         key = store.sender_key(person_address(address))
-        store.record_subject_access(key, subject_access_paths(folder, story_ids), now)
-        index = [_write_story(out, held) for held in store.held_about(story_ids)]
+        store.erasure.record_subject_access(key, subject_access_paths(folder, story_ids), now)
+        index = [_write_story(out, held) for held in store.privacy.held_about(story_ids)]
         summary = {"address": address, "prepared_at": now.isoformat(), "stories": index}
         write_private(out, "index.json", json.dumps(summary, indent=2).encode("utf-8"))
     finally:

@@ -1,16 +1,16 @@
 """Store stage, the digests: windows, their rendered messages and states. SQLAlchemy Core only.
 
-A mixin of ``Store``. A digest's stories are fixed when its row is created (``open``): it
-claims them in that transaction (``intake.store.digest_claims``); the window's start and end are
-labels. The rendered message is stored before anything is sent (``rendered``), sending is
-claimed (``sending``) and finished (``sent``). A crash anywhere leaves a row the next run
-takes up where it stopped, with the same stories, bytes and Message-ID: one digest each.
+A table group of ``Store`` (``store.digests``). A digest's stories are fixed when its row is
+created (``open``): it claims them in that transaction (``intake.store.digest_claims``); the
+window's start and end are labels. The rendered message is stored before anything is sent
+(``rendered``), sending is claimed (``sending``) and finished (``sent``). A crash anywhere
+leaves a row the next run takes up where it stopped, with the same stories, bytes and
+Message-ID: one digest each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -18,19 +18,14 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from intake.records import BEGINNING, UNVERIFIED_REQUEST, Digest, DigestEntry, IntakeHealth
 from intake.store import digest_claims, rows, schema
+from intake.store.group import TableGroup
 
 UNFINISHED = ("open", "rendered", "sending")
 FINISHED = ("sent", "written", "skipped")  # skipped: empty, and send_empty is off
 
 
-class DigestRows:
-    """Digest queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class DigestRows(TableGroup):
+    """Digest queries (``store.digests``)."""
 
     def open_digest(self, now: datetime) -> Digest:
         """The unfinished digest if there is one (its window and stories stay as they were),

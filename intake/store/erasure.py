@@ -1,17 +1,16 @@
 """Store stage, erasure: the record of an erasure's remaining work. SQLAlchemy Core.
 
-A mixin of ``Store``. The functions taking a connection add entries inside the transaction
-that deletes the rows (``PrivacyRows.erase`` and ``purge_expired``), so a crash after that
-commit leaves the files and mailbox copies listed; ``triage.erasure`` carries them out and
-removes each entry once done. SQLite is told to overwrite what it deletes (``secure_delete``,
-set on every connection) and ``checkpoint`` empties the WAL, so deleted text is left in
-neither free pages nor the log.
+A table group of ``Store`` (``store.erasure``). The functions taking a connection add entries
+inside the transaction that deletes the rows (``PrivacyRows.erase`` and ``purge_expired``), so a
+crash after that commit leaves the files and mailbox copies listed; ``triage.erasure`` carries
+them out and removes each entry once done. SQLite is told to overwrite what it deletes
+(``secure_delete``, set on every connection) and ``checkpoint`` empties the WAL, so deleted text
+is left in neither free pages nor the log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from intake.copies import MailboxCopy, copy_fields
-from intake.store import schema
+from intake.store import dialect, schema
+from intake.store.group import TableGroup
 
 FILE, FOLDER, COPY = "file", "folder", "copy"
 
@@ -33,14 +33,8 @@ class FileEntry:
     path: str
 
 
-class ErasureRows:
-    """Erasure record queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class ErasureRows(TableGroup):
+    """Erasure record queries (``store.erasure``)."""
 
     def pending_files(self) -> list[FileEntry]:
         """Files and folders erasures still have to remove, files first."""
@@ -85,10 +79,7 @@ class ErasureRows:
         """Copy the WAL into the database and truncate it (SQLite; a no-op elsewhere);
         returns SQLite's (busy, log frames, checkpointed frames)."""
         with self._connect() as conn:
-            if conn.dialect.name != "sqlite":
-                return (0, 0, 0)
-            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-            return (int(row[0]), int(row[1]), int(row[2]))
+            return dialect.checkpoint(conn)
 
 
 def add_files(conn: Connection, files: Sequence[tuple[str, str]], now: datetime) -> None:

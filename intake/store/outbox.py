@@ -1,17 +1,14 @@
 """Store stage, the outbox: acknowledgement decisions and their states. SQLAlchemy Core only.
 
-A mixin of ``Store``: the same engine, the same transactions. Sending is claimed before it
-starts (``pending`` -> ``sending``, committed) and finished after (``sent``/``pending``/
-``failed``), so a crash in between leaves a ``sending`` row that the next run holds for a
-person instead of sending twice.
+A table group of ``Store`` (``store.outbox``): the same engine, the same transactions. Sending
+is claimed before it starts (``pending`` -> ``sending``, committed) and finished after
+(``sent``/``pending``/ ``failed``), so a crash in between leaves a ``sending`` row that the next
+run holds for a person instead of sending twice.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -20,6 +17,7 @@ from sqlalchemy import Connection, Update, bindparam, func, insert, select, upda
 
 from intake.records import UNVERIFIED_REQUEST, Acknowledgement, Story, Triage
 from intake.store import rows, schema
+from intake.store.group import TableGroup
 from intake.store.unsubscribe import add_unsubscribed, held_unsubscribes
 
 ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
@@ -37,22 +35,8 @@ class Attempt:
     permanent: bool = False
 
 
-class OutboxRows:
-    """Outbox queries; mixed into Store, which provides ``_connect``, ``_begin`` and the
-    secret ``hash_key``."""
-
-    hash_key: bytes
-
-    def sender_key(self, address: str) -> str:
-        """What the rate limit remembers instead of the (normalised) address: a keyed hash
-        (HMAC-SHA256), so the table alone cannot be searched for a known address."""
-        return hmac.new(self.hash_key, address.encode("utf-8"), hashlib.sha256).hexdigest()
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class OutboxRows(TableGroup):
+    """Outbox queries (``store.outbox``)."""
 
     def undecided(self, limit: int) -> list[tuple[Story, Triage | None]]:
         """Up to ``limit`` stored stories without an acknowledgement decision, oldest first.
@@ -243,14 +227,19 @@ class OutboxRows:
 
     def outbox_counts(self) -> dict[str, int]:
         """How many acknowledgements are in each state (suppressed ones by reason)."""
-        o = schema.outbox.c
-        query = select(o.state, o.reason, func.count()).group_by(o.state, o.reason)
-        counts: dict[str, int] = {}
         with self._connect() as conn:
-            for state, reason, count in conn.execute(query).all():
-                name = f"suppressed:{reason}" if state == "suppressed" else state
-                counts[name] = counts.get(name, 0) + int(count)
-        return dict(sorted(counts.items()))
+            return state_counts(conn)
+
+
+def state_counts(conn: Connection) -> dict[str, int]:
+    """How many acknowledgements are in each state (suppressed ones by reason), in ``conn``."""
+    o = schema.outbox.c
+    query = select(o.state, o.reason, func.count()).group_by(o.state, o.reason)
+    counts: dict[str, int] = {}
+    for state, reason, count in conn.execute(query).all():
+        name = f"suppressed:{reason}" if state == "suppressed" else state
+        counts[name] = counts.get(name, 0) + int(count)
+    return dict(sorted(counts.items()))
 
 
 def _acknowledgement(row: Any, state: str) -> Acknowledgement:

@@ -1,15 +1,14 @@
 """Store stage, privacy: retention purges, erasure, holds and subject access. SQLAlchemy Core.
 
-A mixin of ``Store``. Purging keeps what is anonymous (kind, themes, scores, states, counts)
-and removes what is personal (raw mail, the words, names, addresses, subjects, evidence spans,
-reply addresses). Erasure removes every row about a story. A story held after its sender asked
-to withdraw is left out of digests until someone erases it.
+A table group of ``Store`` (``store.privacy``). Purging keeps what is anonymous (kind, themes,
+scores, states, counts) and removes what is personal (raw mail, the words, names, addresses,
+subjects, evidence spans, reply addresses). Erasure removes every row about a story. A story
+held after its sender asked to withdraw is left out of digests until someone erases it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from intake.store.erasure import (
     add_story_copies,
     take_subject_access,
 )
+from intake.store.group import TableGroup
 
 PURGED = "purged"
 ON_HOLD = "on_hold"
@@ -68,14 +68,8 @@ class Held:
     acknowledgement: dict[str, Any] | None
 
 
-class PrivacyRows:
-    """Privacy queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class PrivacyRows(TableGroup):
+    """Privacy queries (``store.privacy``)."""
 
     def purge_expired(self, cut: Cutoffs, copies: datetime | None = None) -> dict[str, int]:
         """Remove what has outlived its retention period, in one transaction; returns counts.

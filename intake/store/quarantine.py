@@ -1,22 +1,21 @@
 """Store stage, quarantine: messages a stage could not handle, kept whole. SQLAlchemy Core.
 
-A mixin of ``Store``. ``requeue`` takes them out again: released into the stories, or
-recorded as another failed attempt.
+A table group of ``Store`` (``store.quarantine``). ``requeue`` takes them out again: released
+into the stories, or recorded as another failed attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, insert, select, update
 
 from intake.records import Quarantined, RawMessage, Story, Triage
-from intake.store import rows, schema
+from intake.store import dialect, rows, schema
+from intake.store.group import TableGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +30,8 @@ class QuarantineEntry:
     quarantined_at: datetime
 
 
-class QuarantineRows:
-    """Quarantine queries; mixed into Store, which provides ``_connect`` and ``_begin``."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class QuarantineRows(TableGroup):
+    """Quarantine queries (``store.quarantine``)."""
 
     def quarantined(self) -> list[QuarantineEntry]:
         """Every message in quarantine, oldest first."""
@@ -77,7 +70,7 @@ def quarantine_row(conn: Any, item: Quarantined, now: datetime) -> None:
            "uidvalidity": raw.uidvalidity, "uid": raw.uid, "internal_at": raw.internal_at,
            "size": raw.size, "too_large": raw.too_large, "data": raw.data, "stage": item.stage,
            "reason": item.reason, "detail": item.detail, "quarantined_at": now}  # fmt: skip
-    conn.execute(sqlite_insert(schema.quarantine).on_conflict_do_nothing(), [row])
+    conn.execute(dialect.insert_or_ignore(schema.quarantine), [row])
 
 
 def _quarantine_entry(row: Any) -> QuarantineEntry:

@@ -1,7 +1,9 @@
-"""Store stage: the tables. SQLAlchemy Core only; created on first run by ``Store``.
+"""Store stage: the tables. SQLAlchemy Core only; built and changed only by the migrations.
 
 Raw bytes live apart from the parsed story so that retention can purge bodies and raw mail
-while the anonymous counts and tags stay.
+while the anonymous counts and tags stay. A change here needs a revision in
+``migrations/versions/`` (README "Backup and upgrade"); tests/test_migrations.py fails until
+it has one.
 """
 
 from __future__ import annotations

@@ -1,35 +1,29 @@
 """Store stage, the suppression list: inboxes that asked for no more mail. SQLAlchemy Core only.
 
-A table group of ``Store``. An entry is the keyed hash of the inbox (the outbox's
-``sender_key`` of ``triage.reply.identity.mailbox_identity``), never the address, so the table alone
-cannot be searched for a known address. It is written in the transaction that records the
-decision to confirm an unsubscribe (or that releases a held one), so a crash cannot send the
-confirmation without the inbox being suppressed, nor suppress it without the confirmation.
-Retention and erasure leave it alone: it is how the request goes on being honoured; only
-``lift_unsubscribe`` (the person asked to hear from us again) removes it.
+A table group of ``Store`` (``store.unsubscribe``). An entry is the keyed hash of the inbox (the
+outbox's ``sender_key`` of ``triage.reply.identity.mailbox_identity``), never the address, so
+the table alone cannot be searched for a known address. It is written in the transaction that
+records the decision to confirm an unsubscribe (or that releases a held one), so a crash cannot
+send the confirmation without the inbox being suppressed, nor suppress it without the
+confirmation. Retention and erasure leave it alone: it is how the request goes on being
+honoured; only ``lift_unsubscribe`` (the person asked to hear from us again) removes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select
 
 from intake.store import schema
+from intake.store.group import TableGroup
 
 UNSUBSCRIBE_TEMPLATE = "unsubscribe_confirmation"
 
 
-class UnsubscribeRows:
-    """Suppression-list queries; mixed into Store, which provides ``_connect``/``_begin``."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class UnsubscribeRows(TableGroup):
+    """Suppression-list queries (``store.unsubscribe``)."""
 
     def unsubscribed_among(self, keys: Sequence[str]) -> set[str]:
         """Of these sender keys, those on the suppression list (one query for a page)."""

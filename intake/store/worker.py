@@ -1,24 +1,23 @@
 """Store stage, the worker's own state: the mailbox lease and poll health. SQLAlchemy Core only.
 
-A mixin of ``Store``. The lease makes a second worker on the same mailbox refuse to start; it
-expires on its own if its holder dies, and a holder on this host whose process is gone is
-taken over at once. Poll health (consecutive failures, last success, whether the team has
-been alerted) is one small JSON record, so ``status`` and the alerts read the same thing; send
-health (the same shape, for handing acknowledgements over) and the acknowledgement breaker
-are two more.
+A table group of ``Store`` (``store.worker``). The lease makes a second worker on the same
+mailbox refuse to start; it expires on its own if its holder dies, and a holder on this host
+whose process is gone is taken over at once. Poll health (consecutive failures, last success,
+whether the team has been alerted) is one small JSON record, so ``status`` and the alerts read
+the same thing; send health (the same shape, for handing acknowledgements over) and the
+acknowledgement breaker are two more.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, func, insert, select, update
 
-from intake.store import schema
+from intake.store import dialect, schema
+from intake.store.group import TableGroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +46,8 @@ class Breaker:
     resumed_at: str | None = None
 
 
-class WorkerRows:
-    """Lease and worker-state queries; mixed into Store (``_connect``, ``_begin``)."""
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError
+class WorkerRows(TableGroup):
+    """Lease and worker-state queries (``store.worker``)."""
 
     def acquire_lease(
         self, name: str, holder: str, now: datetime, ttl: timedelta, stale: str | None = None
@@ -69,10 +62,8 @@ class WorkerRows:
         free = (leases.c.expires_at < now) | (leases.c.holder == holder)
         if stale:
             free = free | (leases.c.holder == stale)
-        upsert = sqlite_insert(leases).values(row)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["name"], set_={"holder": holder, "expires_at": now + ttl}, where=free
-        )
+        upsert = dialect.upsert(leases, row, ["name"],
+                                {"holder": holder, "expires_at": now + ttl}, where=free)
         with self._begin() as conn:
             conn.execute(upsert)
             current = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
@@ -147,4 +138,4 @@ class WorkerRows:
             done = conn.execute(update(table).where(table.c.name == name)
                                 .values(value=value, updated_at=now))  # fmt: skip
             if not done.rowcount:
-                conn.execute(sqlite_insert(table).values(name=name, value=value, updated_at=now))
+                conn.execute(insert(table).values(name=name, value=value, updated_at=now))

@@ -62,7 +62,7 @@ class DigestContext:
 def preview_digest(store: Store, now: datetime, context: DigestContext) -> DigestOutcome:
     """Render what the next digest would show to the output folder without sending it or
     claiming anything: the unfinished digest's stories, else the unclaimed ones."""
-    digest_id, start, end = store.next_window(now)
+    digest_id, start, end = store.digests.next_window(now)
     view = _view(store, start, end, digest_id, context)
     path = _write_html(_html(view, context), Path(context.digest.output_dir), "preview")
     return DigestOutcome(None, "preview", view.total, path)
@@ -73,21 +73,21 @@ def send_digest(store: Store, now: datetime, context: DigestContext) -> DigestOu
 
     SendError when the hand-over fails: the digest stays ``rendered`` for the next run.
     """
-    digest = store.open_digest(now)
+    digest = store.digests.open_digest(now)
     path = None
     if digest.state == "open":
         view = _view(store, digest.start, digest.end, digest.digest_id, context)
         if not view.total and not context.digest.send_empty:
-            store.skip_digest(digest.digest_id, now)
+            store.digests.skip_digest(digest.digest_id, now)
             return DigestOutcome(digest.digest_id, "skipped", 0, None)
         path = _write_html(_html(view, context), Path(context.digest.output_dir),
                            f"{digest.end:%Y%m%d-%H%M}-{digest.digest_id}")  # fmt: skip
         if not context.digest.recipients:  # nobody to send to: the .html file is the digest
-            store.finish_digest(digest.digest_id, "written", now)
+            store.digests.finish_digest(digest.digest_id, "written", now)
             return DigestOutcome(digest.digest_id, "written", view.total, path)
         outgoing = _mail(view, digest, context)
-        store.save_rendered(digest.digest_id, outgoing.message_id, outgoing.data, view.total,
-                            view.health, now)  # fmt: skip
+        store.digests.save_rendered(digest.digest_id, outgoing.message_id, outgoing.data,
+                                    view.total, view.health, now)  # fmt: skip
         digest = Digest(digest.digest_id, digest.start, digest.end, "rendered",
                         outgoing.message_id, outgoing.data, view.total)  # fmt: skip
     state = _hand_over(store, digest, now, context)
@@ -98,9 +98,9 @@ def send_digest(store: Store, now: datetime, context: DigestContext) -> DigestOu
 def _hand_over(store: Store, digest: Digest, now: datetime, context: DigestContext) -> str:
     recipients = context.digest.recipients
     if not recipients:
-        store.finish_digest(digest.digest_id, "written", now)
+        store.digests.finish_digest(digest.digest_id, "written", now)
         return "written"
-    if not store.claim_digest(digest.digest_id, now):
+    if not store.digests.claim_digest(digest.digest_id, now):
         return "sent"  # another run finished it meanwhile
     outgoing = Outgoing(digest.message_id, recipients[0], digest.data,
                         envelope_from=context.smtp.from_address,
@@ -108,9 +108,9 @@ def _hand_over(store: Store, digest: Digest, now: datetime, context: DigestConte
     try:
         send(outgoing, context.smtp)
     except SendError as err:
-        store.finish_digest(digest.digest_id, "rendered", now, error=str(err)[:300])
+        store.digests.finish_digest(digest.digest_id, "rendered", now, error=str(err)[:300])
         raise
-    store.finish_digest(digest.digest_id, "sent", now)
+    store.digests.finish_digest(digest.digest_id, "sent", now)
     return "sent"
 
 
@@ -118,11 +118,12 @@ def _view(
     store: Store, start: datetime, end: datetime, digest_id: int | None, context: DigestContext
 ) -> DigestView:
     """The stories and health rows ``digest_id`` claimed (None: the unclaimed ones)."""
-    view = build_digest(store.digest_entries(digest_id), store.intake_health(digest_id),
-                        store.previous_health(digest_id), (start, end), context.themes,
+    digests = store.digests
+    view = build_digest(digests.digest_entries(digest_id), digests.intake_health(digest_id),
+                        digests.previous_health(digest_id), (start, end), context.themes,
                         context.digest.timezone)  # fmt: skip
     # Told at send time, not with the window: a tripped breaker is today's news.
-    return replace(view, sending_stopped_at=store.breaker().tripped_at)
+    return replace(view, sending_stopped_at=store.worker.breaker().tripped_at)
 
 
 def subject_of(view: DigestView) -> str:

@@ -51,7 +51,7 @@ def acknowledge(
     counts the whole run); without one, a sender for this call alone. ``trusted``: the
     border's authserv-ids (``[intake] trusted_authserv_ids``).
     """
-    held = store.hold_interrupted(now)
+    held = store.outbox.hold_interrupted(now)
     if held:
         log.warning("held %d acknowledgements interrupted mid-send: check before releasing", held)
     suppressed = _decide_all(store, now, settings, own_addresses, trusted)
@@ -73,14 +73,14 @@ def confirm_interrupted(
     file under that name, proves the message went. What is not found stays for
     ``acknowledge`` to hold (a pickup reader may have taken the file). Returns how many.
     """
-    wanted = {message_id_for(s, smtp.from_address): s for s in store.interrupted()}
+    wanted = {message_id_for(s, smtp.from_address): s for s in store.outbox.interrupted()}
     found: set[str] = set()
     if wanted and smtp.sent_folder:
         found |= find(smtp.sent_folder, list(wanted))
     if wanted and not smtp.host:
         found |= {m for m in wanted if (Path(smtp.pickup_dir) / pickup_name(m)).is_file()}
     for message_id in found:
-        store.finish(wanted[message_id], "sent", now, message_id=message_id)
+        store.outbox.finish(wanted[message_id], "sent", now, message_id=message_id)
     return len(found)
 
 
@@ -89,7 +89,7 @@ def _decide_all(
     own_addresses: Sequence[str], trusted: Sequence[str],
 ) -> int:  # fmt: skip
     suppressed = 0
-    while page := store.undecided(DECISION_PAGE):
+    while page := store.outbox.undecided(DECISION_PAGE):
         untagged = [(story, triage or Triage(story.story_id, "story", (), (), (), ("untagged",)))
                     for story, triage in page]  # fmt: skip
         suppressed += _decide_page(store, now, settings, own_addresses, untagged, trusted)
@@ -122,8 +122,9 @@ def _decide_page(
     keys = [store.sender_key(mailbox_identity(target)) for target in targets]
     # Refusals are by the exact address replied to: the envelope as written or unwrapped.
     replied = [*targets, *(normalise_sender(target) for target in targets)]
-    recent, undeliverable = store.sender_flags(keys, since, replied)
-    limits, unsubscribed = _confirmation_limits(store, keys, since), store.unsubscribed_among(keys)
+    recent, undeliverable = store.outbox.sender_flags(keys, since, replied)
+    limits = _confirmation_limits(store, keys, since)
+    unsubscribed = store.unsubscribe.unsubscribed_among(keys)
     honoured: list[str] = []
     decided: list[tuple[Acknowledgement, str]] = []
     for (story, triage), key, target in zip(page, keys, targets, strict=True):
@@ -147,7 +148,7 @@ def _decide_page(
         item = Acknowledgement(story.story_id, decision.reason, decision.template,
                                decision.to, state, 0, decision.urgent)  # fmt: skip
         decided.append((item, key))
-    store.record_decisions(decided, now, honoured)  # one transaction per page
+    store.outbox.record_decisions(decided, now, honoured)  # one transaction per page
     return sum(1 for item, _ in decided if item.state == "suppressed")
 
 
@@ -155,8 +156,9 @@ def _confirmation_limits(store: Store, keys: Sequence[str], since: datetime) -> 
     """Confirmations are limited among themselves, by kind: one a sender per window, however
     many withdrawals or unsubscribes (forged or real, one held for a person included) arrive,
     and whether or not a story was acknowledged."""
-    return {WITHDRAWAL: store.confirmations_since(keys, since),
-            UNSUBSCRIBE: store.confirmations_since(keys, since, UNSUBSCRIBE_TEMPLATE)}  # fmt: skip
+    return {WITHDRAWAL: store.outbox.confirmations_since(keys, since),
+            UNSUBSCRIBE: store.outbox.confirmations_since(keys, since,
+                                                          UNSUBSCRIBE_TEMPLATE)}  # fmt: skip
 
 
 def _honoured(story: Story, triage: Triage, decision: Decision, authenticated: bool) -> bool:

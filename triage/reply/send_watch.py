@@ -33,7 +33,7 @@ def watch_sending(
 ) -> None:  # fmt: skip
     """Record how handing replies over went in one pass (``failure``: why it failed; else
     ``worked``: whether anything was tried and went) and send any alert that is due."""
-    health = store.send_health()
+    health = store.worker.send_health()
     if failure is not None or worked:
         health = record_poll(health, now, failure)
         if failure is not None:
@@ -42,7 +42,7 @@ def watch_sending(
     if action:
         health = send_alert(action, health, now, alerts, smtp, team_name,
                             about="sending replies", template="send_alert")  # fmt: skip
-    store.save_send_health(health, now)
+    store.worker.save_send_health(health, now)
     _tell_breaker(store, now, alerts, smtp, team_name, max_per_hour)
 
 
@@ -50,14 +50,14 @@ def _tell_breaker(
     store: Store, now: datetime, alerts: AlertSettings, smtp: SmtpSettings, team_name: str,
     max_per_hour: int,
 ) -> None:  # fmt: skip
-    breaker = store.breaker()
+    breaker = store.worker.breaker()
     if not breaker.tripped_at or breaker.alerted:
         return
     context = {"action": "breaker", "breaker": breaker, "max_per_hour": max_per_hour,
                "now": now.isoformat(timespec="seconds")}  # fmt: skip
     subject = "Story intake: acknowledgements stopped (hourly cap reached)"
     if _tell(alerts, "send_alert", context, subject, breaker.tripped_at, now, smtp, team_name):
-        store.save_breaker(replace(breaker, alerted=True), now)
+        store.worker.save_breaker(replace(breaker, alerted=True), now)
 
 
 def _tell(
@@ -78,7 +78,7 @@ def _tell(
 def sending_status(store: Store, after_failures: int) -> dict[str, object]:
     """Send health for ``status``: passes in a row whose replies could not be handed over,
     and whether the alert about it went (or is waiting for the server to take it)."""
-    health = store.send_health()
+    health = store.worker.send_health()
     waiting = health.failures >= after_failures and not health.alerted
     return {"last_success_at": health.last_success_at,
             "consecutive_failures": health.failures, "last_error": health.last_error,
@@ -87,20 +87,20 @@ def sending_status(store: Store, after_failures: int) -> dict[str, object]:
 
 def breaker_status(store: Store, max_per_hour: int, now: datetime) -> dict[str, object]:
     """The breaker for ``status``: tripped (since when, how many had gone) until resumed."""
-    breaker = store.breaker()
+    breaker = store.worker.breaker()
     tripped = breaker.tripped_at is not None
     state = "open: sending stopped until `resume` (or `release --all`)" if tripped else "closed"
     return {"state": state, "tripped_at": breaker.tripped_at,
             "sent_when_tripped": breaker.sent if tripped else None,
             "alert_sent": breaker.alerted if tripped else None,
             "resumed_at": breaker.resumed_at, "max_per_hour": max_per_hour,
-            "sent_last_hour": store.sent_since(window_start(breaker, now))}  # fmt: skip
+            "sent_last_hour": store.outbox.sent_since(window_start(breaker, now))}  # fmt: skip
 
 
 def resume(store: Store, now: datetime) -> bool:
     """A person resumes sending after the breaker tripped; returns whether it was tripped."""
-    was = store.breaker().tripped_at is not None
-    store.save_breaker(resumed(now), now)
+    was = store.worker.breaker().tripped_at is not None
+    store.worker.save_breaker(resumed(now), now)
     if was:
         log.warning("acknowledgement breaker resumed by hand")
     return was

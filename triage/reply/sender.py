@@ -65,8 +65,8 @@ class Sender:
     ) -> None:  # fmt: skip
         self._store, self._now, self._settings, self._smtp_settings = store, now, settings, smtp
         self._stop = stop
-        self._breaker = store.breaker()
-        self._sent_before = store.sent_since(window_start(self._breaker, now))
+        self._breaker = store.worker.breaker()
+        self._sent_before = store.outbox.sent_since(window_start(self._breaker, now))
         self._room = room(self._breaker, settings.max_per_hour, self._sent_before)
         self._env = make_environment(TEMPLATES)
         self._smtp = SmtpConnection(smtp) if smtp.host else None
@@ -129,7 +129,7 @@ class Sender:
         ``stop()`` says so or the server (or disk) is in trouble; returns how many went."""
         before = self.sent
         while not self._finished():
-            page = self._store.due(min(SEND_PAGE, self._room - self.sent), self._now,
+            page = self._store.outbox.due(min(SEND_PAGE, self._room - self.sent), self._now,
                                    exclude=self._retrying)  # fmt: skip
             if not page or not self._reachable():
                 break
@@ -153,7 +153,7 @@ class Sender:
         """Latch the breaker (once; a tripped one stays as it is) and say so."""
         if not self._breaker.tripped_at:
             self._breaker = tripped(self._breaker, self._sent_before + self.sent, self._now)
-            self._store.save_breaker(self._breaker, self._now)
+            self._store.worker.save_breaker(self._breaker, self._now)
         log.warning("acknowledgement breaker tripped at %s (cap of %d an hour reached): replies "
                     "wait until a person runs `resume`", self._breaker.tripped_at,
                     self._settings.max_per_hour)  # fmt: skip
@@ -195,7 +195,8 @@ class Sender:
                 self._record(item, err)
                 continue
             except Exception as err:  # the sending loop's one broad except: record, go on
-                self._store.finish(item.story_id, "failed", self._now, error=type(err).__name__)
+                self._store.outbox.finish(item.story_id, "failed", self._now,
+                                          error=type(err).__name__)
                 continue
             rendered.append((item, outgoing))
         return rendered
@@ -223,7 +224,8 @@ class Sender:
                 discard(one)
 
     def _hand_over(self, staged: Sequence[tuple[Acknowledgement, Staged]], folder: Path) -> None:
-        claimed = set(self._store.claim_ids([item.story_id for item, _ in staged], self._now))
+        ids = [item.story_id for item, _ in staged]
+        claimed = set(self._store.outbox.claim_ids(ids, self._now))
         attempts: list[Attempt] = []
         for item, one in staged:
             if item.story_id not in claimed:
@@ -239,7 +241,7 @@ class Sender:
                 sync_folder(folder)
             except SendError as err:  # the files are in place, readers may have them: sent
                 log.error("pickup folder not synced (%s): a crash now could lose replies", err)
-        self._store.finish_many(attempts, self._now)
+        self._store.outbox.finish_many(attempts, self._now)
         self._count(attempts)
 
     def _over_smtp(self, rendered: Rendered, smtp: SmtpConnection) -> None:
@@ -266,7 +268,7 @@ class Sender:
     def _settle(self, attempts: list[Attempt], claim: list[str]) -> list[str]:
         """Record ``attempts`` and claim ``claim`` together; returns the claimed."""
         try:
-            return self._store.finish_and_claim(attempts, claim, self._now)
+            return self._store.outbox.finish_and_claim(attempts, claim, self._now)
         except StoreError:  # the next run holds it; say which, for `release --as-sent`
             for attempt in attempts:
                 if attempt.state == "sent":
@@ -276,7 +278,7 @@ class Sender:
 
     def _record(self, item: Acknowledgement, err: SendError) -> None:
         attempt = self._failed_attempt(item, err)
-        self._store.finish_many([attempt], self._now)
+        self._store.outbox.finish_many([attempt], self._now)
         self._count([attempt])
 
     def _failed_attempt(self, item: Acknowledgement, err: SendError) -> Attempt:

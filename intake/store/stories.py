@@ -1,0 +1,141 @@
+"""Store stage, the stories: batches, their checkpoints and pending marks. SQLAlchemy Core only.
+
+A table group of ``Store``. A batch is committed in one transaction together with its UID
+checkpoint and its pending server marks, so a crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from intake.records import MailboxState, Quarantined, RawMessage, Story, Triage
+from intake.store import dialect, rows, schema
+from intake.store.group import TableGroup
+from intake.store.quarantine import quarantine_row
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What committing one batch did."""
+
+    stored: int
+    duplicates: int
+    quarantined: int
+    fresh: frozenset[str] = frozenset()  # story_ids stored by this batch (not duplicates)
+
+
+class StoryRows(TableGroup):
+    """Stories, raw messages, triage, checkpoints and pending marks (``store.stories``)."""
+
+    def last_uid(self, state: MailboxState) -> int:
+        """The checkpoint for (mailbox, UIDVALIDITY): the highest UID already handled."""
+        c = schema.checkpoints.c
+        query = select(c.last_uid).where(
+            c.mailbox == state.mailbox, c.uidvalidity == state.uidvalidity
+        )
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def known_uidvalidities(self, mailbox: str) -> set[int]:
+        """Every UIDVALIDITY this mailbox has had a checkpoint under."""
+        c = schema.checkpoints.c
+        with self._connect() as conn:
+            rows = conn.execute(select(c.uidvalidity).where(c.mailbox == mailbox))
+            return {int(r[0]) for r in rows}
+
+    def commit_batch(
+        self,
+        state: MailboxState,
+        last_uid: int,
+        parsed: Sequence[tuple[RawMessage, Story]],
+        failed: Sequence[Quarantined],
+        now: datetime,
+        triages: Mapping[str, Triage] | None = None,
+    ) -> BatchResult:
+        """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically."""
+        triages = triages or {}
+        with self._begin() as conn:
+            ids = [story.story_id for _, story in parsed]
+            known = set(
+                conn.execute(
+                    select(schema.stories.c.story_id).where(schema.stories.c.story_id.in_(ids))
+                ).scalars()
+            )
+            fresh = _first_of_each(parsed, known)
+            if fresh:
+                conn.execute(insert(schema.stories), [rows.story_row(s, now) for _, s in fresh])
+                conn.execute(insert(schema.raw_messages), [rows.raw_row(r, s) for r, s in fresh])
+                tagged = [triages[s.story_id] for _, s in fresh if s.story_id in triages]
+                if tagged:
+                    conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in tagged])
+            for item in failed:
+                quarantine_row(conn, item, now)
+            uids = [r.uid for r, _ in parsed] + [q.raw.uid for q in failed]
+            if uids:
+                marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
+                         for u in uids]  # fmt: skip
+                conn.execute(dialect.insert_or_ignore(schema.pending_marks), marks)
+            if state.uidvalidity:
+                _checkpoint(conn, state, last_uid, now)
+        stored = frozenset(story.story_id for _, story in fresh)
+        return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed), stored)
+
+    def pending_marks(self, state: MailboxState) -> list[int]:
+        """UIDs stored under this UIDVALIDITY but not yet marked on the server."""
+        c = schema.pending_marks.c
+        query = select(c.uid).where(c.mailbox == state.mailbox, c.uidvalidity == state.uidvalidity)
+        with self._connect() as conn:
+            return sorted(int(u) for u in conn.execute(query).scalars())
+
+    def clear_marks(self, state: MailboxState, uids: Sequence[int]) -> None:
+        """Forget pending marks for these UIDs: they are marked on the server now."""
+        c = schema.pending_marks.c
+        query = delete(schema.pending_marks).where(
+            c.mailbox == state.mailbox, c.uidvalidity == state.uidvalidity, c.uid.in_(list(uids))
+        )
+        with self._begin() as conn:
+            conn.execute(query)
+
+    def drop_stale_marks(self, state: MailboxState) -> None:
+        """Forget pending marks under any other UIDVALIDITY: those UIDs mean nothing now."""
+        c = schema.pending_marks.c
+        query = delete(schema.pending_marks).where(
+            c.mailbox == state.mailbox, c.uidvalidity != state.uidvalidity
+        )
+        with self._begin() as conn:
+            conn.execute(query)
+
+    def stories(self) -> Iterator[Story]:
+        """Every stored story, in the order received."""
+        for story, _ in self.triaged():
+            yield story
+
+    def triaged(self) -> Iterator[tuple[Story, Triage | None]]:
+        """Every stored story with its triage (None if not tagged yet), in the order received."""
+        with self._connect() as conn:
+            for row in conn.execute(schema.stories_with_triage()).mappings():
+                yield rows.row_story(row), rows.row_triage(row)
+
+
+def _first_of_each(
+    parsed: Sequence[tuple[RawMessage, Story]], known: set[str]
+) -> list[tuple[RawMessage, Story]]:
+    seen = set(known)
+    fresh = []
+    for raw, story in parsed:
+        if story.story_id not in seen:
+            seen.add(story.story_id)
+            fresh.append((raw, story))
+    return fresh
+
+
+def _checkpoint(conn: Any, state: MailboxState, last_uid: int, now: datetime) -> None:
+    row = {"mailbox": state.mailbox, "uidvalidity": state.uidvalidity,
+           "last_uid": last_uid, "updated_at": now}  # fmt: skip
+    conn.execute(dialect.upsert(schema.checkpoints, row, ["mailbox", "uidvalidity"],
+                                {"last_uid": last_uid, "updated_at": now}))  # fmt: skip
