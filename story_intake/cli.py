@@ -224,7 +224,7 @@ def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object
             "polling": polling,
             "sending": sending_status(store, settings.alerts.after_failures),
             "worker": holder.rsplit(":", 1)[0] if holder else None,
-            "oauth2_token_expires_at": store.token_expiry(),
+            "oauth2_token_expires_at": store.worker.token_expiry(),
             "acknowledgement_breaker": breaker_status(
                 store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
 

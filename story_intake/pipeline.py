@@ -151,7 +151,7 @@ def _note_token_expiry(settings: Settings, store: Store, now: datetime) -> None:
     """Keep when the mailbox's OAuth2 token expires, for ``status`` (never the token)."""
     tokens = getattr(settings.mailbox, "tokens", None)
     if tokens is not None and tokens.expires_at is not None:
-        store.save_token_expiry(tokens.expires_at, now)
+        store.worker.save_token_expiry(tokens.expires_at, now)
 
 
 def _add(a: RunCounts, b: RunCounts) -> RunCounts:
