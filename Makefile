@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest dovecot chromium faults bench clean
+.PHONY: demo test lint typecheck pytest dovecot chromium faults bench clean model
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) run_pipeline.py demo
 
+# The tagger shipped inside the package (triage/tag/model/<key>.tar.gz), so a new install
+# tags at once instead of training first. Rerun after changing triage/tag/data or the
+# [themes] names, seed or epochs in config/themes.toml (tests/test_shipped_model.py says when).
+model: $(STAMP)
+	$(PY) run_pipeline.py --config config/pipeline.toml train --ship
+
 test: $(STAMP) dovecot chromium lint typecheck pytest
 
 lint: $(STAMP)
@@ -26,7 +32,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP) dovecot chromium
+py# The tagger shipped inside the package (triage/tag/model/<key>.tar.gz), so a new install
+# tags at once instead of training first. Rerun after changing triage/tag/data or the
+# [themes] names, seed or epochs in config/themes.toml (tests/test_shipped_model.py says when).
+model: $(STAMP)
+	$(PY) run_pipeline.py --config config/pipeline.toml train --ship
+
+test: $(STAMP) dovecot chromium
 	$(PY) -m pytest
 
 # The IMAP tests run against a real Dovecot; a missing server is an error, never a skip.

@@ -74,3 +74,19 @@ def test_install_ships_only_three_packages_and_their_data(installed: Path, tmp_p
     found = subprocess.run([str(python), "-c", where], cwd=tmp_path, capture_output=True,
                            text=True, check=True).stdout.split()  # fmt: skip
     assert all(str(ROOT) not in path for path in found) and all(Path(p).is_dir() for p in found)
+
+
+@pytest.mark.slow
+def test_install_demo_in_an_empty_folder(installed: Path, tmp_path: Path) -> None:
+    """The sample stories and the trained tagger ship inside the wheel: `demo` in an empty
+    folder, with no config, seeds them, tags without training, and writes everything under
+    ./var there."""
+    done = run(installed, tmp_path, "demo")
+    assert done.returncode == 0, done.stderr
+    samples = len(list((ROOT / "samples" / "stories").glob("*.eml")))
+    assert f"seeded {samples} sample stories into {tmp_path}/var/mailbox" in done.stdout
+    assert "training the tagger" not in done.stderr  # the shipped model was loaded
+    assert (tmp_path / "var" / "stories.db").is_file()
+    assert list((tmp_path / "var" / "digests").glob("*.html"))
+    assert list((tmp_path / "var" / "outbox").glob("*.eml"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["var"]  # nothing else written here

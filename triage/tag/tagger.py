@@ -50,6 +50,7 @@ from triage.tag.limit import fit_for_tagging, tagged_text
 from triage.tag.model_cache import model_path
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
 from triage.tag.rules import TagSettings
+from triage.tag.shipped_model import shipped_archive, unpack
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
@@ -170,8 +171,12 @@ def _example(doc: Doc, cats: dict[str, float]) -> Example:
 
 
 def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
-    """The cached model for this data and settings, trained and saved on first use."""
+    """The cached model for this data and settings: the shipped one when its key matches,
+    else trained and saved on first use."""
     path = model_path(examples, settings)
+    archive = shipped_archive(path.name)
+    if archive and not path.is_dir():
+        unpack(archive, path)
     if path.is_dir():
         return spacy.load(path)
     nlp = train(examples, settings)
