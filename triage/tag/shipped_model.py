@@ -50,9 +50,9 @@ def pack(model_dir: Path, key: str, folder: Path = SHIPPED) -> Path:
 
 
 def unpack(archive: Path, path: Path) -> None:
-    """Unpack the shipped ``archive`` into the model folder ``path`` (the cache's), written
-    aside and renamed into place like a trained model, so a killed run leaves nothing half
-    written where the next would load it."""
+    """Unpack the shipped ``archive`` into the new model folder ``path``, written aside and
+    renamed into place like a trained model, so a killed run leaves nothing half written
+    where the next would load it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial_dir = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=path.parent))
     try:

@@ -171,14 +171,17 @@ def _example(doc: Doc, cats: dict[str, float]) -> Example:
 
 
 def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
-    """The cached model for this data and settings: the shipped one when its key matches,
-    else trained and saved on first use."""
+    """The cached model for this data and settings; else the shipped one when its key
+    matches (read from a temporary folder: nothing is written to model_dir, so a read-only
+    install starts at once); else trained and saved on first use."""
     path = model_path(examples, settings)
-    archive = shipped_archive(path.name)
-    if archive and not path.is_dir():
-        unpack(archive, path)
     if path.is_dir():
         return spacy.load(path)
+    archive = shipped_archive(path.name)
+    if archive:
+        with tempfile.TemporaryDirectory() as folder:  # spaCy reads it all into memory
+            unpack(archive, Path(folder) / "model")
+            return spacy.load(Path(folder) / "model")
     nlp = train(examples, settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Written aside and renamed into place: a run killed while saving, or two runs training at
