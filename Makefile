@@ -20,7 +20,8 @@ demo: $(STAMP)
 
 # The tagger shipped inside the package (triage/tag/model/<key>.tar.gz), so a new install
 # tags at once instead of training first. Rerun after changing triage/tag/data or the
-# [themes] names, seed or epochs in config/themes.toml (tests/test_shipped_model.py says when).
+# [tagger] theme names, seed or epochs in config/themes.toml (tests/test_shipped_model.py
+# fails until then). Deterministic: the same data gives the same bytes.
 model: $(STAMP)
 	$(PY) run_pipeline.py --config config/pipeline.toml train --ship
 
@@ -32,13 +33,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-py# The tagger shipped inside the package (triage/tag/model/<key>.tar.gz), so a new install
-# tags at once instead of training first. Rerun after changing triage/tag/data or the
-# [themes] names, seed or epochs in config/themes.toml (tests/test_shipped_model.py says when).
-model: $(STAMP)
-	$(PY) run_pipeline.py --config config/pipeline.toml train --ship
-
-test: $(STAMP) dovecot chromium
+pytest: $(STAMP) dovecot chromium
 	$(PY) -m pytest
 
 # The IMAP tests run against a real Dovecot; a missing server is an error, never a skip.
