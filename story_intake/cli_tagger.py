@@ -8,7 +8,6 @@ load them (``once`` and ``run`` leave them to the worker processes, see ``story_
 from __future__ import annotations
 
 import argparse
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -49,13 +48,11 @@ def ship_model(settings: TagSettings, folder: Path | None = None) -> str:
     from triage.tag.examples import load_examples, training_files
     from triage.tag.model_cache import model_key
     from triage.tag.shipped_model import SHIPPED, pack
-    from triage.tag.tagger import train
+    from triage.tag.tagger import shipped_members, train
 
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     nlp = train(examples, settings)  # never the cache: what ships is what this data trains
-    with tempfile.TemporaryDirectory() as model_dir:
-        nlp.to_disk(model_dir)
-        archive = pack(Path(model_dir), model_key(examples, settings), folder or SHIPPED)
+    archive = pack(shipped_members(nlp), model_key(examples, settings), folder or SHIPPED)
     size = archive.stat().st_size
     return f"shipped model for {len(examples)} training examples: {archive} ({size} bytes)"
 
