@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck pytest dovecot chromium faults bench clean
+.PHONY: demo test lint typecheck pytest dovecot chromium faults bench clean model
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) run_pipeline.py demo
+
+# The tagger shipped inside the package (triage/tag/model/<key>.tar.gz), so a new install
+# tags at once instead of training first. Rerun after changing triage/tag/data or the
+# [tagger] theme names, seed or epochs in config/themes.toml (tests/test_shipped_model.py
+# fails until then). Deterministic: the same data gives the same bytes.
+model: $(STAMP)
+	$(PY) run_pipeline.py --config config/pipeline.toml train --ship
 
 test: $(STAMP) dovecot chromium lint typecheck pytest
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import tomllib
+from pathlib import Path
 
 from story_intake.shipped import CHECKOUT, CONFIG
 
 DEFAULT_CONFIG = CONFIG / "pipeline.toml"
+LOCAL_CONFIG = "pipeline.toml"  # used without --config when the current folder has one
 
 DESCRIPTION = """\
 Collect people's stories about public services from the team's mailbox: store each one once,
 tag it by theme, acknowledge the sender and send the team a triaged digest."""
 EPILOG = """\
-Settings are read from --config (every key, its default and what it does are in
-config/pipeline.toml); passwords come from the environment variables it names.
+Settings are read from --config, else ./pipeline.toml, else the shipped defaults (data under
+./var); paths in a config file are relative to its folder. Every key, its default and what it
+does are in the shipped pipeline.toml; passwords come from the environment variables it names.
 Exit codes: 0 done, 1 the run failed (nothing is lost: the next run resumes),
 2 bad configuration or arguments. "COMMAND --help" describes each command."""
 
@@ -74,6 +77,11 @@ COMMANDS = {
                 "to which (or \"up to date\"). A SQLite file is first copied beside itself "
                 "(<database>.from-<revision>.bak). Every command does this when it opens the "
                 "store; this does it on its own, and needs no mailbox password."),
+    "housekeeping": ("purge what retention says has expired, now",
+                     "What the worker does once a day: delete stored bodies, raw messages, "
+                     "outbox addresses and digests older than [retention] allows (and, with "
+                     "purge_mailbox, their copies in the mailbox). For timers and cron jobs "
+                     "that run `once` instead of the worker."),
     "demo": ("try the whole pipeline on the sample stories, no servers needed",
              "Copy the sample stories into the local Maildir, run one pass and the digest, "
              "and print where to find the results."),
@@ -92,6 +100,17 @@ def version() -> str:
             return "unknown"
 
 
+def config_location(config: str | None, cwd: Path) -> tuple[Path, Path]:
+    """The settings file to read and the folder its relative paths start from: ``--config``
+    and its folder; else ``./pipeline.toml`` and this folder; else the shipped defaults, with
+    their relative paths (``var/...``) in the current folder."""
+    if config:
+        path = cwd / config
+        return path, path.parent
+    local = cwd / LOCAL_CONFIG
+    return (local, cwd) if local.is_file() else (DEFAULT_CONFIG, cwd)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: global options and one sub-parser per command."""
     parser = argparse.ArgumentParser(
@@ -99,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG),
-                        help="settings file (default: the shipped config/pipeline.toml)")
+    parser.add_argument("--config", help="settings file (default: ./pipeline.toml when there "
+                        "is one, else the shipped defaults with data under ./var)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"],
                         help="how much to log (never bodies, subjects or addresses)")
     parser.add_argument("--log-format", default="text", choices=["text", "json"],
@@ -137,5 +156,7 @@ def _add_options(sub: dict[str, argparse.ArgumentParser]) -> None:
     sub["subject-access"].add_argument("--out", metavar="DIR", help="a new or empty folder to "
                                        "write to (default var/subject-access/<time>)")
     sub["backup"].add_argument("path", metavar="PATH", help="the new file to write")
+    sub["train"].add_argument("--ship", action="store_true", help="train afresh and pack the "
+                              "model into the package (run from a checkout: make model)")
     sub["digest"].add_argument("--send", action="store_true",
                                help="send it and close the window (without: a preview file only)")

@@ -82,6 +82,13 @@ def housekeeping_job(
     with Store(settings.store) as store:
         if not housekeeping_due(store.worker.last_housekeeping_at(), now):
             return None
+    return run_housekeeping(settings, now)
+
+
+def run_housekeeping(settings: Settings, now: datetime) -> dict[str, int]:
+    """Retention now, whenever it last ran (``story-intake housekeeping``, for deployments
+    that run ``once`` from cron or a timer instead of the worker); returns the counts."""
+    with Store(settings.store) as store:
         with privacy_mailbox(settings) as mailbox:
             counts = housekeeping(store, now, settings.retention, var_folders(settings), mailbox)
         store.runs.record_run("housekeeping", now, datetime.now(UTC), counts, None)

@@ -22,6 +22,7 @@ from intake.store.engine import StoreSettings
 from story_intake.addresses import own_addresses
 from story_intake.app_settings import IntakeSettings, ScheduleSettings, Settings
 from story_intake.auth_settings import check_smtp_auth
+from story_intake.paths import anchored
 from story_intake.schedule import cron_trigger
 from story_intake.secrets import ALL, with_secrets
 from story_intake.themes import DEFAULT_THEMES, load_themes
@@ -42,17 +43,20 @@ _SECTIONS: dict[str, type[Any]] = {
 
 
 def load_settings(
-    path: Path, environ: Mapping[str, str], secrets: Collection[str] = ALL
+    path: Path, environ: Mapping[str, str], secrets: Collection[str] = ALL,
+    base: Path | None = None,
 ) -> Settings:
     """Read and validate the TOML file at ``path``; the ``secrets`` of those parts (see
-    ``story_intake.secrets``) come from ``environ``.
+    ``story_intake.secrets``) come from ``environ``. Relative paths in it are from ``base``,
+    by default the file's own folder (``story_intake.paths``).
 
     The tagger's vocabulary is ``themes.toml`` beside it, or the shipped one when there is none.
     """
     document = read_toml(path, "config")
     themes = path.parent / "themes.toml"
     tagger = load_themes(themes if themes.exists() else DEFAULT_THEMES)
-    return dataclasses.replace(settings_from(document, environ, secrets), tagger=tagger)
+    settings = dataclasses.replace(settings_from(document, environ, secrets), tagger=tagger)
+    return anchored(settings, path.parent if base is None else base)
 
 
 def settings_from(

@@ -1,4 +1,5 @@
-"""Where the files shipped with the program are: the default ``config/*.toml``.
+"""Where the files shipped with the program are: the default ``config/*.toml`` and the demo's
+``samples/stories``.
 
 An installed distribution carries them inside this package (``story_intake/config``); a
 checkout (and the editable install ``make`` uses) has them at the repository root.

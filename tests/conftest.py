@@ -14,8 +14,8 @@ Fixtures:
 - ``now``: a fixed aware UTC instant.
 - ``smtp_sink`` (function): an aiosmtpd SMTP server on a free 127.0.0.1 port that keeps every
   message and refuses on request (``fail_next(451)``, ``reject(address, 550)``).
-- ``tagger`` (session): the theme tagger for the shipped themes.toml, trained once from
-  triage/tag/data into the model cache (var/model) and reused by every test and subprocess.
+- ``tagger`` (session): the theme tagger for the shipped themes.toml: the model shipped in
+  triage/tag/model (or, when stale, one trained from triage/tag/data into var/model).
 Helpers: ``story_message()`` builds a synthetic story email as bytes; ``nested_message()`` one
 nested many multiparts deep; ``seed_maildir()`` delivers messages into a Maildir;
 ``maildir_config()`` writes a pipeline.toml for the embedded default inside a test's folder.

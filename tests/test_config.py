@@ -24,10 +24,10 @@ IMAP = {"maildir": "", "host": "imap.example.org", "username": "stories",
 
 
 def test_config_shipped_file_loads_as_embedded_default() -> None:
-    settings = load_settings(PIPELINE_TOML, {})
+    settings = load_settings(PIPELINE_TOML, {}, base=Path("/srv/here"))  # as with no config
     assert isinstance(settings.mailbox, MaildirSettings)
-    assert settings.mailbox.maildir == "var/mailbox"
-    assert settings.store.url == "sqlite:///var/stories.db"
+    assert settings.mailbox.maildir == "/srv/here/var/mailbox"
+    assert settings.store.url == "sqlite:////srv/here/var/stories.db"
     assert settings.acknowledgement.per_sender_days == 7
     assert settings.intake.workers == 1
 

@@ -24,8 +24,10 @@ ONCE = DEPLOY / "story-intake-once.service"
 TIMER = DEPLOY / "story-intake-once.timer"
 DIGEST = DEPLOY / "story-intake-digest.service"
 DIGEST_TIMER = DEPLOY / "story-intake-digest.timer"
-SERVICES = (WORKER, ONCE, DIGEST)
-UNITS = (WORKER, ONCE, TIMER, DIGEST, DIGEST_TIMER)
+HOUSEKEEPING = DEPLOY / "story-intake-housekeeping.service"
+HOUSEKEEPING_TIMER = DEPLOY / "story-intake-housekeeping.timer"
+SERVICES = (WORKER, ONCE, DIGEST, HOUSEKEEPING)
+UNITS = (WORKER, ONCE, TIMER, DIGEST, DIGEST_TIMER, HOUSEKEEPING, HOUSEKEEPING_TIMER)
 INSTALLED_COMMAND = "/opt/story-intake/bin/story-intake"
 CONFIG = "/etc/story-intake/pipeline.toml"
 STATE = "/var/lib/story-intake"
@@ -152,6 +154,19 @@ def test_deploy_digest_timer_sends_digest() -> None:
     assert only(timer, "Timer", "Unit") == DIGEST.name
     assert only(timer, "Timer", "OnCalendar") == "Mon..Fri *-*-* 08:00:00 Europe/London"
     assert only(timer, "Timer", "Persistent") == "true"
+
+
+def test_deploy_housekeeping_timer_runs_retention_daily() -> None:
+    service = parse_unit(HOUSEKEEPING)
+    assert only(service, "Service", "Type") == "oneshot"
+    command = f"{INSTALLED_COMMAND} --config {CONFIG} housekeeping"
+    assert only(service, "Service", "ExecStart") == command
+    assert "Install" not in service  # started by the timer only
+    timer = parse_unit(HOUSEKEEPING_TIMER)
+    assert only(timer, "Timer", "Unit") == HOUSEKEEPING.name
+    assert only(timer, "Timer", "OnCalendar") == "*-*-* 03:30:00"
+    assert only(timer, "Timer", "Persistent") == "true"
+    assert only(timer, "Install", "WantedBy") == "timers.target"
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)

@@ -87,3 +87,19 @@ def test_install_migrate_upgrades_a_store_with_the_shipped_migrations(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("from unversioned to ")
     assert (tmp_path / "stories.db.from-unversioned.bak").is_file()
+
+
+@pytest.mark.slow
+def test_install_demo_in_an_empty_folder(installed: Path, tmp_path: Path) -> None:
+    """The sample stories and the trained tagger ship inside the wheel: `demo` in an empty
+    folder, with no config, seeds them, tags without training, and writes everything under
+    ./var there."""
+    done = run(installed, tmp_path, "demo")
+    assert done.returncode == 0, done.stderr
+    samples = len(list((ROOT / "samples" / "stories").glob("*.eml")))
+    assert f"seeded {samples} sample stories into {tmp_path}/var/mailbox" in done.stdout
+    assert "training the tagger" not in done.stderr  # the shipped model was loaded
+    assert (tmp_path / "var" / "stories.db").is_file()
+    assert list((tmp_path / "var" / "digests").glob("*.html"))
+    assert list((tmp_path / "var" / "outbox").glob("*.eml"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["var"]  # nothing else written here

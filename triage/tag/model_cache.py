@@ -12,6 +12,7 @@ from pathlib import Path
 
 from triage.tag.examples import LabelledText, load_examples, training_files
 from triage.tag.rules import TagSettings
+from triage.tag.shipped_model import shipped_archive
 
 MODEL_VERSION = "2"  # bump when training code changes, so cached models are rebuilt
 # What training took on the shipped data (about 2,000 examples, 20 epochs) on one core of the
@@ -36,9 +37,12 @@ def model_path(examples: Sequence[LabelledText], settings: TagSettings) -> Path:
 
 def untrained(settings: TagSettings) -> tuple[int, Path] | None:
     """``(examples, model path)`` when loading the tagger will train it first; None when the
-    model for this data is already saved (or there is no data: loading says so itself)."""
+    model for this data is already saved or ships with the package (or there is no data:
+    loading says so itself)."""
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     if not examples:
         return None
     path = model_path(examples, settings)
-    return None if path.is_dir() else (len(examples), path)
+    if path.is_dir() or shipped_archive(path.name):
+        return None
+    return len(examples), path

@@ -32,6 +32,7 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import (
     Adam,
+    Config,
     Logistic,
     Model,
     SparseLinear_v2,
@@ -50,6 +51,7 @@ from triage.tag.limit import fit_for_tagging, tagged_text
 from triage.tag.model_cache import model_path
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
 from triage.tag.rules import TagSettings
+from triage.tag.shipped_model import CONFIG, WEIGHTS, read, shipped_archive
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
@@ -170,10 +172,15 @@ def _example(doc: Doc, cats: dict[str, float]) -> Example:
 
 
 def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
-    """The cached model for this data and settings, trained and saved on first use."""
+    """The cached model for this data and settings; else the shipped one when its key
+    matches (read into memory: nothing is written, so a read-only install starts at once);
+    else trained and saved on first use."""
     path = model_path(examples, settings)
     if path.is_dir():
         return spacy.load(path)
+    archive = shipped_archive(path.name)
+    if archive:
+        return load_shipped(archive)
     nlp = train(examples, settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Written aside and renamed into place: a run killed while saving, or two runs training at
@@ -185,6 +192,20 @@ def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> La
     except OSError:  # another run finished first: keep its model, drop ours
         shutil.rmtree(partial_dir, ignore_errors=True)
     return nlp
+
+
+def load_shipped(archive: Path) -> Language:
+    """The model in a shipped archive: the pipeline built from its config, then its weights
+    and vocabulary loaded from bytes (spaCy's documented way to load without a folder)."""
+    members = read(archive)
+    config = Config().from_str(members[CONFIG].decode("utf-8"))
+    nlp = spacy.util.get_lang_class(config["nlp"]["lang"]).from_config(config)
+    return nlp.from_bytes(members[WEIGHTS])
+
+
+def shipped_members(nlp: Language) -> dict[str, bytes]:
+    """What ``load_shipped`` reads back: the config and the pipeline's bytes."""
+    return {CONFIG: nlp.config.to_str().encode("utf-8"), WEIGHTS: nlp.to_bytes()}
 
 
 @dataclass(frozen=True)
