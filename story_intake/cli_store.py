@@ -96,16 +96,6 @@ def status(store: Store, settings: Settings, now: datetime) -> dict[str, object]
             "oauth2_token_expires_at": store.worker.token_expiry(),
             "acknowledgement_breaker": breaker_status(
                 store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
-    holder = store.lease_holder(worker.lease_name(settings))
-    awaiting = [reference(s) for s in store.on_hold()]
-    return {**store.status(), "held": store.outbox_counts().get("held", 0),
-            "awaiting_erasure": awaiting,
-            "needs_confirmation": [reference(s) for s in store.needs_confirmation()],
-            "polling": polling,
-            "sending": sending_status(store, settings.alerts.after_failures),
-            "worker": holder.rsplit(":", 1)[0] if holder else None,
-            "acknowledgement_breaker": breaker_status(
-                store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
 
 
 def migrate_command(args: argparse.Namespace, settings: Settings, now: datetime) -> int:

@@ -156,7 +156,7 @@ def test_oauth2_failing_token_is_a_failed_poll(
     assert poll_job(settings, datetime.now(UTC)) is True
 
     with Store(settings.store) as store:
-        health = store.poll_health()
+        health = store.worker.poll_health()
     assert health.failures == 1
     assert "invalid_client" in (health.last_error or "")
     assert stories_in(tmp_path) == 0
@@ -304,7 +304,7 @@ def test_oauth2_smtp_refusing_the_token_leaves_the_acknowledgement_to_retry(
     assert xoauth2_sink.logins == [] and xoauth2_sink.messages == []
     assert all(TRIAGED in flags for flags in box.flags().values())  # intake went on
     with Store(settings.store) as store:
-        assert store.outbox_counts().get("pending") == 1  # a later run retries it
+        assert store.outbox.outbox_counts().get("pending") == 1  # a later run retries it
 
 
 def test_oauth2_google_service_account_acts_as_the_mailbox(
