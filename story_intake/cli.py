@@ -39,6 +39,7 @@ from story_intake.pipeline import requeue, run_once
 from story_intake.secrets import ALL, with_secrets
 from story_intake.settings import load_settings
 from story_intake.shipped import CHECKOUT
+from story_intake.users import user_command
 from triage.digest.deliver import preview_digest, send_digest
 from triage.erasure import erase
 from triage.privacy import confirm_requests, stories_of, story_by_reference, subject_access
@@ -168,6 +169,12 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "backup":
             size = backup(settings.store.url, Path(args.path))
             print(json.dumps({"backup": args.path, "bytes": size}))
+        elif args.command == "user":
+            return user_command(args, settings)
+        elif args.command == "serve":
+            from story_intake.web.serve import serve
+
+            return serve(settings, args.host, args.port)
         elif args.command == "resume":
             with Store(settings.store) as store:
                 print(json.dumps({"resumed": resume(store, started_at)}))
