@@ -510,3 +510,58 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for scenario, row in tally.items():
             cells = " | ".join(f"{row[c]:,}" for c in columns)
             terminalreporter.write_line(f"| {scenario} | {cells} |")
+
+
+# --- The review page (story_intake/web): a store with stories and two accounts. ---
+REVIEW_PASSWORD = "correct horse battery staple"
+REVIEW_XSS = "<script>alert('xss')</script>"
+
+
+class ReviewSite:
+    """A config and store (Maildir default) holding four stories, tagged and acknowledged:
+    ``refs`` names them (story, xss, withdrawal awaiting confirmation, held reply); users
+    ``ann`` (admin) and ``rob`` (reviewer) with ``REVIEW_PASSWORD``."""
+
+    def __init__(self, folder: Path, tagger: Tagger) -> None:
+        import dataclasses
+
+        from intake.store.accounts import Accounts
+        from intake.store.engine import Store
+        from story_intake.passwords import hash_password
+        from story_intake.pipeline import run_once
+        from story_intake.settings import load_settings
+        from triage.reply.policy import reference
+        from triage.reply.send_watch import resume
+
+        self.config = maildir_config(folder, extra=f'[digest]\noutput_dir = "{folder}/digests"\n')
+        self.settings = load_settings(self.config, {})
+        jane = "Jane Doe <jane@example.net>"
+        messages = {
+            "story": story_message(1, message_id="<review-1@example.org>", sender=jane),
+            "xss": story_message(2, message_id="<review-2@example.org>",
+                                 sender=f'"{REVIEW_XSS}" <mallory@example.org>',
+                                 body=f"{REVIEW_XSS} My GP and the police never shared it."),
+            "withdrawal": story_message(3, message_id="<review-3@example.org>", sender=jane,
+                                        body="Please withdraw my story. I do not want it "
+                                        "used any more, delete it."),
+            "held": story_message(4, message_id="<review-4@example.org>",
+                                  sender="Sam <sam@example.org>"),
+        }  # fmt: skip
+        seed_maildir(self.settings.mailbox.maildir, *messages.values())  # type: ignore[union-attr]
+        self.refs = {name: reference(f"review-{n}@example.org") for n, name in
+                     enumerate(messages, 1)}  # fmt: skip
+        paused = dataclasses.replace(self.settings.acknowledgement, max_per_hour=0)
+        now = datetime.now(UTC)
+        run_once(dataclasses.replace(self.settings, acknowledgement=paused), now, tagger=tagger)
+        with Store(self.settings.store) as store:
+            store.claim_ids(["review-4@example.org"], now)  # a crash mid-send: held next pass
+            accounts = Accounts(store.engine)
+            accounts.add_user("ann", "admin", hash_password(REVIEW_PASSWORD), now)
+            accounts.add_user("rob", "reviewer", hash_password(REVIEW_PASSWORD), now)
+            resume(store, now)  # the paused first pass tripped the breaker
+        run_once(self.settings, now, tagger=tagger)
+
+
+@pytest.fixture
+def review_site(tmp_path: Path, tagger: Tagger) -> ReviewSite:
+    return ReviewSite(tmp_path / "site", tagger)
