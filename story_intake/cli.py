@@ -119,7 +119,7 @@ def _secrets_needed(args: argparse.Namespace, settings: Settings) -> tuple[str, 
         return ALL
     if args.command == "digest" and args.send:
         return ("smtp",)
-    if args.command == "erase" and settings.retention.purge_mailbox:
+    if args.command in ("erase", "serve") and settings.retention.purge_mailbox:
         return ("mailbox",)  # it deletes the person's messages from the mailbox too
     return ()
 

@@ -57,6 +57,11 @@ from story_intake.themes import DEFAULT_THEMES, load_themes
 from triage.reply.settings import SmtpSettings
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from intake.store.engine import Store
+    from story_intake.web.settings import ReviewSettings
     from triage.tag.tagger import Tagger
 
 TESTS = Path(__file__).resolve().parent
@@ -565,3 +570,68 @@ class ReviewSite:
 @pytest.fixture
 def review_site(tmp_path: Path, tagger: Tagger) -> ReviewSite:
     return ReviewSite(tmp_path / "site", tagger)
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def client_for(site: ReviewSite, store: Store, clock: Clock, host: str = "192.0.2.1",
+               review: ReviewSettings | None = None, app: Starlette | None = None
+               ) -> TestClient:  # fmt: skip
+    """A browser at ``host`` on the page (a new app, or ``app``: the same throttle)."""
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from story_intake.web.app import build_app
+    from story_intake.web.settings import ReviewSettings
+
+    settings = dataclasses.replace(site.settings, review=review or ReviewSettings())
+    return TestClient(app or build_app(settings, store, clock), client=(host, 40000),
+                      base_url="https://testserver", follow_redirects=False)  # fmt: skip
+
+
+def login_token(client: TestClient) -> str:
+    """The login form's anti-forgery token (its cookie is now in the client)."""
+    import re
+
+    page = client.get("/login")
+    found = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def log_in(client: TestClient, name: str, password: str = REVIEW_PASSWORD) -> int:
+    token = login_token(client)
+    reply = client.post("/login", data={"login_token": token, "username": name,
+                                        "password": password})  # fmt: skip
+    return reply.status_code
+
+
+def csrf(client: TestClient) -> str:
+    """The signed-in session's anti-forgery token, as its pages carry it."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/health").text)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def site_store(review_site: ReviewSite) -> Iterator[Store]:
+    from intake.store.engine import Store
+
+    with Store(review_site.settings.store) as store:
+        yield store

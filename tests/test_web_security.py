@@ -4,70 +4,25 @@ sessions; cookie flags; headers; roles; hostile mail rendered inert."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from conftest import REVIEW_PASSWORD, REVIEW_XSS, ReviewSite
-from starlette.applications import Starlette
+from conftest import (
+    REVIEW_PASSWORD,
+    REVIEW_XSS,
+    Clock,
+    ReviewSite,
+    client_for,
+    csrf,
+    log_in,
+    login_token,
+)
 from starlette.routing import Mount, Route
-from starlette.testclient import TestClient
 
 from intake.store.engine import Store
 from story_intake.web.app import build_app, routes
 from story_intake.web.settings import ReviewSettings
-
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def site_store(review_site: ReviewSite) -> Iterator[Store]:
-    with Store(review_site.settings.store) as store:
-        yield store
-
-
-def client_for(site: ReviewSite, store: Store, clock: Clock, host: str = "192.0.2.1",
-               review: ReviewSettings | None = None, app: Starlette | None = None
-               ) -> TestClient:  # fmt: skip
-    """A browser at ``host`` on the page (a new app, or ``app``: the same throttle)."""
-    settings = dataclasses.replace(site.settings, review=review or ReviewSettings())
-    return TestClient(app or build_app(settings, store, clock), client=(host, 40000),
-                      base_url="https://testserver", follow_redirects=False)  # fmt: skip
-
-
-def login_token(client: TestClient) -> str:
-    page = client.get("/login")
-    found = re.search(r'name="login_token" value="([^"]+)"', page.text)
-    assert found
-    return found.group(1)
-
-
-def log_in(client: TestClient, name: str, password: str = REVIEW_PASSWORD) -> int:
-    token = login_token(client)
-    reply = client.post("/login", data={"login_token": token, "username": name,
-                                        "password": password})  # fmt: skip
-    return reply.status_code
-
-
-def csrf(client: TestClient) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/health").text)
-    assert found
-    return found.group(1)
 
 
 def every_route(ref: str) -> list[tuple[str, str]]:
