@@ -21,8 +21,8 @@ TOO_MANY = "Too many attempts. Wait a while and try again."
 
 
 async def login_page(request: Request) -> Response:
-    """The login form, with a fresh anti-forgery token in a cookie and the form."""
-    token = new_token()
+    """The login form, with an anti-forgery token in a cookie and the form."""
+    token = _login_token(request)
     response = render(request, "login.html", {"login_token": token, "message": ""})
     _set_cookie(request, response, LOGIN_COOKIE, token, 600)
     return response
@@ -76,8 +76,16 @@ async def logout(request: Request) -> Response:
     return response
 
 
+def _login_token(request: Request) -> str:
+    """The browser's login token, or a new one. Kept while it lasts: the browser's other
+    requests (a favicon, a second tab) also land on /login and must not invalidate the
+    form already shown."""
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    return token if len(token) == len(new_token()) else new_token()
+
+
 def _refused(request: Request, message: str, status: int, wait: int) -> Response:
-    token = new_token()
+    token = _login_token(request)
     response = render(request, "login.html", {"login_token": token, "message": message},
                       status=status)  # fmt: skip
     _set_cookie(request, response, LOGIN_COOKIE, token, 600)
