@@ -183,3 +183,21 @@ def test_config_review_secure_cookies_follow_https_unless_set() -> None:
     assert not secure({"base_url": "https://review.example.org", "secure_cookies": False})
     assert secure({"secure_cookies": True})
     assert reference("x")  # the page's links use the CLI's references
+
+
+def test_web_actions_audit_log_is_kept_under_retention(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    from datetime import timedelta
+
+    from story_intake.jobs import housekeeping_job
+
+    client, token = signed_in(review_site, site_store, clock)
+    client.post(f"/story/{review_site.refs['story']}/reviewed", data={"csrf_token": token})
+    review = ReviewRows(site_store.engine)
+    assert [e.action for e in review.audit_entries()] == ["mark_reviewed", "login"]
+    assert housekeeping_job(review_site.settings, clock.now + timedelta(days=364)) is not None
+    assert len(review.audit_entries()) == 2  # within audit_days (365): kept
+    counts = housekeeping_job(review_site.settings, clock.now + timedelta(days=366))
+    assert counts is not None and counts["audit_log"] == 2
+    assert review.audit_entries() == []

@@ -20,6 +20,7 @@ from typing import Any
 from intake.records import Story, Triage
 from intake.store.engine import Store
 from intake.store.privacy import Cutoffs, Held
+from intake.store.review import ReviewRows
 from triage.erasure import Folders, Mailbox, finish_erasures, subject_access_paths
 from triage.private_files import open_private_folder, write_private
 from triage.reply.authenticity import is_authenticated
@@ -39,6 +40,7 @@ class RetentionSettings:
     quarantine_days: int = 180
     outbox_days: int = 30
     digest_days: int = 180
+    audit_days: int = 365
     purge_mailbox: bool = False
 
 
@@ -62,6 +64,8 @@ def housekeeping(
     # The mailbox copies of what expires are recorded with it and deleted by that record.
     counts = store.purge_expired(cut, now if purge_mailbox else None)
     counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
+    counts["audit_log"] = ReviewRows(store.engine).purge_audit(
+        now - timedelta(days=retention.audit_days))
     if folders.pickup is not None:
         counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
     if purge_mailbox:
