@@ -22,7 +22,7 @@ from intake.errors import ConfigError, PipelineError, UsageError
 from intake.records import RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
 from intake.store.backup import backup
-from intake.store.engine import Store
+from intake.store.engine import Store, StoreSettings
 from story_intake import worker
 from story_intake.addresses import address_warnings
 from story_intake.app_settings import Settings
@@ -35,6 +35,7 @@ from story_intake.jobs import (
     privacy_mailbox,
     var_folders,
 )
+from story_intake.learning import corrected_examples, with_corrections
 from story_intake.pipeline import requeue, run_once
 from story_intake.secrets import ALL, with_secrets
 from story_intake.settings import load_settings
@@ -56,15 +57,22 @@ log = logging.getLogger("story_intake")
 SAMPLES = CHECKOUT / "samples" / "stories"
 
 
-def train_model(settings: TagSettings) -> str:
-    """Train (or find cached) the tagger's model; returns where it is."""
+def train_model(settings: TagSettings, store: StoreSettings | None = None) -> str:
+    """Train (or find cached) the tagger's model; returns where it is. With ``store``, the
+    stories reviewers corrected come first, ahead of shipped examples of the same story."""
     from triage.tag.examples import load_examples, training_files
     from triage.tag.model_cache import model_path
     from triage.tag.tagger import load_or_train
 
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
+    corrected = []
+    if store is not None:
+        with Store(store) as opened:
+            corrected = corrected_examples(opened, settings.theme_names)
+        examples = with_corrections(examples, corrected)
     load_or_train(examples, settings)
-    return f"model for {len(examples)} training examples: {model_path(examples, settings)}"
+    return (f"model for {len(examples)} training examples ({len(corrected)} corrected by "
+            f"reviewers): {model_path(examples, settings)}")
 
 
 def evaluate_model(settings: TagSettings) -> str:
@@ -148,7 +156,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                               "stories": outcome.stories,
                               "file": str(outcome.path) if outcome.path else None}))  # fmt: skip
         if args.command == "train":
-            print(train_model(settings.tagger))
+            print(train_model(settings.tagger, settings.store))
         elif args.command == "evaluate":
             print(evaluate_model(settings.tagger))
         elif args.command == "release":

@@ -201,3 +201,23 @@ def test_web_actions_audit_log_is_kept_under_retention(
     counts = housekeeping_job(review_site.settings, clock.now + timedelta(days=366))
     assert counts is not None and counts["audit_log"] == 2
     assert review.audit_entries() == []
+
+
+def test_learning_corrected_stories_come_first_ahead_of_shipped_examples(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    from story_intake.learning import corrected_examples, with_corrections
+    from triage.tag.examples import LabelledText
+
+    themes = review_site.settings.tagger.theme_names
+    assert corrected_examples(site_store, themes) == []  # nothing corrected: nothing added
+    review = ReviewRows(site_store.engine)
+    assert review.correct("review-1@example.org", "rob", "themes", ["elderly_care"], clock.now)
+    (example,) = corrected_examples(site_store, themes)
+    assert (example.id, example.themes, example.kind) == (
+        "review-1@example.org", ("elderly_care",), "story")
+    shipped = [LabelledText("s1", example.text, ("health",), "story"),  # the same story
+               LabelledText("review-1@example.org", "other text", ("health",), "story"),
+               LabelledText("s2", "Another story entirely.", ("policing",), "story")]
+    assert [e.id for e in with_corrections(shipped, [example])] == [
+        "review-1@example.org", "s2"]
