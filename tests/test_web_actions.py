@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
 from conftest import REVIEW_PASSWORD, Clock, ReviewSite, client_for, csrf, log_in
@@ -188,8 +189,6 @@ def test_config_review_secure_cookies_follow_https_unless_set() -> None:
 def test_web_actions_audit_log_is_kept_under_retention(
     review_site: ReviewSite, site_store: Store, clock: Clock
 ) -> None:
-    from datetime import timedelta
-
     from story_intake.jobs import housekeeping_job
 
     client, token = signed_in(review_site, site_store, clock)
@@ -221,3 +220,23 @@ def test_learning_corrected_stories_come_first_ahead_of_shipped_examples(
                LabelledText("s2", "Another story entirely.", ("policing",), "story")]
     assert [e.id for e in with_corrections(shipped, [example])] == [
         "review-1@example.org", "s2"]
+
+
+def test_web_actions_health_shows_agreement_with_the_tagger_per_theme(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    from story_intake.web.agreement import agreement
+
+    themes = review_site.settings.tagger.theme_names
+    client, token = signed_in(review_site, site_store, clock, "rob")
+    story, xss = review_site.refs["story"], review_site.refs["xss"]
+    before = exported(site_store)["review-1@example.org"]["themes"]
+    assert isinstance(before, list) and "policing" not in before
+    client.post(f"/story/{story}/themes", data={"csrf_token": token,
+                                                 "theme": [*before, "policing"]})
+    client.post(f"/story/{xss}/reviewed", data={"csrf_token": token})
+    found = agreement(site_store, themes, clock.now)
+    assert found["policing"] == (1, 2)  # added to one story: the tagger missed it there
+    assert found["elderly_care"] == (2, 2)
+    assert "Reviewers agreed with the tagger" in client.get("/health").text
+    assert agreement(site_store, themes, clock.now + timedelta(days=31))["policing"] == (0, 0)

@@ -101,6 +101,12 @@ class ReviewRows(TableGroup):
             conn.execute(insert(r), [{"story_id": story_id, "user_name": user, "at": now}])
         return True
 
+    def reviewed_at(self) -> dict[str, datetime]:
+        """story_id -> when it was marked reviewed."""
+        r = schema.reviews.c
+        with self._connect() as conn:
+            return {row[0]: row[1] for row in conn.execute(select(r.story_id, r.at))}
+
     def reviewed(self) -> dict[str, str]:
         """story_id -> who marked it reviewed."""
         r = schema.reviews.c

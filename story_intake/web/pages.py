@@ -9,6 +9,7 @@ from starlette.responses import PlainTextResponse, Response
 from intake.records import UNVERIFIED_REQUEST
 from intake.store.privacy import Held
 from story_intake.jobs import var_folders
+from story_intake.web.agreement import agreement
 from story_intake.web.context import context_of, render
 from story_intake.web.highlight import segments
 from story_intake.web.queue import Filters, build_queue
@@ -108,6 +109,7 @@ async def health_page(request: Request) -> Response:
         "sending": sending_status(store, ctx.settings.alerts.after_failures),
         "breaker": breaker_status(store, ctx.settings.acknowledgement.max_per_hour, now),
         "held": store.outbox_counts().get("held", 0),
+        "agreement": agreement(store, ctx.settings.tagger.theme_names, now),
         "waiting": [reference(s) for s in store.needs_confirmation()]})  # fmt: skip
 
 
