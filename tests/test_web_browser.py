@@ -159,3 +159,23 @@ def test_web_browser_script_in_a_story_shows_as_text(
     page.goto(f"{served}/story/{review_site.refs['xss']}")
     assert REVIEW_XSS in page.inner_text("#story-text")
     assert page.locator("main script").count() == 0
+
+
+UNNAMED = re.compile(r"^\s*- (checkbox|textbox|combobox|button|link)(?: \[[^\]]*\])?:?\s*$", re.M)
+
+
+def test_web_browser_every_control_is_named_in_the_accessibility_tree(
+    served: str, browser: Browser, review_site: ReviewSite
+) -> None:
+    page = new_page(browser)
+    page.goto(f"{served}/login")
+    pages = {"login": page.locator("body").aria_snapshot()}
+    sign_in(page, served, "ann")
+    for name, path in (("queue", "/"), ("story", f"/story/{review_site.refs['withdrawal']}"),
+                       ("health", "/health"), ("quarantine", "/quarantine")):
+        page.goto(served + path)
+        pages[name] = page.locator("body").aria_snapshot()
+    for name, tree in pages.items():
+        assert not UNNAMED.search(tree), (name, tree)
+    assert 'checkbox "1. health' in pages["story"] and 'combobox "Kind"' in pages["story"]
+    assert 'textbox "Reference"' in pages["queue"] and 'combobox "Theme"' in pages["queue"]
