@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -18,6 +19,8 @@ from intake.store.engine import Store
 from intake.store.review import ReviewRows
 from story_intake.app_settings import Settings
 from story_intake.passwords import hash_password
+
+NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def read_password() -> str:
@@ -42,6 +45,8 @@ def user_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         name = args.name
         if args.action == "add":
+            if not NAME.fullmatch(name):
+                raise UsageError("a user name is 1-64 letters, digits, '.', '_' or '-'")
             if args.role not in ROLES:
                 raise UsageError("--role must be reviewer or admin")
             if not accounts.add_user(name, args.role, hash_password(read_password()), now):

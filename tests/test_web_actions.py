@@ -74,6 +74,12 @@ def test_web_actions_confirmed_withdrawal_erases_the_persons_other_stories(
     assert "review-2@example.org" in stories  # someone else's story stays
     actions = [(e.action, e.reference) for e in ReviewRows(site_store.engine).audit_entries()]
     assert ("confirm_withdrawal", ref) in actions
+    # Only a withdrawal that awaits confirmation erases: not twice, not any other story.
+    for other in (ref, review_site.refs["xss"]):
+        assert client.get(f"/story/{other}/withdrawal").status_code == 409
+        assert client.post(f"/story/{other}/withdrawal/confirm",
+                           data={"csrf_token": token}).status_code == 409
+    assert "review-2@example.org" in exported(site_store)
 
 
 def test_web_actions_rejected_withdrawal_keeps_the_story_and_acknowledges_it(
@@ -145,6 +151,8 @@ def test_users_command_reads_the_password_from_stdin_and_refuses_short_ones(
     config = ["--config", str(review_site.config), "user"]
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main([*config, "add", "kim", "--role", "reviewer"]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO(REVIEW_PASSWORD + "\n"))
+    assert main([*config, "add", "<b>kim</b>", "--role", "reviewer"]) == 2
     monkeypatch.setattr("sys.stdin", io.StringIO(REVIEW_PASSWORD + "\n"))
     assert main([*config, "add", "kim", "--role", "reviewer"]) == 0
     with pytest.raises(SystemExit):  # never on the command line

@@ -15,7 +15,13 @@ from intake.store.accounts import Session
 from story_intake.jobs import privacy_mailbox, var_folders
 from story_intake.pipeline import requeue
 from story_intake.web.context import context_of
-from story_intake.web.pages import KINDS, find_story, not_found, withdrawn_by
+from story_intake.web.pages import (
+    KINDS,
+    find_story,
+    is_waiting_withdrawal,
+    not_found,
+    withdrawn_by,
+)
 from story_intake.web.security import action
 from triage.erasure import erase
 from triage.privacy import confirm_requests
@@ -91,6 +97,8 @@ async def confirm_withdrawal(request: Request, form: FormData, session: Session)
     ctx, held = context_of(request), find_story(request)
     if held is None:
         return not_found()
+    if not is_waiting_withdrawal(ctx.store, held):
+        return PlainTextResponse("no withdrawal awaits confirmation here", status_code=409)
     ids, now, settings = [held.story.story_id], ctx.clock(), ctx.settings
     others = withdrawn_by(request, held)
     confirm_requests(ctx.store, ids)

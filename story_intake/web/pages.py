@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from intake.records import UNVERIFIED_REQUEST
+from intake.store.engine import Store
 from intake.store.privacy import Held
 from story_intake.jobs import var_folders
 from story_intake.web.agreement import agreement
@@ -69,6 +70,12 @@ async def story_page(request: Request) -> Response:
         "undo": request.query_params.getlist("undo")})  # fmt: skip
 
 
+def is_waiting_withdrawal(store: Store, held: Held) -> bool:
+    """Whether this story is a withdrawal held until a person confirms it."""
+    return (held.triage is not None and held.triage.kind == WITHDRAWAL
+            and held.story.story_id in store.needs_confirmation())  # fmt: skip
+
+
 def withdrawn_by(request: Request, held: Held) -> list[str]:
     """The stories a confirmed withdrawal erases: every other story from exactly the
     address the request came From (as ``triage.privacy`` holds them)."""
@@ -85,6 +92,8 @@ async def withdrawal_page(request: Request) -> Response:
     ctx, held = context_of(request), find_story(request)
     if held is None:
         return not_found()
+    if not is_waiting_withdrawal(ctx.store, held):
+        return PlainTextResponse("no withdrawal awaits confirmation here", status_code=409)
     ids = withdrawn_by(request, held)
     preview = erase(ctx.store, ids, var_folders(ctx.settings), ctx.settings.smtp.from_address,
                     None, ctx.clock(), address=held.story.sender.address, dry_run=True)
