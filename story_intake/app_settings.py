@@ -11,6 +11,7 @@ from intake.sources.imap import ImapSettings
 from intake.sources.maildir import MaildirSettings
 from intake.store.engine import StoreSettings
 from story_intake.themes import DEFAULT_THEMES, load_themes
+from story_intake.web.settings import ReviewSettings
 from triage.alerts import AlertSettings
 from triage.digest.settings import DigestSettings
 from triage.privacy import RetentionSettings
@@ -63,4 +64,5 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     tagger: TagSettings = field(default_factory=lambda: load_themes(DEFAULT_THEMES))

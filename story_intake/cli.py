@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from intake.errors import ConfigError, PipelineError, UsageError
-from story_intake import cli_pass, cli_privacy, cli_store, cli_tagger
+from story_intake import cli_pass, cli_privacy, cli_store, cli_tagger, users
 from story_intake.addresses import address_warnings
 from story_intake.app_settings import Settings
 from story_intake.cli_parser import build_parser, config_location
@@ -48,6 +48,8 @@ HANDLERS: dict[str, Handler] = {
     "subject-access": cli_privacy.subject_access_command,
     "train": cli_tagger.train_command,
     "evaluate": cli_tagger.evaluate_command,
+    "user": lambda args, settings, now: users.user_command(args, settings),
+    "serve": lambda args, settings, now: _serve(settings, args.host, args.port),
 }
 
 
@@ -70,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _command(args, settings)
 
 
+def _serve(settings: Settings, host: str, port: int) -> int:
+    from story_intake.web.serve import serve  # the web framework loads for this command only
+
+    return serve(settings, host, port)
+
+
 def _secrets_needed(args: argparse.Namespace, settings: Settings) -> tuple[str, ...]:
     """The parts whose passwords this command needs: only the commands that log in to the
     mailbox or the SMTP relay; those that read the store need none."""
@@ -77,7 +85,7 @@ def _secrets_needed(args: argparse.Namespace, settings: Settings) -> tuple[str, 
         return ALL
     if args.command == "digest" and args.send:
         return ("smtp",)
-    if args.command in ("erase", "housekeeping") and settings.retention.purge_mailbox:
+    if args.command in ("erase", "housekeeping", "serve") and settings.retention.purge_mailbox:
         return ("mailbox",)  # they delete messages from the mailbox too
     return ()
 

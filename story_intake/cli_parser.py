@@ -82,6 +82,12 @@ COMMANDS = {
                      "outbox addresses and digests older than [retention] allows (and, with "
                      "purge_mailbox, their copies in the mailbox). For timers and cron jobs "
                      "that run `once` instead of the worker."),
+    "serve": ("the review page, on http://127.0.0.1:8025 by default",
+              "Serve the team's review page (queue, stories, corrections, withdrawals, held "
+              "replies, health). Bound to loopback: put a TLS reverse proxy in front of it."),
+    "user": ("accounts of the review page: add, passwd, remove, list",
+             "Manage who may sign in to the review page. A password is read from standard "
+             "input, never from the command line."),
     "demo": ("try the whole pipeline on the sample stories, no servers needed",
              "Copy the sample stories into the local Maildir, run one pass and the digest, "
              "and print where to find the results."),
@@ -158,5 +164,16 @@ def _add_options(sub: dict[str, argparse.ArgumentParser]) -> None:
     sub["backup"].add_argument("path", metavar="PATH", help="the new file to write")
     sub["train"].add_argument("--ship", action="store_true", help="train afresh and pack the "
                               "model into the package (run from a checkout: make model)")
+    sub["serve"].add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sub["serve"].add_argument("--port", type=int, default=8025, help="port (default 8025)")
+    user = sub["user"].add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = user.add_parser("add", help="a new account (password on stdin)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", choices=["reviewer", "admin"], required=True,
+                     help="reviewer: read, correct, mark reviewed, release; admin: also erase, "
+                     "requeue, audit log")
+    user.add_parser("passwd", help="a new password (on stdin)").add_argument("name")
+    user.add_parser("remove", help="remove an account").add_argument("name")
+    user.add_parser("list", help="every account and its role")
     sub["digest"].add_argument("--send", action="store_true",
                                help="send it and close the window (without: a preview file only)")

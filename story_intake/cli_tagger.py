@@ -11,13 +11,16 @@ import argparse
 from datetime import datetime
 from pathlib import Path
 
+from intake.store.engine import Store, StoreSettings
 from story_intake.app_settings import Settings
+from story_intake.learning import corrected_examples, with_corrections
 from triage.tag.rules import TagSettings
 
 
 def train_command(args: argparse.Namespace, settings: Settings, now: datetime) -> int:
     """``train [--ship]``."""
-    print(ship_model(settings.tagger) if args.ship else train_model(settings.tagger))
+    shipping = args.ship  # what ships is trained from the shipped data alone, never corrections
+    print(ship_model(settings.tagger) if shipping else train_model(settings.tagger, settings.store))
     return 0
 
 
@@ -27,15 +30,23 @@ def evaluate_command(args: argparse.Namespace, settings: Settings, now: datetime
     return 0
 
 
-def train_model(settings: TagSettings) -> str:
-    """Train (or find cached or shipped) the tagger's model; returns where it is."""
+def train_model(settings: TagSettings, store: StoreSettings | None = None) -> str:
+    """Train (or find cached or shipped) the tagger's model; returns where it is. With
+    ``store``, the stories reviewers corrected come first, ahead of shipped examples of the
+    same story."""
     from triage.tag.examples import load_examples, training_files
     from triage.tag.model_cache import model_path
     from triage.tag.tagger import load_or_train
 
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
+    corrected = []
+    if store is not None:
+        with Store(store) as opened:
+            corrected = corrected_examples(opened, settings.theme_names)
+        examples = with_corrections(examples, corrected)
     load_or_train(examples, settings)
-    return f"model for {len(examples)} training examples: {model_path(examples, settings)}"
+    return (f"model for {len(examples)} training examples ({len(corrected)} corrected by "
+            f"reviewers): {model_path(examples, settings)}")
 
 
 def ship_model(settings: TagSettings, folder: Path | None = None) -> str:

@@ -118,4 +118,4 @@ def var_folders(settings: Settings) -> Folders:
 def digest_context(settings: Settings) -> DigestContext:
     """What the digest needs from the settings."""
     return DigestContext(settings.digest, settings.smtp, settings.acknowledgement.team_name,
-                         settings.tagger.theme_names)  # fmt: skip
+                         settings.tagger.theme_names, settings.review.base_url)  # fmt: skip

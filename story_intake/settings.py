@@ -27,6 +27,7 @@ from story_intake.schedule import cron_trigger
 from story_intake.secrets import ALL, with_secrets
 from story_intake.themes import DEFAULT_THEMES, load_themes
 from story_intake.toml_schema import build, check, read_toml
+from story_intake.web.settings import ReviewSettings
 from triage.alerts import AlertSettings
 from triage.digest.settings import DigestSettings
 from triage.privacy import RetentionSettings
@@ -39,6 +40,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "smtp": SmtpSettings, "intake": IntakeSettings, "store": StoreSettings,
     "acknowledgement": AcknowledgementSettings, "digest": DigestSettings,
     "schedule": ScheduleSettings, "alerts": AlertSettings, "retention": RetentionSettings,
+    "review": ReviewSettings,
 }  # fmt: skip
 
 

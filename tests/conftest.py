@@ -58,6 +58,11 @@ from story_intake.themes import DEFAULT_THEMES, load_themes
 from triage.reply.settings import SmtpSettings
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from intake.store.engine import Store
+    from story_intake.web.settings import ReviewSettings
     from triage.tag.tagger import Tagger
 
 TESTS = Path(__file__).resolve().parent
@@ -623,3 +628,121 @@ def xoauth2_sink(oauth_issuer: Any) -> Iterator[XOAuth2Sink]:
     controller.start()
     yield sink
     controller.stop()
+# --- The review page (story_intake/web): a store with stories and two accounts. ---
+REVIEW_PASSWORD = "correct horse battery staple"
+REVIEW_XSS = "<script>alert('xss')</script>"
+
+
+class ReviewSite:
+    """A config and store (Maildir default) holding four stories, tagged and acknowledged:
+    ``refs`` names them (story, xss, withdrawal awaiting confirmation, held reply); users
+    ``ann`` (admin) and ``rob`` (reviewer) with ``REVIEW_PASSWORD``."""
+
+    def __init__(self, folder: Path, tagger: Tagger) -> None:
+        import dataclasses
+
+        from intake.store.engine import Store
+        from story_intake.passwords import hash_password
+        from story_intake.pipeline import run_once
+        from story_intake.settings import load_settings
+        from triage.reply.policy import reference
+        from triage.reply.send_watch import resume
+
+        self.config = maildir_config(folder, extra=f'[digest]\noutput_dir = "{folder}/digests"\n')
+        self.settings = load_settings(self.config, {})
+        jane = "Jane Doe <jane@example.net>"
+        messages = {
+            "story": story_message(1, message_id="<review-1@example.org>", sender=jane),
+            "xss": story_message(2, message_id="<review-2@example.org>",
+                                 sender=f'"{REVIEW_XSS}" <mallory@example.org>',
+                                 body=f"{REVIEW_XSS} My GP and the police never shared it."),
+            "withdrawal": story_message(3, message_id="<review-3@example.org>", sender=jane,
+                                        body="Please withdraw my story. I do not want it "
+                                        "used any more, delete it."),
+            "held": story_message(4, message_id="<review-4@example.org>",
+                                  sender="Sam <sam@example.org>"),
+        }  # fmt: skip
+        seed_maildir(self.settings.mailbox.maildir, *messages.values())  # type: ignore[union-attr]
+        self.refs = {name: reference(f"review-{n}@example.org") for n, name in
+                     enumerate(messages, 1)}  # fmt: skip
+        paused = dataclasses.replace(self.settings.acknowledgement, max_per_hour=0)
+        now = datetime.now(UTC)
+        run_once(dataclasses.replace(self.settings, acknowledgement=paused), now, tagger=tagger)
+        with Store(self.settings.store) as store:
+            # a crash mid-send: held next pass
+            store.outbox.claim_ids(["review-4@example.org"], now)
+            accounts = store.accounts
+            accounts.add_user("ann", "admin", hash_password(REVIEW_PASSWORD), now)
+            accounts.add_user("rob", "reviewer", hash_password(REVIEW_PASSWORD), now)
+            resume(store, now)  # the paused first pass tripped the breaker
+        run_once(self.settings, now, tagger=tagger)
+
+
+@pytest.fixture
+def review_site(tmp_path: Path, tagger: Tagger) -> ReviewSite:
+    return ReviewSite(tmp_path / "site", tagger)
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def client_for(site: ReviewSite, store: Store, clock: Clock, host: str = "192.0.2.1",
+               review: ReviewSettings | None = None, app: Starlette | None = None
+               ) -> TestClient:  # fmt: skip
+    """A browser at ``host`` on the page (a new app, or ``app``: the same throttle)."""
+    import dataclasses
+
+    from starlette.testclient import TestClient
+
+    from story_intake.web.app import build_app
+    from story_intake.web.settings import ReviewSettings
+
+    settings = dataclasses.replace(site.settings, review=review or ReviewSettings())
+    return TestClient(app or build_app(settings, store, clock), client=(host, 40000),
+                      base_url="https://testserver", follow_redirects=False)  # fmt: skip
+
+
+def login_token(client: TestClient) -> str:
+    """The login form's anti-forgery token (its cookie is now in the client)."""
+    import re
+
+    page = client.get("/login")
+    found = re.search(r'name="login_token" value="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+def log_in(client: TestClient, name: str, password: str = REVIEW_PASSWORD) -> int:
+    token = login_token(client)
+    reply = client.post("/login", data={"login_token": token, "username": name,
+                                        "password": password})  # fmt: skip
+    return reply.status_code
+
+
+def csrf(client: TestClient) -> str:
+    """The signed-in session's anti-forgery token, as its pages carry it."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/health").text)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def site_store(review_site: ReviewSite) -> Iterator[Store]:
+    from intake.store.engine import Store
+
+    with Store(review_site.settings.store) as store:
+        yield store

@@ -26,8 +26,9 @@ DIGEST = DEPLOY / "story-intake-digest.service"
 DIGEST_TIMER = DEPLOY / "story-intake-digest.timer"
 HOUSEKEEPING = DEPLOY / "story-intake-housekeeping.service"
 HOUSEKEEPING_TIMER = DEPLOY / "story-intake-housekeeping.timer"
-SERVICES = (WORKER, ONCE, DIGEST, HOUSEKEEPING)
-UNITS = (WORKER, ONCE, TIMER, DIGEST, DIGEST_TIMER, HOUSEKEEPING, HOUSEKEEPING_TIMER)
+WEB = DEPLOY / "story-intake-web.service"
+SERVICES = (WORKER, ONCE, DIGEST, HOUSEKEEPING, WEB)
+UNITS = (WORKER, ONCE, TIMER, DIGEST, DIGEST_TIMER, HOUSEKEEPING, HOUSEKEEPING_TIMER, WEB)
 INSTALLED_COMMAND = "/opt/story-intake/bin/story-intake"
 CONFIG = "/etc/story-intake/pipeline.toml"
 STATE = "/var/lib/story-intake"
@@ -129,6 +130,15 @@ def test_deploy_worker_runs_and_restarts() -> None:
     assert only(unit, "Service", "ExecStart") == f"{INSTALLED_COMMAND} --config {CONFIG} run"
     assert only(unit, "Service", "Restart") == "on-failure"
     # Bad configuration (exit 2) is not retried in a loop.
+    assert only(unit, "Service", "RestartPreventExitStatus") == "2"
+    assert only(unit, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_deploy_web_serves_on_loopback_and_restarts() -> None:
+    unit = parse_unit(WEB)
+    assert only(unit, "Service", "ExecStart") == (
+        f"{INSTALLED_COMMAND} --config {CONFIG} serve --host 127.0.0.1 --port 8025")
+    assert only(unit, "Service", "Restart") == "on-failure"
     assert only(unit, "Service", "RestartPreventExitStatus") == "2"
     assert only(unit, "Install", "WantedBy") == "multi-user.target"
 

@@ -118,3 +118,21 @@ def test_digest_cards_untagged_story_is_shown_once(tmp_path: Path) -> None:
                         None, (MONDAY_7AM, MONDAY_7AM), THEMES, "UTC")  # fmt: skip
     # Untagged needs review ("untagged"), like a story with no theme: shown there, once.
     assert [(s.key, s.count) for s in view.sections if s.count] == [("review", 2)]
+
+
+def test_digest_cards_link_to_the_review_page_when_base_url_is_set(tmp_path: Path) -> None:
+    from story_intake.web.settings import ReviewSettings
+
+    view = build_digest([scored(1, "The GP never got the letter.", {"health": 0.8})],
+                        IntakeHealth(), None, (MONDAY_7AM, MONDAY_7AM), THEMES, "UTC")
+    ref = reference("<s1@example.org>")
+    plain = settings_for(tmp_path)
+    linked = replace(plain, review=ReviewSettings(base_url="https://review.example.org/"))
+    env = make_environment(TEMPLATES)
+    for settings, link in ((plain, False), (linked, True)):
+        context = digest_out._context(view, digest_out.subject_of(view), digest_context(settings))
+        html = render_template(env, "digest.html", context)
+        text = render_template(env, "digest.txt", context)
+        url = f"https://review.example.org/story/{ref}"
+        assert (f'href="{url}"' in html) is link and (url in text) is link
+        assert ref in html and ref in text  # readable without the page

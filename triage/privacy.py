@@ -39,6 +39,7 @@ class RetentionSettings:
     quarantine_days: int = 180
     outbox_days: int = 30
     digest_days: int = 180
+    audit_days: int = 365
     purge_mailbox: bool = False
 
 
@@ -62,6 +63,8 @@ def housekeeping(
     # The mailbox copies of what expires are recorded with it and deleted by that record.
     counts = store.privacy.purge_expired(cut, now if purge_mailbox else None)
     counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
+    counts["audit_log"] = store.review.purge_audit(
+        now - timedelta(days=retention.audit_days))
     if folders.pickup is not None:
         counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
     if purge_mailbox:

@@ -16,12 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from intake.errors import StoreError
 from intake.store import dialect
+from intake.store.accounts import Accounts
 from intake.store.digests import DigestRows
 from intake.store.erasure import ErasureRows
 from intake.store.group import Transactions, reason
 from intake.store.outbox import OutboxRows
 from intake.store.privacy import PrivacyRows
 from intake.store.quarantine import QuarantineRows
+from intake.store.review import ReviewRows
 from intake.store.runs import RunRows
 from intake.store.stories import BatchResult, StoryRows
 from intake.store.unsubscribe import UnsubscribeRows
@@ -64,6 +66,8 @@ class Store:
         self.privacy = PrivacyRows(self._transactions)  # retention, erasure, holds, access
         self.erasure = ErasureRows(self._transactions)  # an erasure's remaining work
         self.unsubscribe = UnsubscribeRows(self._transactions)  # the suppression list
+        self.accounts = Accounts(self._transactions)  # review page users and sessions
+        self.review = ReviewRows(self._transactions)  # audit log, corrections, reviewed marks
 
     def __enter__(self) -> Store:
         return self

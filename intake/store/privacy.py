@@ -117,7 +117,10 @@ class PrivacyRows(TableGroup):
         rendered again without them.
         """
         ids, quarantine_ids = list(plan.story_ids), list(plan.quarantine_ids)
-        tables = (schema.outbox, schema.triage, schema.raw_messages, schema.stories)
+        # corrections and reviews name the story too: they go with it (the audit log keeps
+        # only the reference).
+        tables = (schema.outbox, schema.triage, schema.raw_messages, schema.corrections,
+                  schema.reviews, schema.stories)
         q, d = schema.quarantine, schema.digests
         with self._begin() as conn:
             counts = {t.name: _count(conn, t, t.c.story_id.in_(ids)) for t in tables}

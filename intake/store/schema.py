@@ -274,3 +274,59 @@ def stories_with_triage() -> Select[Any]:
         .outerjoin(triage, triage.c.story_id == stories.c.story_id)
         .order_by(stories.c.received_at, stories.c.story_id)
     )
+
+
+# --- The review page (story_intake/web): accounts, sessions, audit log, corrections. ---
+# People who may open the review page: an argon2id hash, never the password.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),  # reviewer | admin
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Signed-in sessions: only the sha256 of the session id (a stolen database opens nothing).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_name", String(64), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+)
+
+# Who did what when, naming the story by its reference only, never its content.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("user_name", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("reference", String(16), nullable=False, default=""),
+)
+
+# A reviewer's correction of a story's triage (field themes or kind), before and after.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("story_id", String, nullable=False, index=True),
+    Column("user_name", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("field", String(16), nullable=False),
+    Column("before", JSON, nullable=False),
+    Column("after", JSON, nullable=False),
+)
+
+# Stories a reviewer has marked as reviewed.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("story_id", String, primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+)

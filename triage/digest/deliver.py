@@ -57,6 +57,7 @@ class DigestContext:
     smtp: SmtpSettings
     team_name: str
     themes: Sequence[str]
+    review_url: str = ""  # [review] base_url: each card links to its story page ("" no links)
 
 
 def preview_digest(store: Store, now: datetime, context: DigestContext) -> DigestOutcome:
@@ -153,7 +154,8 @@ def _html(view: DigestView, context: DigestContext) -> str:
 
 
 def _context(view: DigestView, subject: str, context: DigestContext) -> dict[str, object]:
-    return {"view": view, "subject": subject, "team_name": context.team_name}
+    return {"view": view, "subject": subject, "team_name": context.team_name,
+            "review_url": context.review_url.rstrip("/")}
 
 
 def _write_html(html: str, folder: Path, name: str) -> Path:
