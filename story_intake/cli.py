@@ -23,7 +23,7 @@ from intake.records import RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
 from intake.store.backup import backup
 from intake.store.engine import Store
-from story_intake import worker
+from story_intake import idle, worker
 from story_intake.addresses import address_warnings
 from story_intake.app_settings import Settings
 from story_intake.cli_parser import build_parser
@@ -134,7 +134,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "demo":
             return _demo(settings, started_at)
         if args.command == "run":
-            jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job)
+            jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job,
+                               watch=idle.watch)  # fmt: skip
             return worker.serve(settings, jobs)
         if args.command in ("erase", "subject-access"):
             print(json.dumps(_privacy_command(args, settings, started_at), indent=2))
@@ -212,7 +213,7 @@ def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object
     health = store.poll_health()
     polling = {"last_success_at": health.last_success_at,
                "consecutive_failures": health.failures, "last_error": health.last_error,
-               "alert_sent": health.alerted}  # fmt: skip
+               "alert_sent": health.alerted, "idle_reconnects": health.idle_drops}  # fmt: skip
     holder = store.lease_holder(worker.lease_name(settings))
     awaiting = [reference(s) for s in store.on_hold()]
     return {**store.status(), "held": store.outbox_counts().get("held", 0),

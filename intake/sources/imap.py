@@ -269,6 +269,13 @@ class ImapSource:
 
 
 def _connect(s: ImapSettings) -> IMAPClient:
+    client = connect(s)
+    login(client, s)
+    return client
+
+
+def connect(s: ImapSettings) -> IMAPClient:
+    """A connection to the server, TLS (or STARTTLS) done, not yet logged in."""
     context = ssl.create_default_context()
     timeout = SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
     client = IMAPClient(
@@ -277,8 +284,13 @@ def _connect(s: ImapSettings) -> IMAPClient:
     client.normalise_times = False
     if s.security == "starttls":
         client.starttls(context)
-    client.login(s.username, s.password)
     return client
+
+
+def login(client: IMAPClient, s: ImapSettings) -> str:
+    """Log in as ``[mailbox] username``; returns the mechanism used (``check`` reports it)."""
+    client.login(s.username, s.password)
+    return "LOGIN (password)"
 
 
 def _to_raw(
