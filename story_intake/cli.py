@@ -26,6 +26,7 @@ from intake.store.engine import Store
 from story_intake import idle, worker
 from story_intake.addresses import address_warnings
 from story_intake.app_settings import Settings
+from story_intake.check import check_command
 from story_intake.cli_parser import build_parser
 from story_intake.jobs import (
     digest_context,
@@ -131,6 +132,8 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
                 off = replace(settings.acknowledgement, enabled=False)
                 settings = replace(settings, acknowledgement=off)
             return _once(settings, started_at, args.json)
+        if args.command == "check":
+            return check_command(settings, args.json, sys.stdout)
         if args.command == "demo":
             return _demo(settings, started_at)
         if args.command == "run":

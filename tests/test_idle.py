@@ -5,6 +5,7 @@ kicked by ``doveadm kick``; SIGTERM while idling; and the pure predicates behind
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -114,6 +115,70 @@ def test_idle_worker_reconnects_after_a_kick_and_counts_it(
     shown = start_pipeline(config, "status")
     out, _ = shown.communicate(timeout=60)
     assert json.loads(out)["polling"]["idle_reconnects"] == 1
+
+
+def test_idle_watchdog_reconnects_when_the_server_stops_answering(
+    tmp_path: Path, mailbox: Mailbox, smtp_sink: SmtpSink, dovecot: DovecotServer, tagger: Tagger
+) -> None:
+    database = tmp_path / "stories.db"
+    config = idle_worker(tmp_path, mailbox, smtp_sink, "idle_silence_seconds = 2\n")
+    worker = start_pipeline(config, "--log-format", "json", "run")
+    frozen: list[int] = []
+    try:
+        wait_for(lambda: bool(listening_since(database)), 60, "IDLE listening")
+        first = listening_since(database)
+        # The process behind the IDLE connection freezes: the socket stays open, nothing
+        # more is said, and only the silence probe (NOOP, then the read timeout) can tell.
+        frozen = imap_pids(dovecot, mailbox.user)
+        assert len(frozen) == 1
+        os.kill(frozen[0], signal.SIGSTOP)
+        wait_for(lambda: health(database).get("idle_drops") == 1, 40, "the dead connection found")
+        wait_for(lambda: bool(listening_since(database, first)), 30, "IDLE listening again")
+        mailbox.append(story_message(3))
+        wait_for(lambda: acks(smtp_sink) == 1, 60, "the acknowledgement after the reconnect")
+        code, err = stop_worker(worker)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGKILL)
+        if worker.poll() is None:
+            worker.kill()
+    assert code == 0, err[-2000:]
+
+
+def test_idle_worker_polls_when_the_server_offers_no_idle(
+    tmp_path: Path, smtp_sink: SmtpSink, tagger: Tagger
+) -> None:
+    server = DovecotServer("imap_capability = IMAP4rev1 LITERAL+ SASL-IR ID ENABLE UIDPLUS MOVE\n")
+    server.start()
+    try:
+        box = Mailbox(server, "no-idle")
+        config = imap_config(
+            tmp_path,
+            box,
+            smtp_port=smtp_sink.port,
+            extra=(f'[digest]\noutput_dir = "{tmp_path}/digests"\n[schedule]\npoll_seconds = 1\n'),
+        )
+        worker = start_pipeline(config, "--log-format", "json", "run")
+        try:
+            box.append(story_message(4))
+            wait_for(lambda: acks(smtp_sink) == 1, 60, "the acknowledgement by polling")
+            code, err = stop_worker(worker)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+    finally:
+        server.remove()
+    assert code == 0, err[-2000:]
+    assert "does not offer IDLE: polling every 1s" in err
+    assert health(tmp_path / "stories.db").get("idle_drops") == 0
+
+
+def imap_pids(server: DovecotServer, user: str) -> list[int]:
+    """The imap processes serving ``user`` (``doveadm who -1``: user, service, pid, ip)."""
+    who = subprocess.run(["doveadm", "-c", str(server.config), "who", "-1", user],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    rows = [line.split() for line in who.stdout.splitlines()[1:]]
+    return [int(row[2]) for row in rows if row[1] == "imap"]
 
 
 def test_idle_poll_is_due_at_once_after_an_arrival_even_while_backing_off() -> None:
