@@ -67,6 +67,8 @@ def maildir(state: Probe) -> str:
 
 
 def _writable(folder: Path, key: str) -> str:
+    if folder.exists() and not folder.is_dir():
+        raise Failed(f"{folder} is a file, not a folder", f"move it away, or change {key}")
     if folder.is_dir():
         if os.access(folder, os.W_OK | os.X_OK):
             return f"{folder} exists and is writable"
