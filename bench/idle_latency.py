@@ -26,8 +26,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import DovecotServer, Mailbox, SmtpSink, imap_config, start_pipeline  # noqa: E402
-from conftest import story_message  # noqa: E402
+from conftest import (  # noqa: E402
+    DovecotServer,
+    Mailbox,
+    SmtpSink,
+    imap_config,
+    start_pipeline,
+    story_message,
+)
 
 POLL = 300
 WAIT = 60.0  # seconds one acknowledgement may take before the run is called failed
