@@ -145,6 +145,36 @@ def test_idle_watchdog_reconnects_when_the_server_stops_answering(
     assert code == 0, err[-2000:]
 
 
+def test_idle_failed_reconnections_count_as_failed_polls_and_alert(
+    tmp_path: Path, own_dovecot: DovecotServer, smtp_sink: SmtpSink, tagger: Tagger
+) -> None:
+    database = tmp_path / "stories.db"
+    box = Mailbox(own_dovecot, "alerted")
+    config = idle_worker(tmp_path, box, smtp_sink, (
+        '[alerts]\nrecipients = ["oncall@example.org"]\nafter_failures = 2\n'))  # fmt: skip
+    worker = start_pipeline(config, "--log-format", "json", "run")
+    try:
+        wait_for(lambda: bool(listening_since(database)), 60, "IDLE listening")
+        own_dovecot.stop()  # the next poll is 300 s away: only IDLE can notice, and count it
+        wait_for(lambda: len(alerts(smtp_sink)) == 1, 30, "the alert after 2 failed reconnections")
+        assert health(database)["failures"] >= 2 and health(database)["idle_drops"] == 1
+        own_dovecot.start()
+        box.append(story_message(5))
+        wait_for(lambda: acks(smtp_sink) == 1, 60, "the acknowledgement once it is back")
+        wait_for(lambda: len(alerts(smtp_sink)) == 2, 30, "the all-clear")
+        code, err = stop_worker(worker)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert code == 0, err[-2000:]
+    assert b"works again" in alerts(smtp_sink)[1]
+    assert health(database)["failures"] == 0
+
+
+def alerts(sink: SmtpSink) -> list[bytes]:
+    return [data for _, _, data in sink.messages if b"Message-ID: <alert-" in data]
+
+
 def test_idle_worker_polls_when_the_server_offers_no_idle(
     tmp_path: Path, smtp_sink: SmtpSink, tagger: Tagger
 ) -> None:
