@@ -30,8 +30,9 @@ COMMANDS = {
              "Read what is new in the mailbox, store each story once, tag it and send each "
              "sender one acknowledgement, then stop. Safe to run again at any time."),
     "run": ("the scheduled worker, until Ctrl-C (SIGINT) or SIGTERM",
-            "Poll the mailbox every [schedule] poll_seconds, send the digest on [digest] "
-            "schedule and purge what retention says has expired, until stopped."),
+            "Poll the mailbox every [schedule] poll_seconds (and at once when IMAP IDLE "
+            "says mail arrived), send the digest on [digest] schedule and purge what "
+            "retention says has expired, until stopped."),
     "digest": ("the digest of stories since the last one (--send: send it)",
                "Build the team's digest of the stories since the last digest and write it to "
                "[digest] output_dir. Without --send it is a preview: nothing is sent and the "
