@@ -4,6 +4,8 @@ a wrong password, a closed port, TLS spoken to a plain port, and the embedded de
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -130,3 +132,37 @@ def test_check_the_embedded_default_checks_its_folders(
     (tmp_path / "site" / "outbox").write_text("a file, not a folder")
     code, out = run_check(config, capsys)
     assert code == 1 and lines_by_step(out)["pickup_dir"].startswith("✗ ")
+
+
+def test_check_tls_reports_the_certificate_and_a_refused_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    untrusted_tls_sink: SmtpSink,
+) -> None:  # fmt: skip
+    key, cert = tmp_path / "imap.key", tmp_path / "imap.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                    "-subj", "/CN=127.0.0.1/O=Story Test CA", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
+    os.chmod(key, 0o644)  # read by Dovecot's unprivileged processes
+    server = DovecotServer(f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n")
+    server.start()
+    try:
+        monkeypatch.setenv("STORY_TEST_IMAP_PASSWORD", PASSWORD)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # this machine trusts the test CA
+        config = imap_config(tmp_path, Mailbox(server, "stories@example.org"),
+                             smtp_port=untrusted_tls_sink.port)  # fmt: skip
+        text = config.read_text().replace('security = "none"\nusername',
+                                          'security = "starttls"\nusername', 1)  # fmt: skip
+        config.write_text(text.replace('security = "none"', 'security = "starttls"'))
+        code, out = run_check(config, capsys)
+    finally:
+        server.remove()
+    lines = lines_by_step(out)
+    assert lines["tls"].startswith("✓ ") and "starttls, verified" in lines["tls"]
+    assert "subject CN=127.0.0.1, O=Story Test CA" in lines["tls"] and "(in 29 days)" in out
+    assert lines["folder"].startswith("✓ ")
+    # The relay's certificate is signed by no CA this machine trusts: refused, with the fix.
+    assert code == 1 and lines["smtp_connect"].startswith("✓ ")
+    assert lines["smtp_starttls"].startswith("✗ ") and "SSLCertVerificationError" in out
+    assert "certificate" in lines["smtp_starttls:fix"]
+    assert lines["smtp_auth"].startswith("- ")
