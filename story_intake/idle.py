@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from intake.errors import FetchError
+from intake.errors import FetchError, PipelineError
 from intake.sources.imap import ImapSettings
 from intake.sources.imap_idle import IdleConnection
 from story_intake.app_settings import ScheduleSettings, Settings
@@ -40,29 +40,44 @@ def watch(settings: Settings, stop: threading.Event, wake: Callable[[], None]) -
     box = settings.mailbox
     if not isinstance(box, ImapSettings) or not settings.schedule.idle:
         return
-    failures, dropped = 0, False
+    failures = 0
     while not stop.is_set():
-        with IdleConnection(box) as connection:
-            try:
-                offered = connection.open()
-            except FetchError as err:
-                failures += 1
-                log.warning("IDLE reconnection failed (%d in a row): %s", failures, err)
-                record_attempt(settings, datetime.now(UTC), f"IDLE: {err}"[:300])
-                stop.wait(idle_retry_seconds(failures, settings.schedule.poll_seconds))
-                continue
-            if not offered:
-                log.info("the server does not offer IDLE: polling every %ds",
-                         settings.schedule.poll_seconds)  # fmt: skip
-                return
-            failures, dropped = 0, False
-            try:
-                idle_until(connection, settings, stop, wake)
-            except FetchError as err:
-                log.warning("IDLE connection lost, reconnecting: %s", err)
-                note_idle(settings, datetime.now(UTC), dropped=True)
-                dropped = True
-        stop.wait(idle_retry_seconds(0, settings.schedule.poll_seconds) if dropped else 0)
+        dropped: bool | None = True
+        try:
+            failures, dropped = _session(box, settings, stop, wake, failures)
+        except PipelineError as err:  # the store, busy or failing: polling goes on; retry
+            log.error("IDLE watcher: %s", err)
+            failures += 1
+        if dropped is None:
+            return
+        if failures or dropped:  # 1 s after a drop, then doubling while reconnecting fails
+            stop.wait(idle_retry_seconds(failures, settings.schedule.poll_seconds))
+
+
+def _session(
+    box: ImapSettings, settings: Settings, stop: threading.Event, wake: Callable[[], None],
+    failures: int,
+) -> tuple[int, bool | None]:  # fmt: skip
+    """One IDLE connection, from connecting to losing it: (failed connections in a row,
+    whether it was lost; None when IDLE is not offered and the watcher ends)."""
+    with IdleConnection(box) as connection:
+        try:
+            offered = connection.open()
+        except FetchError as err:
+            log.warning("IDLE reconnection failed (%d in a row): %s", failures + 1, err)
+            record_attempt(settings, datetime.now(UTC), f"IDLE: {err}"[:300])
+            return failures + 1, False
+        if not offered:
+            log.info("the server does not offer IDLE: polling every %ds",
+                     settings.schedule.poll_seconds)  # fmt: skip
+            return 0, None
+        try:
+            idle_until(connection, settings, stop, wake)
+        except FetchError as err:
+            log.warning("IDLE connection lost, reconnecting: %s", err)
+            note_idle(settings, datetime.now(UTC), dropped=True)
+            return 0, True
+    return 0, False
 
 
 def idle_until(
