@@ -44,9 +44,12 @@ class IntakeSettings:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleSettings:
-    """``[schedule]``: how often the worker polls."""
+    """``[schedule]``: how often the worker polls, and how it waits with IMAP IDLE."""
 
     poll_seconds: int = 300
+    idle: bool = True
+    idle_renew_seconds: int = 1740  # RFC 2177: re-issue IDLE at least every 29 minutes
+    idle_silence_seconds: int = 300
 
 
 

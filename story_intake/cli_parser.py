@@ -25,12 +25,17 @@ Exit codes: 0 done, 1 the run failed (nothing is lost: the next run resumes),
 
 # name: (one line for the list of commands, what the command's own --help says)
 COMMANDS = {
+    "check": ("check every connection step; run this first",
+              "Check each step to the mailbox and the relay (DNS, TCP, TLS, login, the folder "
+              "and its flags, the capabilities, SMTP), one line each with the fix when it "
+              "fails. Reads and sends nothing. Exit 0 only when every check passes."),
     "once": ("one pass: fetch, store, tag and acknowledge what is new",
              "Read what is new in the mailbox, store each story once, tag it and send each "
              "sender one acknowledgement, then stop. Safe to run again at any time."),
     "run": ("the scheduled worker, until Ctrl-C (SIGINT) or SIGTERM",
-            "Poll the mailbox every [schedule] poll_seconds, send the digest on [digest] "
-            "schedule and purge what retention says has expired, until stopped."),
+            "Poll the mailbox every [schedule] poll_seconds (and at once when IMAP IDLE "
+            "says mail arrived), send the digest on [digest] schedule and purge what "
+            "retention says has expired, until stopped."),
     "digest": ("the digest of stories since the last one (--send: send it)",
                "Build the team's digest of the stories since the last digest and write it to "
                "[digest] output_dir. Without --send it is a preview: nothing is sent and the "
@@ -140,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_options(sub: dict[str, argparse.ArgumentParser]) -> None:
     sub["once"].add_argument("--json", action="store_true",
                              help="print the counts as one JSON object")
+    sub["check"].add_argument("--json", action="store_true",
+                              help="print the outcomes as one JSON object")
     sub["once"].add_argument("--dry-run", action="store_true",
                              help="store and tag; send no acknowledgement (recorded as disabled)")
     sub["export"].add_argument("--format", choices=["jsonl", "csv"], default="jsonl",

@@ -14,7 +14,7 @@ from intake.errors import ConfigError, PipelineError
 from intake.records import RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
 from intake.store.engine import Store
-from story_intake import worker
+from story_intake import idle, worker
 from story_intake.app_settings import Settings
 from story_intake.jobs import (
     digest_context,
@@ -51,7 +51,8 @@ def once_command(args: argparse.Namespace, settings: Settings, now: datetime) ->
 
 def run_command(args: argparse.Namespace, settings: Settings, now: datetime) -> int:
     """``run``: the scheduled worker, until SIGINT/SIGTERM."""
-    jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job)
+    jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job,
+                       watch=idle.watch)  # fmt: skip
     return worker.serve(settings, jobs)
 
 

@@ -84,7 +84,7 @@ def status(store: Store, settings: Settings, now: datetime) -> dict[str, object]
     health = store.worker.poll_health()
     polling = {"last_success_at": health.last_success_at,
                "consecutive_failures": health.failures, "last_error": health.last_error,
-               "alert_sent": health.alerted}  # fmt: skip
+               "alert_sent": health.alerted, "idle_reconnects": health.idle_drops}  # fmt: skip
     holder = store.worker.lease_holder(worker.lease_name(settings))
     awaiting = [reference(s) for s in store.privacy.on_hold()]
     return {**store.runs.status(), "held": store.outbox.outbox_counts().get("held", 0),

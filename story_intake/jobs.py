@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from intake.records import RunCounts
 from intake.sources import Source, open_source
 from intake.sources.maildir import MaildirSettings
 from intake.store.engine import Store
+from intake.store.worker import PollHealth
 from story_intake.app_settings import Settings
 from story_intake.pipeline import run_once
 from story_intake.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
@@ -28,6 +29,9 @@ from triage.erasure import Folders
 from triage.privacy import housekeeping
 
 log = logging.getLogger("story_intake")
+# Poll health is one record written by the poll job and by the IDLE watcher's thread: each
+# read-modify-write holds this, so neither loses the other's update.
+HEALTH_LOCK = threading.Lock()
 
 
 def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = None) -> bool:
@@ -38,8 +42,8 @@ def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = N
     """
     with Store(settings.store) as store:
         health = store.worker.poll_health()
-    last = datetime.fromisoformat(health.last_attempt_at) if health.last_attempt_at else None
-    if not poll_due(last, health.failures, settings.schedule.poll_seconds, now):
+    last, woken = _instant(health.last_attempt_at), _instant(health.woken_at)
+    if not poll_due(last, health.failures, settings.schedule.poll_seconds, now, woken):
         return False
     counts, error = RunCounts(), None
     try:
@@ -48,17 +52,45 @@ def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = N
         # Our own errors say what failed without personal data; others by type alone.
         error = str(err)[:300] if isinstance(err, PipelineError) else type(err).__name__
         log.error("poll failed (%d in a row): %s", health.failures + 1, error)
-    health = record_poll(health, now, error)
-    action = alert_due(health, settings.alerts.after_failures)
-    if action:
-        health = send_alert(action, health, now, settings.alerts, settings.smtp,
-                            settings.acknowledgement.team_name)  # fmt: skip
+    record_attempt(settings, now, error)
     with Store(settings.store) as store:
-        store.worker.save_poll_health(health, now)
         store.runs.record_run("poll", now, datetime.now(UTC), asdict(counts), error)
     if error is None:
         log.info("poll %s", report.counts_line(counts))
     return True
+
+
+def record_attempt(settings: Settings, now: datetime, error: str | None) -> PollHealth:
+    """Record one attempt to reach the mailbox (a pass, or an IDLE reconnection) in poll
+    health, alerting the team after ``[alerts] after_failures`` failures in a row and when it
+    works again. Read and written under HEALTH_LOCK: the IDLE watcher's thread writes too."""
+    with HEALTH_LOCK:
+        with Store(settings.store) as store:
+            health = record_poll(store.worker.poll_health(), now, error)
+        action = alert_due(health, settings.alerts.after_failures)
+        if action:
+            health = send_alert(action, health, now, settings.alerts, settings.smtp,
+                                settings.acknowledgement.team_name)  # fmt: skip
+        with Store(settings.store) as store:
+            store.worker.save_poll_health(health, now)
+    return health
+
+
+def note_idle(settings: Settings, now: datetime, *, arrived: bool = False,
+              dropped: bool = False) -> None:  # fmt: skip
+    """Record what the IDLE watcher saw: a message ``arrived`` (a poll is due at once), or
+    the connection ``dropped`` (counted; ``status`` shows it)."""
+    with HEALTH_LOCK, Store(settings.store) as store:
+        health = store.worker.poll_health()
+        if arrived:
+            health = replace(health, woken_at=now.isoformat())
+        if dropped:
+            health = replace(health, idle_drops=health.idle_drops + 1)
+        store.worker.save_poll_health(health, now)
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def digest_job(

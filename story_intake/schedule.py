@@ -82,11 +82,33 @@ def next_poll_at(
 
 
 def poll_due(last_attempt_at: datetime | None, failures: int, poll_seconds: int,
-             now: datetime) -> bool:  # fmt: skip
-    """Whether a poll should start at ``now`` (see ``next_poll_at``)."""
+             now: datetime, woken_at: datetime | None = None) -> bool:  # fmt: skip
+    """Whether a poll should start at ``now`` (see ``next_poll_at``), or at once when IDLE
+    said something arrived (``woken_at``) since the last one began: the server that just
+    spoke is up, so no backoff holds the new message back."""
+    if woken_at is not None and (last_attempt_at is None or woken_at > last_attempt_at):
+        return True
     due = next_poll_at(last_attempt_at, failures, poll_seconds)
     # Half a second of slack: the scheduler's tick may fire a hair before the exact instant.
     return due is None or due <= now + timedelta(milliseconds=500)
+
+
+def idle_renew_due(
+    since_renewed: float, since_heard: float, renew_seconds: int, silence_seconds: int
+) -> bool:
+    """Whether the IDLE connection should be renewed (DONE, NOOP, IDLE) now: at least every
+    ``renew_seconds`` (RFC 2177: before a server's 30-minute timeout), and sooner when the
+    server has said nothing for ``silence_seconds``, so a dead connection is found (the
+    NOOP gets no answer) instead of waited on for ever."""
+    return since_renewed >= renew_seconds or since_heard >= silence_seconds
+
+
+def idle_retry_seconds(failures: int, poll_seconds: int) -> float:
+    """How long to wait before reconnecting IDLE after ``failures`` failed attempts in a row
+    (0: it just dropped): 1 s, then twice as long each time, never longer than a poll
+    interval (the poll is the safety net meanwhile) nor MAX_POLL_BACKOFF."""
+    cap = min(poll_seconds, MAX_POLL_BACKOFF.total_seconds())
+    return float(max(1.0, min(2.0**failures, cap)))
 
 
 def housekeeping_due(last_at: datetime | None, now: datetime) -> bool:

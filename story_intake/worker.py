@@ -35,6 +35,9 @@ RENEW_EVERY = 30  # seconds
 MAX_TICK = 30  # seconds between due-checks of the digest and housekeeping
 
 Job = Callable[[Settings, datetime, threading.Event], object]
+# The IDLE watcher's thread body: (settings, stop, wake); see ``story_intake.idle``.
+Watch = Callable[[Settings, threading.Event, Callable[[], None]], None]
+WATCH_STOP = 10  # seconds a stop waits for the IDLE watcher to log out
 
 
 class WorkerBusy(PipelineError):
@@ -48,6 +51,7 @@ class Jobs:
     poll: Job
     digest: Job
     housekeeping: Job
+    watch: Watch | None = None  # wakes the poll when IMAP IDLE says mail arrived
 
 
 def lease_name(settings: Settings) -> str:
@@ -60,24 +64,43 @@ def serve(settings: Settings, jobs: Jobs, stop: threading.Event | None = None) -
 
     WorkerBusy when another worker holds the mailbox's lease.
     """
-    stop = stop or threading.Event()
+    stop, wake = stop or threading.Event(), threading.Event()
     with holding_lease(settings, stop):
         _on_signals(stop)
         scheduler = BackgroundScheduler(timezone=UTC)
         poll_every = settings.schedule.poll_seconds
         tick = min(poll_every, MAX_TICK)
-        _every(scheduler, "poll", poll_every, _guarded(jobs.poll, settings, stop))
         _every(scheduler, "digest", tick, _guarded(jobs.digest, settings, stop))
         _every(scheduler, "housekeeping", max(tick, 60),
                _guarded(jobs.housekeeping, settings, stop))  # fmt: skip
+        threads = [threading.Thread(target=_poll_loop, name="poll",
+                                    args=(_guarded(jobs.poll, settings, stop), stop, wake, tick))]
+        if jobs.watch is not None:
+            threads.append(threading.Thread(target=jobs.watch, args=(settings, stop, wake.set),
+                                            name="idle", daemon=True))  # fmt: skip
         scheduler.start()
+        for thread in threads:
+            thread.start()
         log.info("worker started: polling every %ds", poll_every)
         try:
             stop.wait()
         finally:
+            wake.set()  # the poll loop sees ``stop`` now, not at its next tick
+            for thread in threads:
+                thread.join(WATCH_STOP if thread.daemon else None)
             scheduler.shutdown(wait=True)  # the job in hand sees ``stop``, ends after its batch
     log.info("worker stopped")
     return 0
+
+
+def _poll_loop(poll: Callable[[], None], stop: threading.Event, wake: threading.Event,
+               tick: int) -> None:  # fmt: skip
+    """Passes one at a time: the poll job every ``tick`` seconds (it decides whether it is
+    due), and at once when ``wake`` is set (IDLE saw mail arrive, even during a pass)."""
+    while not stop.is_set():
+        wake.clear()
+        poll()
+        wake.wait(tick)
 
 
 @contextmanager

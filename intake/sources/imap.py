@@ -272,6 +272,13 @@ class ImapSource:
 
 
 def _connect(s: ImapSettings) -> IMAPClient:
+    client = connect(s)
+    login(client, s)
+    return client
+
+
+def connect(s: ImapSettings) -> IMAPClient:
+    """A connection to the server, TLS (or STARTTLS) done, not yet logged in."""
     context = tls_context(s.ca_file)
     timeout = SocketTimeout(connect=s.connect_timeout, read=s.read_timeout)
     client = IMAPClient(
@@ -280,8 +287,14 @@ def _connect(s: ImapSettings) -> IMAPClient:
     client.normalise_times = False
     if s.security == "starttls":
         client.starttls(context)
-    log_in(client, s, s.tokens)
     return client
+
+
+def login(client: IMAPClient, s: ImapSettings) -> str:
+    """Log in as ``[mailbox]`` says (password, or XOAUTH2 with a token); returns the mechanism
+    used (``check`` reports it)."""
+    done = log_in(client, s, s.tokens)
+    return "LOGIN (password)" if done.mechanism == "LOGIN" else done.mechanism
 
 
 def _to_raw(

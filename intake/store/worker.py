@@ -23,13 +23,16 @@ from intake.store.group import TableGroup
 @dataclass(frozen=True, slots=True)
 class PollHealth:
     """How polling (or, as send health, sending) has gone lately. Instants are ISO 8601
-    strings (None: never)."""
+    strings (None: never). ``woken_at``: when IMAP IDLE last said something arrived (a poll
+    is due at once); ``idle_drops``: how many times the IDLE connection was lost."""
 
     failures: int = 0
     last_attempt_at: str | None = None
     last_success_at: str | None = None
     last_error: str | None = None
     alerted: bool = False
+    woken_at: str | None = None
+    idle_drops: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,11 @@ RFC 3463 status only, never the server's text (it can echo addresses).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,3 +155,60 @@ def _refused(stage: str, code: int, reply: bytes | str) -> SendError:
     match = _ENHANCED_STATUS.match(raw)
     status = f" {match.group(1).decode()}" if match else ""
     return SendError(f"smtp {stage} refused: {code}{status}", permanent=code >= 500, code=code)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStep:
+    """One step of ``probe``: ``connect``, ``starttls`` or ``auth``, whether it worked, and
+    what to say about it (codes and exception types only, never the server's text)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def probe(settings: SmtpSettings) -> list[ProbeStep]:
+    """Connect, STARTTLS and log in as a send would, sending nothing (``check``): one step
+    each, ending at the first that fails."""
+    steps: list[ProbeStep] = []
+    client: smtplib.SMTP | None = None
+    stage = "connect"
+    try:
+        if settings.security == "ssl":
+            client = smtplib.SMTP_SSL(settings.host, settings.port,
+                                      context=ssl.create_default_context(),
+                                      timeout=settings.timeout)  # fmt: skip
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        steps.append(ProbeStep(stage, True, f"{settings.host}:{settings.port} answered"))
+        stage = "starttls"
+        steps.append(ProbeStep(stage, True, _starttls(client, settings)))
+        stage = "auth"
+        steps.append(ProbeStep(stage, True, _auth(client, settings)))
+    except OSError as err:
+        code = err.smtp_code if isinstance(err, smtplib.SMTPResponseException) else None
+        hint = f" ({tls_hint(err)})" if tls_hint(err) else ""
+        steps.append(ProbeStep(stage, False, f"{type(err).__name__} {code or ''}".rstrip() + hint))
+    finally:
+        if client is not None:
+            with contextlib.suppress(OSError):
+                client.quit()
+    return steps
+
+
+def _starttls(client: smtplib.SMTP, settings: SmtpSettings) -> str:
+    if settings.security != "starttls":
+        return f"not used (security = {settings.security})"
+    client.starttls(context=ssl.create_default_context())
+    client.ehlo()
+    version = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else "TLS"
+    return f"{version}, certificate verified"
+
+
+def _auth(client: smtplib.SMTP, settings: SmtpSettings) -> str:
+    if not settings.username:
+        return "no username: the relay is used without logging in"
+    if settings.security == "none" and not is_loopback(settings.host):
+        raise smtplib.SMTPException("refusing to send a password without TLS to a remote host")
+    client.login(settings.username, settings.password)
+    return "logged in with the password (AUTH)"
