@@ -87,7 +87,7 @@ def test_web_actions_rejected_withdrawal_keeps_the_story_and_acknowledges_it(
     ref = review_site.refs["withdrawal"]
     assert client.post(f"/story/{ref}/withdrawal/reject",
                        data={"csrf_token": token}).status_code == 303
-    assert site_store.needs_confirmation() == []
+    assert site_store.outbox.needs_confirmation() == []
     run_once(review_site.settings, clock.now)
     stories = exported(site_store)
     assert {"review-1@example.org", "review-3@example.org"} <= set(stories)
@@ -102,12 +102,12 @@ def test_web_actions_release_sends_a_held_reply_and_mark_reviewed_filters(
 ) -> None:
     client, token = signed_in(review_site, site_store, clock, "rob")
     ref = review_site.refs["held"]
-    assert site_store.outbox_states()["review-4@example.org"] == "held"
+    assert site_store.outbox.outbox_states()["review-4@example.org"] == "held"
     assert "Release the held reply" in client.get(f"/story/{ref}").text
     assert client.post(f"/story/{ref}/release", data={"csrf_token": token}).status_code == 303
-    assert site_store.outbox_states()["review-4@example.org"] == "pending"
+    assert site_store.outbox.outbox_states()["review-4@example.org"] == "pending"
     run_once(review_site.settings, clock.now)
-    assert site_store.outbox_states()["review-4@example.org"] == "sent"
+    assert site_store.outbox.outbox_states()["review-4@example.org"] == "sent"
     assert client.post(f"/story/{ref}/reviewed", data={"csrf_token": token}).status_code == 303
     assert ref in client.get("/?reviewed=yes").text
     assert ref not in client.get("/?reviewed=no").text

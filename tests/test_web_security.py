@@ -71,8 +71,8 @@ def test_web_every_post_needs_the_sessions_anti_forgery_token(
             reply = client.post(path, data={**data, "theme": "health", "kind": "story"})
             assert reply.status_code == 403, (path, data)
     assert client.get("/").status_code == 200  # still signed in: logout was refused too
-    assert "review-3@example.org" in {s.story_id for s in site_store.stories()}
-    assert site_store.outbox_states()["review-3@example.org"] == "held"
+    assert "review-3@example.org" in {s.story_id for s in site_store.stories.stories()}
+    assert site_store.outbox.outbox_states()["review-3@example.org"] == "held"
     # The login form's own token: a cross-site login is refused too.
     fresh = client_for(review_site, site_store, clock)
     reply = fresh.post("/login", data={"username": "ann", "password": REVIEW_PASSWORD})
@@ -193,8 +193,8 @@ def test_web_reviewer_is_refused_admin_pages_and_actions(
                  "/quarantine/requeue", "/health/resume"):
         assert client.post(path, data={"csrf_token": token}).status_code == 403, path
     assert {"review-1@example.org", "review-3@example.org"} <= {
-        s.story_id for s in site_store.stories()}
-    assert site_store.needs_confirmation() == ["review-3@example.org"]
+        s.story_id for s in site_store.stories.stories()}
+    assert site_store.outbox.needs_confirmation() == ["review-3@example.org"]
     assert client.get(f"/story/{ref}").status_code == 200  # a reviewer reads
 
 
