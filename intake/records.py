@@ -49,7 +49,7 @@ class MailboxState:
 
 
 @_pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class RawMessage:
     """One message exactly as the server holds it. Key: (mailbox, uidvalidity, uid).
 
@@ -64,6 +64,31 @@ class RawMessage:
     size: int
     data: bytes
     too_large: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The message's identity on the server."""
+        return (self.mailbox, self.uidvalidity, self.uid)
+
+
+@_pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A fetched message whose raw bytes wait in the store's staging table, not in memory.
+
+    What stands for a message between fetch and the batch commit: the bytes are in the store
+    from the moment they are fetched, parse workers read them by ``key``, and the commit moves
+    them into place inside the database, so no process holds more than one batch of them.
+    ``digest`` is the sha256 of the bytes (a quarantined message's identity).
+    """
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    internal_at: datetime
+    size: int
+    too_large: bool
+    digest: str
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -209,10 +234,40 @@ class StoryStatus(StrEnum):
 class Quarantined:
     """A message a stage could not handle, kept whole with the stage and the reason."""
 
-    raw: RawMessage
+    raw: RawMessage | Staged
     stage: str
     reason: str
     detail: str
+
+
+@_pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """A message that went through every stage: where it came from, its story, its triage."""
+
+    raw: RawMessage | Staged
+    story: Story
+    triage: Triage
+
+
+# What the stages make of one message.
+Outcome = Processed | Quarantined
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One batch after parse and tag: its checkpoint and what became of each message, in the
+    batch's order. What the store commits, and the pipeline marks and acknowledges."""
+
+    last_uid: int
+    remaining: int
+    processed: tuple[Processed, ...]
+    quarantined: tuple[Quarantined, ...]
+
+    @property
+    def raws(self) -> list[RawMessage | Staged]:
+        """Every message of the batch, processed or quarantined."""
+        return [p.raw for p in self.processed] + [q.raw for q in self.quarantined]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,10 +37,11 @@ from intake.records import (
     MailboxState,
     Quarantined,
     RawMessage,
+    Staged,
     Story,
     Triage,
 )
-from intake.store import rows, schema
+from intake.store import rows, schema, staging
 from intake.store.digests import DigestRows
 from intake.store.erasure import ErasureRows
 from intake.store.outbox import OutboxRows
@@ -109,12 +110,14 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, Era
         self,
         state: MailboxState,
         last_uid: int,
-        parsed: Sequence[tuple[RawMessage, Story]],
+        parsed: Sequence[tuple[RawMessage | Staged, Story]],
         failed: Sequence[Quarantined],
         now: datetime,
         triages: Mapping[str, Triage] | None = None,
     ) -> BatchResult:
-        """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically."""
+        """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically.
+
+        A ``Staged`` message's bytes move from the staging table inside the database."""
         triages = triages or {}
         with self._begin() as conn:
             ids = [story.story_id for _, story in parsed]
@@ -126,7 +129,7 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, Era
             fresh = _first_of_each(parsed, known)
             if fresh:
                 conn.execute(insert(schema.stories), [rows.story_row(s, now) for _, s in fresh])
-                conn.execute(insert(schema.raw_messages), [rows.raw_row(r, s) for r, s in fresh])
+                _insert_raw(conn, fresh)
                 tagged = [triages[s.story_id] for _, s in fresh if s.story_id in triages]
                 if tagged:
                     conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in tagged])
@@ -137,6 +140,8 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, Era
                 marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
                          for u in uids]  # fmt: skip
                 conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), marks)
+            staging.drop(conn, [r for r in (*(r for r, _ in parsed), *(q.raw for q in failed))
+                                if isinstance(r, Staged)])  # fmt: skip
             if state.uidvalidity:
                 _checkpoint(conn, state, last_uid, now)
         stored = frozenset(story.story_id for _, story in fresh)
@@ -335,9 +340,18 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _insert_raw(conn: Connection, fresh: Sequence[tuple[RawMessage | Staged, Story]]) -> None:
+    held = [rows.raw_row(r, s) for r, s in fresh if isinstance(r, RawMessage)]
+    if held:
+        conn.execute(insert(schema.raw_messages), held)
+    for raw, story in fresh:
+        if isinstance(raw, Staged):
+            staging.move_raw(conn, raw, story.story_id)
+
+
 def _first_of_each(
-    parsed: Sequence[tuple[RawMessage, Story]], known: set[str]
-) -> list[tuple[RawMessage, Story]]:
+    parsed: Sequence[tuple[RawMessage | Staged, Story]], known: set[str]
+) -> list[tuple[RawMessage | Staged, Story]]:
     seen = set(known)
     fresh = []
     for raw, story in parsed:
