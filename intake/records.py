@@ -175,9 +175,10 @@ class Evidence:
 class Triage:
     """The tagger's judgement on one story.
 
-    ``kind`` is ``story``, ``request:<type>`` or ``automated``. ``scores`` holds every theme's
-    score in [0, 1]; ``themes`` those at or above their threshold; ``evidence`` the spans behind
-    every theme and behind a request kind, the first of each distinct phrase per label.
+    ``kind`` is ``story``, ``request:<type>`` or ``automated`` (``Kind``). ``scores`` holds
+    every theme's score in [0, 1]; ``themes`` those at or above their threshold; ``evidence``
+    the spans behind every theme and behind a request kind, the first of each distinct phrase
+    per label.
     ``review_reasons`` says why a person should look.
     """
 
@@ -198,11 +199,11 @@ class Triage:
 class Acknowledgement:
     """The acknowledgement decided for one story, and how far sending it has got.
 
-    ``reason`` is ``send``, ``send_withdrawal`` or a suppression reason code; ``state`` is
-    ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``. ``urgent``
-    marks crisis wording, whatever the decision, for the digest to show first. ``sending``
-    survives only a crash mid-send: the next run turns it into ``held`` for a person to check,
-    because the message may or may not have gone.
+    ``reason`` is ``send``, ``send_withdrawal`` or a suppression reason code; ``state`` is a
+    ``ReplyState``: ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``.
+    ``urgent`` marks crisis wording, whatever the decision, for the digest to show first.
+    ``sending`` survives only a crash mid-send: the next run turns it into ``held`` for a
+    person to check, because the message may or may not have gone.
     """
 
     story_id: str
@@ -227,6 +228,56 @@ class StoryStatus(StrEnum):
     RECEIVED = "received"
     TAGGED = "tagged"
     ACKNOWLEDGED = "acknowledged"
+
+
+class ReplyState(StrEnum):
+    """How far an acknowledgement has got (the outbox's ``state``; see ``Acknowledgement``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    HELD = "held"
+    SUPPRESSED = "suppressed"
+
+    @staticmethod
+    def shown(state: str, reason: str) -> str:
+        """What the export, the digest and the health counts call an acknowledgement:
+        ``suppressed:<reason>`` for a suppressed one, ``pending`` while one is being sent (it
+        may yet be retried), else its state."""
+        if state == ReplyState.SUPPRESSED:
+            return f"suppressed:{reason}"
+        return ReplyState.PENDING if state == ReplyState.SENDING else state
+
+
+class DigestState(StrEnum):
+    """How far a digest has got (see ``Digest``); ``skipped``: empty, and send_empty is off."""
+
+    OPEN = "open"
+    RENDERED = "rendered"
+    SENDING = "sending"
+    SENT = "sent"
+    WRITTEN = "written"
+    SKIPPED = "skipped"
+
+
+class Kind(StrEnum):
+    """What the tagger found a message to be (``Triage.kind``): a story, a request of one of
+    these types, or automated mail. A ``request:<type>`` outside this list is a request too."""
+
+    STORY = "story"
+    AUTOMATED = "automated"
+    WITHDRAWAL = "request:withdrawal"
+    AMEND = "request:amend"
+    UNSUBSCRIBE = "request:unsubscribe"
+    QUESTION = "request:question"
+    PRESS = "request:press"
+    EVENT = "request:event"
+
+    @staticmethod
+    def is_request(kind: str) -> bool:
+        """Whether ``kind`` is a request (``request:<type>``), listed here or not."""
+        return kind.startswith("request:")
 
 
 @_pickled_by_fields

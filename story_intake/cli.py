@@ -19,7 +19,7 @@ from pathlib import Path
 
 from intake import report
 from intake.errors import ConfigError, PipelineError, UsageError
-from intake.records import RunCounts
+from intake.records import ReplyState, RunCounts
 from intake.sources.maildir import MaildirSettings, open_maildir
 from intake.store.backup import backup
 from intake.store.engine import Store
@@ -153,7 +153,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         elif args.command == "release":
             with Store(settings.store) as store:
                 ids = None if args.all else _named_story(store, args.story)
-                state = "sent" if args.as_sent else "pending"
+                state = ReplyState.SENT if args.as_sent else ReplyState.PENDING
                 # Naming a held request confirms it: its withdrawal applies before the reply.
                 confirmed = confirm_requests(store, ids) if ids else {}
                 out = {"released": store.release_held(ids, state, started_at), "as": state,
@@ -215,7 +215,7 @@ def _status(store: Store, settings: Settings, now: datetime) -> dict[str, object
                "alert_sent": health.alerted}  # fmt: skip
     holder = store.lease_holder(worker.lease_name(settings))
     awaiting = [reference(s) for s in store.on_hold()]
-    return {**store.status(), "held": store.outbox_counts().get("held", 0),
+    return {**store.status(), "held": store.outbox_counts().get(ReplyState.HELD, 0),
             "awaiting_erasure": awaiting,
             "needs_confirmation": [reference(s) for s in store.needs_confirmation()],
             "polling": polling,
