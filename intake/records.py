@@ -228,6 +228,8 @@ class StoryStatus(StrEnum):
     RECEIVED = "received"
     TAGGED = "tagged"
     ACKNOWLEDGED = "acknowledged"
+    ON_HOLD = "on_hold"  # its sender asked to withdraw: kept out of the digest
+    PURGED = "purged"  # retention took its body
 
 
 class ReplyState(StrEnum):
@@ -242,12 +244,9 @@ class ReplyState(StrEnum):
 
     @staticmethod
     def shown(state: str, reason: str) -> str:
-        """What the export, the digest and the health counts call an acknowledgement:
-        ``suppressed:<reason>`` for a suppressed one, ``pending`` while one is being sent (it
-        may yet be retried), else its state."""
-        if state == ReplyState.SUPPRESSED:
-            return f"suppressed:{reason}"
-        return ReplyState.PENDING if state == ReplyState.SENDING else state
+        """What the export, the digest and the counts call an acknowledgement in ``state``:
+        ``suppressed:<reason>`` for a suppressed one, else its state."""
+        return f"suppressed:{reason}" if state == ReplyState.SUPPRESSED else state
 
 
 class DigestState(StrEnum):
