@@ -22,7 +22,7 @@ from intake.records import Batch, BatchOutcome, MailboxState, RunCounts
 from intake.report import Progress
 from intake.sources import Source, open_source
 from intake.store import staging
-from intake.store.engine import Store
+from intake.store.engine import BatchResult, Store
 from intake.timing import StageTimer
 from story_intake.app_settings import Settings
 from story_intake.pool import open_stages
@@ -107,30 +107,44 @@ def _handle_batch(
     batch: BatchOutcome, state: MailboxState, source: Source, store: Store, now: datetime,
     settings: Settings, timer: StageTimer,
 ) -> RunCounts:  # fmt: skip
-    done = batch.processed
-    parsed = [(item.raw, item.story) for item in done]
-    triages = {item.story.story_id: item.triage for item in done}
+    """The stages after parse and tag, in order: store, mark, decide the acknowledgements."""
     uids = [raw.uid for raw in batch.raws]
     with timer.stage("store", len(uids)):
-        result = store.commit_batch(state, batch.last_uid, parsed, batch.quarantined, now,
-                                    triages)  # fmt: skip
-        hold_withdrawn(store, [(item.story, item.triage) for item in done],
-                       settings.intake.trusted_authserv_ids)  # fmt: skip
+        result = _store(batch, state, store, now, settings)
     # Only now that the store has committed may the server be told.
     with timer.stage("mark", len(uids)):
         source.mark_stored(uids)
         store.clear_marks(state, uids)
-    # The first of each story_id is the one stored (a batch may hold the same mail twice).
-    first = {item.story.story_id: (item.story, item.triage) for item in reversed(done)}
-    fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
     with timer.stage("acknowledge"):
-        suppressed = decide_stories(store, now, settings.acknowledgement,
-                                    settings.intake.addresses, fresh,
-                                    settings.intake.trusted_authserv_ids)  # fmt: skip
+        suppressed = _decide(batch, result, store, now, settings)
     too_large = sum(1 for raw in batch.raws if raw.too_large)
     return RunCounts(fetched=len(uids), stored=result.stored,
                      duplicates=result.duplicates, quarantined=result.quarantined,
                      too_large=too_large, tagged=result.stored, suppressed=suppressed)  # fmt: skip
+
+
+def _store(
+    batch: BatchOutcome, state: MailboxState, store: Store, now: datetime, settings: Settings
+) -> BatchResult:
+    """Commit the batch with its checkpoint; hold what a withdrawal asks to hold."""
+    done = batch.processed
+    parsed = [(item.raw, item.story) for item in done]
+    triages = {item.story.story_id: item.triage for item in done}
+    result = store.commit_batch(state, batch.last_uid, parsed, batch.quarantined, now, triages)
+    hold_withdrawn(store, [(item.story, item.triage) for item in done],
+                   settings.intake.trusted_authserv_ids)  # fmt: skip
+    return result
+
+
+def _decide(
+    batch: BatchOutcome, result: BatchResult, store: Store, now: datetime, settings: Settings
+) -> int:
+    """Decide the acknowledgement of each story this batch stored; how many were suppressed."""
+    # The first of each story_id is the one stored (a batch may hold the same mail twice).
+    first = {item.story.story_id: (item.story, item.triage) for item in reversed(batch.processed)}
+    fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
+    return decide_stories(store, now, settings.acknowledgement, settings.intake.addresses, fresh,
+                          settings.intake.trusted_authserv_ids)  # fmt: skip
 
 
 def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:
