@@ -74,12 +74,11 @@ class RawMessage:
 @_pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class Staged:
-    """A fetched message whose raw bytes wait in the store's staging table, not in memory.
+    """A fetched message whose raw bytes wait in the store's staging folder, not in memory.
 
-    What stands for a message between fetch and the batch commit: the bytes are in the store
-    from the moment they are fetched, parse workers read them by ``key``, and the commit moves
-    them into place inside the database, so no process holds more than one batch of them.
-    ``digest`` is the sha256 of the bytes (a quarantined message's identity).
+    What stands for a message between fetch and the batch commit when parse workers are used
+    (``intake.store.staging``): a worker reads the bytes by ``key``, the commit reads them back
+    as it stores them, so no process holds more than one batch of them.
     """
 
     mailbox: str
@@ -88,7 +87,6 @@ class Staged:
     internal_at: datetime
     size: int
     too_large: bool
-    digest: str
 
     @property
     def key(self) -> tuple[str, int, int]:

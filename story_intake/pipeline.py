@@ -21,7 +21,6 @@ from intake import report
 from intake.records import Batch, BatchOutcome, MailboxState, RunCounts
 from intake.report import Progress
 from intake.sources import Source, open_source
-from intake.store import staging
 from intake.store.engine import BatchResult, Store
 from intake.timing import StageTimer
 from story_intake.app_settings import Settings
@@ -62,7 +61,7 @@ def run_once(
         with closing(source):
             state = source.open()
             _finish_pending_marks(source, store, state)
-            staging.clear(store.engine, state.mailbox)  # what a crashed pass staged
+            store.staging.clear(state.mailbox)  # what a crashed pass staged
             batches = _timed(source.fetch_new(state, store.last_uid(state)), timer)
             with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
                              store) as stages:  # fmt: skip

@@ -7,9 +7,9 @@ acknowledgements. Results come back in batch order, so the store still commits b
 batch, checkpoint by checkpoint.
 
 Raw mail, at most one batch in any process (issue 17). With workers, each batch's bytes go to the
-store's staging table as soon as it is fetched (``intake.store.staging``) and this process lets
-go of them before it fetches the next; a worker reads its batch from the store by key, and the
-batch commit moves the bytes into place in the database. (Handing the bytes to the workers
+store's staging folder as soon as it is fetched (``intake.store.staging``) and this process lets
+go of them before it fetches the next; a worker reads its batch from there by key, and the
+batch commit reads each message back as it stores it. (Handing the bytes to the workers
 instead kept two batches here, and ProcessPoolExecutor keeps every argument until its result
 is back.) Without workers this process parses what it just fetched and commits it before the
 next fetch: one batch too, without the extra write.
@@ -29,20 +29,19 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from intake.records import Batch, BatchOutcome, Processed, Quarantined, Staged, Story, Triage
-from intake.store import staging
 from intake.store.engine import Store
+from intake.store.staging import Staging
 from intake.timing import StageTimer
 from story_intake.stages import Results, process
 from triage.tag.model_cache import TRAINING_TIME, untrained
 from triage.tag.rules import TagSettings
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from triage.tag.tagger import Tagger
 
 # The parser (mail-parser, lxml) and the tagger (spaCy) are imported where they are used, not
@@ -99,8 +98,7 @@ class WorkerPool:
         self, settings: TagSettings, workers: int, timer: StageTimer, store: Store
     ) -> None:
         self._settings, self._workers, self._timer = settings, workers, timer
-        self._engine = store.engine
-        self._url = store.engine.url.render_as_string(hide_password=False)
+        self._staging = store.staging
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> WorkerPool:
@@ -115,13 +113,13 @@ class WorkerPool:
     def map(self, batches: Iterator[Batch]) -> Iterator[BatchOutcome]:
         """Each batch's outcome, in order. Two batches more than there are workers are in
         flight, so that a worker finishing one finds the next already waiting while this
-        process stores and sends: one more would only hold more of the store's disk. Each is
-        staged and let go of here before the next is fetched."""
+        process stores and sends: one more would only hold more of the disk. Each is staged
+        and let go of here before the next is fetched."""
         in_flight: deque[tuple[Batch, Sequence[Staged], ProcessPoolExecutor,
                                Future[WorkerResult]]] = deque()  # fmt: skip
         for batch in batches:
             with self._timer.stage("store"):
-                handles = staging.stage(self._engine, batch.messages)
+                handles = self._staging.stage(batch.messages)
             # The same batch without its bytes: the store has them now.
             batch = Batch((), batch.last_uid, batch.remaining)
             in_flight.append((batch, handles, *self._submit(handles)))
@@ -148,7 +146,7 @@ class WorkerPool:
         if self._pool is None:
             announce_training(self._settings)
             context = multiprocessing.get_context("spawn")
-            started = (self._settings, os.getpid(), self._url)
+            started = (self._settings, os.getpid(), str(self._staging.folder))
             self._pool = ProcessPoolExecutor(
                 self._workers, mp_context=context, initializer=_load, initargs=started
             )
@@ -216,17 +214,17 @@ def announce_training(settings: TagSettings) -> None:
 
 WORKER_DIED = "a worker process died on this message (a crash below Python, or out of memory)"
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
-# The worker process's tagger and its engine on the store, made once by the pool's initializer:
+# The worker process's tagger and where its batches wait, set once by the pool's initializer:
 # the state a worker keeps between batches (loading the model takes seconds).
 _worker_tagger: list[Tagger] = []
-_worker_store: list[Engine] = []
+_worker_staging: list[Staging] = []
 
 
-def _load(settings: TagSettings, parent: int, url: str) -> None:
+def _load(settings: TagSettings, parent: int, folder: str) -> None:
     from triage.tag.tagger import load_tagger
 
     _die_with(parent)
-    _worker_store.append(staging.open_reader(url))
+    _worker_staging.append(Staging(Path(folder)))
     _worker_tagger.append(load_tagger(settings))
 
 
@@ -242,7 +240,7 @@ def _die_with(parent: int) -> None:
 
 def _work(handles: tuple[Staged, ...]) -> WorkerResult:
     timer = StageTimer()
-    raws = staging.read(_worker_store[0], handles)
+    raws = _worker_staging[0].read(handles)
     done, failed = process(raws, _worker_tagger[0], timer)
     del raws  # this worker's one batch: gone before the next is read
     index = {handle.key: i for i, handle in enumerate(handles)}
@@ -254,8 +252,7 @@ def _work(handles: tuple[Staged, ...]) -> WorkerResult:
 def open_stages(
     settings: TagSettings, workers: int, tagger: Tagger | None, timer: StageTimer, store: Store
 ) -> InProcess | WorkerPool:
-    """Worker processes when ``workers`` > 0, no tagger was handed in and the store is one they
-    can open too (not an in-memory database), else this process."""
-    if workers > 0 and tagger is None and store.engine.url.database not in (None, "", ":memory:"):
+    """Worker processes when ``workers`` > 0 and no tagger was handed in, else this process."""
+    if workers > 0 and tagger is None:
         return WorkerPool(settings, workers, timer, store)
     return InProcess(settings, tagger, timer)

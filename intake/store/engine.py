@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,12 +41,13 @@ from intake.records import (
     Story,
     Triage,
 )
-from intake.store import rows, schema, staging
+from intake.store import rows, schema
 from intake.store.digests import DigestRows
 from intake.store.erasure import ErasureRows
 from intake.store.outbox import OutboxRows
 from intake.store.privacy import PrivacyRows
 from intake.store.quarantine import QuarantineRows, quarantine_row
+from intake.store.staging import Staging, staging_for
 from intake.store.unsubscribe import UnsubscribeRows
 from intake.store.worker import WorkerRows
 
@@ -78,6 +79,7 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, Era
     def __init__(self, settings: StoreSettings) -> None:
         self.engine = _engine(settings.url)
         self.hash_key = settings.hash_key.encode("utf-8") or _key_beside(settings.url)
+        self.staging = staging_for(settings.url)  # raw mail waiting for its batch commit
         _create_schema(self.engine)
 
     def __enter__(self) -> Store:
@@ -117,7 +119,8 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, Era
     ) -> BatchResult:
         """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically.
 
-        A ``Staged`` message's bytes move from the staging table inside the database."""
+        A ``Staged`` message's bytes are read back from ``staging`` one at a time as they are
+        stored, and its file removed once the batch is committed."""
         triages = triages or {}
         with self._begin() as conn:
             ids = [story.story_id for _, story in parsed]
@@ -129,21 +132,24 @@ class Store(OutboxRows, DigestRows, WorkerRows, PrivacyRows, QuarantineRows, Era
             fresh = _first_of_each(parsed, known)
             if fresh:
                 conn.execute(insert(schema.stories), [rows.story_row(s, now) for _, s in fresh])
-                _insert_raw(conn, fresh)
+                _insert_raw(conn, fresh, self.staging)
                 tagged = [triages[s.story_id] for _, s in fresh if s.story_id in triages]
                 if tagged:
                     conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in tagged])
             for item in failed:
-                quarantine_row(conn, item, now)
+                raw = item.raw
+                held = self.staging.load(raw) if isinstance(raw, Staged) else raw
+                quarantine_row(conn, replace(item, raw=held), now)
+                del held
             uids = [r.uid for r, _ in parsed] + [q.raw.uid for q in failed]
             if uids:
                 marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
                          for u in uids]  # fmt: skip
                 conn.execute(sqlite_insert(schema.pending_marks).on_conflict_do_nothing(), marks)
-            staging.drop(conn, [r for r in (*(r for r, _ in parsed), *(q.raw for q in failed))
-                                if isinstance(r, Staged)])  # fmt: skip
             if state.uidvalidity:
                 _checkpoint(conn, state, last_uid, now)
+        self.staging.drop([r for r in (*(r for r, _ in parsed), *(q.raw for q in failed))
+                           if isinstance(r, Staged)])  # fmt: skip
         stored = frozenset(story.story_id for _, story in fresh)
         return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed), stored)
 
@@ -340,13 +346,15 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _insert_raw(conn: Connection, fresh: Sequence[tuple[RawMessage | Staged, Story]]) -> None:
+def _insert_raw(
+    conn: Connection, fresh: Sequence[tuple[RawMessage | Staged, Story]], staging: Staging
+) -> None:
     held = [rows.raw_row(r, s) for r, s in fresh if isinstance(r, RawMessage)]
     if held:
         conn.execute(insert(schema.raw_messages), held)
-    for raw, story in fresh:
+    for raw, story in fresh:  # staged: one message's bytes at a time in this process
         if isinstance(raw, Staged):
-            staging.move_raw(conn, raw, story.story_id)
+            conn.execute(insert(schema.raw_messages), [rows.raw_row(staging.load(raw), story)])
 
 
 def _first_of_each(

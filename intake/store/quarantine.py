@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from intake.records import Quarantined, RawMessage, Staged, Story, Triage
-from intake.store import rows, schema, staging
+from intake.records import Quarantined, RawMessage, Story, Triage
+from intake.store import rows, schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +73,8 @@ class QuarantineRows:
 def quarantine_row(conn: Any, item: Quarantined, now: datetime) -> None:
     """Insert one quarantined message (the same bytes twice are one entry)."""
     raw = item.raw
-    if isinstance(raw, Staged):
-        staging.move_quarantined(conn, item, raw, now)
-        return
+    if not isinstance(raw, RawMessage):  # a Staged handle: the caller loads its bytes first
+        raise TypeError("quarantine_row needs the raw message, not a staged handle")
     row = {"digest": hashlib.sha256(raw.data).hexdigest(), "mailbox": raw.mailbox,
            "uidvalidity": raw.uidvalidity, "uid": raw.uid, "internal_at": raw.internal_at,
            "size": raw.size, "too_large": raw.too_large, "data": raw.data, "stage": item.stage,

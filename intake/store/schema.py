@@ -106,21 +106,6 @@ quarantine = Table(
     Column("digest_id", Integer, index=True),  # the digest whose health counted it
 )
 
-# Raw mail between fetch and the batch commit (intake.store.staging): written as soon as a batch
-# is fetched, read by the parse workers, moved into raw_messages or quarantine by the commit.
-staged = Table(
-    "staged",
-    metadata,
-    Column("mailbox", String, primary_key=True),
-    Column("uidvalidity", Integer, primary_key=True),
-    Column("uid", Integer, primary_key=True),
-    Column("internal_at", UtcDateTime, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("too_large", Boolean, nullable=False),
-    Column("digest", String(64), nullable=False),
-    Column("data", LargeBinary, nullable=False),
-)
-
 checkpoints = Table(
     "checkpoints",
     metadata,
