@@ -142,3 +142,21 @@ def test_stages_worker_pool_quarantine_stores_the_staged_bytes(
         store.commit_batch(MailboxState("INBOX", 1), 1, [], [failed], now)
         (entry,) = store.quarantined()
         assert entry.raw.data == data and not raw_data(store)
+
+
+def test_staging_files_a_crashed_pass_left_are_removed_by_the_next(
+    maildir_settings: Settings, tagger: Tagger, now: datetime
+) -> None:
+    assert isinstance(maildir_settings.mailbox, MaildirSettings)
+    seed_maildir(maildir_settings.mailbox.maildir, story_message(1))
+    with MaildirSource(maildir_settings.mailbox) as source:
+        mailbox = source.open().mailbox
+    with Store(maildir_settings.store) as store:
+        left = RawMessage(mailbox, 0, 7, now, 5, b"story")
+        other = RawMessage("another mailbox", 1, 7, now, 5, b"other")
+        store.staging.stage([left, other])  # as if the pass died before its commit
+        assert len(list(store.staging.folder.iterdir())) == 2
+    assert run_once(maildir_settings, now, tagger=tagger).stored == 1
+    with Store(maildir_settings.store) as store:
+        (kept,) = store.staging.folder.iterdir()  # another mailbox's are left to its own pass
+        assert kept.read_bytes() == b"other" and kept.stat().st_mode & 0o777 == 0o600
