@@ -298,14 +298,11 @@ class Processed:
     triage: Triage
 
 
-# What the stages make of one message.
-Outcome = Processed | Quarantined
-
-
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    """One batch after parse and tag: its checkpoint and what became of each message, in the
-    batch's order. What the store commits, and the pipeline marks and acknowledges."""
+    """One batch after parse and tag: its checkpoint and what became of each message (each
+    tuple in the batch's order). What the store commits, and the pipeline marks and
+    acknowledges."""
 
     last_uid: int
     remaining: int
