@@ -239,7 +239,7 @@ def _policy_reason(
     unsubscribed: bool,
 ) -> str | None:
     if triage.kind == AUTOMATED:
-        return AUTOMATED
+        return "automated"  # the reason code, named after the kind
     if unsubscribed:  # before the rest: it is why nothing goes, whatever else holds
         return "unsubscribed"
     if story.received_at < now - timedelta(days=settings.max_age_days):
