@@ -78,7 +78,8 @@ class Staged:
 
     What stands for a message between fetch and the batch commit when parse workers are used
     (``intake.store.staging``): a worker reads the bytes by ``key``, the commit reads them back
-    as it stores them, so no process holds more than one batch of them.
+    as it stores them, so no process holds more than one batch of them. ``file`` names the
+    batch's file in the staging folder, and ``offset`` and ``length`` the message's bytes in it.
     """
 
     mailbox: str
@@ -87,6 +88,9 @@ class Staged:
     internal_at: datetime
     size: int
     too_large: bool
+    file: str
+    offset: int
+    length: int
 
     @property
     def key(self) -> tuple[str, int, int]:

@@ -154,7 +154,8 @@ def test_staging_files_a_crashed_pass_left_are_removed_by_the_next(
     with Store(maildir_settings.store) as store:
         left = RawMessage(mailbox, 0, 7, now, 5, b"story")
         other = RawMessage("another mailbox", 1, 7, now, 5, b"other")
-        store.staging.stage([left, other])  # as if the pass died before its commit
+        store.staging.stage([left])  # as if the pass died before its commit
+        store.staging.stage([other])
         assert len(list(store.staging.folder.iterdir())) == 2
     assert run_once(maildir_settings, now, tagger=tagger).stored == 1
     with Store(maildir_settings.store) as store:

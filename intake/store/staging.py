@@ -1,6 +1,6 @@
 """Store stage, staging: where a batch's raw bytes wait between fetch and the batch commit.
 
-A batch's raw bytes are written here, one owner-only file a message, as soon as the batch is
+A batch's raw bytes are written here, one owner-only file a batch, as soon as the batch is
 fetched, and from then on a ``Staged`` handle stands for each message: a parse worker reads
 its batch from here by key, and the batch commit reads each message back as it inserts it. So
 the process that fetches lets go of a batch's bytes before it fetches the next one, and no
@@ -10,7 +10,8 @@ result is back).
 
 Files, not a table: a table wrote each byte three more times through SQLite's write-ahead log
 (staged, copied into ``raw_messages``, zeroed on delete) and made 15 x 15 MB five times slower.
-A file is written once, read from the page cache, and removed after the commit; what a crashed
+A file is written once, read from the page cache, and removed after the commit (one a batch:
+creating and removing a file a message cost more than storing the message); what a crashed
 pass left is removed at the start of the next (``clear``). Imports only ``intake``.
 """
 
@@ -47,17 +48,22 @@ class Staging:
     def stage(self, raws: Sequence[RawMessage]) -> tuple[Staged, ...]:
         """Write ``raws`` here; the handles that stand for them from now on. A file a crashed
         pass left under the same key is replaced."""
-        handles = []
-        for raw in raws:
-            handle = Staged(raw.mailbox, raw.uidvalidity, raw.uid, raw.internal_at, raw.size,
-                            raw.too_large)  # fmt: skip
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-            try:
-                with os.fdopen(os.open(self._path(handle), flags, FILE_MODE), "wb") as out:
+        if not raws:
+            return ()
+        first = raws[0]
+        name = f"{_prefix(first.mailbox)}-{first.uidvalidity}-{first.uid}-{raws[-1].uid}"
+        handles, offset = [], 0
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        try:
+            with os.fdopen(os.open(self.folder / name, flags, FILE_MODE), "wb") as out:
+                for raw in raws:
                     out.write(raw.data)
-            except OSError as err:
-                raise StoreError(f"store: staging: {type(err).__name__}: {err.strerror}") from err
-            handles.append(handle)
+                    handles.append(Staged(raw.mailbox, raw.uidvalidity, raw.uid,
+                                          raw.internal_at, raw.size, raw.too_large, name,
+                                          offset, len(raw.data)))  # fmt: skip
+                    offset += len(raw.data)
+        except OSError as err:
+            raise StoreError(f"store: staging: {type(err).__name__}: {err.strerror}") from err
         return tuple(handles)
 
     def read(self, handles: Sequence[Staged]) -> list[RawMessage]:
@@ -69,17 +75,20 @@ class Staging:
         rolled back: nothing is marked, the message is fetched again)."""
         try:
             with os.fdopen(os.open(self._path(handle), os.O_RDONLY | os.O_NOFOLLOW), "rb") as f:
-                data = f.read()
+                f.seek(handle.offset)
+                data = f.read(handle.length)
         except OSError as err:
             raise StoreError(f"store: staged message uid {handle.uid}: {err.strerror}") from err
+        if len(data) != handle.length:
+            raise StoreError(f"store: staged message uid {handle.uid}: cut short")
         return RawMessage(handle.mailbox, handle.uidvalidity, handle.uid, handle.internal_at,
                           handle.size, data, handle.too_large)  # fmt: skip
 
     def drop(self, handles: Sequence[Staged]) -> None:
         """Remove the files of ``handles`` (their batch is committed)."""
-        for handle in handles:
+        for name in {handle.file for handle in handles}:
             with contextlib.suppress(FileNotFoundError):
-                self._path(handle).unlink()
+                (self.folder / name).unlink()
 
     def clear(self, mailbox: str) -> None:
         """Remove every file staged for ``mailbox``: what a pass that crashed before its commit
@@ -91,7 +100,9 @@ class Staging:
                 path.unlink()
 
     def _path(self, handle: Staged) -> Path:
-        return self.folder / f"{_prefix(handle.mailbox)}-{handle.uidvalidity}-{handle.uid}"
+        if "/" in handle.file or handle.file.startswith("."):  # a name, never a path
+            raise StoreError(f"store: staged message uid {handle.uid}: bad file name")
+        return self.folder / handle.file
 
 
 def staging_for(url: str) -> Staging:
