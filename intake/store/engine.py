@@ -349,12 +349,10 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 def _insert_raw(
     conn: Connection, fresh: Sequence[tuple[RawMessage | Staged, Story]], staging: Staging
 ) -> None:
-    held = [rows.raw_row(r, s) for r, s in fresh if isinstance(r, RawMessage)]
-    if held:
-        conn.execute(insert(schema.raw_messages), held)
-    for raw, story in fresh:  # staged: one message's bytes at a time in this process
-        if isinstance(raw, Staged):
-            conn.execute(insert(schema.raw_messages), [rows.raw_row(staging.load(raw), story)])
+    # Staged messages are read back here: this batch's bytes, the only batch in this process.
+    staged = iter(staging.read([r for r, _ in fresh if isinstance(r, Staged)]))
+    held = [rows.raw_row(r if isinstance(r, RawMessage) else next(staged), s) for r, s in fresh]
+    conn.execute(insert(schema.raw_messages), held)
 
 
 def _first_of_each(
