@@ -49,7 +49,7 @@ class MailboxState:
 
 
 @_pickled_by_fields
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class RawMessage:
     """One message exactly as the server holds it. Key: (mailbox, uidvalidity, uid).
 
@@ -64,6 +64,33 @@ class RawMessage:
     size: int
     data: bytes
     too_large: bool = False
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The message's identity on the server."""
+        return (self.mailbox, self.uidvalidity, self.uid)
+
+
+@_pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A fetched message whose raw bytes wait in the store's staging folder, not in memory.
+
+    What stands for a message between fetch and the batch commit when parse workers are used
+    (``intake.store.staging``): a worker reads the bytes by ``key``, the commit reads them back
+    as it stores them, so no process holds more than one batch of them. ``file`` names the
+    batch's file in the staging folder, and ``offset`` and ``length`` the message's bytes in it.
+    """
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    internal_at: datetime
+    size: int
+    too_large: bool
+    file: str
+    offset: int
+    length: int
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -150,9 +177,10 @@ class Evidence:
 class Triage:
     """The tagger's judgement on one story.
 
-    ``kind`` is ``story``, ``request:<type>`` or ``automated``. ``scores`` holds every theme's
-    score in [0, 1]; ``themes`` those at or above their threshold; ``evidence`` the spans behind
-    every theme and behind a request kind, the first of each distinct phrase per label.
+    ``kind`` is ``story``, ``request:<type>`` or ``automated`` (``Kind``). ``scores`` holds
+    every theme's score in [0, 1]; ``themes`` those at or above their threshold; ``evidence``
+    the spans behind every theme and behind a request kind, the first of each distinct phrase
+    per label.
     ``review_reasons`` says why a person should look.
     """
 
@@ -173,11 +201,11 @@ class Triage:
 class Acknowledgement:
     """The acknowledgement decided for one story, and how far sending it has got.
 
-    ``reason`` is ``send``, ``send_withdrawal`` or a suppression reason code; ``state`` is
-    ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``. ``urgent``
-    marks crisis wording, whatever the decision, for the digest to show first. ``sending``
-    survives only a crash mid-send: the next run turns it into ``held`` for a person to check,
-    because the message may or may not have gone.
+    ``reason`` is ``send``, ``send_withdrawal`` or a suppression reason code; ``state`` is a
+    ``ReplyState``: ``pending``, ``sending``, ``sent``, ``failed``, ``held`` or ``suppressed``.
+    ``urgent`` marks crisis wording, whatever the decision, for the digest to show first.
+    ``sending`` survives only a crash mid-send: the next run turns it into ``held`` for a
+    person to check, because the message may or may not have gone.
     """
 
     story_id: str
@@ -202,6 +230,55 @@ class StoryStatus(StrEnum):
     RECEIVED = "received"
     TAGGED = "tagged"
     ACKNOWLEDGED = "acknowledged"
+    ON_HOLD = "on_hold"  # its sender asked to withdraw: kept out of the digest
+    PURGED = "purged"  # retention took its body
+
+
+class ReplyState(StrEnum):
+    """How far an acknowledgement has got (the outbox's ``state``; see ``Acknowledgement``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    HELD = "held"
+    SUPPRESSED = "suppressed"
+
+    @staticmethod
+    def shown(state: str, reason: str) -> str:
+        """What the export, the digest and the counts call an acknowledgement in ``state``:
+        ``suppressed:<reason>`` for a suppressed one, else its state."""
+        return f"suppressed:{reason}" if state == ReplyState.SUPPRESSED else state
+
+
+class DigestState(StrEnum):
+    """How far a digest has got (see ``Digest``); ``skipped``: empty, and send_empty is off."""
+
+    OPEN = "open"
+    RENDERED = "rendered"
+    SENDING = "sending"
+    SENT = "sent"
+    WRITTEN = "written"
+    SKIPPED = "skipped"
+
+
+class Kind(StrEnum):
+    """What the tagger found a message to be (``Triage.kind``): a story, a request of one of
+    these types, or automated mail. A ``request:<type>`` outside this list is a request too."""
+
+    STORY = "story"
+    AUTOMATED = "automated"
+    WITHDRAWAL = "request:withdrawal"
+    AMEND = "request:amend"
+    UNSUBSCRIBE = "request:unsubscribe"
+    QUESTION = "request:question"
+    PRESS = "request:press"
+    EVENT = "request:event"
+
+    @staticmethod
+    def is_request(kind: str) -> bool:
+        """Whether ``kind`` is a request (``request:<type>``), listed here or not."""
+        return kind.startswith("request:")
 
 
 @_pickled_by_fields
@@ -209,10 +286,37 @@ class StoryStatus(StrEnum):
 class Quarantined:
     """A message a stage could not handle, kept whole with the stage and the reason."""
 
-    raw: RawMessage
+    raw: RawMessage | Staged
     stage: str
     reason: str
     detail: str
+
+
+@_pickled_by_fields
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """A message that went through every stage: where it came from, its story, its triage."""
+
+    raw: RawMessage | Staged
+    story: Story
+    triage: Triage
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One batch after parse and tag: its checkpoint and what became of each message (each
+    tuple in the batch's order). What the store commits, and the pipeline marks and
+    acknowledges."""
+
+    last_uid: int
+    remaining: int
+    processed: tuple[Processed, ...]
+    quarantined: tuple[Quarantined, ...]
+
+    @property
+    def raws(self) -> list[RawMessage | Staged]:
+        """Every message of the batch, processed or quarantined."""
+        return [p.raw for p in self.processed] + [q.raw for q in self.quarantined]
 
 
 @dataclass(frozen=True, slots=True)

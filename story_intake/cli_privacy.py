@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from intake.errors import UsageError
+from intake.records import ReplyState
 from intake.store.engine import Store
 from story_intake.app_settings import Settings
 from story_intake.jobs import privacy_mailbox, var_folders
@@ -41,7 +42,7 @@ def release_command(args: argparse.Namespace, settings: Settings, now: datetime)
     """``release --story REF | --all [--as-sent]``."""
     with Store(settings.store) as store:
         ids = None if args.all else named_story(store, args.story)
-        state = "sent" if args.as_sent else "pending"
+        state = ReplyState.SENT if args.as_sent else ReplyState.PENDING
         # Naming a held request confirms it: its withdrawal applies before the reply.
         confirmed = confirm_requests(store, ids) if ids else {}
         out = {"released": store.outbox.release_held(ids, state, now), "as": state, **confirmed}

@@ -18,13 +18,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from intake import report
-from intake.records import Batch, MailboxState, RunCounts
+from intake.records import Batch, BatchOutcome, MailboxState, RunCounts
 from intake.report import Progress
 from intake.sources import Source, open_source
-from intake.store.engine import Store
+from intake.store.engine import BatchResult, Store
 from intake.timing import StageTimer
 from story_intake.app_settings import Settings
-from story_intake.pool import Processed, open_stages, process
+from story_intake.pool import open_stages
+from story_intake.stages import process
 from triage.privacy import hold_withdrawn
 from triage.reply.deliver import acknowledge, confirm_interrupted, decide_stories
 from triage.reply.send_watch import watch_sending
@@ -61,21 +62,20 @@ def run_once(
             state = source.open()
             _note_token_expiry(settings, store, now)
             _finish_pending_marks(source, store, state)
+            store.staging.clear(state.mailbox)  # what a crashed pass staged
             batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
-            workers = settings.intake.workers
-            with open_stages(settings.tagger, workers, tagger, timer,
-                             settings.mailbox.batch_bytes) as stages:  # fmt: skip
-                for batch, processed in stages.map(batches):
+            with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
+                             store) as stages:  # fmt: skip
+                for batch in stages.map(batches):
                     sender.wait()  # the store is this thread's again
-                    step = _handle_batch(batch, processed, state, source, store, now, settings,
-                                         timer)  # fmt: skip
+                    step = _handle_batch(batch, state, source, store, now, settings, timer)
                     # Replies go out while the next batch is fetched, parsed and tagged.
                     sender.start(timer)
                     counts = _add(counts, step)
                     log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
                              report.counts_line(step, BATCH_COUNTS),
                              progress.update(counts.fetched, batch.remaining))  # fmt: skip
-                    del batch, processed  # the raw bytes go before the next fetch
+                    del batch  # any raw bytes it holds go before the next fetch
                     if stop.is_set():
                         break
             sender.wait()
@@ -100,35 +100,52 @@ def _timed(batches: Iterator[Batch], timer: StageTimer) -> Iterator[Batch]:
             return
         timer.add("fetch", 0.0, len(batch.messages))
         yield batch
+        del batch  # not held while the next batch is fetched
 
 
 def _handle_batch(
-    batch: Batch, processed: Processed, state: MailboxState, source: Source, store: Store,
-    now: datetime, settings: Settings, timer: StageTimer,
+    batch: BatchOutcome, state: MailboxState, source: Source, store: Store, now: datetime,
+    settings: Settings, timer: StageTimer,
 ) -> RunCounts:  # fmt: skip
-    done, failed = processed
-    parsed = [(raw, story) for raw, story, _ in done]
-    triages = {story.story_id: triage for _, story, triage in done}
-    with timer.stage("store", len(batch.messages)):
-        result = store.stories.commit_batch(state, batch.last_uid, parsed, failed, now, triages)
-        hold_withdrawn(store, [(story, triage) for _, story, triage in done],
-                       settings.intake.trusted_authserv_ids)  # fmt: skip
+    """The stages after parse and tag, in order: store, mark, decide the acknowledgements."""
+    uids = [raw.uid for raw in batch.raws]
+    with timer.stage("store", len(uids)):
+        result = _store(batch, state, store, now, settings)
     # Only now that the store has committed may the server be told.
-    uids = [raw.uid for raw in batch.messages]
     with timer.stage("mark", len(uids)):
         source.mark_stored(uids)
         store.stories.clear_marks(state, uids)
-    # The first of each story_id is the one stored (a batch may hold the same mail twice).
-    first = {story.story_id: (story, triage) for _, story, triage in reversed(done)}
-    fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
     with timer.stage("acknowledge"):
-        suppressed = decide_stories(store, now, settings.acknowledgement,
-                                    settings.intake.addresses, fresh,
-                                    settings.intake.trusted_authserv_ids)  # fmt: skip
-    too_large = sum(1 for raw in batch.messages if raw.too_large)
-    return RunCounts(fetched=len(batch.messages), stored=result.stored,
+        suppressed = _decide(batch, result, store, now, settings)
+    too_large = sum(1 for raw in batch.raws if raw.too_large)
+    return RunCounts(fetched=len(uids), stored=result.stored,
                      duplicates=result.duplicates, quarantined=result.quarantined,
                      too_large=too_large, tagged=result.stored, suppressed=suppressed)  # fmt: skip
+
+
+def _store(
+    batch: BatchOutcome, state: MailboxState, store: Store, now: datetime, settings: Settings
+) -> BatchResult:
+    """Commit the batch with its checkpoint; hold what a withdrawal asks to hold."""
+    done = batch.processed
+    parsed = [(item.raw, item.story) for item in done]
+    triages = {item.story.story_id: item.triage for item in done}
+    result = store.stories.commit_batch(state, batch.last_uid, parsed, batch.quarantined, now,
+                                        triages)  # fmt: skip
+    hold_withdrawn(store, [(item.story, item.triage) for item in done],
+                   settings.intake.trusted_authserv_ids)  # fmt: skip
+    return result
+
+
+def _decide(
+    batch: BatchOutcome, result: BatchResult, store: Store, now: datetime, settings: Settings
+) -> int:
+    """Decide the acknowledgement of each story this batch stored; how many were suppressed."""
+    # The first of each story_id is the one stored (a batch may hold the same mail twice).
+    first = {item.story.story_id: (item.story, item.triage) for item in reversed(batch.processed)}
+    fresh = [pair for story_id, pair in first.items() if story_id in result.fresh]
+    return decide_stories(store, now, settings.acknowledgement, settings.intake.addresses, fresh,
+                          settings.intake.trusted_authserv_ids)  # fmt: skip
 
 
 def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> None:
@@ -170,7 +187,8 @@ def requeue(settings: Settings, now: datetime, tagger: Tagger | None = None) -> 
             for item in failed:
                 store.quarantine.requarantine(entry.id, item.stage, item.reason, item.detail)
                 still += 1
-            for raw, story, triage in done:
-                store.quarantine.release(entry.id, story, raw, triage, now)
+            for processed in done:
+                store.quarantine.release(entry.id, processed.story, entry.raw, processed.triage,
+                                         now)  # fmt: skip
                 released += 1
     return released, still

@@ -97,15 +97,16 @@ def test_fuzz_mutated_mail_is_stored_or_quarantined_and_replies_stay_safe(
     data = mutate(messages[pick], how, random.Random(seed))
     raw = RawMessage("INBOX", 1, 1, NOW, len(data), data)
     done, failed = process([raw], tagger)  # must not raise: the stage loop quarantines
-    parsed = [(r, story) for r, story, _ in done]
-    triages = {story.story_id: triage for _, story, triage in done}
+    parsed = [(item.raw, item.story) for item in done]
+    triages = {item.story.story_id: item.triage for item in done}
     with tempfile.TemporaryDirectory() as folder, Store(
         StoreSettings(f"sqlite:///{folder}/s.db")) as store:  # fmt: skip
         result = store.stories.commit_batch(MailboxState("INBOX", 1), 1, parsed, failed, NOW,
                                             triages)
     assert result.stored + result.quarantined == 1
     assert all(q.reason for q in failed)
-    for _, story, triage in done:
+    for item in done:
+        story, triage = item.story, item.triage
         decision = decide(story, triage, OWN, AcknowledgementSettings(), NOW, lambda _: False)
         if decision.send:
             check_reply(decision, story, triage)

@@ -88,6 +88,7 @@ class MaildirSource:
             self._keys[uid] = key
             batch.append(raw)
             limit.add(len(raw.data))
+            del raw  # the batch's alone: not kept while the next batch is read
         if batch:
             yield Batch(tuple(batch), batch[-1].uid)
 

@@ -18,12 +18,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, exists, func, select, update
 
+from intake.records import DigestState, ReplyState
 from intake.store import schema
 
 # Acknowledgement outcomes the health counts report; "held" and "pending" are not outcomes yet.
-OUTCOMES = ("sent", "failed", "suppressed")
+OUTCOMES = (ReplyState.SENT, ReplyState.FAILED, ReplyState.SUPPRESSED)
 # Digests whose content is fixed (rendered or finished): what they covered is not claimed again.
-_FIXED = ("rendered", "sending", "sent", "written", "skipped")
+_FIXED = (DigestState.RENDERED, DigestState.SENDING, DigestState.SENT, DigestState.WRITTEN,
+          DigestState.SKIPPED)  # fmt: skip
 
 
 def claim(conn: Connection, digest_id: int) -> None:

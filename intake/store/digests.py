@@ -16,12 +16,21 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from intake.records import BEGINNING, UNVERIFIED_REQUEST, Digest, DigestEntry, IntakeHealth
+from intake.records import (
+    BEGINNING,
+    UNVERIFIED_REQUEST,
+    Digest,
+    DigestEntry,
+    DigestState,
+    IntakeHealth,
+    ReplyState,
+    StoryStatus,
+)
 from intake.store import digest_claims, rows, schema
 from intake.store.group import TableGroup
 
-UNFINISHED = ("open", "rendered", "sending")
-FINISHED = ("sent", "written", "skipped")  # skipped: empty, and send_empty is off
+UNFINISHED = (DigestState.OPEN, DigestState.RENDERED, DigestState.SENDING)
+FINISHED = (DigestState.SENT, DigestState.WRITTEN, DigestState.SKIPPED)
 
 
 class DigestRows(TableGroup):
@@ -33,18 +42,18 @@ class DigestRows(TableGroup):
         every story (and health row) committed so far, in the same transaction."""
         with self._begin() as conn:
             found = _unfinished(conn)
-            if found is not None and found["claims"] is None and found["state"] == "open":
+            if found is not None and found["claims"] is None and found["state"] == DigestState.OPEN:
                 _start_claiming(conn, int(found["id"]))  # opened by a version before claiming
             if found is not None:
                 return _digest(found)
             start = _last_end(conn) or BEGINNING
-            row = {"start": start, "end": max(now, start), "state": "open", "message_id": "",
-                   "stories": 0, "health": {}, "attempts": 0, "created_at": now,
+            row = {"start": start, "end": max(now, start), "state": DigestState.OPEN,
+                   "message_id": "", "stories": 0, "health": {}, "attempts": 0, "created_at": now,
                    "updated_at": now}  # fmt: skip
             created = conn.execute(insert(schema.digests).values(row)).inserted_primary_key
             assert created is not None  # an insert always has a primary key
             _start_claiming(conn, int(created[0]))
-        return Digest(int(created[0]), start, max(now, start), "open")
+        return Digest(int(created[0]), start, max(now, start), DigestState.OPEN)
 
     def next_window(self, now: datetime) -> tuple[int | None, datetime, datetime]:
         """What a digest built now would show, without opening one (a preview): the
@@ -88,16 +97,16 @@ class DigestRows(TableGroup):
         now: datetime,
     ) -> None:  # fmt: skip
         """Keep the rendered message and the window's counts: ``open`` -> ``rendered``."""
-        values = {"state": "rendered", "message_id": message_id, "data": data,
+        values = {"state": DigestState.RENDERED, "message_id": message_id, "data": data,
                   "stories": stories, "health": _health_row(health), "updated_at": now}  # fmt: skip
-        self._update_digest(digest_id, ("open",), values)
+        self._update_digest(digest_id, (DigestState.OPEN,), values)
 
     def claim_digest(self, digest_id: int, now: datetime) -> bool:
         """``rendered`` (or ``sending`` after a crash) -> ``sending``; False if someone else
         finished it meanwhile."""
-        values = {"state": "sending", "updated_at": now,
+        values = {"state": DigestState.SENDING, "updated_at": now,
                   "attempts": schema.digests.c.attempts + 1}  # fmt: skip
-        return self._update_digest(digest_id, ("rendered", "sending"), values)
+        return self._update_digest(digest_id, (DigestState.RENDERED, DigestState.SENDING), values)
 
     def finish_digest(
         self, digest_id: int, state: str, now: datetime, error: str | None = None
@@ -114,8 +123,9 @@ class DigestRows(TableGroup):
         back what it claimed so that the next digest reports it (``digest_claims.release``)."""
         d = schema.digests
         with self._begin() as conn:
-            done = conn.execute(update(d).where(d.c.id == digest_id, d.c.state == "open")
-                                .values(state="skipped", updated_at=now)).rowcount  # fmt: skip
+            skip = (update(d).where(d.c.id == digest_id, d.c.state == DigestState.OPEN)
+                    .values(state=DigestState.SKIPPED, updated_at=now))  # fmt: skip
+            done = conn.execute(skip).rowcount
             if done:
                 digest_claims.release(conn, digest_id)
 
@@ -131,12 +141,13 @@ class DigestRows(TableGroup):
         with self._connect() as conn:
             for row in conn.execute(query).mappings():
                 state, reason = row["ack_state"], row["ack_reason"]
-                ack = f"suppressed:{reason}" if state == "suppressed" else state
-                if state == "held" and reason == UNVERIFIED_REQUEST:  # the person's cue
+                ack = ReplyState.shown(state, reason)
+                if state == ReplyState.HELD and reason == UNVERIFIED_REQUEST:  # the person's cue
                     ack = "needs confirmation (release --story to confirm)"
-                yield DigestEntry(rows.row_story(row), rows.row_triage(row),
-                                  "pending" if ack == "sending" else ack,
-                                  bool(row["ack_urgent"]), row["status"] == "on_hold")  # fmt: skip
+                ack = ReplyState.PENDING if ack == ReplyState.SENDING else ack
+                yield DigestEntry(rows.row_story(row), rows.row_triage(row), ack,
+                                  bool(row["ack_urgent"]),
+                                  row["status"] == StoryStatus.ON_HOLD)  # fmt: skip
 
     def intake_health(self, digest_id: int | None) -> IntakeHealth:
         """What intake did in the runs, quarantine entries and acknowledgement outcomes
@@ -149,14 +160,14 @@ class DigestRows(TableGroup):
                 .where(digest_claims.member(q, digest_id)).group_by(q.c.stage, q.c.reason)
             ).all()
             o = schema.outbox.c
-            held = conn.execute(select(func.count()).where(o.state == "held")).scalar()
+            held = conn.execute(select(func.count()).where(o.state == ReplyState.HELD)).scalar()
             acks = digest_claims.outcome_counts(conn, digest_id)
         return IntakeHealth(
             fetched=fetched, stored=stored, duplicates=duplicates,
             quarantined=sum(int(n) for *_, n in reasons),
             quarantine_reasons=_tally((f"{stage}: {_error_type(reason)}", n)
                                       for stage, reason, n in reasons),
-            acknowledgements=_tally((f"suppressed:{reason}" if state == "suppressed" else state, n)
+            acknowledgements=_tally((ReplyState.shown(state, reason), n)
                                     for state, reason, n in acks),
             held=int(held or 0), failed_polls=failed,
         )  # fmt: skip

@@ -25,6 +25,7 @@ from intake.store.privacy import PrivacyRows
 from intake.store.quarantine import QuarantineRows
 from intake.store.review import ReviewRows
 from intake.store.runs import RunRows
+from intake.store.staging import staging_for
 from intake.store.stories import BatchResult, StoryRows
 from intake.store.unsubscribe import UnsubscribeRows
 from intake.store.upgrade import Upgrade, upgrade
@@ -57,7 +58,9 @@ class Store:
             self.engine.dispose()
             raise
         self._transactions = Transactions(self.engine)
-        self.stories = StoryRows(self._transactions)  # stories, raw mail, triage, checkpoints
+        self.staging = staging_for(settings.url)  # raw mail waiting for its batch commit
+        # stories, raw mail, triage, checkpoints
+        self.stories = StoryRows(self._transactions, self.staging)
         self.runs = RunRows(self._transactions)  # run records and status
         self.quarantine = QuarantineRows(self._transactions)
         self.outbox = OutboxRows(self._transactions)  # acknowledgement decisions and states

@@ -15,12 +15,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, func, insert, select, update
 
-from intake.records import UNVERIFIED_REQUEST, Acknowledgement, Story, Triage
+from intake.records import UNVERIFIED_REQUEST, Acknowledgement, ReplyState, Story, Triage
 from intake.store import rows, schema
 from intake.store.group import TableGroup
 from intake.store.unsubscribe import add_unsubscribed, held_unsubscribes
 
-ACTIVE = ("pending", "sending", "sent", "held")  # states that count towards the rate limit
+# The states that count towards the rate limit.
+ACTIVE = (ReplyState.PENDING, ReplyState.SENDING, ReplyState.SENT, ReplyState.HELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +117,15 @@ class OutboxRows(TableGroup):
     def needs_confirmation(self) -> list[str]:
         """story_ids of requests held until a person confirms them, oldest first."""
         o = schema.outbox.c
-        query = (select(o.story_id).where(o.state == "held", o.reason == UNVERIFIED_REQUEST)
-                 .order_by(o.created_at))  # fmt: skip
+        waiting = (o.state == ReplyState.HELD, o.reason == UNVERIFIED_REQUEST)
+        query = select(o.story_id).where(*waiting).order_by(o.created_at)
         with self._connect() as conn:
             return list(conn.execute(query).scalars())
 
     def sent_since(self, since: datetime) -> int:
         """How many acknowledgements were sent since ``since`` (the hourly cap)."""
         o = schema.outbox.c
-        query = select(func.count()).where(o.state == "sent", o.updated_at >= since)
+        query = select(func.count()).where(o.state == ReplyState.SENT, o.updated_at >= since)
         with self._connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
@@ -136,11 +137,11 @@ class OutboxRows(TableGroup):
         o, s = schema.outbox, schema.stories
         due = (o.c.retry_at.is_(None)) | (o.c.retry_at <= now)
         query = (select(o, s.c.sender_name).join(s, s.c.story_id == o.c.story_id)
-                 .where(o.c.state == "pending", due, o.c.story_id.not_in(list(exclude)))
+                 .where(o.c.state == ReplyState.PENDING, due, o.c.story_id.not_in(list(exclude)))
                  .order_by(o.c.created_at).limit(limit))  # fmt: skip
         with self._connect() as conn:
             found = conn.execute(query).mappings().all()
-        return [(_acknowledgement(r, "pending"), r["sender_name"]) for r in found]
+        return [(_acknowledgement(r, ReplyState.PENDING), r["sender_name"]) for r in found]
 
     def claim_ids(self, story_ids: Sequence[str], now: datetime) -> list[str]:
         """Mark these acknowledgements ``sending``, committed before anything goes; returns
@@ -166,7 +167,8 @@ class OutboxRows(TableGroup):
         ``claim_ids`` (which the sender calls apart, to render in between)."""
         found = [item for item, _ in self.due(limit, now, exclude)]
         claimed = set(self.claim_ids([item.story_id for item in found], now))
-        return [replace(item, state="sending") for item in found if item.story_id in claimed]
+        return [replace(item, state=ReplyState.SENDING) for item in found
+                if item.story_id in claimed]  # fmt: skip
 
     def finish(
         self, story_id: str, state: str, now: datetime, error: str | None = None,
@@ -186,7 +188,7 @@ class OutboxRows(TableGroup):
         """A person has checked held acknowledgements (all, or these stories'): ``pending``
         (it did not go: send it) or ``sent`` (it went). Returns how many changed."""
         o = schema.outbox
-        query = update(o).where(o.c.state == "held")
+        query = update(o).where(o.c.state == ReplyState.HELD)
         if story_ids is not None:
             query = query.where(o.c.story_id.in_(list(story_ids)))
         else:  # "all" means interrupted sends: a request is confirmed one at a time, by name
@@ -201,14 +203,15 @@ class OutboxRows(TableGroup):
         """story_ids of acknowledgements a crash left in ``sending``."""
         o = schema.outbox.c
         with self._connect() as conn:
-            return list(conn.execute(select(o.story_id).where(o.state == "sending")).scalars())
+            query = select(o.story_id).where(o.state == ReplyState.SENDING)
+            return list(conn.execute(query).scalars())
 
     def hold_interrupted(self, now: datetime) -> int:
         """Turn ``sending`` rows left by a crash into ``held``; returns how many."""
         o = schema.outbox
         with self._begin() as conn:
-            result = conn.execute(update(o).where(o.c.state == "sending")
-                                  .values(state="held", updated_at=now))  # fmt: skip
+            result = conn.execute(update(o).where(o.c.state == ReplyState.SENDING)
+                                  .values(state=ReplyState.HELD, updated_at=now))  # fmt: skip
             return int(result.rowcount)
 
     def outbox_states(self) -> dict[str, str]:
@@ -216,8 +219,9 @@ class OutboxRows(TableGroup):
         o = schema.outbox.c
         with self._connect() as conn:
             found = conn.execute(select(o.story_id, o.state, o.reason)).all()
-        return {r[0]: f"suppressed:{r[2]}" if r[1] == "suppressed" else
-                ("pending" if r[1] == "sending" else r[1]) for r in found}  # fmt: skip
+        # One being sent shows as pending: it may yet be retried.
+        return {r[0]: ReplyState.shown(ReplyState.PENDING if r[1] == ReplyState.SENDING else r[1],
+                                       r[2]) for r in found}  # fmt: skip
 
     def urgent_ids(self) -> set[str]:
         """Stories whose wording reads as a person in crisis."""
@@ -237,7 +241,7 @@ def state_counts(conn: Connection) -> dict[str, int]:
     query = select(o.state, o.reason, func.count()).group_by(o.state, o.reason)
     counts: dict[str, int] = {}
     for state, reason, count in conn.execute(query).all():
-        name = f"suppressed:{reason}" if state == "suppressed" else state
+        name = ReplyState.shown(state, reason)
         counts[name] = counts.get(name, 0) + int(count)
     return dict(sorted(counts.items()))
 
@@ -263,8 +267,9 @@ def _finish_statement() -> Update:
 def _claim_statement() -> Update:
     o = schema.outbox
     return (update(o).where(o.c.story_id.in_(bindparam("ids", expanding=True)),
-                            o.c.state == "pending")
-            .values(state="sending", updated_at=bindparam("now", type_=schema.UtcDateTime()))
+                            o.c.state == ReplyState.PENDING)
+            .values(state=ReplyState.SENDING,
+                    updated_at=bindparam("now", type_=schema.UtcDateTime()))
             .returning(o.c.story_id))  # fmt: skip
 
 

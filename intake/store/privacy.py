@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
-from intake.records import Story, Triage
+from intake.records import DigestState, ReplyState, Story, StoryStatus, Triage
 from intake.store import rows, schema
 from intake.store.erasure import (
     FILE,
@@ -26,9 +26,10 @@ from intake.store.erasure import (
 )
 from intake.store.group import TableGroup
 
-PURGED = "purged"
-ON_HOLD = "on_hold"
-FINAL = ("sent", "failed", "suppressed")  # outbox states nothing will change any more
+PURGED = StoryStatus.PURGED
+ON_HOLD = StoryStatus.ON_HOLD
+# Outbox states nothing will change any more.
+FINAL = (ReplyState.SENT, ReplyState.FAILED, ReplyState.SUPPRESSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,8 @@ class PrivacyRows(TableGroup):
         with self._begin() as conn:
             counts = {t.name: _count(conn, t, t.c.story_id.in_(ids)) for t in tables}
             counts["quarantine"] = _count(conn, q, q.c.id.in_(quarantine_ids))
-            unsent = (d.c.state.in_(("rendered", "sending")), d.c.data.is_not(None))
+            unsent = (d.c.state.in_((DigestState.RENDERED, DigestState.SENDING)),
+                      d.c.data.is_not(None))
             counts["unsent_digests"] = _count(conn, d, *unsent) if ids else 0
             if dry_run:
                 return counts
@@ -140,7 +142,7 @@ class PrivacyRows(TableGroup):
                 conn.execute(delete(table).where(table.c.story_id.in_(ids)))
             conn.execute(delete(q).where(q.c.id.in_(quarantine_ids)))
             if ids:
-                conn.execute(update(d).where(*unsent).values(state="open", data=None,
+                conn.execute(update(d).where(*unsent).values(state=DigestState.OPEN, data=None,
                                                              message_id=""))  # fmt: skip
         return counts
 

@@ -66,6 +66,8 @@ class QuarantineRows(TableGroup):
 def quarantine_row(conn: Any, item: Quarantined, now: datetime) -> None:
     """Insert one quarantined message (the same bytes twice are one entry)."""
     raw = item.raw
+    if not isinstance(raw, RawMessage):  # a Staged handle: the caller loads its bytes first
+        raise TypeError("quarantine_row needs the raw message, not a staged handle")
     row = {"digest": hashlib.sha256(raw.data).hexdigest(), "mailbox": raw.mailbox,
            "uidvalidity": raw.uidvalidity, "uid": raw.uid, "internal_at": raw.internal_at,
            "size": raw.size, "too_large": raw.too_large, "data": raw.data, "stage": item.stage,

@@ -7,16 +7,17 @@ checkpoint and its pending server marks, so a crash leaves either all of it or n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
-from intake.records import MailboxState, Quarantined, RawMessage, Story, Triage
+from intake.records import MailboxState, Quarantined, RawMessage, Staged, Story, Triage
 from intake.store import dialect, rows, schema
-from intake.store.group import TableGroup
+from intake.store.group import TableGroup, Transactions
 from intake.store.quarantine import quarantine_row
+from intake.store.staging import Staging
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,10 @@ class BatchResult:
 
 class StoryRows(TableGroup):
     """Stories, raw messages, triage, checkpoints and pending marks (``store.stories``)."""
+
+    def __init__(self, transactions: Transactions, staging: Staging) -> None:
+        super().__init__(transactions)
+        self._staging = staging  # where a batch's raw bytes wait for its commit
 
     def last_uid(self, state: MailboxState) -> int:
         """The checkpoint for (mailbox, UIDVALIDITY): the highest UID already handled."""
@@ -52,12 +57,15 @@ class StoryRows(TableGroup):
         self,
         state: MailboxState,
         last_uid: int,
-        parsed: Sequence[tuple[RawMessage, Story]],
+        parsed: Sequence[tuple[RawMessage | Staged, Story]],
         failed: Sequence[Quarantined],
         now: datetime,
         triages: Mapping[str, Triage] | None = None,
     ) -> BatchResult:
-        """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically."""
+        """Store a batch, its triage, quarantine, pending marks and checkpoint, atomically.
+
+        A ``Staged`` message's bytes are read back from ``staging`` one at a time as they are
+        stored, and its file removed once the batch is committed."""
         triages = triages or {}
         with self._begin() as conn:
             ids = [story.story_id for _, story in parsed]
@@ -69,12 +77,15 @@ class StoryRows(TableGroup):
             fresh = _first_of_each(parsed, known)
             if fresh:
                 conn.execute(insert(schema.stories), [rows.story_row(s, now) for _, s in fresh])
-                conn.execute(insert(schema.raw_messages), [rows.raw_row(r, s) for r, s in fresh])
+                _insert_raw(conn, fresh, self._staging)
                 tagged = [triages[s.story_id] for _, s in fresh if s.story_id in triages]
                 if tagged:
                     conn.execute(insert(schema.triage), [rows.triage_row(t, now) for t in tagged])
             for item in failed:
-                quarantine_row(conn, item, now)
+                raw = item.raw
+                held = self._staging.load(raw) if isinstance(raw, Staged) else raw
+                quarantine_row(conn, replace(item, raw=held), now)
+                del held
             uids = [r.uid for r, _ in parsed] + [q.raw.uid for q in failed]
             if uids:
                 marks = [{"mailbox": state.mailbox, "uidvalidity": state.uidvalidity, "uid": u}
@@ -82,6 +93,8 @@ class StoryRows(TableGroup):
                 conn.execute(dialect.insert_or_ignore(schema.pending_marks), marks)
             if state.uidvalidity:
                 _checkpoint(conn, state, last_uid, now)
+        self._staging.drop([r for r in (*(r for r, _ in parsed), *(q.raw for q in failed))
+                            if isinstance(r, Staged)])  # fmt: skip
         stored = frozenset(story.story_id for _, story in fresh)
         return BatchResult(len(fresh), len(parsed) - len(fresh), len(failed), stored)
 
@@ -122,9 +135,18 @@ class StoryRows(TableGroup):
                 yield rows.row_story(row), rows.row_triage(row)
 
 
+def _insert_raw(
+    conn: Connection, fresh: Sequence[tuple[RawMessage | Staged, Story]], staging: Staging
+) -> None:
+    # Staged messages are read back here: this batch's bytes, the only batch in this process.
+    staged = iter(staging.read([r for r, _ in fresh if isinstance(r, Staged)]))
+    held = [rows.raw_row(r if isinstance(r, RawMessage) else next(staged), s) for r, s in fresh]
+    conn.execute(insert(schema.raw_messages), held)
+
+
 def _first_of_each(
-    parsed: Sequence[tuple[RawMessage, Story]], known: set[str]
-) -> list[tuple[RawMessage, Story]]:
+    parsed: Sequence[tuple[RawMessage | Staged, Story]], known: set[str]
+) -> list[tuple[RawMessage | Staged, Story]]:
     seen = set(known)
     fresh = []
     for raw, story in parsed:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select
 
+from intake.records import ReplyState
 from intake.store import schema
 from intake.store.group import TableGroup
 
@@ -56,6 +57,6 @@ def add_unsubscribed(conn: Connection, keys: Sequence[str], now: datetime) -> in
 def held_unsubscribes(conn: Connection, story_ids: Sequence[str]) -> list[str]:
     """The sender keys of the held unsubscribe confirmations among ``story_ids``."""
     o = schema.outbox.c
-    query = select(o.sender_key).where(o.story_id.in_(list(story_ids)), o.state == "held",
+    query = select(o.sender_key).where(o.story_id.in_(list(story_ids)), o.state == ReplyState.HELD,
                                        o.template == UNSUBSCRIBE_TEMPLATE)  # fmt: skip
     return list(conn.execute(query).scalars())

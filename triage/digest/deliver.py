@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from intake.errors import SendError
-from intake.records import Digest
+from intake.records import Digest, DigestState
 from intake.store.engine import Store
 from triage.digest.sections import DigestView, build_digest
 from triage.reply.render import (
@@ -76,20 +76,20 @@ def send_digest(store: Store, now: datetime, context: DigestContext) -> DigestOu
     """
     digest = store.digests.open_digest(now)
     path = None
-    if digest.state == "open":
+    if digest.state == DigestState.OPEN:
         view = _view(store, digest.start, digest.end, digest.digest_id, context)
         if not view.total and not context.digest.send_empty:
             store.digests.skip_digest(digest.digest_id, now)
-            return DigestOutcome(digest.digest_id, "skipped", 0, None)
+            return DigestOutcome(digest.digest_id, DigestState.SKIPPED, 0, None)
         path = _write_html(_html(view, context), Path(context.digest.output_dir),
                            f"{digest.end:%Y%m%d-%H%M}-{digest.digest_id}")  # fmt: skip
         if not context.digest.recipients:  # nobody to send to: the .html file is the digest
-            store.digests.finish_digest(digest.digest_id, "written", now)
-            return DigestOutcome(digest.digest_id, "written", view.total, path)
+            store.digests.finish_digest(digest.digest_id, DigestState.WRITTEN, now)
+            return DigestOutcome(digest.digest_id, DigestState.WRITTEN, view.total, path)
         outgoing = _mail(view, digest, context)
         store.digests.save_rendered(digest.digest_id, outgoing.message_id, outgoing.data,
                                     view.total, view.health, now)  # fmt: skip
-        digest = Digest(digest.digest_id, digest.start, digest.end, "rendered",
+        digest = Digest(digest.digest_id, digest.start, digest.end, DigestState.RENDERED,
                         outgoing.message_id, outgoing.data, view.total)  # fmt: skip
     state = _hand_over(store, digest, now, context)
     log.info("digest %d %s stories=%d", digest.digest_id, state, digest.stories)
@@ -99,20 +99,21 @@ def send_digest(store: Store, now: datetime, context: DigestContext) -> DigestOu
 def _hand_over(store: Store, digest: Digest, now: datetime, context: DigestContext) -> str:
     recipients = context.digest.recipients
     if not recipients:
-        store.digests.finish_digest(digest.digest_id, "written", now)
-        return "written"
+        store.digests.finish_digest(digest.digest_id, DigestState.WRITTEN, now)
+        return DigestState.WRITTEN
     if not store.digests.claim_digest(digest.digest_id, now):
-        return "sent"  # another run finished it meanwhile
+        return DigestState.SENT  # another run finished it meanwhile
     outgoing = Outgoing(digest.message_id, recipients[0], digest.data,
                         envelope_from=context.smtp.from_address,
                         envelope_to=tuple(recipients))  # fmt: skip
     try:
         send(outgoing, context.smtp)
     except SendError as err:
-        store.digests.finish_digest(digest.digest_id, "rendered", now, error=str(err)[:300])
+        error = str(err)[:300]
+        store.digests.finish_digest(digest.digest_id, DigestState.RENDERED, now, error=error)
         raise
-    store.digests.finish_digest(digest.digest_id, "sent", now)
-    return "sent"
+    store.digests.finish_digest(digest.digest_id, DigestState.SENT, now)
+    return DigestState.SENT
 
 
 def _view(

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intake.records import Acknowledgement, Story, Triage
+from intake.records import Acknowledgement, Kind, ReplyState, Story, Triage
 from intake.store.engine import Store
 from intake.store.unsubscribe import UNSUBSCRIBE_TEMPLATE
 from triage.reply.authenticity import envelope_verdict, is_authenticated
@@ -80,7 +80,7 @@ def confirm_interrupted(
     if wanted and not smtp.host:
         found |= {m for m in wanted if (Path(smtp.pickup_dir) / pickup_name(m)).is_file()}
     for message_id in found:
-        store.outbox.finish(wanted[message_id], "sent", now, message_id=message_id)
+        store.outbox.finish(wanted[message_id], ReplyState.SENT, now, message_id=message_id)
     return len(found)
 
 
@@ -90,7 +90,7 @@ def _decide_all(
 ) -> int:  # fmt: skip
     suppressed = 0
     while page := store.outbox.undecided(DECISION_PAGE):
-        untagged = [(story, triage or Triage(story.story_id, "story", (), (), (), ("untagged",)))
+        untagged = [(story, triage or Triage(story.story_id, Kind.STORY, (), (), (), ("untagged",)))
                     for story, triage in page]  # fmt: skip
         suppressed += _decide_page(store, now, settings, own_addresses, untagged, trusted)
     return suppressed
@@ -144,12 +144,13 @@ def _decide_page(
             unsubscribed.add(key)  # later stories of this inbox in the page: no reply
         if decision.send or decision.held:
             limit.add(key)  # later stories of this sender in the page are rate limited
-        state = "pending" if decision.send else "held" if decision.held else "suppressed"
+        state = (ReplyState.PENDING if decision.send else
+                 ReplyState.HELD if decision.held else ReplyState.SUPPRESSED)  # fmt: skip
         item = Acknowledgement(story.story_id, decision.reason, decision.template,
                                decision.to, state, 0, decision.urgent)  # fmt: skip
         decided.append((item, key))
     store.outbox.record_decisions(decided, now, honoured)  # one transaction per page
-    return sum(1 for item, _ in decided if item.state == "suppressed")
+    return sum(1 for item, _ in decided if item.state == ReplyState.SUPPRESSED)
 
 
 def _confirmation_limits(store: Store, keys: Sequence[str], since: datetime) -> dict[str, set[str]]:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import re2
 
-from intake.records import UNVERIFIED_REQUEST, Story, Triage
+from intake.records import UNVERIFIED_REQUEST, Kind, Story, Triage
 from triage.reply.address import envelope_address as envelope_address
 from triage.reply.address import is_plausible_mailbox as is_plausible_mailbox
 from triage.reply.address import normalise_sender as normalise_sender
@@ -55,16 +55,16 @@ from triage.tag.rules import AMEND, AUTOMATED, WITHDRAWAL, header_reason, is_sys
 if TYPE_CHECKING:
     from triage.reply.settings import AcknowledgementSettings
 
-UNSUBSCRIBE = "request:unsubscribe"
+UNSUBSCRIBE = Kind.UNSUBSCRIBE
 # Requests that change or remove data: acted on by themselves only when authenticated. An
 # unsubscribe has a rule of its own (see ``needs_person``).
 CONFIRMED_BY_PERSON = (WITHDRAWAL, AMEND)
 # Each request kind's own reply: what was received, what happens next, who will answer. A
 # story (and a request of a kind not listed) gets the acknowledgement.
-REQUEST_TEMPLATES = {
+REQUEST_TEMPLATES: dict[str, str] = {
     WITHDRAWAL: "withdrawal_confirmation", UNSUBSCRIBE: "unsubscribe_confirmation",
-    AMEND: "request_amend", "request:press": "request_press", "request:event": "request_event",
-    "request:question": "request_question",
+    AMEND: "request_amend", Kind.PRESS: "request_press", Kind.EVENT: "request_event",
+    Kind.QUESTION: "request_question",
 }  # fmt: skip
 
 SUPPRESSION_ORDER = (
@@ -145,7 +145,8 @@ def decide(
         return Decision(False, "unverified_sender", "", "", urgent)
     if not is_plausible_mailbox(to):
         return Decision(False, "bad_sender", "", "", urgent)
-    reply = {WITHDRAWAL: "send_withdrawal", UNSUBSCRIBE: "send_unsubscribe"}.get(triage.kind)
+    replies: dict[str, str] = {WITHDRAWAL: "send_withdrawal", UNSUBSCRIBE: "send_unsubscribe"}
+    reply = replies.get(triage.kind)
     return Decision(True, reply or "send", template, to, urgent)
 
 
@@ -238,7 +239,7 @@ def _policy_reason(
     unsubscribed: bool,
 ) -> str | None:
     if triage.kind == AUTOMATED:
-        return "automated"
+        return "automated"  # the reason code, named after the kind
     if unsubscribed:  # before the rest: it is why nothing goes, whatever else holds
         return "unsubscribed"
     if story.received_at < now - timedelta(days=settings.max_age_days):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from intake.errors import SendError, StoreError
-from intake.records import Acknowledgement
+from intake.records import Acknowledgement, ReplyState
 from intake.store.engine import Store
 from intake.store.outbox import Attempt
 from triage.reply.breaker import room, tripped, window_start
@@ -195,8 +195,8 @@ class Sender:
                 self._record(item, err)
                 continue
             except Exception as err:  # the sending loop's one broad except: record, go on
-                self._store.outbox.finish(item.story_id, "failed", self._now,
-                                          error=type(err).__name__)
+                self._store.outbox.finish(item.story_id, ReplyState.FAILED, self._now,
+                                   error=type(err).__name__)  # fmt: skip
                 continue
             rendered.append((item, outgoing))
         return rendered
@@ -235,8 +235,9 @@ class Sender:
             except SendError as err:
                 attempts.append(self._failed_attempt(item, err))
                 continue
-            attempts.append(Attempt(item.story_id, "sent", message_id=one.outgoing.message_id))
-        if any(a.state == "sent" for a in attempts):
+            attempts.append(Attempt(item.story_id, ReplyState.SENT,
+                                    message_id=one.outgoing.message_id))  # fmt: skip
+        if any(a.state == ReplyState.SENT for a in attempts):
             try:
                 sync_folder(folder)
             except SendError as err:  # the files are in place, readers may have them: sent
@@ -258,7 +259,7 @@ class Sender:
                 continue
             try:
                 smtp.send(outgoing)
-                attempt = Attempt(item.story_id, "sent", message_id=outgoing.message_id)
+                attempt = Attempt(item.story_id, ReplyState.SENT, message_id=outgoing.message_id)
             except SendError as err:
                 attempt = self._failed_attempt(item, err)
             self._count([attempt])
@@ -271,7 +272,7 @@ class Sender:
             return self._store.outbox.finish_and_claim(attempts, claim, self._now)
         except StoreError:  # the next run holds it; say which, for `release --as-sent`
             for attempt in attempts:
-                if attempt.state == "sent":
+                if attempt.state == ReplyState.SENT:
                     log.error("acknowledgement %s was sent but could not be recorded",
                               reference(attempt.story_id))  # fmt: skip
             raise
@@ -287,12 +288,13 @@ class Sender:
             self.last_error = str(err)[:300]
         if retry:
             self._retrying.append(item.story_id)
-        return Attempt(item.story_id, "pending" if retry else "failed", error=str(err)[:300],
+        state = ReplyState.PENDING if retry else ReplyState.FAILED
+        return Attempt(item.story_id, state, error=str(err)[:300],
                        retry_at=self._now + backoff(item.attempts) if retry else None,
                        permanent=err.permanent)  # fmt: skip
 
     def _count(self, attempts: Sequence[Attempt]) -> None:
         for attempt in attempts:
-            self.sent += attempt.state == "sent"
-            self.worked = self.worked or attempt.state == "sent"
-            self._failures = self._failures + 1 if attempt.state == "pending" else 0
+            self.sent += attempt.state == ReplyState.SENT
+            self.worked = self.worked or attempt.state == ReplyState.SENT
+            self._failures = self._failures + 1 if attempt.state == ReplyState.PENDING else 0

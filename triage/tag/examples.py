@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from intake.errors import ConfigError
-from intake.records import Address, Story
+from intake.records import Address, Kind, Story
 
-KINDS = ("story", "automated", "request:withdrawal", "request:amend", "request:unsubscribe",
-         "request:question", "request:press", "request:event")  # fmt: skip
+KINDS = tuple(Kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ def _parse_line(line: str, known: set[str], where: str) -> LabelledText:
                                tuple(str(t) for t in row["themes"]), str(row["kind"]))  # fmt: skip
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"{where}: not a labelled example ({type(err).__name__})") from err
-    if example.kind not in KINDS and not example.kind.startswith("request:"):
+    if example.kind not in KINDS and not Kind.is_request(example.kind):
         raise ConfigError(f"{where}: unknown kind {example.kind!r}")
     # Themes the current themes.toml does not know are ignored, so removing a theme needs no
     # data edit; adding one picks up whatever examples carry its name.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from intake.records import Evidence, Story, Triage
+from intake.records import Evidence, Kind, Story, Triage
 from triage.tag.asking import addressed_to_us, reads_as_request
 from triage.tag.rules import (
     AUTOMATED,
@@ -155,7 +155,7 @@ def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, 
     asked = tuple(h for h in phrases if reads_as_request(text, h.start, h.end))
     short = reading.words <= WITHDRAWAL_SHORT_WORDS
     if asked and kind != AUTOMATED and (
-        short or kind.startswith("request:") or probability >= WITHDRAWAL_MIN_PROBABILITY
+        short or Kind.is_request(kind) or probability >= WITHDRAWAL_MIN_PROBABILITY
         or any(_at_edge(text, h) and addressed_to_us(text, h.start, h.end) for h in asked)
     ):  # fmt: skip
         return WITHDRAWAL, probability, asked
@@ -190,4 +190,4 @@ def _at_edge(text: str, hit: Hit) -> bool:
 
 
 def _is_kind(label: str) -> bool:
-    return label in (STORY, AUTOMATED) or label.startswith("request:")
+    return label in (STORY, AUTOMATED) or Kind.is_request(label)

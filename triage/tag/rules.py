@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from intake.records import Story
+from intake.records import Kind, Story
 
-STORY = "story"
-AUTOMATED = "automated"
-WITHDRAWAL = "request:withdrawal"
-AMEND = "request:amend"
+STORY = Kind.STORY
+AUTOMATED = Kind.AUTOMATED
+WITHDRAWAL = Kind.WITHDRAWAL
+AMEND = Kind.AMEND
 
 # Header names and sender local parts that only machines and list servers use (RFC 3834
 # section 2, RFC 2369, and what Sieve vacation skips).
