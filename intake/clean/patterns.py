@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from intake.clean import labels
+
 MAX_LINE = 1000  # header, attribution and footer lines are never longer; skip costly checks
 
 
@@ -34,24 +36,14 @@ def _words(phrases: tuple[str, ...]) -> str:
 QUOTE_LINE = re.compile(r"[ \t]{0,3}>")
 SUPERCITE_LINE = re.compile(r"[ \t]{0,2}[^\W\d_][\w.-]{0,15}>(?:\s|$)")  # "Richard> text"
 
-# Words that open an attribution: "On …", "Am …", "Le …", "El …", "Op …", "W dniu …", "--- On …".
-_OPENERS = _phrases(
-    "on|am|le|el|op|il|em|den|dnia|w dniu|at|pe|în|dne|v|på|el día|il giorno|kello|в|у|在"
-)
+# Words that open an attribution: "On …", "Am …", "Le …", "W dniu …", "--- On …".
 ATTRIBUTION_OPENER = re.compile(
-    r"[-*\s]{0,8}(?:"
-    + _words(_OPENERS)
-    + r")(?:\s|$)",
-    re.IGNORECASE,
+    r"[-*\s]{0,8}(?:" + _words(labels.phrases("openers")) + r")(?:\s|$)", re.IGNORECASE
 )
 # The verb that ends an attribution, compared as the last word ("… a écrit :", "… napisał(a):").
-ATTRIBUTION_VERBS = _wordset(
-    """wrote writes écrit escribió escribio escrito schrieb schreef geschreven scritto scrisse
-    escreveu skrev skriver kirjoitti napsal napsala napisał napisała napisał(a) pisze написал
-    написала написал(а) пише написав scris írta yazdı 写道 寫道"""
-)
+ATTRIBUTION_VERBS = frozenset(labels.phrases("verbs"))
 # German, Dutch and Nordic clients may put the verb first: "X <x@y> schrieb am Fr., 28. Apr. …:".
-VERBS_FIRST = ("schrieb", "skrev", "schreef", "kirjoitti")
+VERBS_FIRST = labels.phrases("verbs_first")
 ATTRIBUTION_VERB_FIRST = re.compile(
     r"(?:^|\s)(?:" + "|".join(VERBS_FIRST) + r")\s.{0,250}[:：]\s*$", re.IGNORECASE
 )
@@ -64,17 +56,9 @@ ATTRIBUTION_CHAR = re.compile(r"[0-9<@]")  # a date, time or address: every attr
 EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
 PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
 
-# Outlook-style header blocks ("From: … Sent: … To: … Subject: …") in the campaign's languages.
-FROM_KEYS = frozenset(
-    _phrases("from|von|de|da|van|från|fra|od|от|lähettäjä|feladó|kimden|afsender|frá|发件人|寄件者|差出人")
-)
-_OTHER_KEYS = _phrases(
-    """sent|date|to|cc|bcc|subject|reply-to|gesendet|datum|an|betreff|envoyé|envoyé le|à|objet|
-    enviado|enviado el|enviada|fecha|para|asunto|inviato|data|a|oggetto|risposta|verzonden|aan|
-    onderwerp|skickat|till|ämne|sendt|til|emne|wysłano|wysłane|do|temat|отправлено|кому|тема|
-    дата|assunto|data de envio|lähetetty|vastaanottaja|aihe|elküldve|címzett|tárgy|gönderildi|
-    kime|konu|收件人|主题|日期|件名|宛先|送信日時"""
-)
+# Outlook-style header blocks ("From: … Sent: … To: … Subject: …"), labels from intake.clean.labels.
+FROM_KEYS = frozenset(labels.phrases("sender"))
+_OTHER_KEYS = labels.phrases("fields")
 HEADER_LINE = re.compile(
     r"[ \t]{0,3}\*{0,2}("
     + _words((*FROM_KEYS, *_OTHER_KEYS))
@@ -83,23 +67,8 @@ HEADER_LINE = re.compile(
 )
 
 # Full-line separators that introduce earlier mail.
-_FORWARD_PHRASES = _phrases(
-    """forwarded message|begin forwarded message|forwarded e-mail|forwarded email|
-    weitergeleitete nachricht|anfang der weitergeleiteten nachricht|message transféré|
-    début du message réexpédié|début du message transféré|mensaje reenviado|
-    inicio del mensaje reenviado|doorgestuurd bericht|begin doorgestuurd bericht|
-    messaggio inoltrato|inizio messaggio inoltrato|mensagem encaminhada|
-    início da mensagem reencaminhada|mensagem reencaminhada|vidarebefordrat meddelande|
-    videresendt melding|videresendt meddelelse|wiadomość przekazana|przekazana wiadomość|
-    пересылаемое сообщение|välitetty viesti|přeposlaná zpráva"""
-)
-_ORIGINAL_PHRASES = _phrases(
-    """original message|ursprüngliche nachricht|message d'origine|message original|
-    mensaje original|oorspronkelijk bericht|messaggio originale|mensagem original|
-    ursprungligt meddelande|opprinnelig melding|oprindelig meddelelse|oryginalna wiadomość|
-    wiadomość oryginalna|исходное сообщение|alkuperäinen viesti|původní zpráva|eredeti üzenet|
-    reply message|original e-mail"""
-)
+_FORWARD_PHRASES = labels.phrases("forward")
+_ORIGINAL_PHRASES = labels.phrases("original")
 _SEPARATOR = r"[\s>*_=-]{{0,40}}(?:{})[\s:*_=-]{{0,40}}$"
 # One expression for both (a line is tried once): the group that matched says which it is.
 HISTORY_MARKER = re.compile(
@@ -163,7 +132,9 @@ DEVICE_LINE = re.compile(
     r"con|da|dal|met|vanaf|von|fra|från|z|ze|с|из|outlook)\b"
     r"|from\s+my\s+\w|von\s+meinem\b.{0,60}\bgesendet|diese\s+nachricht\s+wurde\s+von\s+meinem\b"
     r"|[^\W\d_]{1,20}\s+from\s+(?:my\s+)?(?:mobile|phone|iphone|ipad|android)\b"
-    r"|(?:從|从|发自|寄自)我的|iphoneから送信"
+    r"|(?:從|从|发自|寄自)我的|iphoneから送信|"
+    + _words(labels.phrases("device"))
+    + r"\b"
     r").{0,140}$",
     re.IGNORECASE,
 )
