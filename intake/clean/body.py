@@ -19,6 +19,9 @@ _ATTRIBUTION_LINES = 5  # lines one may span: Gmail wraps long names and address
 _HEADER_WINDOW = 12  # lines an Outlook header block may span, wrapped Subject included
 _MAX_FORWARD_DEPTH = 3  # forwards of forwards are unwrapped this deep
 _MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own story
+_REWRAP_ABOVE = 40  # a quote line re-wrapped by a client was near the wrap width
+_REWRAP_LINE = 40  # characters its overflow may have
+_SENTENCE_END = frozenset(".!?:;…")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +207,7 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
     opener = p.ATTRIBUTION_OPENER.match(first) is not None
     # Without "On/Am/Le …" only a head that starts with a date or holds an address may wrap,
     # and only an opener may wrap across a blank line (Gmail: "On …\n\n<\nmailto:…\n> wrote:").
-    may_wrap = opener or first[:1].isdigit() or "<" in first or "@" in first
+    may_wrap = opener or first[:1].isdigit() or "<" in first or "‹" in first or "@" in first
     parts: list[str] = []
     blanks = 0
     for j in range(i, min(i + _ATTRIBUTION_LINES, len(lines))):
@@ -234,11 +237,32 @@ def _attribution_evidence(span: str, lines: list[str], after: int) -> bool:
 
 
 def _quote_block_end(lines: list[str], i: int) -> int:
-    """End of the run of quote lines at i; blank lines inside the run belong to it."""
+    """End of the run of quote lines at i; blank lines inside the run belong to it, and so does
+    a line whose ">" a client lost when it re-wrapped the quote (see `_rewrapped`)."""
     last = i
     for j in range(i + 1, len(lines)):
         if p.is_quote(lines[j]):
             last = j
+        elif last == j - 1 and _rewrapped(lines, j):
+            last = j
         elif not p.is_blank(lines[j]):
             break
     return last + 1
+
+
+def _rewrapped(lines: list[str], j: int) -> bool:
+    """Line j, right below a quote line, is the overflow of that line re-wrapped without ">".
+
+    The quote line above is long and stops mid-sentence; line j is short and either sits
+    between two quote lines that carry one sentence on, or continues it in lower case. A short
+    answer typed under a quoted question ("Greenfield Primary") starts a sentence of its own.
+    """
+    above, line = p.dequote(lines[j - 1]).strip(), lines[j].strip()
+    if not line or len(line) > _REWRAP_LINE:
+        return False
+    if len(above) < _REWRAP_ABOVE or above[-1] in _SENTENCE_END:
+        return False
+    if line[0].islower():
+        return True
+    below = lines[j + 1] if j + 1 < len(lines) else ""
+    return p.is_quote(below) and p.dequote(below).strip()[:1].islower()

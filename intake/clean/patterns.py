@@ -52,7 +52,20 @@ GMAIL_GMT_LINE = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}
 GMAIL_DATE_EMAIL_LINE = re.compile(
     r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{0,200}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*:?\s*$"
 )
-ATTRIBUTION_CHAR = re.compile(r"[0-9<@]")  # a date, time or address: every attribution has one
+# Typographic angle quotes around an address ("‹x@y›") read as the ASCII ones.
+_ANGLES = str.maketrans("‹›", "<>")
+# A head that starts with a date, maybe after a weekday: "30.09.2017, …", "сб, 30 сент. …".
+DATED_HEAD = re.compile(r"[\W_]{0,3}(?:[^\W\d_]{1,12}\.?,?\s{1,2})?\d")
+ENDS_WITH_ADDRESS = re.compile(r"[<(\[][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)\]]\s*$")
+_TIME = r"\d{1,2}[:.]\d{2}"
+# No verb at all: a dated head, a time, then a name and an address and a colon (Gmail in some
+# languages): "30.09.2017, 18.30, "Name" <a@b>:" or "ср, 30 апр. 2025 г. в 15:19, Name <a@b>:".
+VERBLESS_ATTRIBUTION = re.compile(
+    r"[\W_]{0,3}(?:[^\W\d_]{1,12}\.?,?\s{1,2})?\d[^<>]{0,80}?"
+    + _TIME
+    + r"[^<>@]{0,160}[<(][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)]\s*[:：]\s*$"
+)
+ATTRIBUTION_CHAR = re.compile(r"[0-9<@‹]")  # a date, time or address: every attribution has one
 EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
 PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
 
@@ -248,23 +261,31 @@ def has_link(paragraph: list[str]) -> bool:
 
 
 def ends_attribution(span: str) -> bool:
-    """ "… wrote:" / "… wrote ----", or a verb-first "… schrieb am <date> um 11:53 Uhr:"."""
+    """ "… wrote:" / "… wrote ----" / a dated "On … wrote", a verb-first "… schrieb am <date> um
+    11:53 Uhr:", or a verbless dated head ending in an address: "30.09.2017, 18:30, X <x@y>:"."""
+    span = span.translate(_ANGLES)
     tail = span.rstrip(" \t\u00a0-")
     colon = tail.endswith((":", "："))
-    if not colon and len(span) - len(tail) < 2:
-        return False
+    marked = colon or len(span) - len(tail) >= 2  # "… wrote:" or "… wrote ----"
     words = tail.rstrip(" \t\u00a0:：").rsplit(None, 1)
     last = words[-1].casefold() if words else ""
     if last in ATTRIBUTION_VERBS or last.strip("\"'<>()") in ATTRIBUTION_VERBS:
-        return True
+        # Without the colon only a head that opens like one may end at the verb.
+        return marked or is_dated_head(span)
     if last.endswith(("写道", "寫道")):
         return True
+    if not colon and not (ENDS_WITH_ADDRESS.search(tail) and is_dated_head(span)):
+        return False
     folded = span[-280:].casefold()
-    return (
-        colon
-        and any(verb in folded for verb in VERBS_FIRST)
-        and ATTRIBUTION_VERB_FIRST.search(span[-280:]) is not None
-    )
+    if any(verb in folded for verb in VERBS_FIRST):
+        if ATTRIBUTION_VERB_FIRST.search(span[-280:] + ("" if colon else ":")) is not None:
+            return True
+    return colon and VERBLESS_ATTRIBUTION.match(span) is not None
+
+
+def is_dated_head(span: str) -> bool:
+    """Opens like an attribution: "On …", "Le …", a date ("30.09.2017, …") or "сб, 30 …"."""
+    return bool(ATTRIBUTION_OPENER.match(span) or DATED_HEAD.match(span))
 
 
 def trivial_words(text: str) -> set[str] | None:
