@@ -16,8 +16,10 @@ import pytest
 from intake.clean.body import clean
 
 DATA = Path(__file__).parent / "data"
-LANGUAGES = frozenset("en fr de nl es it pt sv da no fi pl ru".split())
-HISTORY_CLASSES = frozenset("header attribution device separator rewrap".split())
+LANGUAGES = frozenset(
+    ("en", "fr", "de", "nl", "es", "it", "pt", "sv", "da", "no", "fi", "pl", "ru")
+)
+HISTORY_CLASSES = frozenset(("header", "attribution", "device", "separator", "rewrap"))
 
 
 @dataclass(frozen=True)

@@ -241,9 +241,7 @@ def _quote_block_end(lines: list[str], i: int) -> int:
     a line whose ">" a client lost when it re-wrapped the quote (see `_rewrapped`)."""
     last = i
     for j in range(i + 1, len(lines)):
-        if p.is_quote(lines[j]):
-            last = j
-        elif last == j - 1 and _rewrapped(lines, j):
+        if p.is_quote(lines[j]) or (last == j - 1 and _rewrapped(lines, j)):
             last = j
         elif not p.is_blank(lines[j]):
             break

@@ -277,14 +277,15 @@ def ends_attribution(span: str) -> bool:
     if not colon and not (ENDS_WITH_ADDRESS.search(tail) and is_dated_head(span)):
         return False
     folded = span[-280:].casefold()
-    if any(verb in folded for verb in VERBS_FIRST):
-        if ATTRIBUTION_VERB_FIRST.search(span[-280:] + ("" if colon else ":")) is not None:
-            return True
+    verb_first = ATTRIBUTION_VERB_FIRST.search(span[-280:] + ("" if colon else ":"))
+    if any(verb in folded for verb in VERBS_FIRST) and verb_first is not None:
+        return True
     return colon and VERBLESS_ATTRIBUTION.match(span) is not None
 
 
 def is_dated_head(span: str) -> bool:
-    """Opens like an attribution: "On …", "Le …", a date ("30.09.2017, …") or "сб, 30 …"."""
+    """Opens like an attribution: "On …", "Le …", a date ("30.09.2017, …"), or a weekday
+    and a date ("Sat, 30 …")."""
     return bool(ATTRIBUTION_OPENER.match(span) or DATED_HEAD.match(span))
 
 
