@@ -126,9 +126,34 @@ def _scan(lines: list[str]) -> _Split:
         marker = _history_marker(lines, i)
         if marker is not None:
             return _history_split(own, quoted, lines, i, marker)
+        if p.is_device(lines[i]) and _pasted_history(lines, i + 1):
+            # A phone puts its line under what was typed: below it is the earlier message.
+            return _Split([*own, lines[i]], quoted + lines[i + 1 :], "reply", before=quoted)
         own.append(lines[i])
         i += 1
     return _quoted_forward(_Split(own, quoted), lines, first_block)
+
+
+def _pasted_history(lines: list[str], i: int) -> bool:
+    """Whether the first line after a device line (past a rule) heads an earlier message.
+
+    Below a device line one field ("From: …") or a dated "… wrote" without an address is
+    enough: those would be too weak in the middle of a story. Quote lines are not asked about:
+    the scan sets them aside (and finds an Apple forward in them) whatever stands above.
+    """
+    k = p.skip_blank(lines, i)
+    if k < len(lines) and p.is_rule(lines[k]):
+        k = p.skip_blank(lines, k + 1)
+    if k == len(lines) or len(lines[k]) > p.MAX_LINE or p.is_quote(lines[k]):
+        return False
+    line = lines[k].strip()
+    return bool(
+        p.header_line(line)
+        or p.HISTORY_MARKER.match(line)
+        or p.GMAIL_GMT_LINE.match(line)
+        or p.GMAIL_DATE_EMAIL_LINE.match(line)
+        or (p.ends_attribution(line) and p.ATTRIBUTION_CHAR.search(line))
+    )
 
 
 def _history_split(
