@@ -159,12 +159,14 @@ def _pasted_history(lines: list[str], i: int) -> bool:
 def _history_split(
     own: list[str], quoted: list[str], lines: list[str], i: int, marker: tuple[str, int]
 ) -> _Split:
-    """Everything from the marker on is history; so is a rule line ("_____") just above it."""
+    """Everything from the marker on is history; so is the line that introduces it: a rule
+    ("_____"), a separator in words we do not know ("----- Reply from X -----"), or, right
+    above the block, a dated intro line ("Message du 30/09/17 18:30")."""
     kind, body_at = marker
     start = len(own)
     while start > 0 and p.is_blank(own[start - 1]):
         start -= 1
-    if start > 0 and p.is_rule(own[start - 1]):
+    if start > 0 and p.introduces_history(own[start - 1], adjacent=start == len(own)):
         start -= 1
     header = own[start:] + lines[i:body_at]
     history = own[start:] + lines[i:]

@@ -100,6 +100,15 @@ TRIVIAL_WORDS = _wordset(
 )
 FORWARD_CUES = _wordset("fyi fya fwd fw fwded forward forwarded forwarding below")
 
+# A separator in any wording: text between runs of rule characters, "----- Reply from X -----".
+DECORATED_LINE = re.compile(
+    r"[ \t>]{0,4}[-_=*~#]{3,40}[ \t]{0,4}[^\s\-_=*~#][^\n]{0,60}?[-_=*~#]{3,40}\s*$"
+)
+# A short line that dates what follows: "Message du 30/09/17 18:30", "Am 30.09.2017, 18:30".
+DATED_INTRO = re.compile(
+    r"[^\d\n]{0,40}\d{1,4}[./-]\d{1,2}(?:[./-]\d{2,4})?,?\s{1,3}\d{1,2}[:.h]\d{2}\D{0,20}$"
+)
+
 # --- signatures --------------------------------------------------------------------------------
 
 SIG_DASHES = re.compile(r"--[ \t]?$")
@@ -199,6 +208,16 @@ def is_rule(line: str) -> bool:
     return bool(s) and all(
         c in _RULE_CHARS or c.isspace() or unicodedata.category(c) == "Pd" for c in s
     )
+
+
+def introduces_history(line: str, adjacent: bool) -> bool:
+    """A rule or a worded separator above a header block, or (only when `adjacent`, nothing
+    between them) a short line that dates it."""
+    if len(line) > 120:
+        return False
+    if is_rule(line) or DECORATED_LINE.match(line):
+        return True
+    return adjacent and len(line.split()) <= 8 and DATED_INTRO.match(line.strip()) is not None
 
 
 def is_sentence(line: str) -> bool:
