@@ -22,6 +22,7 @@ _MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own
 _REWRAP_ABOVE = 40  # a quote line re-wrapped by a client was near the wrap width
 _REWRAP_LINE = 40  # characters its overflow may have
 _SENTENCE_END = frozenset(".!?:;…")
+_NAMED_WORDS = 6  # "Jane Doe wrote:", "Jane van der Berg a écrit :"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +226,10 @@ def _header_block_end(lines: list[str], i: int) -> int | None:
 def _attribution_end(lines: list[str], i: int) -> int | None:
     """End of an "On <date>, <name> wrote:" line, possibly wrapped, starting at line i."""
     first = lines[i].strip()
-    if not first or len(first) > _MAX_ATTRIBUTION or not p.ATTRIBUTION_CHAR.search(first):
+    if not first or len(first) > _MAX_ATTRIBUTION:
         return None
+    if not p.ATTRIBUTION_CHAR.search(first):
+        return i + 1 if _named_attribution(first, lines, i + 1) else None
     if p.PROSE_BREAK.search(first):
         return None
     if p.GMAIL_GMT_LINE.match(first) or p.GMAIL_DATE_EMAIL_LINE.match(first):
@@ -255,9 +258,17 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
     return None
 
 
+def _named_attribution(line: str, lines: list[str], after: int) -> bool:
+    """ "Jane Doe wrote:" with neither date nor address: only right above quote marks."""
+    if not line.endswith((":", "：")) or len(line.split()) > _NAMED_WORDS:
+        return False
+    return p.ends_attribution(line) and after < len(lines) and p.is_quote(lines[after])
+
+
 def _attribution_evidence(span: str, lines: list[str], after: int) -> bool:
-    """An address, or quote marks below: "On 3 May, at 10:30, the GP wrote:" may be a story."""
-    if p.EMAIL.search(span):
+    """An address, a numeric date and time ("18/01/2021 11:32"), or quote marks below:
+    "On 3 May, at 10:30, the GP wrote:" may be a story."""
+    if p.EMAIL.search(span) or p.NUMERIC_DATE_TIME.search(span):
         return True
     k = p.skip_blank(lines, after)
     return k < len(lines) and p.is_quote(lines[k])

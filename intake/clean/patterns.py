@@ -65,6 +65,10 @@ VERBLESS_ATTRIBUTION = re.compile(
     + _TIME
     + r"[^<>@]{0,160}[<(][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)]\s*[:：]\s*$"
 )
+# A date in figures and a time: "18/01/2021 11:32", "2021-01-18 11:32", "18.01.2021, 11.32".
+NUMERIC_DATE_TIME = re.compile(
+    r"\b\d{1,4}[./-]\d{1,2}[./-]\d{2,4},?\s{1,3}(?:\D{1,8}\s)?\d{1,2}[:.]\d{2}\b"
+)
 ATTRIBUTION_CHAR = re.compile(r"[0-9<@‹]")  # a date, time or address: every attribution has one
 EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
 PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
