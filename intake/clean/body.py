@@ -127,12 +127,16 @@ def _scan(lines: list[str]) -> _Split:
         marker = _history_marker(lines, i)
         if marker is not None:
             return _history_split(own, quoted, lines, i, marker)
-        if p.is_device(lines[i]) and _pasted_history(lines, i + 1):
+        if p.may_be_device(lines[i]) and _device_above_history(lines, i):
             # A phone puts its line under what was typed: below it is the earlier message.
             return _Split([*own, lines[i]], quoted + lines[i + 1 :], "reply", before=quoted)
         own.append(lines[i])
         i += 1
     return _quoted_forward(_Split(own, quoted), lines, first_block)
+
+
+def _device_above_history(lines: list[str], i: int) -> bool:
+    return p.is_device(lines[i]) and _pasted_history(lines, i + 1)
 
 
 def _pasted_history(lines: list[str], i: int) -> bool:

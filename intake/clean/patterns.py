@@ -164,6 +164,15 @@ DEVICE_LINE = re.compile(
     r").{0,140}$",
     re.IGNORECASE,
 )
+# The first words DEVICE_LINE can open with ("iphoneから送信" and "从我的…" by their start).
+_DEVICE_FIRST = frozenset(
+    {phrase.split()[0] for phrase in labels.phrases("device")}
+    | _wordset(
+        """sent sendt envoyé enviado inviato verzonden gesendet skickat wysłano lähetetty
+        odesláno отправлено enviada get from von diese 從我 从我 发自 寄自 ip"""
+    )
+)
+_DEVICE_LEAD = " \t-_*.~>|[(•–—"
 # Paragraph openings of legal, confidentiality, environment and virus-scan footers.
 FOOTER_START = re.compile(
     r"[\W_]{0,5}(?:"
@@ -277,6 +286,20 @@ def is_contact(line: str, sender_name: str) -> bool:
 
 def is_device(line: str) -> bool:
     return len(line) <= 200 and DEVICE_LINE.match(line.strip()) is not None
+
+
+def may_be_device(line: str) -> bool:
+    """A cheap first look before `is_device`, which the scan would otherwise ask of every line:
+    the first or second word opens a device line ("Sent …", "Von meinem …", "X from my …")."""
+    words = line.lstrip(_DEVICE_LEAD).split(None, 2)[:2]
+    if not words or len(line) > 200:
+        return False
+    first = words[0].casefold()
+    return (
+        first in _DEVICE_FIRST
+        or first[:2] in _DEVICE_FIRST
+        or (len(words) == 2 and words[1].casefold() == "from")
+    )
 
 
 def has_link(paragraph: list[str]) -> bool:
