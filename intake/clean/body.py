@@ -22,6 +22,7 @@ _MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own
 _REWRAP_ABOVE = 40  # a quote line re-wrapped by a client was near the wrap width
 _REWRAP_LINE = 40  # characters its overflow may have
 _SENTENCE_END = frozenset(".!?:;…")
+_DEVICE_LINE = 120  # characters a device line may have ("Envoyé à partir de mon …")
 _NAMED_WORDS = 6  # "Jane Doe wrote:", "Jane van der Berg a écrit :"
 
 
@@ -127,7 +128,7 @@ def _scan(lines: list[str]) -> _Split:
         marker = _history_marker(lines, i)
         if marker is not None:
             return _history_split(own, quoted, lines, i, marker)
-        if p.may_be_device(lines[i]) and _device_above_history(lines, i):
+        if _device_above_history(lines, i):
             # A phone puts its line under what was typed: below it is the earlier message.
             return _Split([*own, lines[i]], quoted + lines[i + 1 :], "reply", before=quoted)
         own.append(lines[i])
@@ -136,7 +137,16 @@ def _scan(lines: list[str]) -> _Split:
 
 
 def _device_above_history(lines: list[str], i: int) -> bool:
-    return p.is_device(lines[i]) and _pasted_history(lines, i + 1)
+    """Line i is a device line with an earlier message pasted below it."""
+    # Asked of every line, so the cheap tests come first: a device line is short and ends its
+    # paragraph, or stands right above a header field.
+    if len(lines[i]) > _DEVICE_LINE or i + 1 < len(lines) and not _blank_or_field(lines[i + 1]):
+        return False
+    return p.may_be_device(lines[i]) and p.is_device(lines[i]) and _pasted_history(lines, i + 1)
+
+
+def _blank_or_field(line: str) -> bool:
+    return ":" in line or "：" in line or not line.strip()
 
 
 def _pasted_history(lines: list[str], i: int) -> bool:
