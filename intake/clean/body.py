@@ -140,7 +140,7 @@ def _device_above_history(lines: list[str], i: int) -> bool:
     """Line i is a device line with an earlier message pasted below it."""
     # Asked of every line, so the cheap tests come first: a device line is short and ends its
     # paragraph, or stands right above a header field.
-    if len(lines[i]) > _DEVICE_LINE or i + 1 < len(lines) and not _blank_or_field(lines[i + 1]):
+    if len(lines[i]) > _DEVICE_LINE or (i + 1 < len(lines) and not _blank_or_field(lines[i + 1])):
         return False
     return p.may_be_device(lines[i]) and p.is_device(lines[i]) and _pasted_history(lines, i + 1)
 
@@ -164,7 +164,7 @@ def _pasted_history(lines: list[str], i: int) -> bool:
     line = lines[k].strip()
     return bool(
         p.header_line(line)
-        or p.HISTORY_MARKER.match(line)
+        or p.separator_kind(line)
         or p.GMAIL_GMT_LINE.match(line)
         or p.GMAIL_DATE_EMAIL_LINE.match(line)
         or (p.ends_attribution(line) and p.ATTRIBUTION_CHAR.search(line))
@@ -207,9 +207,9 @@ def _history_marker(lines: list[str], i: int) -> tuple[str, int] | None:
     line = lines[i]
     if len(line) > p.MAX_LINE:
         return None
-    separator = p.HISTORY_MARKER.match(line)
+    separator = p.separator_kind(line)
     if separator is not None:
-        forward = separator.group("forward") is not None
+        forward = separator == "forward"
         j = p.skip_blank(lines, i + 1)
         end = _header_block_end(lines, j) if j < len(lines) else None
         return "forward" if forward else "header", p.skip_blank(lines, j if end is None else end)

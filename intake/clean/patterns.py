@@ -86,14 +86,23 @@ HEADER_LINE = re.compile(
 # Full-line separators that introduce earlier mail.
 _FORWARD_PHRASES = labels.phrases("forward")
 _ORIGINAL_PHRASES = labels.phrases("original")
-_SEPARATOR = r"[\s>*_=-]{{0,40}}(?:{})[\s:*_=-]{{0,40}}$"
-# One expression for both (a line is tried once): the group that matched says which it is.
-HISTORY_MARKER = re.compile(
-    _SEPARATOR.format(
-        f"(?P<forward>{_words(_FORWARD_PHRASES)})|(?P<original>{_words(_ORIGINAL_PHRASES)})"
-    ),
-    re.IGNORECASE,
-)
+# A separator is one of those phrases between decoration: "---------- Forwarded message ---------",
+# "> Begin forwarded message:". Looked up, not matched: the scan asks it of every line.
+_SEPARATORS = {phrase: "original" for phrase in _ORIGINAL_PHRASES} | {
+    phrase: "forward" for phrase in _FORWARD_PHRASES
+}
+_SEPARATOR_LEAD = " \t\u00a0>*_=-"
+_SEPARATOR_TAIL = " \t\u00a0:*_=-"
+_MAX_SEPARATOR = 160
+
+
+def separator_kind(line: str) -> str | None:
+    """ "forward" or "original" when the line is a separator of earlier mail, else None."""
+    if len(line) > _MAX_SEPARATOR:
+        return None
+    core = line.lstrip(_SEPARATOR_LEAD).rstrip(_SEPARATOR_TAIL)
+    return _SEPARATORS.get(" ".join(core.casefold().split())) if core else None
+
 
 # Words a forwarder's note may consist of and still count as "no text of their own".
 TRIVIAL_WORDS = _wordset(
