@@ -109,6 +109,10 @@ def _scan(lines: list[str]) -> _Split:
     first_block: tuple[int, int] | None = None
     i, n = 0, len(lines)
     while i < n:
+        if not lines[i].strip():  # a third of a body: nothing can start on a blank line
+            own.append(lines[i])
+            i += 1
+            continue
         if p.is_quote(lines[i]):
             end = _quote_block_end(lines, i)
             first_block = first_block or (i, end)
@@ -128,7 +132,12 @@ def _scan(lines: list[str]) -> _Split:
         marker = _history_marker(lines, i)
         if marker is not None:
             return _history_split(own, quoted, lines, i, marker)
-        if _device_above_history(lines, i):
+        below = lines[i + 1] if i + 1 < n else ""
+        # A device line is short and ends its paragraph or stands right above a header field;
+        # asked of every line, so these cheap tests come first.
+        if len(lines[i]) <= _DEVICE_LINE and (":" in below or not below.strip()) and (
+            _device_above_history(lines, i)
+        ):
             # A phone puts its line under what was typed: below it is the earlier message.
             return _Split([*own, lines[i]], quoted + lines[i + 1 :], "reply", before=quoted)
         own.append(lines[i])
@@ -138,15 +147,7 @@ def _scan(lines: list[str]) -> _Split:
 
 def _device_above_history(lines: list[str], i: int) -> bool:
     """Line i is a device line with an earlier message pasted below it."""
-    # Asked of every line, so the cheap tests come first: a device line is short and ends its
-    # paragraph, or stands right above a header field.
-    if len(lines[i]) > _DEVICE_LINE or (i + 1 < len(lines) and not _blank_or_field(lines[i + 1])):
-        return False
     return p.may_be_device(lines[i]) and p.is_device(lines[i]) and _pasted_history(lines, i + 1)
-
-
-def _blank_or_field(line: str) -> bool:
-    return ":" in line or "：" in line or not line.strip()
 
 
 def _pasted_history(lines: list[str], i: int) -> bool:
@@ -243,7 +244,8 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
     if not first or len(first) > _MAX_ATTRIBUTION:
         return None
     if not p.ATTRIBUTION_CHAR.search(first):
-        return i + 1 if _named_attribution(first, lines, i + 1) else None
+        named = first[-1] in ":：" and _named_attribution(first, lines, i + 1)
+        return i + 1 if named else None
     if p.PROSE_BREAK.search(first):
         return None
     if p.GMAIL_GMT_LINE.match(first) or p.GMAIL_DATE_EMAIL_LINE.match(first):

@@ -94,12 +94,13 @@ _SEPARATORS = {phrase: "original" for phrase in _ORIGINAL_PHRASES} | {
 _SEPARATOR_LEAD = " \t\u00a0>*_=-"
 _SEPARATOR_TAIL = " \t\u00a0:*_=-"
 _MAX_SEPARATOR = 160
+_SEPARATOR_SPACES = 8  # a phrase has at most four words; decoration may hold a few more
 
 
 def separator_kind(line: str) -> str | None:
     """ "forward" or "original" when the line is a separator of earlier mail, else None."""
-    if len(line) > _MAX_SEPARATOR:
-        return None
+    if len(line) > _MAX_SEPARATOR or line.count(" ") > _SEPARATOR_SPACES:
+        return None  # prose: the cheap test first, the scan asks this of every line
     core = line.lstrip(_SEPARATOR_LEAD).rstrip(_SEPARATOR_TAIL)
     return _SEPARATORS.get(" ".join(core.casefold().split())) if core else None
 
