@@ -25,7 +25,7 @@ def _wordset(table: str) -> frozenset[str]:
     return frozenset(table.split())
 
 
-def _words(phrases: tuple[str, ...]) -> str:
+def alternation(phrases: tuple[str, ...]) -> str:
     """A regex alternation of literal phrases, longest first so "kind regards" beats "regards"."""
     ordered = sorted(phrases, key=len, reverse=True)
     return "|".join(re.escape(phrase).replace(r"\ ", r"\s+") for phrase in ordered)
@@ -36,74 +36,17 @@ def _words(phrases: tuple[str, ...]) -> str:
 QUOTE_LINE = re.compile(r"[ \t]{0,3}>")
 SUPERCITE_LINE = re.compile(r"[ \t]{0,2}[^\W\d_][\w.-]{0,15}>(?:\s|$)")  # "Richard> text"
 
-# Words that open an attribution: "On …", "Am …", "Le …", "W dniu …", "--- On …".
-ATTRIBUTION_OPENER = re.compile(
-    r"[-*\s]{0,8}(?:" + _words(labels.phrases("openers")) + r")(?:\s|$)", re.IGNORECASE
-)
-# The verb that ends an attribution, compared as the last word ("… a écrit :", "… napisał(a):").
-ATTRIBUTION_VERBS = frozenset(labels.phrases("verbs"))
-# German, Dutch and Nordic clients may put the verb first: "X <x@y> schrieb am Fr., 28. Apr. …:".
-VERBS_FIRST = labels.phrases("verbs_first")
-ATTRIBUTION_VERB_FIRST = re.compile(
-    r"(?:^|\s)(?:" + "|".join(VERBS_FIRST) + r")\s.{0,250}[:：]\s*$", re.IGNORECASE
-)
-# Gmail's verbless forms: "2016-03-03 17:21 GMT+01:00 Name" and "2013/7/20 Name <a@example.org>".
-GMAIL_GMT_LINE = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2}\b")
-GMAIL_DATE_EMAIL_LINE = re.compile(
-    r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{0,200}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*:?\s*$"
-)
-# Typographic angle quotes around an address ("‹x@y›") read as the ASCII ones.
-_ANGLES = str.maketrans("‹›", "<>")
-# A head that starts with a date, maybe after a weekday: "30.09.2017, …", "сб, 30 сент. …".
-DATED_HEAD = re.compile(r"[\W_]{0,3}(?:[^\W\d_]{1,12}\.?,?\s{1,2})?\d")
-ENDS_WITH_ADDRESS = re.compile(r"[<(\[][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)\]]\s*$")
-_TIME = r"\d{1,2}[:.]\d{2}"
-# No verb at all: a dated head, a time, then a name and an address and a colon (Gmail in some
-# languages): "30.09.2017, 18.30, "Name" <a@b>:" or "ср, 30 апр. 2025 г. в 15:19, Name <a@b>:".
-VERBLESS_ATTRIBUTION = re.compile(
-    r"[\W_]{0,3}(?:[^\W\d_]{1,12}\.?,?\s{1,2})?\d[^<>]{0,80}?"
-    + _TIME
-    + r"[^<>@]{0,160}[<(][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)]\s*[:：]\s*$"
-)
-# A date in figures and a time: "18/01/2021 11:32", "2021-01-18 11:32", "18.01.2021, 11.32".
-NUMERIC_DATE_TIME = re.compile(
-    r"\b\d{1,4}[./-]\d{1,2}[./-]\d{2,4},?\s{1,3}(?:\D{1,8}\s)?\d{1,2}[:.]\d{2}\b"
-)
-ATTRIBUTION_CHAR = re.compile(r"[0-9<@‹]")  # a date, time or address: every attribution has one
 EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
-PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
 
 # Outlook-style header blocks ("From: … Sent: … To: … Subject: …"), labels from intake.clean.labels.
 FROM_KEYS = frozenset(labels.phrases("sender"))
 _OTHER_KEYS = labels.phrases("fields")
 HEADER_LINE = re.compile(
     r"[ \t]{0,3}\*{0,2}("
-    + _words((*FROM_KEYS, *_OTHER_KEYS))
+    + alternation((*FROM_KEYS, *_OTHER_KEYS))
     + r")\*{0,2}[ \t\u00a0]?[:：]\*{0,2}(?:\s|$)",
     re.IGNORECASE,
 )
-
-# Full-line separators that introduce earlier mail.
-_FORWARD_PHRASES = labels.phrases("forward")
-_ORIGINAL_PHRASES = labels.phrases("original")
-# A separator is one of those phrases between decoration: "---------- Forwarded message ---------",
-# "> Begin forwarded message:". Looked up, not matched: the scan asks it of every line.
-_SEPARATORS = {phrase: "original" for phrase in _ORIGINAL_PHRASES} | {
-    phrase: "forward" for phrase in _FORWARD_PHRASES
-}
-_SEPARATOR_LEAD = " \t\u00a0>*_=-"
-_SEPARATOR_TAIL = " \t\u00a0:*_=-"
-_MAX_SEPARATOR = 160
-_SEPARATOR_SPACES = 8  # a phrase has at most four words; decoration may hold a few more
-
-
-def separator_kind(line: str) -> str | None:
-    """ "forward" or "original" when the line is a separator of earlier mail, else None."""
-    if len(line) > _MAX_SEPARATOR or line.count(" ") > _SEPARATOR_SPACES:
-        return None  # prose: the cheap test first, the scan asks this of every line
-    core = line.lstrip(_SEPARATOR_LEAD).rstrip(_SEPARATOR_TAIL)
-    return _SEPARATORS.get(" ".join(core.casefold().split())) if core else None
-
 
 # Words a forwarder's note may consist of and still count as "no text of their own".
 TRIVIAL_WORDS = _wordset(
@@ -113,15 +56,6 @@ TRIVIAL_WORDS = _wordset(
     i i'm im am have sending send you thanks thank cheers regards x ok"""
 )
 FORWARD_CUES = _wordset("fyi fya fwd fw fwded forward forwarded forwarding below")
-
-# A separator in any wording: text between runs of rule characters, "----- Reply from X -----".
-DECORATED_LINE = re.compile(
-    r"[ \t>]{0,4}[-_=*~#]{3,40}[ \t]{0,4}[^\s\-_=*~#][^\n]{0,60}?[-_=*~#]{3,40}\s*$"
-)
-# A short line that dates what follows: "Message du 30/09/17 18:30", "Am 30.09.2017, 18:30".
-DATED_INTRO = re.compile(
-    r"[^\d\n]{0,40}\d{1,4}[./-]\d{1,2}(?:[./-]\d{2,4})?,?\s{1,3}\d{1,2}[:.h]\d{2}\D{0,20}$"
-)
 
 # --- signatures --------------------------------------------------------------------------------
 
@@ -133,7 +67,7 @@ NEXT_PART = re.compile(r"-{3,}\s?next part\s?-{3,}\s*$", re.IGNORECASE)  # Mailm
 
 SIGNOFF = re.compile(
     r"[\W_]{0,3}("
-    + _words(
+    + alternation(
         _phrases(
             """thanks|thank you|thanks again|thanks so much|thank you so much|many thanks|
             with thanks|thx|cheers|regards|kind regards|best regards|warm regards|
@@ -169,7 +103,7 @@ DEVICE_LINE = re.compile(
     r"|from\s+my\s+\w|von\s+meinem\b.{0,60}\bgesendet|diese\s+nachricht\s+wurde\s+von\s+meinem\b"
     r"|[^\W\d_]{1,20}\s+from\s+(?:my\s+)?(?:mobile|phone|iphone|ipad|android)\b"
     r"|(?:從|从|发自|寄自)我的|iphoneから送信|"
-    + _words(labels.phrases("device"))
+    + alternation(labels.phrases("device"))
     + r"\b"
     r").{0,140}$",
     re.IGNORECASE,
@@ -231,16 +165,6 @@ def is_rule(line: str) -> bool:
     return bool(s) and all(
         c in _RULE_CHARS or c.isspace() or unicodedata.category(c) == "Pd" for c in s
     )
-
-
-def introduces_history(line: str, adjacent: bool) -> bool:
-    """A rule or a worded separator above a header block, or (only when `adjacent`, nothing
-    between them) a short line that dates it."""
-    if len(line) > 120:
-        return False
-    if is_rule(line) or DECORATED_LINE.match(line):
-        return True
-    return adjacent and len(line.split()) <= 8 and DATED_INTRO.match(line.strip()) is not None
 
 
 def is_sentence(line: str) -> bool:
@@ -314,35 +238,6 @@ def may_be_device(line: str) -> bool:
 
 def has_link(paragraph: list[str]) -> bool:
     return any(URL.search(line) or EMAIL.search(line) for line in paragraph[:40])
-
-
-def ends_attribution(span: str) -> bool:
-    """ "… wrote:" / "… wrote ----" / a dated "On … wrote", a verb-first "… schrieb am <date> um
-    11:53 Uhr:", or a verbless dated head ending in an address: "30.09.2017, 18:30, X <x@y>:"."""
-    span = span.translate(_ANGLES)
-    tail = span.rstrip(" \t\u00a0-")
-    colon = tail.endswith((":", "："))
-    marked = colon or len(span) - len(tail) >= 2  # "… wrote:" or "… wrote ----"
-    words = tail.rstrip(" \t\u00a0:：").rsplit(None, 1)
-    last = words[-1].casefold() if words else ""
-    if last in ATTRIBUTION_VERBS or last.strip("\"'<>()") in ATTRIBUTION_VERBS:
-        # Without the colon only a head that opens like one may end at the verb.
-        return marked or is_dated_head(span)
-    if last.endswith(("写道", "寫道")):
-        return True
-    if not colon and not (ENDS_WITH_ADDRESS.search(tail) and is_dated_head(span)):
-        return False
-    folded = span[-280:].casefold()
-    verb_first = ATTRIBUTION_VERB_FIRST.search(span[-280:] + ("" if colon else ":"))
-    if any(verb in folded for verb in VERBS_FIRST) and verb_first is not None:
-        return True
-    return colon and VERBLESS_ATTRIBUTION.match(span) is not None
-
-
-def is_dated_head(span: str) -> bool:
-    """Opens like an attribution: "On …", "Le …", a date ("30.09.2017, …"), or a weekday
-    and a date ("Sat, 30 …")."""
-    return bool(ATTRIBUTION_OPENER.match(span) or DATED_HEAD.match(span))
 
 
 def trivial_words(text: str) -> set[str] | None:
