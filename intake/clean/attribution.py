@@ -37,12 +37,12 @@ _ANGLES = str.maketrans("‹›", "<>")
 # A head that starts with a date, maybe after a weekday: "30.09.2017, …", "сб, 30 сент. …".
 DATED_HEAD = re.compile(r"[\W_]{0,3}(?:[^\W\d_]{1,12}\.?,?\s{1,2})?\d")
 ENDS_WITH_ADDRESS = re.compile(r"[<(\[][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)\]]\s*$")
-_TIME = r"\d{1,2}[:.]\d{2}"
+TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 # No verb at all: a dated head, a time, then a name and an address and a colon (Gmail in some
 # languages): "30.09.2017, 18.30, "Name" <a@b>:" or "ср, 30 апр. 2025 г. в 15:19, Name <a@b>:".
 VERBLESS_ATTRIBUTION = re.compile(
     r"[\W_]{0,3}(?:[^\W\d_]{1,12}\.?,?\s{1,2})?\d[^<>]{0,80}?"
-    + _TIME
+    + TIME.pattern
     + r"[^<>@]{0,160}[<(][^\s<>()@]{1,64}@[^\s<>()]{1,255}[>)]\s*[:：]\s*$"
 )
 # A date in figures and a time: "18/01/2021 11:32", "2021-01-18 11:32", "18.01.2021, 11.32".

@@ -77,7 +77,10 @@ def history_marker(lines: list[str], i: int) -> tuple[str, int] | None:
 
 
 def header_block_end(lines: list[str], i: int) -> int | None:
-    """End of an Outlook-style block ("From: … Sent: … To: … Subject: …") starting at line i."""
+    """End of an Outlook-style block ("From: … Sent: … To: … Subject: …") starting at line i.
+
+    A blank line may sit between two fields (Outlook's HTML read as text puts one after each).
+    """
     first = p.header_line(lines[i])
     if first is None:
         return None
@@ -85,15 +88,27 @@ def header_block_end(lines: list[str], i: int) -> int | None:
     end = i + 1
     for j in range(i + 1, min(i + HEADER_WINDOW, len(lines))):
         if p.is_blank(lines[j]):
+            if j + 1 < len(lines) and j == end and p.header_line(lines[j + 1]) is not None:
+                continue
             break
         match = p.header_line(lines[j])
         if match is not None:
             if match.group(1).casefold() in keys:
                 break  # a block names each field once; a repeat starts something else
             keys.add(match.group(1).casefold())
+        elif end < j:
+            break  # after a blank line only a field goes on
         end = j + 1  # a non-header line here continues a wrapped Subject or To
-    # One "From:" line can open a story paragraph; three distinct fields make a header block.
-    return end if len(keys) >= 3 and keys & p.FROM_KEYS else None
+    return end if _is_header_block(keys, lines[i:end]) else None
+
+
+def _is_header_block(keys: set[str], block: list[str]) -> bool:
+    """One "From:" line can open a story paragraph; three distinct fields make a header block,
+    and so do two ("From: … Date: …") when they hold an address and a date and time."""
+    if not keys & p.FROM_KEYS or len(keys) < 2:
+        return False
+    text = " ".join(block)
+    return len(keys) >= 3 or bool(p.EMAIL.search(text) and a.TIME.search(text))
 
 
 def device_above_history(lines: list[str], i: int) -> bool:
