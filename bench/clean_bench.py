@@ -3,7 +3,8 @@
 Builds the seeded synthetic mailbox of ``mailgen.py`` (the one ``intake_bench.py`` fetches),
 takes each message's plain-text body as the parser would hand it over, and times ``clean`` over
 all of them in CPU time of this process, best of ``--repeat`` passes (the machine is shared:
-CPU time and the best pass are the least disturbed by other work). No servers, no store: ``python bench/clean_bench.py --n 2000``.
+CPU time and the best pass are the least disturbed by other work). No servers, no store:
+``python bench/clean_bench.py --n 2000``.
 """
 
 from __future__ import annotations
