@@ -7,6 +7,7 @@ line of the body is in the text, quoted history, signature or footer.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,3 +81,24 @@ def test_clean_words_cases_cover_every_class_in_every_language() -> None:
     missing = {(lang, kind) for lang in LANGUAGES for kind in HISTORY_CLASSES} - covered
     assert not missing
     assert len(CASES) >= 60
+
+
+# Hostile shapes for the rules above: each must stay linear (a quadratic scan takes minutes).
+HOSTILE = {
+    "rewrap_chain": ("> " + "a " * 30 + "\nb\n") * 20_000,
+    "device_over_fields": "Sent from my iPhone\nFrom: a\n" * 20_000,
+    "device_over_blank": "Sent from my iPhone\n\n" * 20_000,
+    "decorated_lines": "----- x -----\n" * 20_000 + "From: a <a@example.org>\nTo: b\nSubject: c",
+    "dated_heads": "30.09.2017, 18:30, " * 5_000 + "<a@example.org>:",
+    "blank_between_fields": "From: a\n\nTo: b\n\n" * 20_000,
+    "named_attribution": "Jane wrote:\n" * 20_000,
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
+def test_clean_words_hostile_shapes_stay_linear(body: str) -> None:
+    started = time.process_time()
+    result = clean(body)
+    assert time.process_time() - started < 20  # linear: well under a second when idle
+    assert sum(len(part) for part in (result.text, result.quoted, result.signature,
+                                      result.footer)) <= len(body) + 1000  # fmt: skip
