@@ -21,7 +21,7 @@ EXPORT_FIELDS = (
     "received_at", "kind", "themes",
     "scores", "evidence", "needs_review", "review_reasons", "acknowledgement", "urgent",
     "quarantined",
-    "text", "words", "attachments", "defects",
+    "text", "words", "quoted", "signature", "footer", "attachments", "defects",
 )  # fmt: skip
 
 
@@ -52,6 +52,10 @@ def export_rows(
             "quarantined": None,
             "text": story.text,
             "words": len(story.text.split()),
+            # What cleaning set apart from the sender's words: kept, so a reader can check it.
+            "quoted": story.quoted,
+            "signature": story.signature,
+            "footer": story.footer,
             "attachments": [asdict(a) for a in story.attachments],
             "defects": list(story.defects),
         }  # fmt: skip

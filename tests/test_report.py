@@ -63,3 +63,29 @@ def test_report_csv_export_keeps_hostile_cells_as_text(
 def test_report_spreadsheet_safe_covers_control_and_full_width_starts(start: str) -> None:
     assert spreadsheet_safe(f"{start}SUM(A1)") == f"'{start}SUM(A1)"
     assert spreadsheet_safe(f"a{start}") == f"a{start}"  # only the first character counts
+
+
+REPLY = """La mairie n'a jamais transmis mon dossier au centre de santé.
+
+De : Équipe Témoignages <temoignages@example.org<mailto:temoignages@example.org>>
+Envoyé : samedi 30 septembre 2017 18:30
+À : Claire Morel <claire.morel@example.net>
+Objet : RE: Votre témoignage
+
+Bonjour Claire, pourriez-vous nous en dire plus sur votre demande de logement ?"""
+
+
+def test_report_export_carries_quoted_history_apart_from_the_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = maildir_config(tmp_path)
+    seed_maildir(tmp_path / "mailbox", story_message(1, body=REPLY))
+    assert main(["--config", str(config), "once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "export", "--format", "jsonl"]) == 0
+    (story,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert story["text"] == "La mairie n'a jamais transmis mon dossier au centre de santé."
+    assert story["quoted"].startswith("De : Équipe") and "demande de logement" in story["quoted"]
+    assert main(["--config", str(config), "export", "--format", "csv"]) == 0
+    (row,) = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert row["quoted"] == story["quoted"] and row["signature"] == row["footer"] == ""

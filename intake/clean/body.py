@@ -4,21 +4,22 @@ Pure and stdlib-only: `clean(body)` takes a plain-text body and returns a `Clean
 works on lines, in passes: list footer (appended after everything), quoted history, then footer
 and signature at the end of the sender's own part. Every look-ahead and look-behind is bounded,
 so the cost stays linear even on hostile input. What a single line looks like is decided in
-`intake.clean_patterns`; this module decides where each part begins.
+`intake.clean.patterns`, what opens earlier mail in `intake.clean.heads` and
+`intake.clean.attribution`; this module decides where each part begins.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from intake.clean import attribution as a
+from intake.clean import heads
 from intake.clean import patterns as p
 from intake.clean.tail import split_footer, split_list_footer, split_signature
 
-_MAX_ATTRIBUTION = 400  # characters in a (wrapped) "On … wrote:" span
-_ATTRIBUTION_LINES = 5  # lines one may span: Gmail wraps long names and addresses
-_HEADER_WINDOW = 12  # lines an Outlook header block may span, wrapped Subject included
 _MAX_FORWARD_DEPTH = 3  # forwards of forwards are unwrapped this deep
 _MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own story
+heads.DEVICE_LINE = 120  # characters a device line may have ("Envoyé à partir de mon …")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,25 +105,32 @@ def _scan(lines: list[str]) -> _Split:
     first_block: tuple[int, int] | None = None
     i, n = 0, len(lines)
     while i < n:
+        if not lines[i].strip():  # a third of a body: nothing can start on a blank line
+            own.append(lines[i])
+            i += 1
+            continue
         if p.is_quote(lines[i]):
-            end = _quote_block_end(lines, i)
+            end = heads.quote_block_end(lines, i)
             first_block = first_block or (i, end)
             quoted.extend(lines[i:end])
             i = end
             continue
-        attribution = _attribution_end(lines, i)
+        attribution = a.attribution_end(lines, i)
         if attribution is not None:
             k = p.skip_blank(lines, attribution)
             if k == n or not p.QUOTE_LINE.match(lines[k]):
                 # No quote markers follow (Outlook mobile): everything below is history.
                 return _Split(own, quoted + lines[i:], "reply", before=quoted)
-            end = _quote_block_end(lines, k)  # own text may resume below: an inline reply
+            end = heads.quote_block_end(lines, k)  # own text may resume below: an inline reply
             quoted.extend(lines[i:end])
             i = end
             continue
-        marker = _history_marker(lines, i)
+        marker = heads.history_marker(lines, i)
         if marker is not None:
             return _history_split(own, quoted, lines, i, marker)
+        if heads.device_above_history(lines, i):
+            # A phone puts its line under what was typed: below it is the earlier message.
+            return _Split([*own, lines[i]], quoted + lines[i + 1 :], "reply", before=quoted)
         own.append(lines[i])
         i += 1
     return _quoted_forward(_Split(own, quoted), lines, first_block)
@@ -131,12 +139,14 @@ def _scan(lines: list[str]) -> _Split:
 def _history_split(
     own: list[str], quoted: list[str], lines: list[str], i: int, marker: tuple[str, int]
 ) -> _Split:
-    """Everything from the marker on is history; so is a rule line ("_____") just above it."""
+    """Everything from the marker on is history; so is the line that introduces it: a rule
+    ("_____"), a separator in words we do not know ("----- Reply from X -----"), or, right
+    above the block, a dated intro line ("Message du 30/09/17 18:30")."""
     kind, body_at = marker
     start = len(own)
     while start > 0 and p.is_blank(own[start - 1]):
         start -= 1
-    if start > 0 and p.is_rule(own[start - 1]):
+    if start > 0 and heads.introduces_history(own[start - 1], adjacent=start == len(own)):
         start -= 1
     header = own[start:] + lines[i:body_at]
     history = own[start:] + lines[i:]
@@ -150,95 +160,8 @@ def _quoted_forward(split: _Split, lines: list[str], block: tuple[int, int] | No
     start, end = block
     inner = [p.dequote(line) for line in lines[start:end]]
     first = p.skip_blank(inner, 0)
-    marker = _history_marker(inner, first) if first < len(inner) else None
+    marker = heads.history_marker(inner, first) if first < len(inner) else None
     if marker is not None:
         split.kind, split.body = marker[0], inner[marker[1] :]
         split.header = lines[start : start + marker[1]]
     return split
-
-
-def _history_marker(lines: list[str], i: int) -> tuple[str, int] | None:
-    """("forward" | "header", index of the earlier message's body) when line i opens one."""
-    line = lines[i]
-    if len(line) > p.MAX_LINE:
-        return None
-    separator = p.HISTORY_MARKER.match(line)
-    if separator is not None:
-        forward = separator.group("forward") is not None
-        j = p.skip_blank(lines, i + 1)
-        end = _header_block_end(lines, j) if j < len(lines) else None
-        return "forward" if forward else "header", p.skip_blank(lines, j if end is None else end)
-    end = _header_block_end(lines, i)
-    return None if end is None else ("header", p.skip_blank(lines, end))
-
-
-def _header_block_end(lines: list[str], i: int) -> int | None:
-    """End of an Outlook-style block ("From: … Sent: … To: … Subject: …") starting at line i."""
-    first = p.header_line(lines[i])
-    if first is None:
-        return None
-    keys = {first.group(1).casefold()}
-    end = i + 1
-    for j in range(i + 1, min(i + _HEADER_WINDOW, len(lines))):
-        if p.is_blank(lines[j]):
-            break
-        match = p.header_line(lines[j])
-        if match is not None:
-            if match.group(1).casefold() in keys:
-                break  # a block names each field once; a repeat starts something else
-            keys.add(match.group(1).casefold())
-        end = j + 1  # a non-header line here continues a wrapped Subject or To
-    # One "From:" line can open a story paragraph; three distinct fields make a header block.
-    return end if len(keys) >= 3 and keys & p.FROM_KEYS else None
-
-
-def _attribution_end(lines: list[str], i: int) -> int | None:
-    """End of an "On <date>, <name> wrote:" line, possibly wrapped, starting at line i."""
-    first = lines[i].strip()
-    if not first or len(first) > _MAX_ATTRIBUTION or not p.ATTRIBUTION_CHAR.search(first):
-        return None
-    if p.PROSE_BREAK.search(first):
-        return None
-    if p.GMAIL_GMT_LINE.match(first) or p.GMAIL_DATE_EMAIL_LINE.match(first):
-        return i + 1
-    opener = p.ATTRIBUTION_OPENER.match(first) is not None
-    # Without "On/Am/Le …" only a head that starts with a date or holds an address may wrap,
-    # and only an opener may wrap across a blank line (Gmail: "On …\n\n<\nmailto:…\n> wrote:").
-    may_wrap = opener or first[:1].isdigit() or "<" in first or "@" in first
-    parts: list[str] = []
-    blanks = 0
-    for j in range(i, min(i + _ATTRIBUTION_LINES, len(lines))):
-        line = lines[j].strip()
-        if not line:
-            blanks += 1
-            if blanks > 1 or not opener:
-                return None
-            continue
-        if parts and (not may_wrap or p.ends_sentence(parts[-1])):
-            return None  # a finished sentence is story text, not a wrapped attribution
-        parts.append(line)
-        span = " ".join(parts)
-        if len(span) > _MAX_ATTRIBUTION:
-            return None
-        if p.ends_attribution(span):
-            return j + 1 if _attribution_evidence(span, lines, j + 1) else None
-    return None
-
-
-def _attribution_evidence(span: str, lines: list[str], after: int) -> bool:
-    """An address, or quote marks below: "On 3 May, at 10:30, the GP wrote:" may be a story."""
-    if p.EMAIL.search(span):
-        return True
-    k = p.skip_blank(lines, after)
-    return k < len(lines) and p.is_quote(lines[k])
-
-
-def _quote_block_end(lines: list[str], i: int) -> int:
-    """End of the run of quote lines at i; blank lines inside the run belong to it."""
-    last = i
-    for j in range(i + 1, len(lines)):
-        if p.is_quote(lines[j]):
-            last = j
-        elif not p.is_blank(lines[j]):
-            break
-    return last + 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from intake.clean import labels
+
 MAX_LINE = 1000  # header, attribution and footer lines are never longer; skip costly checks
 
 
@@ -23,7 +25,7 @@ def _wordset(table: str) -> frozenset[str]:
     return frozenset(table.split())
 
 
-def _words(phrases: tuple[str, ...]) -> str:
+def alternation(phrases: tuple[str, ...]) -> str:
     """A regex alternation of literal phrases, longest first so "kind regards" beats "regards"."""
     ordered = sorted(phrases, key=len, reverse=True)
     return "|".join(re.escape(phrase).replace(r"\ ", r"\s+") for phrase in ordered)
@@ -34,78 +36,15 @@ def _words(phrases: tuple[str, ...]) -> str:
 QUOTE_LINE = re.compile(r"[ \t]{0,3}>")
 SUPERCITE_LINE = re.compile(r"[ \t]{0,2}[^\W\d_][\w.-]{0,15}>(?:\s|$)")  # "Richard> text"
 
-# Words that open an attribution: "On …", "Am …", "Le …", "El …", "Op …", "W dniu …", "--- On …".
-_OPENERS = _phrases(
-    "on|am|le|el|op|il|em|den|dnia|w dniu|at|pe|în|dne|v|på|el día|il giorno|kello|в|у|在"
-)
-ATTRIBUTION_OPENER = re.compile(
-    r"[-*\s]{0,8}(?:"
-    + _words(_OPENERS)
-    + r")(?:\s|$)",
-    re.IGNORECASE,
-)
-# The verb that ends an attribution, compared as the last word ("… a écrit :", "… napisał(a):").
-ATTRIBUTION_VERBS = _wordset(
-    """wrote writes écrit escribió escribio escrito schrieb schreef geschreven scritto scrisse
-    escreveu skrev skriver kirjoitti napsal napsala napisał napisała napisał(a) pisze написал
-    написала написал(а) пише написав scris írta yazdı 写道 寫道"""
-)
-# German, Dutch and Nordic clients may put the verb first: "X <x@y> schrieb am Fr., 28. Apr. …:".
-VERBS_FIRST = ("schrieb", "skrev", "schreef", "kirjoitti")
-ATTRIBUTION_VERB_FIRST = re.compile(
-    r"(?:^|\s)(?:" + "|".join(VERBS_FIRST) + r")\s.{0,250}[:：]\s*$", re.IGNORECASE
-)
-# Gmail's verbless forms: "2016-03-03 17:21 GMT+01:00 Name" and "2013/7/20 Name <a@example.org>".
-GMAIL_GMT_LINE = re.compile(r"\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2}\b")
-GMAIL_DATE_EMAIL_LINE = re.compile(
-    r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\s.{0,200}<[^<>\s@]{1,100}@[^<>\s]{1,200}>\s*:?\s*$"
-)
-ATTRIBUTION_CHAR = re.compile(r"[0-9<@]")  # a date, time or address: every attribution has one
 EMAIL = re.compile(r"[^\s<>@\"]{1,64}@[^\s<>@\"]{1,255}\.[^\s<>@\".]{1,63}")
-PROSE_BREAK = re.compile(r"[a-z]{2}[.!?] +[A-Z]")  # "… might be it. Regretfully …"
 
-# Outlook-style header blocks ("From: … Sent: … To: … Subject: …") in the campaign's languages.
-FROM_KEYS = frozenset(
-    _phrases("from|von|de|da|van|från|fra|od|от|lähettäjä|feladó|kimden|afsender|frá|发件人|寄件者|差出人")
-)
-_OTHER_KEYS = _phrases(
-    """sent|date|to|cc|bcc|subject|reply-to|gesendet|datum|an|betreff|envoyé|envoyé le|à|objet|
-    enviado|enviado el|enviada|fecha|para|asunto|inviato|data|a|oggetto|risposta|verzonden|aan|
-    onderwerp|skickat|till|ämne|sendt|til|emne|wysłano|wysłane|do|temat|отправлено|кому|тема|
-    дата|assunto|data de envio|lähetetty|vastaanottaja|aihe|elküldve|címzett|tárgy|gönderildi|
-    kime|konu|收件人|主题|日期|件名|宛先|送信日時"""
-)
+# Outlook-style header blocks ("From: … Sent: … To: … Subject: …"), labels from intake.clean.labels.
+FROM_KEYS = frozenset(labels.phrases("sender"))
+_OTHER_KEYS = labels.phrases("fields")
 HEADER_LINE = re.compile(
     r"[ \t]{0,3}\*{0,2}("
-    + _words((*FROM_KEYS, *_OTHER_KEYS))
+    + alternation((*FROM_KEYS, *_OTHER_KEYS))
     + r")\*{0,2}[ \t\u00a0]?[:：]\*{0,2}(?:\s|$)",
-    re.IGNORECASE,
-)
-
-# Full-line separators that introduce earlier mail.
-_FORWARD_PHRASES = _phrases(
-    """forwarded message|begin forwarded message|forwarded e-mail|forwarded email|
-    weitergeleitete nachricht|anfang der weitergeleiteten nachricht|message transféré|
-    début du message réexpédié|début du message transféré|mensaje reenviado|
-    inicio del mensaje reenviado|doorgestuurd bericht|begin doorgestuurd bericht|
-    messaggio inoltrato|inizio messaggio inoltrato|mensagem encaminhada|
-    início da mensagem reencaminhada|mensagem reencaminhada|vidarebefordrat meddelande|
-    videresendt melding|videresendt meddelelse|wiadomość przekazana|przekazana wiadomość|
-    пересылаемое сообщение|välitetty viesti|přeposlaná zpráva"""
-)
-_ORIGINAL_PHRASES = _phrases(
-    """original message|ursprüngliche nachricht|message d'origine|message original|
-    mensaje original|oorspronkelijk bericht|messaggio originale|mensagem original|
-    ursprungligt meddelande|opprinnelig melding|oprindelig meddelelse|oryginalna wiadomość|
-    wiadomość oryginalna|исходное сообщение|alkuperäinen viesti|původní zpráva|eredeti üzenet|
-    reply message|original e-mail"""
-)
-_SEPARATOR = r"[\s>*_=-]{{0,40}}(?:{})[\s:*_=-]{{0,40}}$"
-# One expression for both (a line is tried once): the group that matched says which it is.
-HISTORY_MARKER = re.compile(
-    _SEPARATOR.format(
-        f"(?P<forward>{_words(_FORWARD_PHRASES)})|(?P<original>{_words(_ORIGINAL_PHRASES)})"
-    ),
     re.IGNORECASE,
 )
 
@@ -128,7 +67,7 @@ NEXT_PART = re.compile(r"-{3,}\s?next part\s?-{3,}\s*$", re.IGNORECASE)  # Mailm
 
 SIGNOFF = re.compile(
     r"[\W_]{0,3}("
-    + _words(
+    + alternation(
         _phrases(
             """thanks|thank you|thanks again|thanks so much|thank you so much|many thanks|
             with thanks|thx|cheers|regards|kind regards|best regards|warm regards|
@@ -163,10 +102,21 @@ DEVICE_LINE = re.compile(
     r"con|da|dal|met|vanaf|von|fra|från|z|ze|с|из|outlook)\b"
     r"|from\s+my\s+\w|von\s+meinem\b.{0,60}\bgesendet|diese\s+nachricht\s+wurde\s+von\s+meinem\b"
     r"|[^\W\d_]{1,20}\s+from\s+(?:my\s+)?(?:mobile|phone|iphone|ipad|android)\b"
-    r"|(?:從|从|发自|寄自)我的|iphoneから送信"
+    r"|(?:從|从|发自|寄自)我的|iphoneから送信|"
+    + alternation(labels.phrases("device"))
+    + r"\b"
     r").{0,140}$",
     re.IGNORECASE,
 )
+# The first words DEVICE_LINE can open with ("iphoneから送信" and "从我的…" by their start).
+_DEVICE_FIRST = frozenset(
+    {phrase.split()[0] for phrase in labels.phrases("device")}
+    | _wordset(
+        """sent sendt envoyé enviado inviato verzonden gesendet skickat wysłano lähetetty
+        odesláno отправлено enviada get from von diese 從我 从我 发自 寄自 ip"""
+    )
+)
+_DEVICE_LEAD = " \t-_*.~>|[(•–—"
 # Paragraph openings of legal, confidentiality, environment and virus-scan footers.
 FOOTER_START = re.compile(
     r"[\W_]{0,5}(?:"
@@ -272,28 +222,22 @@ def is_device(line: str) -> bool:
     return len(line) <= 200 and DEVICE_LINE.match(line.strip()) is not None
 
 
+def may_be_device(line: str) -> bool:
+    """A cheap first look before `is_device`, which the scan would otherwise ask of every line:
+    the first or second word opens a device line ("Sent …", "Von meinem …", "X from my …")."""
+    words = line.lstrip(_DEVICE_LEAD).split(None, 2)[:2]
+    if not words or len(line) > 200:
+        return False
+    first = words[0].casefold()
+    return (
+        first in _DEVICE_FIRST
+        or first[:2] in _DEVICE_FIRST
+        or (len(words) == 2 and words[1].casefold() == "from")
+    )
+
+
 def has_link(paragraph: list[str]) -> bool:
     return any(URL.search(line) or EMAIL.search(line) for line in paragraph[:40])
-
-
-def ends_attribution(span: str) -> bool:
-    """ "… wrote:" / "… wrote ----", or a verb-first "… schrieb am <date> um 11:53 Uhr:"."""
-    tail = span.rstrip(" \t\u00a0-")
-    colon = tail.endswith((":", "："))
-    if not colon and len(span) - len(tail) < 2:
-        return False
-    words = tail.rstrip(" \t\u00a0:：").rsplit(None, 1)
-    last = words[-1].casefold() if words else ""
-    if last in ATTRIBUTION_VERBS or last.strip("\"'<>()") in ATTRIBUTION_VERBS:
-        return True
-    if last.endswith(("写道", "寫道")):
-        return True
-    folded = span[-280:].casefold()
-    return (
-        colon
-        and any(verb in folded for verb in VERBS_FIRST)
-        and ATTRIBUTION_VERB_FIRST.search(span[-280:]) is not None
-    )
 
 
 def trivial_words(text: str) -> set[str] | None:
