@@ -139,8 +139,8 @@ def test_stages_worker_pool_quarantine_stores_the_staged_bytes(
         assert not outcome.processed and failed.stage == "parse"
         assert "MIME structure" in failed.reason
         assert isinstance(failed.raw, Staged) and failed.raw.key == raw.key
-        store.commit_batch(MailboxState("INBOX", 1), 1, [], [failed], now)
-        (entry,) = store.quarantined()
+        store.stories.commit_batch(MailboxState("INBOX", 1), 1, [], [failed], now)
+        (entry,) = store.quarantine.quarantined()
         assert entry.raw.data == data and not raw_data(store)
 
 
