@@ -45,6 +45,21 @@ _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay",
 # A sentence matching this is a disclaimer ("If you are not the intended recipient ... delete it").
 _DISCLAIMER = re.compile(r"intended recipient|named recipient|not the recipient|addressee|"
                          r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error")
+# "I don't want to be named", "not my name": anonymity, the story still to be used; unless the
+# phrase names the story too ("I don't want my name or my story used").
+_ANONYMITY = frozenset(("name", "named", "names", "surname", "identity", "identified",
+                        "identifiable", "anonymous", "anonymously", "initials"))  # fmt: skip
+_STORY_WORDS = frozenset(("story", "stories", "email", "emails", "message", "letter", "account",
+                          "words", "experience", "submission", "it", "this", "everything",
+                          "contribution", "piece", "post"))  # fmt: skip
+# "Can I withdraw it later?", "If I want to take my story out in future, how?": a question
+# about withdrawing one day, asked in the first person before the phrase, is not a request.
+_FIRST_PERSON_ASKS = frozenset((("if", "i"), ("can", "i"), ("could", "i"), ("may", "i"),
+                                ("do", "i"), ("would", "i"), ("will", "i"), ("if", "we"),
+                                ("can", "we"), ("in", "case")))  # fmt: skip
+_LATER = frozenset(("later", "future", "ever", "anytime", "whenever", "eventually", "someday",
+                    "afterwards"))  # fmt: skip
+_SOMEDAY = (("if", "i", "change"), ("if", "i", "decide"), ("if", "i", "ever"))
 _CONTRACTIONS = {"dont": "do not", "didnt": "did not", "doesnt": "does not", "cant": "ca not",
                  "wont": "wo not", "wouldnt": "would not", "couldnt": "could not",
                  "wasnt": "was not", "isnt": "is not", "havent": "have not", "hadnt": "had not",
@@ -75,6 +90,10 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
         return False
     if not phrase:  # punctuation alone: nothing to read it by
         return True
+    if _ANONYMITY & set(phrase) and not _STORY_WORDS & set(phrase):
+        return False  # "I don't want to be named": use the story, not the name
+    if _hypothetical(text, start):
+        return False
     whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
     clause = whole[max((i + 1 for i, w in enumerate(whole) if w in _CONJUNCTIONS), default=0) :]
     if phrase[0] in _NEGATORS:  # "don't use it": who does not, and in which tense
@@ -111,6 +130,22 @@ def addressed_to_us(text: str, start: int, end: int) -> bool:
     phrase = words_of(text[start:end])
     return (bool(phrase) and all(w in _OPENERS for w in lead)
             and phrase[0] not in _SUBJECTS | _DETERMINERS and not _is_past(phrase[0]))  # fmt: skip
+
+
+def negated(text: str, start: int) -> bool:
+    """Whether a negator governs the phrase starting at ``start`` in its clause ("pls no use
+    my story", "I'm not happy for you to use it")."""
+    whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
+    return bool(_NEGATORS & set(whole[-NEGATION_WORDS:]))
+
+
+def _hypothetical(text: str, start: int) -> bool:
+    # The phrase's sentence, up to the phrase, asks in the first person about a time to come.
+    lead = words_of(text[_last_match_end(_SENTENCE_END, text, start) : start])
+    sentence = words_of(_sentence(text, start))
+    asks = any(pair in _FIRST_PERSON_ASKS for pair in zip(lead, lead[1:], strict=False))
+    someday = any(t in _SOMEDAY for t in zip(sentence, sentence[1:], sentence[2:], strict=False))
+    return asks and (someday or bool(_LATER & set(sentence)))
 
 
 def _past_request(phrase: list[str], clause: list[str], before: str, earlier: str) -> bool:

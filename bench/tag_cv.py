@@ -1,0 +1,94 @@
+"""Cross-validation of the tagger on the training files, and scores on named labelled sets.
+
+    .venv/bin/python bench/tag_cv.py --folds 5            # k-fold CV over train_*.jsonl
+    .venv/bin/python bench/tag_cv.py --sets triage/tag/data/dev_requests.jsonl ...
+
+Folds are by a seeded shuffle of the examples; each fold trains on the rest (same settings and
+seed as ``train``) and tags the held-out fold. Prints per-theme figures, kind accuracy, and how
+many stories were read as a request (as a withdrawal). Never part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from story_intake.themes import DEFAULT_THEMES, load_themes  # noqa: E402
+from triage.tag.evaluate import evaluate, format_report  # noqa: E402
+from triage.tag.examples import (  # noqa: E402
+    LabelledText,
+    load_examples,
+    story_from_text,
+    training_files,
+)
+from triage.tag.rules import STORY, WITHDRAWAL  # noqa: E402
+from triage.tag.tagger import build_tagger, load_tagger, tag_many, train  # noqa: E402
+
+
+def summary(gold: Sequence[LabelledText], predicted: Sequence[object], show: bool) -> str:
+    """The report, plus stories read as requests / withdrawals."""
+    themes = load_themes(DEFAULT_THEMES).theme_names
+    report = evaluate(gold, predicted, themes)  # type: ignore[arg-type]
+    stories = [(g, p) for g, p in zip(gold, predicted, strict=True) if g.kind == STORY]
+    as_request = [(g, p) for g, p in stories if p.kind.startswith("request:")]  # type: ignore[attr-defined]
+    as_withdrawal = [(g, p) for g, p in as_request if p.kind == WITHDRAWAL]  # type: ignore[attr-defined]
+    lines = [format_report(report, show_mistakes=show),
+             f"stories read as requests: {len(as_request)}/{len(stories)} "
+             f"(as withdrawals: {len(as_withdrawal)})"]
+    lines += [f"  {g.id}: {p.kind} {p.review_reasons}" for g, p in as_request]  # type: ignore[attr-defined]
+    return "\n".join(lines)
+
+
+def cross_validate(folds: int, seed: int, show: bool) -> str:
+    settings = load_themes(DEFAULT_THEMES)
+    examples = load_examples(training_files(ROOT / settings.data_dir), settings.theme_names)
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    predicted: list[object] = [None] * len(examples)
+    for fold in range(folds):
+        held = set(order[fold::folds])
+        nlp = train([e for i, e in enumerate(examples) if i not in held], settings)
+        tagger = build_tagger(nlp, settings)
+        idx = sorted(held)
+        out = tag_many([story_from_text(examples[i].id, examples[i].text) for i in idx], tagger)
+        for i, t in zip(idx, out, strict=True):
+            predicted[i] = t
+    return f"== {folds}-fold CV on {len(examples)} training examples\n" + summary(
+        examples, predicted, show)
+
+
+def score_sets(paths: Sequence[str], show: bool) -> str:
+    settings = load_themes(DEFAULT_THEMES)
+    settings = replace(settings, data_dir=str(ROOT / settings.data_dir),
+                       model_dir=str(ROOT / settings.model_dir))
+    tagger = load_tagger(settings)
+    parts = []
+    for path in paths:
+        gold = load_examples([Path(path)], settings.theme_names)
+        out = tag_many([story_from_text(e.id, e.text) for e in gold], tagger)
+        parts.append(f"== {Path(path).name} ({len(gold)})\n" + summary(gold, out, show))
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--folds", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sets", nargs="*", default=[])
+    parser.add_argument("--mistakes", action="store_true")
+    args = parser.parse_args()
+    if args.folds:
+        print(cross_validate(args.folds, args.seed, args.mistakes))
+    if args.sets:
+        print(score_sets(args.sets, args.mistakes))
+
+
+if __name__ == "__main__":
+    main()
