@@ -6,6 +6,7 @@ withdrawal phrase the matchers found, before the phrase may make a message a wit
 
 from __future__ import annotations
 
+import itertools
 import re
 
 # Withdrawal phrases (themes.toml [requests.withdrawal]) also turn up in stories: "the GP had
@@ -143,7 +144,7 @@ def _hypothetical(text: str, start: int) -> bool:
     # The phrase's sentence, up to the phrase, asks in the first person about a time to come.
     lead = words_of(text[_last_match_end(_SENTENCE_END, text, start) : start])
     sentence = words_of(_sentence(text, start))
-    asks = any(pair in _FIRST_PERSON_ASKS for pair in zip(lead, lead[1:], strict=False))
+    asks = any(pair in _FIRST_PERSON_ASKS for pair in itertools.pairwise(lead))
     someday = any(t in _SOMEDAY for t in zip(sentence, sentence[1:], sentence[2:], strict=False))
     return asks and (someday or bool(_LATER & set(sentence)))
 
