@@ -110,6 +110,8 @@ def judge(
             Evidence(h.name, h.rule, h.start, h.end, h.text) for h in first_of_each(hits)
         ),
         review_reasons=reasons,
+        agencies=tuple(Evidence(h.name, h.rule, h.start, h.end, h.text) for h in
+                       first_of_each([h for h in reading.hits if h.section == "agencies"])),
     )
 
 

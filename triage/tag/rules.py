@@ -64,11 +64,22 @@ class RequestSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AgencySpec:
+    """An agency recognised in a story ([agencies.NAME]): its phrases and token patterns."""
+
+    name: str
+    description: str = ""
+    terms: tuple[str, ...] = ()
+    patterns: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TagSettings:
     """``config/themes.toml``: the vocabulary and the knobs of the tagger."""
 
     themes: tuple[ThemeSpec, ...]
     requests: tuple[RequestSpec, ...] = ()
+    agencies: tuple[AgencySpec, ...] = ()
     automated_terms: tuple[str, ...] = ()
     min_words: int = 15
     review_margin: float = 0.08

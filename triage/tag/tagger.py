@@ -252,6 +252,7 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
     groups = [("themes", t.name, "", t.terms, t.patterns) for t in settings.themes]
     groups += [("themes", t.name, "weak", t.weak_terms, t.weak_patterns) for t in settings.themes]
     groups += [("requests", r.name, "", r.terms, r.patterns) for r in settings.requests]
+    groups += [("agencies", a.name, "", a.terms, a.patterns) for a in settings.agencies]
     groups += [("automated", "automated", "", settings.automated_terms, ())]
     for section, name, strength, phrases, token_patterns in groups:
         prefix = f"{strength}-" if strength else ""
