@@ -36,6 +36,10 @@ STORY = replace(
         "The police withdrew the charges two weeks before the trial and nobody told me why.",
         "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
         "Ok thanks, see you next week.",
+        "I know some people ask you to remove their stories, but I'd like mine to stay up. "
+        "The GP and the school still don't share anything about my son.",
+        "Dad's care plan, all of it the GP removed from the shared record when he moved, and "
+        "the carers had no idea he was diabetic.",
     ],
 )
 def test_withdrawal_safety_stories_and_replies_are_not_withdrawals(

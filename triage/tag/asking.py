@@ -20,6 +20,11 @@ _NARRATIVE = frozenset(("was", "were", "been", "being", "had", "has", "did", "go
 _THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "someone",
                           "somebody", "nobody", "everyone", "everybody", "people"))  # fmt: skip
 _SUBJECTS = _THIRD_PARTY | {"i", "we", "it"}
+# Who, in a story, removes or withdraws things: "this the GP removed", "the council deleted".
+_AGENTS = frozenset(("gp", "police", "council", "hospital", "doctor", "nurse", "officer",
+                     "school", "court", "home", "agency", "ward", "team", "surgery", "carer",
+                     "carers", "staff", "judge", "cps", "dwp", "consultant", "worker", "bank"))
+_PERFECT = frozenset(("had", "has", "have", "'ve"))
 _WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
 _DETERMINERS = frozenset(("my", "the", "this", "that", "his", "her", "our", "their", "your", "a"))
@@ -109,9 +114,12 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     if _NARRATIVE & set(inside) or any(w in _CONJUNCTIONS and _is_past(n)
                                        for w, n in zip(inside, phrase[2:], strict=False)):
         return False  # "it was cancelled", "I tidied it up and taken out ..."
-    if len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1]) \
+    doer = [w for w in phrase[1:-1] if w not in _AUXILIARIES | _PERFECT][-1:]
+    if len(phrase) > 2 and doer and doer[0] in _SUBJECTS | _AGENTS and _is_past(phrase[-1]) \
             and phrase[0] not in _WISHES:
-        return False  # "the photos I deleted"; not "I want it gone"
+        return False  # "the photos I deleted", "this the GP removed"; not "I want it gone"
+    if "their" in phrase and _THIRD_PARTY & set(whole):
+        return False  # "some people ask you to remove their stories"
     previous = [w for w in clause if w not in _ADVERBS]
     before, earlier = ([""] * 2 + previous)[-1], ([""] * 2 + previous)[-2]
     if _is_past(phrase[0]) and not _past_request(phrase, whole, before, earlier):
