@@ -32,7 +32,8 @@ _AUXILIARIES = frozenset(("do", "does", "did", "would", "could", "should", "will
                           "can", "must", "might", "may", "'d", "am", "is", "are", "'m",
                           "'re"))  # fmt: skip
 _ADVERBS = frozenset(("just", "then", "also", "already", "finally", "eventually", "quickly",
-                      "simply", "actually", "even", "all", "completely", "really"))  # fmt: skip
+                      "simply", "actually", "even", "all", "completely", "really",
+                      "still"))  # fmt: skip
 _CONJUNCTIONS = frozenset(("and", "or", "but", "so", "then", "because", "if", "when", "though",
                            "although", "while", "once"))  # fmt: skip
 _IRREGULAR_PAST = frozenset(("withdrew", "took", "forgot", "struck", "drew", "threw", "wrote",
@@ -178,7 +179,7 @@ def _negated_request(clause: list[str], phrase: list[str]) -> bool:
     if tense in _NARRATIVE and subject not in _SECOND_PERSON:
         return False
     wish = bool({"want", "wish", "like"} & set(phrase))
-    return wish or (tense != "does" and subject not in _THIRD_PARTY)
+    return wish or (tense != "does" and subject not in _THIRD_PARTY | _AGENTS)
 
 
 def _sentence(text: str, at: int) -> str:
