@@ -60,8 +60,27 @@ def cross_validate(folds: int, seed: int, show: bool) -> str:
         out = tag_many([story_from_text(examples[i].id, examples[i].text) for i in idx], tagger)
         for i, t in zip(idx, out, strict=True):
             predicted[i] = t
-    return f"== {folds}-fold CV on {len(examples)} training examples\n" + summary(
+    text = f"== {folds}-fold CV on {len(examples)} training examples\n" + summary(
         examples, predicted, show)
+    return text + "\n" + sweep(examples, predicted, settings.theme_names)
+
+
+def sweep(gold: Sequence[LabelledText], predicted: Sequence[object], themes: Sequence[str]) -> str:
+    """Each theme's out-of-fold F1 (on gold stories read as stories) at a range of thresholds."""
+    pairs = [(g, dict(p.scores))  # type: ignore[attr-defined]
+             for g, p in zip(gold, predicted, strict=True)
+             if g.kind == STORY and p.kind == STORY]  # type: ignore[attr-defined]
+    cuts = " ".join(f"{t / 100:.2f}" for t in range(15, 61, 5))
+    lines = [f"threshold sweep (out-of-fold F1): {cuts}"]
+    for theme in themes:
+        cells = []
+        for cut in range(15, 61, 5):
+            tp = sum(theme in g.themes and s[theme] >= cut / 100 for g, s in pairs)
+            fp = sum(theme not in g.themes and s[theme] >= cut / 100 for g, s in pairs)
+            fn = sum(theme in g.themes and s[theme] < cut / 100 for g, s in pairs)
+            cells.append(f"{2 * tp / (2 * tp + fp + fn) if tp else 0.0:.3f}")
+        lines.append(f"{theme:<14} " + " ".join(cells))
+    return "\n".join(lines)
 
 
 def score_sets(paths: Sequence[str], show: bool) -> str:

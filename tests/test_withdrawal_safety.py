@@ -86,3 +86,18 @@ def test_withdrawal_safety_guessed_withdrawal_waits_even_when_authenticated(
     assert decision.held is held
     assert decision.send is not held
     assert decision.reason == ("unverified_request" if held else "send_withdrawal")
+
+
+def test_withdrawal_safety_classifier_alone_needs_a_withdrawal_word(tagger: Tagger) -> None:
+    from triage.tag.judge import Reading, decide_kind
+
+    cats = {"story": 0.01, WITHDRAWAL: 0.9, "request:question": 0.09}
+    filler = story_from_text("f", "Nam liber tempor cum soluta nobis eleifend option congue.")
+    # Out-of-domain words only: the classifier's guess does not make it a withdrawal.
+    assert decide_kind(filler, Reading(cats, (), 9, on_topic=False))[0] != WITHDRAWAL
+    assert decide_kind(filler, Reading(cats, (), 9, on_topic=True))[0] == WITHDRAWAL
+    # on_topic is read off themes.toml's withdrawal vocabulary by the real tagger.
+    on_topic = [tagger.read(d).on_topic for d in tagger.pipe(
+        ["Nam liber tempor cum soluta nobis.", "Yes, Thursday works for me, thanks.",
+         "pls no use my storie", "I changed my mind.", "Delete."])]  # fmt: skip
+    assert on_topic == [False, False, True, True, True]

@@ -68,6 +68,7 @@ class Reading:
     cats: Mapping[str, float]
     hits: tuple[Hit, ...]
     words: int
+    on_topic: bool = True  # it uses a word of the withdrawal vocabulary (triage.tag.vocabulary)
 
 
 def judge(
@@ -174,7 +175,7 @@ def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, 
     # "Use my story however you like", "keep me anonymous": consent said, not negated.
     consent = any(h.section == "requests" and h.name == "consent" and not negated(text, h.start)
                   for h in reading.hits)  # fmt: skip
-    unopposed = not phrases and not machine and not consent
+    unopposed = not phrases and not machine and not consent and reading.on_topic
     storyless = kinds.get(STORY, 0.0) < WITHDRAWAL_ALONE_STORY
     if unopposed and ((short and confidence >= WITHDRAWAL_ALONE and storyless)
                       or (not short and confidence >= WITHDRAWAL_ALONE_LONG)):  # fmt: skip

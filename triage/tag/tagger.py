@@ -20,6 +20,7 @@ from typing import Any, cast
 import numpy
 import spacy
 from spacy.attrs import IDX, IS_ALPHA, LEMMA, LENGTH, LIKE_NUM, LOWER, ORTH
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.lookups import load_lookups
 from spacy.matcher import Matcher, PhraseMatcher
@@ -49,7 +50,8 @@ from triage.tag.judge import Hit, Reading, judge
 from triage.tag.limit import fit_for_tagging, tagged_text
 from triage.tag.model_cache import model_path
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
-from triage.tag.rules import TagSettings
+from triage.tag.rules import WITHDRAWAL, TagSettings
+from triage.tag.vocabulary import request_vocabulary
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
@@ -197,6 +199,8 @@ class Tagger:
     patterns: Matcher
     fast: SequenceSet
     key_parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # Lemma and lower-case hashes of the withdrawal vocabulary (triage.tag.vocabulary).
+    asking_words: Any = None
 
     @property
     def trained_themes(self) -> frozenset[str]:
@@ -227,8 +231,10 @@ class Tagger:
             section, name, rule = parts.get(key) or _split_key(key)
             first, last = offsets[start], offsets[end - 1] + lengths[end - 1]
             hits.append(Hit(section, name, rule, first, last, text[first:last]))
+        on_topic = self.asking_words is None or bool(
+            numpy.isin(table[:, :2], self.asking_words).any())
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
-                       int(table[:, 3].sum()))  # fmt: skip
+                       int(table[:, 3].sum()), on_topic)  # fmt: skip
 
     def best_sentence(self, doc: Doc, theme: str) -> Hit | None:
         """The sentence the classifier finds most about ``theme`` (evidence of last resort)."""
@@ -275,6 +281,11 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
         f"{section}:{name}:{f'{strength}-' if strength else ''}term"
         for section, name, strength, _, _ in groups
     ]
+    asking: set[str] = set()
+    for spec in settings.requests:
+        if f"request:{spec.name}" == WITHDRAWAL:
+            asking |= request_vocabulary(spec, STOP_WORDS)
+    hashes = sorted({nlp.vocab.strings.add(w) for w in asking})
     return Tagger(
         nlp,
         settings,
@@ -282,6 +293,7 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
         patterns,
         SequenceSet(fast),
         {key: _split_key(key) for key in keys},
+        numpy.array(hashes, dtype="uint64") if hashes else None,
     )
 
 
