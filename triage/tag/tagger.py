@@ -45,6 +45,7 @@ from thinc.layers.resizable import resize_linear_weighted
 
 from intake.errors import ConfigError
 from intake.records import Story, Triage
+from triage.tag.chargrams import extract_lemma_char_ngrams
 from triage.tag.examples import LabelledText, load_examples, training_files
 from triage.tag.judge import Hit, Reading, judge
 from triage.tag.limit import fit_for_tagging, tagged_text
@@ -97,15 +98,19 @@ def make_lemmatizer(nlp: Language, name: str) -> LowerLemmatizer:
 
 @registry.architectures("story.LemmaBOW.v1")  # type: ignore[untyped-decorator]
 def lemma_bow(
-    exclusive_classes: bool, ngram_size: int, length: int = 262144, nO: int | None = None
+    exclusive_classes: bool, ngram_size: int, length: int = 262144, nO: int | None = None,
+    char_ngrams: int = 0,
 ) -> Model[list[Doc], Any]:
-    """spaCy's bag-of-words text classifier, over lemmas instead of exact word forms."""
+    """spaCy's bag-of-words text classifier, over lemmas instead of exact word forms (and,
+    with ``char_ngrams`` > 0, character n-grams of each word: triage.tag.chargrams)."""
     fill = {"b": NEG_VALUE, "W": 0}
     sparse: Model[Any, Any] = SparseLinear_v2(nO=nO, length=length)
     resize = partial(resize_linear_weighted, fill_defaults=fill)
     layer: Model[Any, Any] = resizable(sparse, resize_layer=resize)
     output = softmax_activation() if exclusive_classes else Logistic()
-    model: Model[list[Doc], Any] = chain(extract_ngrams(ngram_size, attr=LEMMA), layer, output)
+    features = (extract_lemma_char_ngrams(ngram_size, char_ngrams) if char_ngrams
+                else extract_ngrams(ngram_size, attr=LEMMA))  # fmt: skip
+    model: Model[list[Doc], Any] = chain(features, layer, output)
     if nO is not None:
         model.set_dim("nO", nO)
     model.set_ref("output_layer", sparse)
@@ -127,9 +132,10 @@ def blank_nlp() -> Language:
     return nlp
 
 
-def _classifier(exclusive: bool) -> dict[str, Any]:
-    return {"model": {"@architectures": "story.LemmaBOW.v1", "exclusive_classes": exclusive,
-                      "ngram_size": 2}}  # fmt: skip
+def _classifier(exclusive: bool, char_ngrams: int = 0) -> dict[str, Any]:
+    model = {"@architectures": "story.LemmaBOW.v1", "exclusive_classes": exclusive,
+             "ngram_size": 2}  # fmt: skip
+    return {"model": {**model, "char_ngrams": char_ngrams} if char_ngrams else model}
 
 
 def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
@@ -139,8 +145,10 @@ def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
     themes = [t for t in settings.theme_names
               if sum(t in e.themes for e in examples) >= MIN_POSITIVES]  # fmt: skip
     kinds = sorted({e.kind for e in examples})
-    theme_pipe = cast(TextCategorizer, nlp.add_pipe(THEMES, config=_classifier(False)))
-    kind_pipe = cast(TextCategorizer, nlp.add_pipe("textcat", name=KIND, config=_classifier(True)))
+    chars = settings.char_ngrams
+    theme_pipe = cast(TextCategorizer, nlp.add_pipe(THEMES, config=_classifier(False, chars)))
+    kind_pipe = cast(TextCategorizer,
+                     nlp.add_pipe("textcat", name=KIND, config=_classifier(True, chars)))
     docs = list(nlp.pipe((e.text for e in examples), disable=[THEMES, KIND]))
     pairs = [(_example(d, {t: float(t in e.themes) for t in themes}),
               _example(d, {k: float(k == e.kind) for k in kinds}))
