@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -28,7 +29,7 @@ from triage.tag.examples import (  # noqa: E402
     story_from_text,
     training_files,
 )
-from triage.tag.rules import STORY, WITHDRAWAL  # noqa: E402
+from triage.tag.rules import STORY, WEAK_HIT, WITHDRAWAL, combine  # noqa: E402
 from triage.tag.tagger import build_tagger, load_tagger, tag_many, train  # noqa: E402
 
 
@@ -54,6 +55,7 @@ def cross_validate(folds: int, seed: int, show: bool, char_ngrams: int = 0) -> s
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     predicted: list[object] = [None] * len(examples)
+    readings: list[Any] = [None] * len(examples)
     for fold in range(folds):
         held = set(order[fold::folds])
         nlp = train([e for i, e in enumerate(examples) if i not in held], settings)
@@ -62,9 +64,53 @@ def cross_validate(folds: int, seed: int, show: bool, char_ngrams: int = 0) -> s
         out = tag_many([story_from_text(examples[i].id, examples[i].text) for i in idx], tagger)
         for i, t in zip(idx, out, strict=True):
             predicted[i] = t
+        texts = [examples[i].text for i in idx]
+        for i, doc, text in zip(idx, tagger.pipe(texts), texts, strict=True):
+            readings[i] = _parts(tagger.read(doc, text), settings.theme_names)
     text = f"== {folds}-fold CV on {len(examples)} training examples\n" + summary(
         examples, predicted, show)
-    return text + "\n" + sweep(examples, predicted, settings.theme_names)
+    text += "\n" + sweep(examples, predicted, settings.theme_names)
+    return text + "\n" + weight_sweep(examples, predicted, readings, settings)
+
+
+def _parts(reading: Any, themes: Sequence[str]) -> dict[str, tuple[float | None, float]]:
+    """Per theme: the classifier's probability and the weighted count of distinct hits."""
+    out = {}
+    for theme in themes:
+        mine = [h for h in reading.hits if h.section == "themes" and h.name == theme]
+        strong = {h.text.lower() for h in mine if not h.rule.startswith("weak-")}
+        weak = {h.text.lower() for h in mine if h.rule.startswith("weak-")} - strong
+        out[theme] = (reading.cats.get(theme), len(strong) + WEAK_HIT * len(weak))
+    return out
+
+
+def weight_sweep(gold: Sequence[LabelledText], predicted: Sequence[Any], readings: Sequence[Any],
+                 settings: Any) -> str:
+    """Out-of-fold macro-F1 for model_weight x evidence_saturation, each theme at its best
+    threshold (and at the current ones), on gold stories read as stories."""
+    rows = [(g, r) for g, p, r in zip(gold, predicted, readings, strict=True)
+            if g.kind == STORY and p.kind == STORY]
+    current = {t.name: t.threshold for t in settings.themes}
+    lines = ["model_weight saturation  macroF1@current  macroF1@best-per-theme  best thresholds"]
+    for weight in (0.3, 0.4, 0.5, 0.6, 0.7):
+        for saturation in (2.0, 3.0, 4.0, 6.0):
+            now, best, cuts = [], [], []
+            for theme in settings.theme_names:
+                scored = [(theme in g.themes, combine(r[theme][0], r[theme][1], weight,
+                                                      saturation)) for g, r in rows]
+                now.append(_f1(scored, current[theme]))
+                top = max((_f1(scored, c / 100), c / 100) for c in range(15, 61, 5))
+                best.append(top[0])
+                cuts.append(top[1])
+            lines.append(f"{weight:>12} {saturation:>10} {sum(now) / len(now):>16.3f} "
+                         f"{sum(best) / len(best):>23.3f}  {cuts}")
+    return "\n".join(lines)
+
+
+def _f1(scored: Sequence[tuple[bool, float]], cut: float) -> float:
+    tp = sum(gold and score >= cut for gold, score in scored)
+    wrong = sum(gold != (score >= cut) for gold, score in scored)
+    return 2 * tp / (2 * tp + wrong) if tp else 0.0
 
 
 def sweep(gold: Sequence[LabelledText], predicted: Sequence[object], themes: Sequence[str]) -> str:
