@@ -47,10 +47,8 @@ def summary(gold: Sequence[LabelledText], predicted: Sequence[object], show: boo
     return "\n".join(lines)
 
 
-def cross_validate(folds: int, seed: int, show: bool, char_ngrams: int = 0) -> str:
+def cross_validate(folds: int, seed: int, show: bool) -> str:
     settings = load_themes(DEFAULT_THEMES)
-    if char_ngrams:
-        settings = replace(settings, char_ngrams=char_ngrams)
     examples = load_examples(training_files(ROOT / settings.data_dir), settings.theme_names)
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
@@ -150,10 +148,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sets", nargs="*", default=[])
     parser.add_argument("--mistakes", action="store_true")
-    parser.add_argument("--char-ngrams", type=int, default=0, help="try character n-grams")
     args = parser.parse_args()
     if args.folds:
-        print(cross_validate(args.folds, args.seed, args.mistakes, args.char_ngrams))
+        print(cross_validate(args.folds, args.seed, args.mistakes))
     if args.sets:
         print(score_sets(args.sets, args.mistakes))
 

@@ -98,6 +98,7 @@ def test_withdrawal_safety_classifier_alone_needs_a_withdrawal_word(tagger: Tagg
     assert decide_kind(filler, Reading(cats, (), 9, on_topic=True))[0] == WITHDRAWAL
     # on_topic is read off themes.toml's withdrawal vocabulary by the real tagger.
     on_topic = [tagger.read(d).on_topic for d in tagger.pipe(
-        ["Nam liber tempor cum soluta nobis.", "Yes, Thursday works for me, thanks.",
-         "pls no use my storie", "I changed my mind.", "Delete."])]  # fmt: skip
-    assert on_topic == [False, False, True, True, True]
+        ["Nam liber tempor cum soluta nobis.", "Yes, Thursday is fine for me, thanks.",
+         "pls no use my storie", "I changed my mind.", "Delete.",
+         "hi i woud like to withdrw my stroy from you're campain"])]  # fmt: skip
+    assert on_topic == [False, False, True, True, True, True]  # misspelt words still count

@@ -24,8 +24,6 @@ def model_key(examples: Sequence[LabelledText], settings: TagSettings) -> str:
     digest = hashlib.sha256(MODEL_VERSION.encode())
     for part in (settings.theme_names, settings.seed, settings.epochs):
         digest.update(repr(part).encode())
-    if settings.char_ngrams:  # only when set, so the default keeps its cached model's key
-        digest.update(f"char_ngrams={settings.char_ngrams}".encode())
     for example in examples:
         digest.update(repr((example.text, example.themes, example.kind)).encode())
     return digest.hexdigest()[:16]

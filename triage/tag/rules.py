@@ -88,7 +88,6 @@ class TagSettings:
     kind_confidence: float = 0.6
     seed: int = 0
     epochs: int = 20
-    char_ngrams: int = 0
     data_dir: str = "triage/tag/data"
     model_dir: str = "var/model"
 

@@ -45,14 +45,13 @@ from thinc.layers.resizable import resize_linear_weighted
 
 from intake.errors import ConfigError
 from intake.records import Story, Triage
-from triage.tag.chargrams import extract_lemma_char_ngrams
 from triage.tag.examples import LabelledText, load_examples, training_files
 from triage.tag.judge import Hit, Reading, judge
 from triage.tag.limit import fit_for_tagging, tagged_text
 from triage.tag.model_cache import model_path
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
 from triage.tag.rules import WITHDRAWAL, TagSettings
-from triage.tag.vocabulary import request_vocabulary
+from triage.tag.vocabulary import near_any, near_index, request_vocabulary
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
@@ -98,19 +97,15 @@ def make_lemmatizer(nlp: Language, name: str) -> LowerLemmatizer:
 
 @registry.architectures("story.LemmaBOW.v1")  # type: ignore[untyped-decorator]
 def lemma_bow(
-    exclusive_classes: bool, ngram_size: int, length: int = 262144, nO: int | None = None,
-    char_ngrams: int = 0,
+    exclusive_classes: bool, ngram_size: int, length: int = 262144, nO: int | None = None
 ) -> Model[list[Doc], Any]:
-    """spaCy's bag-of-words text classifier, over lemmas instead of exact word forms (and,
-    with ``char_ngrams`` > 0, character n-grams of each word: triage.tag.chargrams)."""
+    """spaCy's bag-of-words text classifier, over lemmas instead of exact word forms."""
     fill = {"b": NEG_VALUE, "W": 0}
     sparse: Model[Any, Any] = SparseLinear_v2(nO=nO, length=length)
     resize = partial(resize_linear_weighted, fill_defaults=fill)
     layer: Model[Any, Any] = resizable(sparse, resize_layer=resize)
     output = softmax_activation() if exclusive_classes else Logistic()
-    features = (extract_lemma_char_ngrams(ngram_size, char_ngrams) if char_ngrams
-                else extract_ngrams(ngram_size, attr=LEMMA))  # fmt: skip
-    model: Model[list[Doc], Any] = chain(features, layer, output)
+    model: Model[list[Doc], Any] = chain(extract_ngrams(ngram_size, attr=LEMMA), layer, output)
     if nO is not None:
         model.set_dim("nO", nO)
     model.set_ref("output_layer", sparse)
@@ -132,10 +127,9 @@ def blank_nlp() -> Language:
     return nlp
 
 
-def _classifier(exclusive: bool, char_ngrams: int = 0) -> dict[str, Any]:
-    model = {"@architectures": "story.LemmaBOW.v1", "exclusive_classes": exclusive,
-             "ngram_size": 2}  # fmt: skip
-    return {"model": {**model, "char_ngrams": char_ngrams} if char_ngrams else model}
+def _classifier(exclusive: bool) -> dict[str, Any]:
+    return {"model": {"@architectures": "story.LemmaBOW.v1", "exclusive_classes": exclusive,
+                      "ngram_size": 2}}  # fmt: skip
 
 
 def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
@@ -145,10 +139,8 @@ def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
     themes = [t for t in settings.theme_names
               if sum(t in e.themes for e in examples) >= MIN_POSITIVES]  # fmt: skip
     kinds = sorted({e.kind for e in examples})
-    chars = settings.char_ngrams
-    theme_pipe = cast(TextCategorizer, nlp.add_pipe(THEMES, config=_classifier(False, chars)))
-    kind_pipe = cast(TextCategorizer,
-                     nlp.add_pipe("textcat", name=KIND, config=_classifier(True, chars)))
+    theme_pipe = cast(TextCategorizer, nlp.add_pipe(THEMES, config=_classifier(False)))
+    kind_pipe = cast(TextCategorizer, nlp.add_pipe("textcat", name=KIND, config=_classifier(True)))
     docs = list(nlp.pipe((e.text for e in examples), disable=[THEMES, KIND]))
     pairs = [(_example(d, {t: float(t in e.themes) for t in themes}),
               _example(d, {k: float(k == e.kind) for k in kinds}))
@@ -209,6 +201,8 @@ class Tagger:
     key_parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # Lemma and lower-case hashes of the withdrawal vocabulary (triage.tag.vocabulary).
     asking_words: Any = None
+    # The same words one edit away, for misspellings (triage.tag.vocabulary.near_index).
+    asking_near: frozenset[tuple[str, int]] = frozenset()
 
     @property
     def trained_themes(self) -> frozenset[str]:
@@ -240,7 +234,8 @@ class Tagger:
             first, last = offsets[start], offsets[end - 1] + lengths[end - 1]
             hits.append(Hit(section, name, rule, first, last, text[first:last]))
         on_topic = self.asking_words is None or bool(
-            numpy.isin(table[:, :2], self.asking_words).any())
+            numpy.isin(table[:, :2], self.asking_words).any()
+        ) or near_any({strings[o] for o in set(table[:, 1].tolist())}, self.asking_near)
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
                        int(table[:, 3].sum()), on_topic)  # fmt: skip
 
@@ -302,6 +297,7 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
         SequenceSet(fast),
         {key: _split_key(key) for key in keys},
         numpy.array(hashes, dtype="uint64") if hashes else None,
+        near_index(asking),
     )
 
 

@@ -40,6 +40,40 @@ def request_vocabulary(spec: RequestSpec, stop_words: Collection[str]) -> frozen
                      if w not in stop_words and w not in _GENERIC and len(w) > 2)  # fmt: skip
 
 
+def near_index(vocabulary: Iterable[str]) -> frozenset[tuple[str, int]]:
+    """Every word of four letters or more (position -1), and each form of it with one letter
+    left out, with that letter's position: what :func:`near_any` looks words up in."""
+    index: set[tuple[str, int]] = set()
+    for word in vocabulary:
+        if len(word) >= 4:
+            index.add((word, -1))
+            index.update(_deletes(word))
+    return frozenset(index)
+
+
+def near_any(words: Iterable[str], index: frozenset[tuple[str, int]]) -> bool:
+    """Whether any word of four letters or more is at most one edit (a letter added, left
+    out or changed, or two neighbours swapped) from a vocabulary word: "withdrw", "stroy" and
+    "store" are near "withdraw" and "story"; Latin filler is further off."""
+    for word in words:
+        if len(word) < 4:
+            continue
+        if (word, -1) in index or any((word, i) in index for i in range(len(word) + 1)):
+            return True  # the word itself, or the vocabulary word with a letter left out
+        # A letter too many (the rest is a word) or changed (the same letter left out of both).
+        if any((variant, -1) in index or (variant, at) in index
+               for variant, at in _deletes(word)):  # fmt: skip
+            return True
+        swaps = (word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1))
+        if any((swapped, -1) in index for swapped in swaps):
+            return True
+    return False
+
+
+def _deletes(word: str) -> set[tuple[str, int]]:
+    return {(word[:i] + word[i + 1 :], i) for i in range(len(word))}
+
+
 def _pattern_words(token: Mapping[str, Any]) -> Iterable[str]:
     for attribute in ("LEMMA", "LOWER", "ORTH", "TEXT"):
         value = token.get(attribute)
