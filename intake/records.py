@@ -181,7 +181,8 @@ class Triage:
     every theme's score in [0, 1]; ``themes`` those at or above their threshold; ``evidence``
     the spans behind every theme and behind a request kind, the first of each distinct phrase
     per label.
-    ``review_reasons`` says why a person should look.
+    ``review_reasons`` says why a person should look; ``agencies`` the agencies the story
+    names (label: the agency, from themes.toml's [agencies]), whatever its kind.
     """
 
     story_id: str
@@ -190,6 +191,7 @@ class Triage:
     scores: tuple[tuple[str, float], ...]
     evidence: tuple[Evidence, ...]
     review_reasons: tuple[str, ...]
+    agencies: tuple[Evidence, ...] = ()  # each agency named, first span of each phrase
 
     @property
     def needs_review(self) -> bool:

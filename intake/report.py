@@ -20,7 +20,7 @@ EXPORT_FIELDS = (
     "story_id", "reference", "mailbox", "sender", "sender_name", "subject", "sent_at",
     "received_at", "kind", "themes",
     "scores", "evidence", "needs_review", "review_reasons", "acknowledgement", "urgent",
-    "quarantined",
+    "quarantined", "agencies", "agency_evidence",
     "text", "words", "quoted", "signature", "footer", "attachments", "defects",
 )  # fmt: skip
 
@@ -66,6 +66,7 @@ def export_rows(
             "mailbox": entry.raw.mailbox,
             "received_at": entry.raw.internal_at.isoformat(),
             "themes": [], "scores": {}, "evidence": {}, "attachments": [], "defects": [],
+            "agencies": [], "agency_evidence": {},
             "review_reasons": [],
             "quarantined": f"{entry.stage}: {entry.reason}",
         }  # fmt: skip
@@ -74,14 +75,19 @@ def export_rows(
 def _triage_fields(triage: Triage | None) -> dict[str, Any]:
     if triage is None:  # stored before it could be tagged: empty, never invented
         return {"kind": None, "themes": [], "scores": {}, "evidence": {}, "needs_review": None,
-                "review_reasons": []}  # fmt: skip
+                "review_reasons": [], "agencies": [], "agency_evidence": {}}  # fmt: skip
     evidence: dict[str, list[dict[str, Any]]] = {}
     for item in triage.evidence:
         evidence.setdefault(item.label, []).append(
             {"text": item.text, "start": item.start, "end": item.end, "rule": item.rule})
+    agencies: dict[str, list[dict[str, Any]]] = {}
+    for item in triage.agencies:
+        agencies.setdefault(item.label, []).append(
+            {"text": item.text, "start": item.start, "end": item.end})
     return {"kind": triage.kind, "themes": list(triage.themes), "scores": dict(triage.scores),
             "evidence": evidence, "needs_review": triage.needs_review,
-            "review_reasons": list(triage.review_reasons)}  # fmt: skip
+            "review_reasons": list(triage.review_reasons), "agencies": list(agencies),
+            "agency_evidence": agencies}  # fmt: skip
 
 
 def export(

@@ -14,13 +14,14 @@ import triage
 from intake.errors import ConfigError
 from story_intake.shipped import CONFIG
 from story_intake.toml_schema import build, read_toml
-from triage.tag.rules import RequestSpec, TagSettings, ThemeSpec
+from triage.tag.rules import AgencySpec, RequestSpec, TagSettings, ThemeSpec
 
 # A relative data_dir is read beside the installed code (triage/tag/data ships inside it).
 ROOT = Path(triage.__file__).resolve().parents[1]
 DEFAULT_THEMES = CONFIG / "themes.toml"
 # [tagger] holds TagSettings' knobs; the vocabulary comes from the other sections.
-_TAGGER_KEYS = {f.name for f in fields(TagSettings)} - {"themes", "requests", "automated_terms"}
+_TAGGER_KEYS = {f.name for f in fields(TagSettings)} - {"themes", "requests", "agencies",
+                                                        "automated_terms"}
 
 
 def load_themes(path: Path) -> TagSettings:
@@ -31,7 +32,7 @@ def load_themes(path: Path) -> TagSettings:
 def themes_from(document: Mapping[str, Any]) -> TagSettings:
     """Validate an already-parsed themes document (tests use this directly)."""
     for section in document:
-        if section not in ("tagger", "themes", "requests", "automated"):
+        if section not in ("tagger", "themes", "requests", "agencies", "automated"):
             raise ConfigError(f"unknown section [{section}] in themes")
     knobs = dict(document.get("tagger", {}))
     for key in knobs:
@@ -43,15 +44,19 @@ def themes_from(document: Mapping[str, Any]) -> TagSettings:
         raise ConfigError("themes: at least one [themes.NAME] table is needed")
     requests = tuple(_spec(RequestSpec, name, table, "requests")
                      for name, table in _tables(document, "requests"))  # fmt: skip
+    agencies = tuple(_spec(AgencySpec, name, table, "agencies")
+                     for name, table in _tables(document, "agencies"))  # fmt: skip
     automated = build(_Automated, document.get("automated", {}), "automated")
-    settings = build(TagSettings, {**knobs, "themes": [], "requests": []}, "tagger")
+    settings = build(TagSettings, {**knobs, "themes": [], "requests": [], "agencies": []},
+                     "tagger")
     for theme in themes:
         if not 0.0 < theme.threshold < 1.0:
             raise ConfigError(f"themes.{theme.name}.threshold must be between 0 and 1")
     # The labelled data ships with the code: a relative data_dir is read from the repository.
     data_dir = ROOT / settings.data_dir  # an absolute data_dir stays as it is
     return TagSettings(**{**_fields(settings), "data_dir": str(data_dir), "themes": themes,
-                          "requests": requests, "automated_terms": automated.terms})  # fmt: skip
+                          "requests": requests, "agencies": agencies,
+                          "automated_terms": automated.terms})  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ _REFERENCE = re.compile(r"\bST-[0-9A-F]{8}\b")
 
 
 def digest_texts(sink: SmtpSink) -> list[str]:
-    """The plain-text part of every digest the sink received, in the order received."""
+    """The plain-text part of every digest the sink received, in the order received (without
+    the agency-pairs section)."""
     texts = []
     for _, _, data in sink.messages:
         if b"Message-ID: <digest-" not in data:
@@ -37,7 +38,9 @@ def digest_texts(sink: SmtpSink) -> list[str]:
         message = email.message_from_bytes(data, policy=default)
         part = message.get_body(preferencelist=("plain",))
         assert part is not None
-        texts.append(str(part.get_content()))
+        # The agency-pairs section cites stories shown above: a cross-reference, not a card.
+        text = str(part.get_content())
+        texts.append(re.sub(r"== Agencies named together.*?(?=\n== )", "", text, flags=re.S))
     return texts
 
 

@@ -209,6 +209,29 @@ def test_privacy_withdrawal_holds_the_senders_stories_out_of_the_digest(
     assert "1 story is on hold" in page and "request:withdrawal" in page
 
 
+def test_privacy_withdrawal_asked_inside_a_story_holds_nothing_by_itself(
+    maildir_settings: Settings, tmp_path: Path, tagger: Tagger
+) -> None:
+    settings = with_digests(maildir_settings, tmp_path)
+    border = replace(settings.intake, trusted_authserv_ids=("mx.example.org",))
+    settings = replace(settings, intake=border)
+    story = ("The police took my statement three times because the officers never read "
+             "each other's notes, and the GP asked me to repeat it all again.")  # fmt: skip
+    seed_maildir(settings.mailbox.maildir, story_message(1, sender=JANE, body=story))  # type: ignore[union-attr]
+    run_once(settings, T0, tagger=tagger)
+    mixed = ("My mum is 86 and has dementia. The care home, the GP and the hospital each asked "
+             "me for her whole history, none of them had the others' notes, and I told the "
+             "same story three times in one week before the social worker started another "
+             "assessment from scratch.\n\nOn reflection, please delete my story.")  # fmt: skip
+    passed = "mx.example.org; dkim=pass header.d=example.org"
+    message = story_message(2, sender=JANE, body=mixed, Authentication_Results=passed)
+    seed_maildir(settings.mailbox.maildir, message)  # type: ignore[union-attr]
+    run_once(settings, T0 + timedelta(minutes=5), tagger=tagger)
+    with Store(settings.store) as store:
+        assert store.on_hold() == []  # a person confirms first (release --story)
+        assert len(store.needs_confirmation()) == 1
+
+
 def test_privacy_subject_access_writes_everything_held_owner_only(
     tmp_path: Path, tagger: Tagger
 ) -> None:

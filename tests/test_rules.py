@@ -80,6 +80,25 @@ def test_rules_evaluate_metrics() -> None:
     assert len(report.mistakes) == 2
 
 
+def test_rules_evaluate_prints_confusion_and_stories_read_as_requests() -> None:
+    from triage.tag.evaluate import format_report
+
+    gold = [LabelledText("s1", "", ("health",), "story"), LabelledText("s2", "", (), "story"),
+            LabelledText("s3", "", (), "story"), LabelledText("w", "", (), "request:withdrawal")]
+    predicted = [triage("story", "health"), triage("story", "health"),
+                 Triage("x", "request:withdrawal", (), (), (), ("withdrawal_by_classifier",)),
+                 triage("request:withdrawal")]  # fmt: skip
+    report = evaluate(gold, predicted, ["health"])
+    (health,) = report.themes
+    assert (health.true_pos, health.false_pos, health.false_neg, health.true_neg) == (1, 1, 0, 2)
+    assert report.read_as_requests == (("s3", "request:withdrawal",
+                                        ("withdrawal_by_classifier",)),)  # fmt: skip
+    text = format_report(report)
+    assert "TP" in text.splitlines()[0] and "TN" in text.splitlines()[0]
+    assert "stories read as requests: 1 (as withdrawals: 1)" in text
+    assert "s3: request:withdrawal ['withdrawal_by_classifier']" in text
+
+
 def test_rules_words_of_splits_contractions() -> None:
     assert words_of("I'd rather you didn't. Dont!") == ["i", "'d", "rather", "you", "did", "not",
                                                        "do", "not"]  # fmt: skip

@@ -18,7 +18,8 @@ def test_themes_shipped_file_has_the_four_themes_and_compiles() -> None:
     settings = load_themes(DEFAULT_THEMES)
     assert settings.theme_names == ("health", "policing", "elderly_care", "duplication")
     assert all(0 < t.threshold < 1 and t.terms for t in settings.themes)
-    assert [r.name for r in settings.requests] == ["withdrawal"]
+    assert [r.name for r in settings.requests] == ["withdrawal", "consent"]
+    assert len(settings.agencies) == 15 and all(a.terms for a in settings.agencies)
     build_tagger(blank_nlp(), settings)  # every term and pattern compiles
 
 

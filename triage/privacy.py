@@ -25,7 +25,7 @@ from triage.private_files import open_private_folder, write_private
 from triage.reply.authenticity import is_authenticated
 from triage.reply.identity import person_address, written_address
 from triage.reply.policy import reference
-from triage.tag.rules import STORY, WITHDRAWAL
+from triage.tag.rules import STORY, WITHDRAWAL, is_guessed
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,15 @@ def hold_withdrawn(
     store: Store, tagged: Iterable[tuple[Story, Triage]], trusted: Sequence[str] = ()
 ) -> int:
     """Put a withdrawing sender's stories on hold, out of digests until someone erases them,
-    when the team's border authenticated the withdrawal (``trusted`` authserv-ids); any other
-    withdrawal waits for a person (``confirm_requests``).
+    when the team's border authenticated the withdrawal (``trusted`` authserv-ids) and it is
+    no guess (``rules.is_guessed``); any other withdrawal waits for a person
+    (``confirm_requests``).
 
     Returns how many were held. The request itself stays in the digest's requests section.
     """
     return sum(_hold_others(store, story) for story, triage in tagged
-               if triage.kind == WITHDRAWAL and is_authenticated(story, trusted))  # fmt: skip
+               if triage.kind == WITHDRAWAL and is_authenticated(story, trusted)
+               and not is_guessed(triage.review_reasons))  # fmt: skip
 
 
 def confirm_requests(store: Store, story_ids: Sequence[str]) -> dict[str, int]:

@@ -186,7 +186,7 @@ def _scrub_stories(conn: Connection, ids: list[str]) -> int:
     conn.execute(update(s).where(s.c.story_id.in_(ids)).values(
         sender_name="", sender_address="", recipients=[], subject="", text="", quoted="",
         signature="", footer="", attachments=[], headers=[], status=PURGED))  # fmt: skip
-    conn.execute(update(t).where(t.c.story_id.in_(ids)).values(evidence=[]))
+    conn.execute(update(t).where(t.c.story_id.in_(ids)).values(evidence=[], agencies=[]))
     return len(ids)
 
 

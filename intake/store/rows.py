@@ -58,6 +58,7 @@ def triage_row(triage: Triage, now: datetime) -> dict[str, Any]:
         "scores": dict(triage.scores),
         "evidence": list(map(_EVIDENCE_ROW, triage.evidence)),  # JSON writes each as a list
         "review_reasons": list(triage.review_reasons), "tagged_at": now,
+        "agencies": list(map(_EVIDENCE_ROW, triage.agencies)),
     }  # fmt: skip
 
 
@@ -71,6 +72,8 @@ def row_triage(row: Any) -> Triage | None:
         evidence=tuple(Evidence(str(e[0]), str(e[1]), int(e[2]), int(e[3]), str(e[4]))
                        for e in row["triage_evidence"]),
         review_reasons=tuple(row["triage_review_reasons"]),
+        agencies=tuple(Evidence(str(e[0]), str(e[1]), int(e[2]), int(e[3]), str(e[4]))
+                       for e in row["triage_agencies"] or ()),
     )  # fmt: skip
 
 

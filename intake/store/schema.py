@@ -149,6 +149,7 @@ triage = Table(
     Column("evidence", JSON, nullable=False),
     Column("review_reasons", JSON, nullable=False),
     Column("tagged_at", UtcDateTime, nullable=False),
+    Column("agencies", JSON),  # [[agency, rule, start, end, text]]; NULL: tagged before agencies
 )
 
 # One row per story: the acknowledgement decision and its state. sender_key is a keyed hash

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from intake.records import BEGINNING, DigestEntry, IntakeHealth, Story, Triage
+from triage.digest.agencies import AgencyPair, PairTally
 from triage.digest.redact import redact
 from triage.reply.policy import reference
 from triage.reply.render import first_name
@@ -99,6 +100,7 @@ class DigestView:
     on_hold: int = 0  # stories left out because their senders asked to withdraw
     urgent: int = 0  # stories with crisis wording, whichever section shows them
     sending_stopped_at: str | None = None  # when the acknowledgement breaker tripped
+    agency_pairs: tuple[AgencyPair, ...] = ()  # agencies named together in duplication stories
 
 
 def build_digest(
@@ -112,7 +114,9 @@ def build_digest(
     zone = ZoneInfo(timezone)
     held = automated = 0
     shown = []
+    tally = PairTally()
     for item in entries:
+        tally.add(item)
         if item.on_hold:  # withdrawn: not even an excerpt until someone erases it
             held += 1
         elif _kind(item) == AUTOMATED:  # counted, never shown: no excerpt to redact
@@ -132,7 +136,7 @@ def build_digest(
     start = "the beginning" if window[0] == BEGINNING else _when(window[0], zone)
     return DigestView(start, _when(window[1], zone), len(shown), automated, sections,
                       health, _changes(health, previous), held,
-                      sum(1 for v in shown if v.urgent))  # fmt: skip
+                      sum(1 for v in shown if v.urgent), agency_pairs=tally.pairs())  # fmt: skip
 
 
 def section_of(story: StoryView, themes: Sequence[str]) -> str:

@@ -50,7 +50,14 @@ from triage.reply.address import is_plausible_mailbox as is_plausible_mailbox
 from triage.reply.address import normalise_sender as normalise_sender
 from triage.reply.authenticity import domain_of
 from triage.reply.identity import mailbox_identity
-from triage.tag.rules import AMEND, AUTOMATED, WITHDRAWAL, header_reason, is_system_sender
+from triage.tag.rules import (
+    AMEND,
+    AUTOMATED,
+    WITHDRAWAL,
+    header_reason,
+    is_guessed,
+    is_system_sender,
+)
 
 if TYPE_CHECKING:
     from triage.reply.settings import AcknowledgementSettings
@@ -166,7 +173,11 @@ def needs_person(triage: Triage, story: Story, authenticated: bool) -> bool:
             return True
         target, sender = reply_target(story), story.sender.address
         return not authenticated and mailbox_identity(target) != mailbox_identity(sender)
-    return triage.kind in CONFIRMED_BY_PERSON and not authenticated
+    # A guessed withdrawal (classifier alone, or asked inside a story) waits for a person even
+    # when authenticated: no removal confirmation is sent on a guess.
+    return triage.kind in CONFIRMED_BY_PERSON and (
+        not authenticated or is_guessed(triage.review_reasons)
+    )
 
 
 def reply_target(story: Story, authenticated: bool = False) -> str:

@@ -6,6 +6,7 @@ withdrawal phrase the matchers found, before the phrase may make a message a wit
 
 from __future__ import annotations
 
+import itertools
 import re
 
 # Withdrawal phrases (themes.toml [requests.withdrawal]) also turn up in stories: "the GP had
@@ -19,6 +20,11 @@ _NARRATIVE = frozenset(("was", "were", "been", "being", "had", "has", "did", "go
 _THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "someone",
                           "somebody", "nobody", "everyone", "everybody", "people"))  # fmt: skip
 _SUBJECTS = _THIRD_PARTY | {"i", "we", "it"}
+# Who, in a story, removes or withdraws things: "this the GP removed", "the council deleted".
+_AGENTS = frozenset(("gp", "police", "council", "hospital", "doctor", "nurse", "officer",
+                     "school", "court", "home", "agency", "ward", "team", "surgery", "carer",
+                     "carers", "staff", "judge", "cps", "dwp", "consultant", "worker", "bank"))
+_PERFECT = frozenset(("had", "has", "have", "'ve"))
 _WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
 _DETERMINERS = frozenset(("my", "the", "this", "that", "his", "her", "our", "their", "your", "a"))
@@ -26,7 +32,8 @@ _AUXILIARIES = frozenset(("do", "does", "did", "would", "could", "should", "will
                           "can", "must", "might", "may", "'d", "am", "is", "are", "'m",
                           "'re"))  # fmt: skip
 _ADVERBS = frozenset(("just", "then", "also", "already", "finally", "eventually", "quickly",
-                      "simply", "actually", "even", "all", "completely", "really"))  # fmt: skip
+                      "simply", "actually", "even", "all", "completely", "really",
+                      "still"))  # fmt: skip
 _CONJUNCTIONS = frozenset(("and", "or", "but", "so", "then", "because", "if", "when", "though",
                            "although", "while", "once"))  # fmt: skip
 _IRREGULAR_PAST = frozenset(("withdrew", "took", "forgot", "struck", "drew", "threw", "wrote",
@@ -45,6 +52,21 @@ _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay",
 # A sentence matching this is a disclaimer ("If you are not the intended recipient ... delete it").
 _DISCLAIMER = re.compile(r"intended recipient|named recipient|not the recipient|addressee|"
                          r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error")
+# "I don't want to be named", "not my name": anonymity, the story still to be used; unless the
+# phrase names the story too ("I don't want my name or my story used").
+_ANONYMITY = frozenset(("name", "named", "names", "surname", "identity", "identified",
+                        "identifiable", "anonymous", "anonymously", "initials"))  # fmt: skip
+_STORY_WORDS = frozenset(("story", "stories", "email", "emails", "message", "letter", "account",
+                          "words", "experience", "submission", "it", "this", "everything",
+                          "contribution", "piece", "post"))  # fmt: skip
+# "Can I withdraw it later?", "If I want to take my story out in future, how?": a question
+# about withdrawing one day, asked in the first person before the phrase, is not a request.
+_FIRST_PERSON_ASKS = frozenset((("if", "i"), ("can", "i"), ("could", "i"), ("may", "i"),
+                                ("do", "i"), ("would", "i"), ("will", "i"), ("if", "we"),
+                                ("can", "we"), ("in", "case")))  # fmt: skip
+_LATER = frozenset(("later", "future", "ever", "anytime", "whenever", "eventually", "someday",
+                    "afterwards"))  # fmt: skip
+_SOMEDAY = (("if", "i", "change"), ("if", "i", "decide"), ("if", "i", "ever"))
 _CONTRACTIONS = {"dont": "do not", "didnt": "did not", "doesnt": "does not", "cant": "ca not",
                  "wont": "wo not", "wouldnt": "would not", "couldnt": "could not",
                  "wasnt": "was not", "isnt": "is not", "havent": "have not", "hadnt": "had not",
@@ -75,6 +97,10 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
         return False
     if not phrase:  # punctuation alone: nothing to read it by
         return True
+    if _ANONYMITY & set(phrase) and not _STORY_WORDS & set(phrase):
+        return False  # "I don't want to be named": use the story, not the name
+    if _hypothetical(text, start):
+        return False
     whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
     clause = whole[max((i + 1 for i, w in enumerate(whole) if w in _CONJUNCTIONS), default=0) :]
     if phrase[0] in _NEGATORS:  # "don't use it": who does not, and in which tense
@@ -89,9 +115,12 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     if _NARRATIVE & set(inside) or any(w in _CONJUNCTIONS and _is_past(n)
                                        for w, n in zip(inside, phrase[2:], strict=False)):
         return False  # "it was cancelled", "I tidied it up and taken out ..."
-    if len(phrase) > 2 and phrase[-2] in _SUBJECTS and _is_past(phrase[-1]) \
+    doer = [w for w in phrase[1:-1] if w not in _AUXILIARIES | _PERFECT][-1:]
+    if len(phrase) > 2 and doer and doer[0] in _SUBJECTS | _AGENTS and _is_past(phrase[-1]) \
             and phrase[0] not in _WISHES:
-        return False  # "the photos I deleted"; not "I want it gone"
+        return False  # "the photos I deleted", "this the GP removed"; not "I want it gone"
+    if "their" in phrase and _THIRD_PARTY & set(whole):
+        return False  # "some people ask you to remove their stories"
     previous = [w for w in clause if w not in _ADVERBS]
     before, earlier = ([""] * 2 + previous)[-1], ([""] * 2 + previous)[-2]
     if _is_past(phrase[0]) and not _past_request(phrase, whole, before, earlier):
@@ -111,6 +140,22 @@ def addressed_to_us(text: str, start: int, end: int) -> bool:
     phrase = words_of(text[start:end])
     return (bool(phrase) and all(w in _OPENERS for w in lead)
             and phrase[0] not in _SUBJECTS | _DETERMINERS and not _is_past(phrase[0]))  # fmt: skip
+
+
+def negated(text: str, start: int) -> bool:
+    """Whether a negator governs the phrase starting at ``start`` in its clause ("pls no use
+    my story", "I'm not happy for you to use it")."""
+    whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
+    return bool(_NEGATORS & set(whole[-NEGATION_WORDS:]))
+
+
+def _hypothetical(text: str, start: int) -> bool:
+    # The phrase's sentence, up to the phrase, asks in the first person about a time to come.
+    lead = words_of(text[_last_match_end(_SENTENCE_END, text, start) : start])
+    sentence = words_of(_sentence(text, start))
+    asks = any(pair in _FIRST_PERSON_ASKS for pair in itertools.pairwise(lead))
+    someday = any(t in _SOMEDAY for t in zip(sentence, sentence[1:], sentence[2:], strict=False))
+    return asks and (someday or bool(_LATER & set(sentence)))
 
 
 def _past_request(phrase: list[str], clause: list[str], before: str, earlier: str) -> bool:
@@ -134,7 +179,7 @@ def _negated_request(clause: list[str], phrase: list[str]) -> bool:
     if tense in _NARRATIVE and subject not in _SECOND_PERSON:
         return False
     wish = bool({"want", "wish", "like"} & set(phrase))
-    return wish or (tense != "does" and subject not in _THIRD_PARTY)
+    return wish or (tense != "does" and subject not in _THIRD_PARTY | _AGENTS)
 
 
 def _sentence(text: str, at: int) -> str:

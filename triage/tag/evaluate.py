@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from intake.records import Triage
 from triage.tag.examples import LabelledText
-from triage.tag.rules import WITHDRAWAL
+from triage.tag.rules import STORY, WITHDRAWAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,10 @@ class ThemeScore:
     recall: float
     f1: float
     support: int
+    true_pos: int = 0
+    false_pos: int = 0
+    false_neg: int = 0
+    true_neg: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,8 @@ class Report:
     withdrawal_recall: float
     withdrawals: int
     mistakes: tuple[tuple[LabelledText, Triage], ...]
+    # Stories (gold kind ``story``) read as a request: (id, kind read, review reasons).
+    read_as_requests: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
 
 
 def evaluate(
@@ -50,6 +56,9 @@ def evaluate(
         withdrawal_recall=found / len(withdrawals) if withdrawals else 1.0,
         withdrawals=len(withdrawals),
         mistakes=mistakes,
+        read_as_requests=tuple((g.id, p.kind, p.review_reasons)
+                               for g, p in zip(gold, predicted, strict=True)
+                               if g.kind == STORY and p.kind.startswith("request:")),
     )
 
 
@@ -63,17 +72,25 @@ def _theme_score(
     precision = true_pos / (true_pos + false_pos) if true_pos + false_pos else 0.0
     recall = true_pos / (true_pos + false_neg) if true_pos + false_neg else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return ThemeScore(theme, precision, recall, f1, true_pos + false_neg)
+    true_neg = len(pairs) - true_pos - false_pos - false_neg
+    return ThemeScore(theme, precision, recall, f1, true_pos + false_neg,
+                      true_pos, false_pos, false_neg, true_neg)  # fmt: skip
 
 
 def format_report(report: Report, show_mistakes: bool = True) -> str:
     """The report as the ``evaluate`` command prints it."""
-    lines = [f"{'theme':<14} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
+    lines = [f"{'theme':<14} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"
+             f" {'TP':>5} {'FP':>5} {'FN':>5} {'TN':>5}"]
     lines += [f"{s.theme:<14} {s.precision:>9.3f} {s.recall:>7.3f} {s.f1:>6.3f} {s.support:>8}"
+              f" {s.true_pos:>5} {s.false_pos:>5} {s.false_neg:>5} {s.true_neg:>5}"
               for s in report.themes]  # fmt: skip
     lines.append(f"{'macro':<14} {'':>9} {'':>7} {report.macro_f1:>6.3f}")
     lines.append(f"kind accuracy {report.kind_accuracy:.3f}; withdrawal recall "
                  f"{report.withdrawal_recall:.3f} ({report.withdrawals} withdrawals)")  # fmt: skip
+    lines.append(f"stories read as requests: {len(report.read_as_requests)} "
+                 f"(as withdrawals: {sum(k == WITHDRAWAL for _, k, _ in report.read_as_requests)})")
+    lines += [f"  {story_id}: {kind} {list(reasons)}"
+              for story_id, kind, reasons in report.read_as_requests]  # fmt: skip
     if show_mistakes:
         lines.append(f"misclassified: {len(report.mistakes)}")
         for gold, triage in report.mistakes:

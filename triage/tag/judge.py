@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from intake.records import Evidence, Kind, Story, Triage
-from triage.tag.asking import addressed_to_us, reads_as_request
+from triage.tag.asking import addressed_to_us, negated, reads_as_request
 from triage.tag.rules import (
     AUTOMATED,
+    BY_CLASSIFIER,
+    MIXED_REQUEST,
     STORY,
     WEAK_HIT,
     WITHDRAWAL,
@@ -66,6 +68,7 @@ class Reading:
     cats: Mapping[str, float]
     hits: tuple[Hit, ...]
     words: int
+    on_topic: bool = True  # it uses a word of the withdrawal vocabulary (triage.tag.vocabulary)
 
 
 def judge(
@@ -94,7 +97,11 @@ def judge(
     reasons = review_reasons(kind, confidence, scores, thresholds, reading.words, settings,
                              story.defects)  # fmt: skip
     if any(h.rule == "classifier" for h in kind_hits):  # no phrase asked: a person confirms
-        reasons = (*reasons, "withdrawal_by_classifier")
+        reasons = (*reasons, BY_CLASSIFIER)
+    elif kind == WITHDRAWAL and reading.words > WITHDRAWAL_SHORT_WORDS and any(
+        scores[t] >= thresholds[t] for t in scores
+    ):  # a story told and a withdrawal asked: a person reads it before anything is removed
+        reasons = (*reasons, MIXED_REQUEST)
     return Triage(
         story_id=story.story_id,
         kind=kind,
@@ -104,6 +111,8 @@ def judge(
             Evidence(h.name, h.rule, h.start, h.end, h.text) for h in first_of_each(hits)
         ),
         review_reasons=reasons,
+        agencies=tuple(Evidence(h.name, h.rule, h.start, h.end, h.text) for h in
+                       first_of_each([h for h in reading.hits if h.section == "agencies"])),
     )
 
 
@@ -163,7 +172,10 @@ def decide_kind(story: Story, reading: Reading) -> tuple[str, float, tuple[Hit, 
         return kind, confidence, ()
     # The classifier alone only where no phrase matched: "please don't delete it" has spoken.
     machine = any(h.section == "automated" for h in reading.hits)  # "Automatic reply: ..."
-    unopposed = not phrases and not machine
+    # "Use my story however you like", "keep me anonymous": consent said, not negated.
+    consent = any(h.section == "requests" and h.name == "consent" and not negated(text, h.start)
+                  for h in reading.hits)  # fmt: skip
+    unopposed = not phrases and not machine and not consent and reading.on_topic
     storyless = kinds.get(STORY, 0.0) < WITHDRAWAL_ALONE_STORY
     if unopposed and ((short and confidence >= WITHDRAWAL_ALONE and storyless)
                       or (not short and confidence >= WITHDRAWAL_ALONE_LONG)):  # fmt: skip

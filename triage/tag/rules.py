@@ -20,6 +20,11 @@ STORY = Kind.STORY
 AUTOMATED = Kind.AUTOMATED
 WITHDRAWAL = Kind.WITHDRAWAL
 AMEND = Kind.AMEND
+# Review reasons that mark a withdrawal as a guess: read by the classifier alone, or asked in a
+# message that also tells a story. Such a withdrawal is never acted on by itself.
+BY_CLASSIFIER = "withdrawal_by_classifier"
+MIXED_REQUEST = "mixed_request"
+GUESSED = (BY_CLASSIFIER, MIXED_REQUEST)
 
 # Header names and sender local parts that only machines and list servers use (RFC 3834
 # section 2, RFC 2369, and what Sieve vacation skips).
@@ -59,11 +64,22 @@ class RequestSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AgencySpec:
+    """An agency recognised in a story ([agencies.NAME]): its phrases and token patterns."""
+
+    name: str
+    description: str = ""
+    terms: tuple[str, ...] = ()
+    patterns: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TagSettings:
     """``config/themes.toml``: the vocabulary and the knobs of the tagger."""
 
     themes: tuple[ThemeSpec, ...]
     requests: tuple[RequestSpec, ...] = ()
+    agencies: tuple[AgencySpec, ...] = ()
     automated_terms: tuple[str, ...] = ()
     min_words: int = 15
     review_margin: float = 0.08
@@ -153,6 +169,11 @@ def is_system_sender(address: str) -> bool:
     if base in _SYSTEM_NAMES or base.startswith(_SYSTEM_PREFIXES):
         return True
     return re.match(r"bounces?[-_.+=]", local) is not None
+
+
+def is_guessed(review_reasons: Iterable[str]) -> bool:
+    """Whether a request's kind is a guess a person must confirm (see :data:`GUESSED`)."""
+    return any(reason in GUESSED for reason in review_reasons)
 
 
 WEAK_HIT = 0.5  # what one weak evidence phrase counts for, against a full one

@@ -20,6 +20,7 @@ from typing import Any, cast
 import numpy
 import spacy
 from spacy.attrs import IDX, IS_ALPHA, LEMMA, LENGTH, LIKE_NUM, LOWER, ORTH
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.lookups import load_lookups
 from spacy.matcher import Matcher, PhraseMatcher
@@ -50,8 +51,9 @@ from triage.tag.judge import Hit, Reading, judge
 from triage.tag.limit import fit_for_tagging, tagged_text
 from triage.tag.model_cache import model_path
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
-from triage.tag.rules import TagSettings
+from triage.tag.rules import WITHDRAWAL, TagSettings
 from triage.tag.shipped_model import CONFIG, WEIGHTS, read, shipped_archive
+from triage.tag.vocabulary import near_any, near_index, request_vocabulary
 
 LEMMATIZER = "story_lemmatizer"
 THEMES = "textcat_multilabel"
@@ -218,6 +220,10 @@ class Tagger:
     patterns: Matcher
     fast: SequenceSet
     key_parts: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    # Lemma and lower-case hashes of the withdrawal vocabulary (triage.tag.vocabulary).
+    asking_words: Any = None
+    # The same words one edit away, for misspellings (triage.tag.vocabulary.near_index).
+    asking_near: frozenset[tuple[str, int]] = frozenset()
 
     @property
     def trained_themes(self) -> frozenset[str]:
@@ -248,8 +254,11 @@ class Tagger:
             section, name, rule = parts.get(key) or _split_key(key)
             first, last = offsets[start], offsets[end - 1] + lengths[end - 1]
             hits.append(Hit(section, name, rule, first, last, text[first:last]))
+        on_topic = self.asking_words is None or bool(
+            numpy.isin(table[:, :2], self.asking_words).any()
+        ) or near_any({strings[o] for o in set(table[:, 1].tolist())}, self.asking_near)
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
-                       int(table[:, 3].sum()))  # fmt: skip
+                       int(table[:, 3].sum()), on_topic)  # fmt: skip
 
     def best_sentence(self, doc: Doc, theme: str) -> Hit | None:
         """The sentence the classifier finds most about ``theme`` (evidence of last resort)."""
@@ -273,6 +282,7 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
     groups = [("themes", t.name, "", t.terms, t.patterns) for t in settings.themes]
     groups += [("themes", t.name, "weak", t.weak_terms, t.weak_patterns) for t in settings.themes]
     groups += [("requests", r.name, "", r.terms, r.patterns) for r in settings.requests]
+    groups += [("agencies", a.name, "", a.terms, a.patterns) for a in settings.agencies]
     groups += [("automated", "automated", "", settings.automated_terms, ())]
     for section, name, strength, phrases, token_patterns in groups:
         prefix = f"{strength}-" if strength else ""
@@ -295,6 +305,11 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
         f"{section}:{name}:{f'{strength}-' if strength else ''}term"
         for section, name, strength, _, _ in groups
     ]
+    asking: set[str] = set()
+    for spec in settings.requests:
+        if f"request:{spec.name}" == WITHDRAWAL:
+            asking |= request_vocabulary(spec, STOP_WORDS)
+    hashes = sorted({nlp.vocab.strings.add(w) for w in asking})
     return Tagger(
         nlp,
         settings,
@@ -302,6 +317,8 @@ def build_tagger(nlp: Language, settings: TagSettings) -> Tagger:
         patterns,
         SequenceSet(fast),
         {key: _split_key(key) for key in keys},
+        numpy.array(hashes, dtype="uint64") if hashes else None,
+        near_index(asking),
     )
 
 

@@ -1,0 +1,104 @@
+"""Withdrawal safety: a story is never read as a withdrawal, and a guessed withdrawal is never
+acted on by itself (no removal confirmation, no hold), even from an authenticated sender."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from intake.records import Address, Triage
+from triage.reply.policy import decide
+from triage.reply.settings import AcknowledgementSettings
+from triage.tag.examples import story_from_text
+from triage.tag.rules import WITHDRAWAL
+from triage.tag.tagger import Tagger, tag, tag_many
+
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+STORY = replace(
+    story_from_text("w-1@example.net", "Please delete my story."),
+    sender=Address("Ann Jones", "ann@example.net"),
+    recipients=(Address("Stories team", "stories@example.org"),),
+    received_at=NOW - timedelta(hours=1),
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You can use my story but please don't use my name.",
+        "Please use my story, but I don't want to be named.",
+        "Happy for this to go in the report. I'd rather my name wasn't used though.",
+        "Thanks for the acknowledgement. Can I withdraw my story later if I change my mind?",
+        "If I want to take my story out later, how do I do that?",
+        "Use my story however you like. The hospital never sent my discharge letter to the GP.",
+        "The police withdrew the charges two weeks before the trial and nobody told me why.",
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.",
+        "Ok thanks, see you next week.",
+        "I know some people ask you to remove their stories, but I'd like mine to stay up. "
+        "The GP and the school still don't share anything about my son.",
+        "Dad's care plan, all of it the GP removed from the shared record when he moved, and "
+        "the carers had no idea he was diabetic.",
+    ],
+)
+def test_withdrawal_safety_stories_and_replies_are_not_withdrawals(
+    text: str, tagger: Tagger
+) -> None:
+    triage = tag(story_from_text("s", text), tagger)
+    assert triage.kind != WITHDRAWAL, (triage.kind, triage.evidence)
+
+
+def test_withdrawal_safety_explicit_withdrawals_keep_full_recall(tagger: Tagger) -> None:
+    texts = ["Please delete my story.", "withdraw pls", "pls remove my storry, i not want it used",
+             "Remove it.", "Please not use my email anymore, I am afraid now.",
+             "I no longer want my story to be part of your campaign.",
+             "Can I change my mind and withdraw my story please?",
+             "Hi, I've had second thoughts, please take my story out."]  # fmt: skip
+    kinds = [t.kind for t in tag_many([story_from_text(str(i), x) for i, x in enumerate(texts)],
+                                      tagger)]  # fmt: skip
+    assert kinds == [WITHDRAWAL] * len(texts)
+
+
+def test_withdrawal_safety_story_with_request_is_held_for_a_person(tagger: Tagger) -> None:
+    text = ("My dad is 88 and has dementia. The care home, the GP and the hospital each asked "
+            "me for his whole history, and none of them had the notes from the others, so I "
+            "told the same story three times in one week. The social worker then did another "
+            "assessment from scratch.\n\nActually, on reflection please delete my story.")
+    triage = tag(replace(STORY, text=text), tagger)
+    assert triage.kind == WITHDRAWAL
+    assert "mixed_request" in triage.review_reasons
+    decision = decide(replace(STORY, text=text), triage, ("stories@example.org",),
+                      AcknowledgementSettings(), NOW, lambda _: False, authenticated=True)
+    assert (decision.send, decision.held, decision.reason) == (False, True, "unverified_request")
+
+
+@pytest.mark.parametrize(
+    ("reasons", "held"),
+    [((), False), (("withdrawal_by_classifier",), True), (("mixed_request",), True)],
+)
+def test_withdrawal_safety_guessed_withdrawal_waits_even_when_authenticated(
+    reasons: tuple[str, ...], held: bool
+) -> None:
+    triage = Triage(STORY.story_id, WITHDRAWAL, (), (), (), reasons)
+    decision = decide(STORY, triage, ("stories@example.org",), AcknowledgementSettings(), NOW,
+                      lambda _: False, authenticated=True)  # fmt: skip
+    assert decision.held is held
+    assert decision.send is not held
+    assert decision.reason == ("unverified_request" if held else "send_withdrawal")
+
+
+def test_withdrawal_safety_classifier_alone_needs_a_withdrawal_word(tagger: Tagger) -> None:
+    from triage.tag.judge import Reading, decide_kind
+
+    cats = {"story": 0.01, WITHDRAWAL: 0.9, "request:question": 0.09}
+    filler = story_from_text("f", "Nam liber tempor cum soluta nobis eleifend option congue.")
+    # Out-of-domain words only: the classifier's guess does not make it a withdrawal.
+    assert decide_kind(filler, Reading(cats, (), 9, on_topic=False))[0] != WITHDRAWAL
+    assert decide_kind(filler, Reading(cats, (), 9, on_topic=True))[0] == WITHDRAWAL
+    # on_topic is read off themes.toml's withdrawal vocabulary by the real tagger.
+    on_topic = [tagger.read(d).on_topic for d in tagger.pipe(
+        ["Nam liber tempor cum soluta nobis.", "Yes, Thursday is fine for me, thanks.",
+         "pls no use my storie", "I changed my mind.", "Delete.",
+         "hi i woud like to withdrw my stroy from you're campain"])]  # fmt: skip
+    assert on_topic == [False, False, True, True, True, True]  # misspelt words still count
