@@ -29,6 +29,7 @@ test: $(STAMP) dovecot chromium lint typecheck pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

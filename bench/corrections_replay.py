@@ -43,8 +43,11 @@ def main(k: int) -> None:
             before = scored(shipped, held, settings)
             after = scored(with_corrections(shipped, fold), held, settings)
             rows.append((before, after))
-            print(f"fold {i + 1}/{k}: {len(fold)} corrections, {len(held)} evaluated: "
-                  f"macro-F1 {before.macro_f1:.3f} -> {after.macro_f1:.3f}", flush=True)
+            print(
+                f"fold {i + 1}/{k}: {len(fold)} corrections, {len(held)} evaluated: "
+                f"macro-F1 {before.macro_f1:.3f} -> {after.macro_f1:.3f}",
+                flush=True,
+            )
         print("\ntheme           F1 before  F1 after   (mean over folds)")
         for n, theme in enumerate(settings.theme_names):
             b = sum(r[0].themes[n].f1 for r in rows) / k

@@ -40,9 +40,11 @@ def summary(gold: Sequence[LabelledText], predicted: Sequence[object], show: boo
     stories = [(g, p) for g, p in zip(gold, predicted, strict=True) if g.kind == STORY]
     as_request = [(g, p) for g, p in stories if p.kind.startswith("request:")]  # type: ignore[attr-defined]
     as_withdrawal = [(g, p) for g, p in as_request if p.kind == WITHDRAWAL]  # type: ignore[attr-defined]
-    lines = [format_report(report, show_mistakes=show),
-             f"stories read as requests: {len(as_request)}/{len(stories)} "
-             f"(as withdrawals: {len(as_withdrawal)})"]
+    lines = [
+        format_report(report, show_mistakes=show),
+        f"stories read as requests: {len(as_request)}/{len(stories)} "
+        f"(as withdrawals: {len(as_withdrawal)})",
+    ]
     lines += [f"  {g.id}: {p.kind} {p.review_reasons}" for g, p in as_request]  # type: ignore[attr-defined]
     return "\n".join(lines)
 
@@ -66,7 +68,8 @@ def cross_validate(folds: int, seed: int, show: bool) -> str:
         for i, doc, text in zip(idx, tagger.pipe(texts), texts, strict=True):
             readings[i] = _parts(tagger.read(doc, text), settings.theme_names)
     text = f"== {folds}-fold CV on {len(examples)} training examples\n" + summary(
-        examples, predicted, show)
+        examples, predicted, show
+    )
     text += "\n" + sweep(examples, predicted, settings.theme_names)
     return text + "\n" + weight_sweep(examples, predicted, readings, settings)
 
@@ -82,26 +85,34 @@ def _parts(reading: Any, themes: Sequence[str]) -> dict[str, tuple[float | None,
     return out
 
 
-def weight_sweep(gold: Sequence[LabelledText], predicted: Sequence[Any], readings: Sequence[Any],
-                 settings: Any) -> str:
+def weight_sweep(
+    gold: Sequence[LabelledText], predicted: Sequence[Any], readings: Sequence[Any], settings: Any
+) -> str:
     """Out-of-fold macro-F1 for model_weight x evidence_saturation, each theme at its best
     threshold (and at the current ones), on gold stories read as stories."""
-    rows = [(g, r) for g, p, r in zip(gold, predicted, readings, strict=True)
-            if g.kind == STORY and p.kind == STORY]
+    rows = [
+        (g, r)
+        for g, p, r in zip(gold, predicted, readings, strict=True)
+        if g.kind == STORY and p.kind == STORY
+    ]
     current = {t.name: t.threshold for t in settings.themes}
     lines = ["model_weight saturation  macroF1@current  macroF1@best-per-theme  best thresholds"]
     for weight in (0.3, 0.4, 0.5, 0.6, 0.7):
         for saturation in (2.0, 3.0, 4.0, 6.0):
             now, best, cuts = [], [], []
             for theme in settings.theme_names:
-                scored = [(theme in g.themes, combine(r[theme][0], r[theme][1], weight,
-                                                      saturation)) for g, r in rows]
+                scored = [
+                    (theme in g.themes, combine(r[theme][0], r[theme][1], weight, saturation))
+                    for g, r in rows
+                ]
                 now.append(_f1(scored, current[theme]))
                 top = max((_f1(scored, c / 100), c / 100) for c in range(15, 61, 5))
                 best.append(top[0])
                 cuts.append(top[1])
-            lines.append(f"{weight:>12} {saturation:>10} {sum(now) / len(now):>16.3f} "
-                         f"{sum(best) / len(best):>23.3f}  {cuts}")
+            lines.append(
+                f"{weight:>12} {saturation:>10} {sum(now) / len(now):>16.3f} "
+                f"{sum(best) / len(best):>23.3f}  {cuts}"
+            )
     return "\n".join(lines)
 
 
@@ -113,9 +124,11 @@ def _f1(scored: Sequence[tuple[bool, float]], cut: float) -> float:
 
 def sweep(gold: Sequence[LabelledText], predicted: Sequence[object], themes: Sequence[str]) -> str:
     """Each theme's out-of-fold F1 (on gold stories read as stories) at a range of thresholds."""
-    pairs = [(g, dict(p.scores))  # type: ignore[attr-defined]
-             for g, p in zip(gold, predicted, strict=True)
-             if g.kind == STORY and p.kind == STORY]  # type: ignore[attr-defined]
+    pairs = [
+        (g, dict(p.scores))  # type: ignore[attr-defined]
+        for g, p in zip(gold, predicted, strict=True)
+        if g.kind == STORY and p.kind == STORY
+    ]  # type: ignore[attr-defined]
     cuts = " ".join(f"{t / 100:.2f}" for t in range(15, 61, 5))
     lines = [f"threshold sweep (out-of-fold F1): {cuts}"]
     for theme in themes:
@@ -131,8 +144,9 @@ def sweep(gold: Sequence[LabelledText], predicted: Sequence[object], themes: Seq
 
 def score_sets(paths: Sequence[str], show: bool) -> str:
     settings = load_themes(DEFAULT_THEMES)
-    settings = replace(settings, data_dir=str(ROOT / settings.data_dir),
-                       model_dir=str(ROOT / settings.model_dir))
+    settings = replace(
+        settings, data_dir=str(ROOT / settings.data_dir), model_dir=str(ROOT / settings.model_dir)
+    )
     tagger = load_tagger(settings)
     parts = []
     for path in paths:

@@ -79,11 +79,13 @@ def _triage_fields(triage: Triage | None) -> dict[str, Any]:
     evidence: dict[str, list[dict[str, Any]]] = {}
     for item in triage.evidence:
         evidence.setdefault(item.label, []).append(
-            {"text": item.text, "start": item.start, "end": item.end, "rule": item.rule})
+            {"text": item.text, "start": item.start, "end": item.end, "rule": item.rule}
+        )
     agencies: dict[str, list[dict[str, Any]]] = {}
     for item in triage.agencies:
         agencies.setdefault(item.label, []).append(
-            {"text": item.text, "start": item.start, "end": item.end})
+            {"text": item.text, "start": item.start, "end": item.end}
+        )
     return {"kind": triage.kind, "themes": list(triage.themes), "scores": dict(triage.scores),
             "evidence": evidence, "needs_review": triage.needs_review,
             "review_reasons": list(triage.review_reasons), "agencies": list(agencies),

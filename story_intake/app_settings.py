@@ -39,9 +39,6 @@ class IntakeSettings:
                 raise ConfigError("intake.trusted_authserv_ids must be single host-like names")
 
 
-
-
-
 @dataclass(frozen=True, slots=True)
 class ScheduleSettings:
     """``[schedule]``: how often the worker polls, and how it waits with IMAP IDLE."""
@@ -50,8 +47,6 @@ class ScheduleSettings:
     idle: bool = True
     idle_renew_seconds: int = 1740  # RFC 2177: re-issue IDLE at least every 29 minutes
     idle_silence_seconds: int = 300
-
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,8 +120,11 @@ class _JsonFormatter(logging.Formatter):
 
 def _configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        _JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     logging.basicConfig(level=level, handlers=[handler])  # a no-op where logging is set up
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every tick at INFO
     # At DEBUG imapclient logs the protocol, message bodies included: never let it.

@@ -129,12 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    parser.add_argument("--config", help="settings file (default: ./pipeline.toml when there "
-                        "is one, else the shipped defaults with data under ./var)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"],
-                        help="how much to log (never bodies, subjects or addresses)")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"],
-                        help="json: one object per line, for log collectors")
+    parser.add_argument(
+        "--config",
+        help="settings file (default: ./pipeline.toml when there "
+        "is one, else the shipped defaults with data under ./var)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="how much to log (never bodies, subjects or addresses)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one object per line, for log collectors",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub = {name: commands.add_parser(name, help=short, description=long)
            for name, (short, long) in COMMANDS.items()}  # fmt: skip
@@ -143,44 +154,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_options(sub: dict[str, argparse.ArgumentParser]) -> None:
-    sub["once"].add_argument("--json", action="store_true",
-                             help="print the counts as one JSON object")
-    sub["check"].add_argument("--json", action="store_true",
-                              help="print the outcomes as one JSON object")
-    sub["once"].add_argument("--dry-run", action="store_true",
-                             help="store and tag; send no acknowledgement (recorded as disabled)")
-    sub["export"].add_argument("--format", choices=["jsonl", "csv"], default="jsonl",
-                               help="jsonl (default): one JSON object per line; csv")
+    sub["once"].add_argument(
+        "--json", action="store_true", help="print the counts as one JSON object"
+    )
+    sub["check"].add_argument(
+        "--json", action="store_true", help="print the outcomes as one JSON object"
+    )
+    sub["once"].add_argument(
+        "--dry-run",
+        action="store_true",
+        help="store and tag; send no acknowledgement (recorded as disabled)",
+    )
+    sub["export"].add_argument(
+        "--format",
+        choices=["jsonl", "csv"],
+        default="jsonl",
+        help="jsonl (default): one JSON object per line; csv",
+    )
     which = sub["release"].add_mutually_exclusive_group(required=True)
-    which.add_argument("--story", metavar="REF", help="the held acknowledgement of this story "
-                       "(ST-...); for a request that needs confirmation, confirms it")
-    which.add_argument("--all", action="store_true",
-                       help="every held acknowledgement except requests that need confirmation")
-    sub["release"].add_argument("--as-sent", action="store_true",
-                                help="it did go out: record it as sent (default: send it next run)")
-    sub["resubscribe"].add_argument("--sender", metavar="ADDRESS", required=True,
-                                    help="an address of that inbox")
+    which.add_argument(
+        "--story",
+        metavar="REF",
+        help="the held acknowledgement of this story "
+        "(ST-...); for a request that needs confirmation, confirms it",
+    )
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="every held acknowledgement except requests that need confirmation",
+    )
+    sub["release"].add_argument(
+        "--as-sent",
+        action="store_true",
+        help="it did go out: record it as sent (default: send it next run)",
+    )
+    sub["resubscribe"].add_argument(
+        "--sender", metavar="ADDRESS", required=True, help="an address of that inbox"
+    )
     who = sub["erase"].add_mutually_exclusive_group(required=True)
     who.add_argument("--sender", metavar="ADDRESS", help="every story from this address")
     who.add_argument("--story", metavar="REF", help="one story, by reference (ST-...) or story_id")
     sub["erase"].add_argument("--dry-run", action="store_true", help="show, delete nothing")
-    sub["subject-access"].add_argument("--sender", metavar="ADDRESS", required=True,
-                                       help="the person's email address")
-    sub["subject-access"].add_argument("--out", metavar="DIR", help="a new or empty folder to "
-                                       "write to (default var/subject-access/<time>)")
+    sub["subject-access"].add_argument(
+        "--sender", metavar="ADDRESS", required=True, help="the person's email address"
+    )
+    sub["subject-access"].add_argument(
+        "--out",
+        metavar="DIR",
+        help="a new or empty folder to write to (default var/subject-access/<time>)",
+    )
     sub["backup"].add_argument("path", metavar="PATH", help="the new file to write")
-    sub["train"].add_argument("--ship", action="store_true", help="train afresh and pack the "
-                              "model into the package (run from a checkout: make model)")
+    sub["train"].add_argument(
+        "--ship",
+        action="store_true",
+        help="train afresh and pack the model into the package (run from a checkout: make model)",
+    )
     sub["serve"].add_argument("--host", default="127.0.0.1", help="address to listen on")
     sub["serve"].add_argument("--port", type=int, default=8025, help="port (default 8025)")
     user = sub["user"].add_subparsers(dest="action", required=True, metavar="ACTION")
     add = user.add_parser("add", help="a new account (password on stdin)")
     add.add_argument("name", metavar="NAME")
-    add.add_argument("--role", choices=["reviewer", "admin"], required=True,
-                     help="reviewer: read, correct, mark reviewed, release; admin: also erase, "
-                     "requeue, audit log")
+    add.add_argument(
+        "--role",
+        choices=["reviewer", "admin"],
+        required=True,
+        help="reviewer: read, correct, mark reviewed, release; admin: also erase, "
+        "requeue, audit log",
+    )
     user.add_parser("passwd", help="a new password (on stdin)").add_argument("name")
     user.add_parser("remove", help="remove an account").add_argument("name")
     user.add_parser("list", help="every account and its role")
-    sub["digest"].add_argument("--send", action="store_true",
-                               help="send it and close the window (without: a preview file only)")
+    sub["digest"].add_argument(
+        "--send",
+        action="store_true",
+        help="send it and close the window (without: a preview file only)",
+    )

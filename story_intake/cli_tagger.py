@@ -45,8 +45,10 @@ def train_model(settings: TagSettings, store: StoreSettings | None = None) -> st
             corrected = corrected_examples(opened, settings.theme_names)
         examples = with_corrections(examples, corrected)
     load_or_train(examples, settings)
-    return (f"model for {len(examples)} training examples ({len(corrected)} corrected by "
-            f"reviewers): {model_path(examples, settings)}")
+    return (
+        f"model for {len(examples)} training examples ({len(corrected)} corrected by "
+        f"reviewers): {model_path(examples, settings)}"
+    )
 
 
 def ship_model(settings: TagSettings, folder: Path | None = None) -> str:

@@ -38,6 +38,7 @@ log = logging.getLogger("story_intake")
 # What the per-batch log line counts: ids and numbers only, never a message's content.
 BATCH_COUNTS = ("fetched", "stored", "duplicates", "quarantined", "too_large")
 
+
 def run_once(
     settings: Settings, now: datetime, source: Source | None = None,
     tagger: Tagger | None = None, stop: threading.Event | None = None,

@@ -39,7 +39,8 @@ def with_secrets(
             mailbox = dataclasses.replace(mailbox, tokens=tokens)
         else:
             mailbox = dataclasses.replace(
-                mailbox, password=secret(environ, mailbox.password_env, "mailbox"))
+                mailbox, password=secret(environ, mailbox.password_env, "mailbox")
+            )
     if "smtp" in needed and smtp.host and smtp.auth == "oauth2":
         smtp = dataclasses.replace(smtp, tokens=tokens)  # [mailbox]'s client (checked at load)
     elif "smtp" in needed and smtp.host and smtp.username:

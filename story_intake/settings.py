@@ -45,7 +45,9 @@ _SECTIONS: dict[str, type[Any]] = {
 
 
 def load_settings(
-    path: Path, environ: Mapping[str, str], secrets: Collection[str] = ALL,
+    path: Path,
+    environ: Mapping[str, str],
+    secrets: Collection[str] = ALL,
     base: Path | None = None,
 ) -> Settings:
     """Read and validate the TOML file at ``path``; the ``secrets`` of those parts (see
@@ -73,7 +75,8 @@ def settings_from(
                 for name, cls in _SECTIONS.items()}  # fmt: skip
     mailbox = mailbox_from(document.get("mailbox", {}))
     sections["intake"], sections["smtp"] = own_addresses(
-        document, mailbox, sections["intake"], sections["smtp"])
+        document, mailbox, sections["intake"], sections["smtp"]
+    )
     smtp = sections["smtp"]
     if smtp.host and smtp.security == "none" and not is_loopback(smtp.host):
         raise ConfigError("smtp.security = none is only allowed for a loopback host")

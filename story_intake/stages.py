@@ -26,9 +26,7 @@ Out = TypeVar("Out")
 Results = tuple[list[Processed], list[Quarantined]]
 
 
-def process(
-    raws: Sequence[RawMessage], tagger: Tagger, timer: StageTimer | None = None
-) -> Results:
+def process(raws: Sequence[RawMessage], tagger: Tagger, timer: StageTimer | None = None) -> Results:
     """The per-message stages in order, parse then tag; a failure quarantines that message."""
     from triage.tag.tagger import tag_many
 

@@ -20,8 +20,12 @@ from triage.tag.rules import AgencySpec, RequestSpec, TagSettings, ThemeSpec
 ROOT = Path(triage.__file__).resolve().parents[1]
 DEFAULT_THEMES = CONFIG / "themes.toml"
 # [tagger] holds TagSettings' knobs; the vocabulary comes from the other sections.
-_TAGGER_KEYS = {f.name for f in fields(TagSettings)} - {"themes", "requests", "agencies",
-                                                        "automated_terms"}
+_TAGGER_KEYS = {f.name for f in fields(TagSettings)} - {
+    "themes",
+    "requests",
+    "agencies",
+    "automated_terms",
+}
 
 
 def load_themes(path: Path) -> TagSettings:
@@ -47,8 +51,7 @@ def themes_from(document: Mapping[str, Any]) -> TagSettings:
     agencies = tuple(_spec(AgencySpec, name, table, "agencies")
                      for name, table in _tables(document, "agencies"))  # fmt: skip
     automated = build(_Automated, document.get("automated", {}), "automated")
-    settings = build(TagSettings, {**knobs, "themes": [], "requests": [], "agencies": []},
-                     "tagger")
+    settings = build(TagSettings, {**knobs, "themes": [], "requests": [], "agencies": []}, "tagger")
     for theme in themes:
         if not 0.0 < theme.threshold < 1.0:
             raise ConfigError(f"themes.{theme.name}.threshold must be between 0 and 1")

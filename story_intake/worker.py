@@ -73,8 +73,13 @@ def serve(settings: Settings, jobs: Jobs, stop: threading.Event | None = None) -
         _every(scheduler, "digest", tick, _guarded(jobs.digest, settings, stop))
         _every(scheduler, "housekeeping", max(tick, 60),
                _guarded(jobs.housekeeping, settings, stop))  # fmt: skip
-        threads = [threading.Thread(target=_poll_loop, name="poll",
-                                    args=(_guarded(jobs.poll, settings, stop), stop, wake, tick))]
+        threads = [
+            threading.Thread(
+                target=_poll_loop,
+                name="poll",
+                args=(_guarded(jobs.poll, settings, stop), stop, wake, tick),
+            )
+        ]
         if jobs.watch is not None:
             threads.append(threading.Thread(target=jobs.watch, args=(settings, stop, wake.set),
                                             name="idle", daemon=True))  # fmt: skip

@@ -293,7 +293,8 @@ def story_message(
     for name, value in headers.items():
         msg[name.replace("_", "-")] = value
     msg.set_content(
-        body or f"Story {n}. I had to tell the GP, the hospital and the council the same "
+        body
+        or f"Story {n}. I had to tell the GP, the hospital and the council the same "
         "thing three times before anyone listened.\n"
     )
     return msg.as_bytes()
@@ -628,6 +629,8 @@ def xoauth2_sink(oauth_issuer: Any) -> Iterator[XOAuth2Sink]:
     controller.start()
     yield sink
     controller.stop()
+
+
 # --- The review page (story_intake/web): a store with stories and two accounts. ---
 REVIEW_PASSWORD = "correct horse battery staple"
 REVIEW_XSS = "<script>alert('xss')</script>"

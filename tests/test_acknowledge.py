@@ -365,8 +365,15 @@ def test_acknowledge_parsed_messages() -> None:
     # Forwarded with SRS: the address inside is answered only when the border authenticated
     # From (else it is text anyone could write, and the envelope is another domain).
     assert run(story).reason == "unverified_sender"
-    forwarded = decide(story, Triage(story.story_id, "story", (), (), (), ()), OWN,
-                       AcknowledgementSettings(), NOW, lambda _: False, authenticated=True)
+    forwarded = decide(
+        story,
+        Triage(story.story_id, "story", (), (), (), ()),
+        OWN,
+        AcknowledgementSettings(),
+        NOW,
+        lambda _: False,
+        authenticated=True,
+    )
     assert forwarded == Decision(True, "send", "acknowledgement", "ann.jones@example.net")
     ooo = parse_file(DATA.parents[1] / "samples/stories/22-auto-out-of-office.eml")
     assert run(ooo).reason == "auto_submitted"

@@ -28,8 +28,10 @@ GP_HOSPITAL = ("The hospital discharged my husband but never sent the letter to 
 GP_HOSPITAL_POLICE = ("After my son's overdose the police, the A&E staff and later his GP "
                       "practice each asked me the same questions from scratch. None of them had "
                       "read what the others wrote.")  # fmt: skip
-SCHOOL_CHILDREN = ("The school and children's services held separate meetings about my "
-                   "daughter and I repeated the same story to both, twice in one week.")
+SCHOOL_CHILDREN = (
+    "The school and children's services held separate meetings about my "
+    "daughter and I repeated the same story to both, twice in one week."
+)
 
 
 @pytest.mark.parametrize(
@@ -38,14 +40,21 @@ SCHOOL_CHILDREN = ("The school and children's services held separate meetings ab
         (GP_HOSPITAL, {"hospital", "gp_practice"}),
         (GP_HOSPITAL_POLICE, {"police", "hospital", "gp_practice"}),
         (SCHOOL_CHILDREN, {"school", "childrens_services"}),
-        ("Mum's care home rang NHS 111 twice; the ambulance took six hours and the pharmacy "
-         "had the wrong prescription.", {"care_home", "nhs_111", "ambulance", "pharmacy"}),
-        ("My work coach at the jobcentre said the DWP had no record of my PIP assessment, and "
-         "the council's housing officer needed it too.",
-         {"dwp_jobcentre", "council", "housing"}),
-        ("The crisis team and the probation officer never spoke, and adult social care only "
-         "heard at the court hearing.",
-         {"mental_health_team", "courts_probation", "adult_social_care"}),
+        (
+            "Mum's care home rang NHS 111 twice; the ambulance took six hours and the pharmacy "
+            "had the wrong prescription.",
+            {"care_home", "nhs_111", "ambulance", "pharmacy"},
+        ),
+        (
+            "My work coach at the jobcentre said the DWP had no record of my PIP assessment, and "
+            "the council's housing officer needed it too.",
+            {"dwp_jobcentre", "council", "housing"},
+        ),
+        (
+            "The crisis team and the probation officer never spoke, and adult social care only "
+            "heard at the court hearing.",
+            {"mental_health_team", "courts_probation", "adult_social_care"},
+        ),
         ("I wrote about the weather and my garden, nothing else.", set()),
     ],
 )

@@ -71,10 +71,13 @@ def test_authenticity_nothing_counts_without_trusted_ids() -> None:
 def test_authenticity_a_forged_header_below_the_borders_own_is_ignored() -> None:
     # The sender wrote a header with the border's id; the border added its own above it.
     raw = story_message(1, sender="Jane <jane@example.net>", body="Please withdraw my story.")
-    forged = (b"Authentication-Results: mx.stories.example.org; dmarc=pass "
-              b"header.from=example.net\r\n")
-    border = (b"Authentication-Results: mx.stories.example.org;\r\n\tspf=pass "
-              b"smtp.mailfrom=evil.example;\r\n\tdmarc=fail header.from=example.net\r\n")
+    forged = (
+        b"Authentication-Results: mx.stories.example.org; dmarc=pass header.from=example.net\r\n"
+    )
+    border = (
+        b"Authentication-Results: mx.stories.example.org;\r\n\tspf=pass "
+        b"smtp.mailfrom=evil.example;\r\n\tdmarc=fail header.from=example.net\r\n"
+    )
     message = RawMessage("INBOX", 1, 1, NOW, 0, border + forged + raw)
     story = parse(message)
     assert [n for n, _ in story.headers].count("authentication-results") == 2
@@ -90,13 +93,17 @@ def test_authenticity_two_from_addresses_are_never_authenticated() -> None:
 
 
 def test_authenticity_reads_real_world_shapes() -> None:
-    gmail = parse_results("mx.google.com;\n dkim=pass header.i=@googlemail.com header.s=2021 "
-                          "header.b=PqBP51+l;\n spf=none (google.com: a; b) smtp.helo=x.example")
+    gmail = parse_results(
+        "mx.google.com;\n dkim=pass header.i=@googlemail.com header.s=2021 "
+        "header.b=PqBP51+l;\n spf=none (google.com: a; b) smtp.helo=x.example"
+    )
     assert gmail.authserv_id == "mx.google.com"
     assert [(r.method, r.result) for r in gmail.results] == [("dkim", "pass"), ("spf", "none")]
-    microsoft = parse_results("spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.com; "
-                              "dkim=pass (signature was verified) header.d=example.com;"
-                              "dmarc=pass action=none header.from=example.com;compauth=pass")
+    microsoft = parse_results(
+        "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=example.com; "
+        "dkim=pass (signature was verified) header.d=example.com;"
+        "dmarc=pass action=none header.from=example.com;compauth=pass"
+    )
     assert microsoft.authserv_id == "" and len(microsoft.results) == 4
     quoted = parse_results('b.example; dkim=fail reason="key; too short" header.d=example.net')
     assert quoted.results[0].properties == (("header.d", "example.net"),)
@@ -148,7 +155,8 @@ def test_authenticity_reply_goes_to_the_envelope_sender() -> None:
     elsewhere = with_headers(JANE, ("return-path", "<SRS0=h=tt=other.example=x@fwd.example>"))
     assert run(elsewhere, "story", authenticated=True).reason == "unverified_sender"
     assert run(elsewhere, "story", authenticated=True, envelope="pass").to == (
-        "srs0=h=tt=other.example=x@fwd.example")  # the border proved the forwarder's envelope
+        "srs0=h=tt=other.example=x@fwd.example"
+    )  # the border proved the forwarder's envelope
     forged = with_headers(JANE, ("return-path", "<attacker@evil.example>"))
     assert run(forged, "story", authenticated=False).reason == "unverified_sender"
     assert run(forged, "story", authenticated=True).reason == "unverified_sender"

@@ -58,8 +58,10 @@ def test_breaker_latches_across_hours_until_resumed_and_alerts_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     config, settings = configured(tmp_path)
-    seed_maildir(tmp_path / "mailbox",
-                 *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(5)))
+    seed_maildir(
+        tmp_path / "mailbox",
+        *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(5)),
+    )
     assert run_once(settings, now, tagger=tagger).acknowledged == 3
     assert caplog.text.count("cap of 3 an hour reached") == 1
     tripped = status(config, capsys)
@@ -86,8 +88,10 @@ def test_breaker_resumed_then_tripped_again_alerts_again(
     tmp_path: Path, now: datetime, tagger: Tagger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, settings = configured(tmp_path)
-    seed_maildir(tmp_path / "mailbox",
-                 *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(7)))
+    seed_maildir(
+        tmp_path / "mailbox",
+        *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(7)),
+    )
     assert run_once(settings, now, tagger=tagger).acknowledged == 3
     with Store(settings.store) as store:
         assert resume(store, now + timedelta(minutes=4))

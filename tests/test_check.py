@@ -74,8 +74,12 @@ def test_check_all_steps_pass_against_real_servers(
 def test_check_wrong_password_fails_authentication_and_skips_what_needs_it(
     config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config.write_text(config.read_text().replace(
-        'password_env = "STORY_TEST_IMAP_PASSWORD"\nbatch', 'password_env = "STORY_WRONG"\nbatch'))
+    config.write_text(
+        config.read_text().replace(
+            'password_env = "STORY_TEST_IMAP_PASSWORD"\nbatch',
+            'password_env = "STORY_WRONG"\nbatch',
+        )
+    )
     monkeypatch.setenv("STORY_WRONG", "not-the-password")
     code, out = run_check(config, capsys)
     lines = lines_by_step(out)

@@ -112,7 +112,8 @@ SIGNATURE_CASES = {
     ),
     "regards_on_one_line": (f"{STORY}\n\nRegards, Jane", "Regards, Jane"),
     "name_and_title": (
-        f"{STORY}\n\nJane Doe, Staff Nurse\n01234 567890", "Jane Doe, Staff Nurse\n01234 567890"
+        f"{STORY}\n\nJane Doe, Staff Nurse\n01234 567890",
+        "Jane Doe, Staff Nurse\n01234 567890",
     ),
     "sender_name_block": (
         f"{STORY}\n\nJane Doe\nCommunity Midwife\njane.doe@example.org\n",

@@ -70,9 +70,7 @@ def agrees(case: Case) -> bool:
 def test_clean_words_keeps_only_own_words(case: Case) -> None:
     result = clean(case.body)
     assert result.text.strip("\n") == case.own
-    kept = Counter(
-        _lines("\n".join((result.text, result.quoted, result.signature, result.footer)))
-    )
+    kept = Counter(_lines("\n".join((result.text, result.quoted, result.signature, result.footer))))
     assert not Counter(_lines(case.body)) - kept  # nothing lost
 
 

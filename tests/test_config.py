@@ -45,8 +45,11 @@ def test_config_shipped_file_names_every_settings_field() -> None:
     for section, table in document.items():
         if section == "mailbox":
             continue
-        fields = {f.name for f in dataclasses.fields(getattr(settings, section))
-                  if f.metadata.get("toml", True)}  # secrets are never in the file
+        fields = {
+            f.name
+            for f in dataclasses.fields(getattr(settings, section))
+            if f.metadata.get("toml", True)
+        }  # secrets are never in the file
         assert set(table) == fields, section
 
 
@@ -93,17 +96,22 @@ def test_config_shipped_tagger_knobs_are_the_defaults() -> None:
         ({"mailbox": {"maildir": "m", "password": "x"}}, "mailbox.password"),
         ({"mailbox": {"maildir": ""}}, "mailbox.maildir"),
         ({"mailbox": {**IMAP, "maildir": "m"}}, "mailbox.maildir"),
-        ({"mailbox": {"maildir": "m"}, "smtp": {"from_address": "x@example.net"}},
-         "smtp.from_address"),
-        ({"mailbox": {"maildir": "m"}, "smtp": {"host": "smtp.example.org", "security": "none"}},
-         "smtp.security"),
+        (
+            {"mailbox": {"maildir": "m"}, "smtp": {"from_address": "x@example.net"}},
+            "smtp.from_address",
+        ),
+        (
+            {"mailbox": {"maildir": "m"}, "smtp": {"host": "smtp.example.org", "security": "none"}},
+            "smtp.security",
+        ),
         ({"mailbox": {"maildir": "m"}, "digest": {"schedule": "0 8 * *"}}, "digest.schedule"),
         ({"mailbox": {"maildir": "m"}, "digest": {"schedule": "0 25 * * *"}}, "digest.schedule"),
         ({"mailbox": {"maildir": "m"}, "digest": {"schedule": "0 8 * * 9"}}, "digest.schedule"),
-        ({"mailbox": {"maildir": "m"}, "digest": {"timezone": "Europe/Lodnon"}},
-         "digest.timezone"),
-        ({"mailbox": {"maildir": "m"}, "digest": {"recipients": ["a@x.org, b@x.org"]}},
-         "digest.recipients[0]"),
+        ({"mailbox": {"maildir": "m"}, "digest": {"timezone": "Europe/Lodnon"}}, "digest.timezone"),
+        (
+            {"mailbox": {"maildir": "m"}, "digest": {"recipients": ["a@x.org, b@x.org"]}},
+            "digest.recipients[0]",
+        ),
         ({"mailbox": {"maildir": "m"}, "alerts": {"recipients": ["team"]}}, "alerts.recipients[0]"),
     ],
 )

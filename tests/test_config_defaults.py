@@ -134,8 +134,13 @@ SCALARS = st.one_of(
                                                         "ssl", TEAM, "0 8 * * *"]),
     st.dates(), st.datetimes(),
 )  # fmt: skip
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @st.composite
@@ -170,7 +175,7 @@ def test_config_readme_real_mailbox_acknowledges_mail_to_it(
                f'security = "none"\nusername = "{box.user}"\n'
                'password_env = "STORY_IMAP_PASSWORD"\nfolder = "INBOX"\n')  # fmt: skip
     config = tmp_path / "pipeline.toml"
-    rest = text[text.index("[smtp]"):]  # its var/ folders moved under tmp_path, nothing else
+    rest = text[text.index("[smtp]") :]  # its var/ folders moved under tmp_path, nothing else
     rest = rest.replace('"var/', f'"{tmp_path}/var/').replace("///var/", f"///{tmp_path}/var/")
     config.write_text(mailbox + rest)
     message = story_message(1).replace(b"To: stories@example.org", f"To: {box.user}".encode())

@@ -63,7 +63,8 @@ def test_deliver_one_reply_per_person_none_to_machines(
         story_message(3, message_id="<ooo@example.org>", Auto_Submitted="auto-replied"),
         story_message(4, message_id="<list@example.org>", List_Id="<news.example.net>"),
         story_message(5, message_id="<bcc@example.org>").replace(
-            b"To: stories@example.org", b"To: someone@example.net"),  # a Bcc copy
+            b"To: stories@example.org", b"To: someone@example.net"
+        ),  # a Bcc copy
     )
     counts = run_once(settings, now, tagger=tagger)
     assert (counts.acknowledged, counts.suppressed) == (1, 4)
@@ -135,8 +136,11 @@ def test_deliver_held_acknowledgements_are_released_by_hand(
     tmp_path: Path, tagger: Tagger, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paused = maildir_config(tmp_path, extra="[acknowledgement]\nmax_per_hour = 0\n")
-    seed_maildir(tmp_path / "mailbox", story_message(1, message_id="<h1@example.org>"),
-                 story_message(2, message_id="<h2@example.org>", sender="B <b@example.org>"))
+    seed_maildir(
+        tmp_path / "mailbox",
+        story_message(1, message_id="<h1@example.org>"),
+        story_message(2, message_id="<h2@example.org>", sender="B <b@example.org>"),
+    )
     assert main(["--config", str(paused), "once"]) == 0
     store_settings = StoreSettings(f"sqlite:///{tmp_path}/s.db")
     with Store(store_settings) as store:
@@ -202,8 +206,11 @@ def test_deliver_pickup_crash_after_the_link_is_confirmed_by_the_file(
     settings: Settings, now: datetime, tagger: Tagger
 ) -> None:
     paused = dataclasses.replace(settings.acknowledgement, max_per_hour=0)
-    deliver(settings, story_message(1, message_id="<f1@example.org>"),
-            story_message(2, message_id="<f2@example.org>", sender="B <b@example.org>"))
+    deliver(
+        settings,
+        story_message(1, message_id="<f1@example.org>"),
+        story_message(2, message_id="<f2@example.org>", sender="B <b@example.org>"),
+    )
     run_once(dataclasses.replace(settings, acknowledgement=paused), now, tagger=tagger)
     with Store(settings.store) as store:
         assert len(store.outbox.claim(2, now)) == 2  # the page claimed; the process dies ...

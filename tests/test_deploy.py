@@ -137,7 +137,8 @@ def test_deploy_worker_runs_and_restarts() -> None:
 def test_deploy_web_serves_on_loopback_and_restarts() -> None:
     unit = parse_unit(WEB)
     assert only(unit, "Service", "ExecStart") == (
-        f"{INSTALLED_COMMAND} --config {CONFIG} serve --host 127.0.0.1 --port 8025")
+        f"{INSTALLED_COMMAND} --config {CONFIG} serve --host 127.0.0.1 --port 8025"
+    )
     assert only(unit, "Service", "Restart") == "on-failure"
     assert only(unit, "Service", "RestartPreventExitStatus") == "2"
     assert only(unit, "Install", "WantedBy") == "multi-user.target"

@@ -68,8 +68,12 @@ def crossed(database: Path) -> int:
     """Stories a pass stored (``stored_at``, its start) before the digest that claimed them
     opened: a clock-based window would have put them in an earlier, closed one."""
     with sqlite3.connect(database) as db:
-        return int(db.execute("SELECT count(*) FROM stories s JOIN digests d "
-                              "ON d.id = s.digest_id WHERE s.stored_at < d.start").fetchone()[0])
+        return int(
+            db.execute(
+                "SELECT count(*) FROM stories s JOIN digests d "
+                "ON d.id = s.digest_id WHERE s.stored_at < d.start"
+            ).fetchone()[0]
+        )
 
 
 def deliver_steadily(mailbox: Mailbox) -> None:

@@ -123,8 +123,14 @@ def test_digest_cards_untagged_story_is_shown_once(tmp_path: Path) -> None:
 def test_digest_cards_link_to_the_review_page_when_base_url_is_set(tmp_path: Path) -> None:
     from story_intake.web.settings import ReviewSettings
 
-    view = build_digest([scored(1, "The GP never got the letter.", {"health": 0.8})],
-                        IntakeHealth(), None, (MONDAY_7AM, MONDAY_7AM), THEMES, "UTC")
+    view = build_digest(
+        [scored(1, "The GP never got the letter.", {"health": 0.8})],
+        IntakeHealth(),
+        None,
+        (MONDAY_7AM, MONDAY_7AM),
+        THEMES,
+        "UTC",
+    )
     ref = reference("<s1@example.org>")
     plain = settings_for(tmp_path)
     linked = replace(plain, review=ReviewSettings(base_url="https://review.example.org/"))

@@ -142,11 +142,17 @@ def setup(
     """Store Jane's and others' mail, send the digest, add unfetched mail; returns the config,
     the settings and a reader of the mailbox folders."""
     if kind.startswith("imap"):
-        config = imap_config(tmp_path, box, extra=(
-            f'[digest]\noutput_dir = "{tmp_path}/digests"\n[retention]\npurge_mailbox = true\n'))
+        config = imap_config(
+            tmp_path,
+            box,
+            extra=(
+                f'[digest]\noutput_dir = "{tmp_path}/digests"\n[retention]\npurge_mailbox = true\n'
+            ),
+        )
         if kind == "imap":  # else stored mail stays in INBOX, marked $Triaged
-            text = config.read_text().replace("batch_size",
-                                              'processed_folder = "Processed"\nbatch_size')
+            text = config.read_text().replace(
+                "batch_size", 'processed_folder = "Processed"\nbatch_size'
+            )
             config.write_text(text)
         settings = load_settings(config, {"STORY_TEST_IMAP_PASSWORD": PASSWORD})
         box.append(*jane_messages(), *others_messages())
@@ -266,8 +272,7 @@ def test_erasure_killed_after_the_commit_is_finished_by_the_next_run(
     after = trace(tmp_path, database, read, sar)
     assert after == dict.fromkeys(after, 0), after
     assert not sar.exists()
-    assert {folder: message_ids(read(folder)) for folder in ("INBOX", "Processed")} == kept(
-        "imap")
+    assert {folder: message_ids(read(folder)) for folder in ("INBOX", "Processed")} == kept("imap")
     with closing(sqlite3.connect(database)) as db:
         assert db.execute("SELECT count(*) FROM erasures").fetchone() == (0,)
 
@@ -296,8 +301,11 @@ def test_erasure_too_large_message_without_message_id_is_found_by_its_header_dig
     mailbox.append(big, story_message(2, message_id=None, body="Someone else's. " * 150))
     assert run_once(settings, T0, tagger=tagger).too_large == 2
     config = imap_config(tmp_path, mailbox, extra="[retention]\npurge_mailbox = true\n")
-    config.write_text(config.read_text().replace(
-        "batch_size", 'processed_folder = "Processed"\nmax_message_bytes = 2048\nbatch_size'))
+    config.write_text(
+        config.read_text().replace(
+            "batch_size", 'processed_folder = "Processed"\nmax_message_bytes = 2048\nbatch_size'
+        )
+    )
     assert main(["--config", str(config), "erase", "--sender", "jane.doe@example.org"]) == 0
     left = imap_folder(mailbox, "Processed")
     assert len(left) == 1 and not hits(left[0]) and b"Someone else's" in left[0]

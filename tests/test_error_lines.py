@@ -45,9 +45,7 @@ def test_cli_login_failure_prints_the_servers_text_once(mailbox: Mailbox, tmp_pa
     assert "not-the-password" not in lines[0]
 
 
-def test_cli_ssl_to_a_plain_port_prints_the_tls_hint_once(
-    mailbox: Mailbox, tmp_path: Path
-) -> None:
+def test_cli_ssl_to_a_plain_port_prints_the_tls_hint_once(mailbox: Mailbox, tmp_path: Path) -> None:
     config = imap_config(tmp_path, mailbox)
     config.write_text(config.read_text().replace('security = "none"', 'security = "ssl"', 1))
     lines = _error_lines(_once(config, "secret"))

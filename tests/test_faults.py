@@ -194,7 +194,7 @@ def test_faults_sigkill_at_a_random_moment_then_rerun(
     process = start_pipeline(config, "once")
     if phase == "sending":  # at the n-th reply, after the server took it, before it is recorded
         target = rng.randint(1, STORIES - 10)
-        smtp_sink.on_message = lambda: (len(smtp_sink.messages) >= target and process.kill())
+        smtp_sink.on_message = lambda: len(smtp_sink.messages) >= target and process.kill()
     elif phase == "storing":
         target = rng.randint(1, STORIES - 1)
         wait_for(lambda: count_stories(tmp_path / "stories.db") >= target

@@ -101,8 +101,9 @@ def test_fuzz_mutated_mail_is_stored_or_quarantined_and_replies_stay_safe(
     triages = {item.story.story_id: item.triage for item in done}
     with tempfile.TemporaryDirectory() as folder, Store(
         StoreSettings(f"sqlite:///{folder}/s.db")) as store:  # fmt: skip
-        result = store.stories.commit_batch(MailboxState("INBOX", 1), 1, parsed, failed, NOW,
-                                            triages)
+        result = store.stories.commit_batch(
+            MailboxState("INBOX", 1), 1, parsed, failed, NOW, triages
+        )
     assert result.stored + result.quarantined == 1
     assert all(q.reason for q in failed)
     for item in done:
@@ -118,8 +119,14 @@ def check_reply(decision: Decision, story: Story, triage: Triage) -> None:
 
     try:
         outgoing = render_acknowledgement(
-            make_environment(TEMPLATES), decision, story.story_id, story.sender.name,
-            reference(story.story_id), SmtpSettings(), NOW, help_text="Call 999.",
+            make_environment(TEMPLATES),
+            decision,
+            story.story_id,
+            story.sender.name,
+            reference(story.story_id),
+            SmtpSettings(),
+            NOW,
+            help_text="Call 999.",
             team_name="The Team",
         )
     except SendError:

@@ -64,13 +64,19 @@ def test_install_ships_only_three_packages_and_their_data(installed: Path, tmp_p
     names = {f.split("/")[0] for f in __import__("json").loads(files)}
     top = {n for n in names if not n.endswith(".dist-info") and not n.startswith("..")}
     assert top == {"story_intake", "intake", "triage"}
-    for shipped in ("story_intake/config/pipeline.toml", "story_intake/config/themes.toml",
-                    "triage/templates/acknowledgement.txt", "triage/tag/data/train_a.jsonl"):
+    for shipped in (
+        "story_intake/config/pipeline.toml",
+        "story_intake/config/themes.toml",
+        "triage/templates/acknowledgement.txt",
+        "triage/tag/data/train_a.jsonl",
+    ):
         assert shipped in files
     # The installed code finds them inside itself, not in a checkout.
-    where = ("from story_intake.shipped import CONFIG; from triage.reply.render import TEMPLATES;"
-             "from story_intake.themes import load_themes, DEFAULT_THEMES;"
-             "print(CONFIG, TEMPLATES, load_themes(DEFAULT_THEMES).data_dir, sep='\\n')")
+    where = (
+        "from story_intake.shipped import CONFIG; from triage.reply.render import TEMPLATES;"
+        "from story_intake.themes import load_themes, DEFAULT_THEMES;"
+        "print(CONFIG, TEMPLATES, load_themes(DEFAULT_THEMES).data_dir, sep='\\n')"
+    )
     found = subprocess.run([str(python), "-c", where], cwd=tmp_path, capture_output=True,
                            text=True, check=True).stdout.split()  # fmt: skip
     assert all(str(ROOT) not in path for path in found) and all(Path(p).is_dir() for p in found)

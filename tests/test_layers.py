@@ -74,7 +74,7 @@ def test_layers_no_import_cycles() -> None:
         state[module] = "open"
         for target in sorted(GRAPH.get(module, ())):
             if state.get(target) == "open":
-                cycles.append([*path[path.index(target):], target])
+                cycles.append([*path[path.index(target) :], target])
             elif target not in state:
                 visit(target, [*path, target])
         state[module] = "done"

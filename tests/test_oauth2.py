@@ -104,8 +104,10 @@ def test_oauth2_token_is_renewed_before_it_expires_and_reused_until_then(
     box = oauth_box(oauth_dovecot)
     # MSAL reuses a token only while it has more than 300 s left: 303 s gives 3 s of reuse.
     client_id, client = oauth_issuer.register(box.user, lifetime=303)
-    settings = load_settings(oauth_config(tmp_path, box, oauth_issuer, client_id,
-                                          oauth_ca.ca_file), {SECRET_ENV: client.secret})
+    settings = load_settings(
+        oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file),
+        {SECRET_ENV: client.secret},
+    )
     box.append(fresh_story(1))
     assert run_once(settings, datetime.now(UTC), tagger=tagger).stored == 1
     assert len(client.issued) == 1
@@ -196,8 +198,10 @@ def test_oauth2_imap_tls_trusts_only_ca_file(
     box = oauth_box(oauth_dovecot)
     client_id, client = oauth_issuer.register(box.user)
     box.append(fresh_story(1))
-    settings = load_settings(oauth_config(tmp_path, box, oauth_issuer, client_id,
-                                          oauth_ca.ca_file), {SECRET_ENV: client.secret})
+    settings = load_settings(
+        oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file),
+        {SECRET_ENV: client.secret},
+    )
     # The token endpoint is trusted (its provider was built with the right CA); the IMAP
     # server's certificate must now be checked against ca_file alone, not SSL_CERT_FILE.
     monkeypatch.setenv("SSL_CERT_FILE", str(oauth_ca.ca_file))

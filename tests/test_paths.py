@@ -39,7 +39,8 @@ def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
     assert settings.tagger.model_dir == str(folder / "models")
     # Absolute paths and server URLs stay as they are.
     absolute = RELATIVE.replace("data/outbox", "/srv/outbox").replace(
-        "sqlite:///data/stories.db", "postgresql://db.example.org/stories")
+        "sqlite:///data/stories.db", "postgresql://db.example.org/stories"
+    )
     (folder / "pipeline.toml").write_text(absolute)
     settings = load_settings(folder / "pipeline.toml", {})
     assert settings.smtp.pickup_dir == "/srv/outbox"

@@ -67,8 +67,13 @@ def test_privacy_retention_purges_what_expired_and_keeps_tags_and_counts(
     run_once(settings, T0, tagger=tagger)
     with Store(settings.store) as store:
         send_digest(store, T0 + timedelta(hours=1), digest_context(settings))
-        store.stories.commit_batch(MailboxState("INBOX", 1), 9, [], [Quarantined(
-            RawMessage("INBOX", 1, 9, T0, 3, b"bad"), "parse", "ParseError: x", "")], T0)
+        store.stories.commit_batch(
+            MailboxState("INBOX", 1),
+            9,
+            [],
+            [Quarantined(RawMessage("INBOX", 1, 9, T0, 3, b"bad"), "parse", "ParseError: x", "")],
+            T0,
+        )
     old = T0.timestamp() - 1
     for path in [*(tmp_path / "outbox").iterdir(), *(tmp_path / "digests").iterdir()]:
         os.utime(path, (old, old))  # the files were written "at T0"
@@ -88,7 +93,8 @@ def test_privacy_retention_purges_what_expired_and_keeps_tags_and_counts(
     database = sqlite3.connect(tmp_path / "stories.db")
     assert database.execute("SELECT count(*) FROM raw_messages").fetchone() == (0,)
     assert database.execute("SELECT DISTINCT recipient, sender_key FROM outbox").fetchall() == [
-        ("", "")]
+        ("", "")
+    ]
 
 
 def test_privacy_housekeeping_purges_only_our_messages_from_the_mailbox(
@@ -246,7 +252,8 @@ def test_privacy_subject_access_writes_everything_held_owner_only(
                  "--out", str(out)]) == 0  # fmt: skip
     ref = reference("sar@example.org")
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{ref}.eml", f"{ref}.txt", f"{ref}.json", "index.json"])
+        [f"{ref}.eml", f"{ref}.txt", f"{ref}.json", "index.json"]
+    )
     record = json.loads((out / f"{ref}.json").read_text())
     assert record["subject"] == "My story number 1" and record["acknowledgement"]["state"]
     assert record["themes"] and record["sender"]["address"] == "jane.doe@example.org"
@@ -278,8 +285,10 @@ def test_privacy_var_files_are_created_owner_only(tmp_path: Path) -> None:
     assert loose == []
 
 
-PII_BODY = ("My name is Jane Doe and my number is 07700 900461, NHS number 999 123 4567. "
-            "The crisis team lost my notes twice and the police asked the same questions.")
+PII_BODY = (
+    "My name is Jane Doe and my number is 07700 900461, NHS number 999 123 4567. "
+    "The crisis team lost my notes twice and the police asked the same questions."
+)
 
 
 @pytest.mark.slow
@@ -302,8 +311,18 @@ def test_privacy_debug_logs_carry_no_body_subject_address_or_secret(
         assert done.returncode == 0, done.stderr[-2000:]
         logs += done.stderr
     assert "batch" in logs and "digest" in logs  # the logs did say something
-    for secret in ("Jane", "jane.doe", "ann.other", "example.org>", "My story number",
-                   "07700", "999 123 4567", "crisis team", PASSWORD, "k3y-s3cret"):
+    for secret in (
+        "Jane",
+        "jane.doe",
+        "ann.other",
+        "example.org>",
+        "My story number",
+        "07700",
+        "999 123 4567",
+        "crisis team",
+        PASSWORD,
+        "k3y-s3cret",
+    ):
         assert secret not in logs, secret
     assert len(smtp_sink.messages) >= 2  # acknowledgements and the digest did go out
 
@@ -341,8 +360,11 @@ def test_privacy_subject_access_refuses_a_folder_prepared_with_a_symlink_or_open
     assert (loose / "index.json").read_text() == "{}"
     assert list((tmp_path / "empty-target").iterdir()) == []
     # A refused folder is not recorded: erasing Jane later must not delete what is there.
-    recorded = sqlite3.connect(tmp_path / "s.db").execute(
-        "SELECT count(*) FROM subject_access_files").fetchone()[0]
+    recorded = (
+        sqlite3.connect(tmp_path / "s.db")
+        .execute("SELECT count(*) FROM subject_access_files")
+        .fetchone()[0]
+    )
     assert recorded == 0
 
 

@@ -119,9 +119,13 @@ def test_replies_unsubscribe_is_confirmed_once_and_the_inbox_never_answered_agai
     assert confirmation["To"] == "ann@example.net"
     # A week on: a story from the same inbox, written another way, and a second unsubscribe.
     week = now + timedelta(days=8)
-    seed_maildir(box, message(3, "story", "Ann <Ann+stories@Example.NET>",
-                              date=email.utils.format_datetime(week)),
-                 message(4, "request:unsubscribe", ann, date=email.utils.format_datetime(week)))
+    seed_maildir(
+        box,
+        message(
+            3, "story", "Ann <Ann+stories@Example.NET>", date=email.utils.format_datetime(week)
+        ),
+        message(4, "request:unsubscribe", ann, date=email.utils.format_datetime(week)),
+    )
     counts = run_once(settings, week, tagger=tagger)
     assert (counts.stored, counts.acknowledged) == (2, 0)  # stored for the team, not answered
     states = acknowledgements(settings)
@@ -168,9 +172,18 @@ def test_replies_urgent_request_keeps_its_template_and_gets_the_help_text(
     maildir_settings: Settings, now: datetime, tagger: Tagger
 ) -> None:
     settings = maildir_settings
-    seed_maildir(settings.mailbox.maildir, story_message(  # type: ignore[union-attr]
-        1, message_id="<q-1@example.net>", sender="Ann <ann@example.net>",
-        body="Will my story be anonymous? My boss might read it. Some days I want to end it all."))
+    seed_maildir(
+        settings.mailbox.maildir,
+        story_message(  # type: ignore[union-attr]
+            1,
+            message_id="<q-1@example.net>",
+            sender="Ann <ann@example.net>",
+            body=(
+                "Will my story be anonymous? My boss might read it. "
+                "Some days I want to end it all."
+            ),
+        ),
+    )
     run_once(settings, now, tagger=tagger)
     (reply,) = replies(settings).values()
     assert reply["Subject"].startswith("Auto: We have received your question")

@@ -44,8 +44,11 @@ def test_report_csv_export_keeps_hostile_cells_as_text(
 ) -> None:
     config = maildir_config(tmp_path)
     for n, bad in enumerate(HOSTILE):
-        message = story_message(n, sender=formataddr((bad, f"p{n}@example.org")),
-                                body=f"{bad} The GP and the council never shared my notes.")
+        message = story_message(
+            n,
+            sender=formataddr((bad, f"p{n}@example.org")),
+            body=f"{bad} The GP and the council never shared my notes.",
+        )
         subject = f"Subject: My story number {n}".encode()
         seed_maildir(tmp_path / "mailbox", message.replace(subject, f"Subject: {bad}".encode()))
     assert main(["--config", str(config), "once"]) == 0

@@ -83,8 +83,12 @@ def test_rules_evaluate_metrics() -> None:
 def test_rules_evaluate_prints_confusion_and_stories_read_as_requests() -> None:
     from triage.tag.evaluate import format_report
 
-    gold = [LabelledText("s1", "", ("health",), "story"), LabelledText("s2", "", (), "story"),
-            LabelledText("s3", "", (), "story"), LabelledText("w", "", (), "request:withdrawal")]
+    gold = [
+        LabelledText("s1", "", ("health",), "story"),
+        LabelledText("s2", "", (), "story"),
+        LabelledText("s3", "", (), "story"),
+        LabelledText("w", "", (), "request:withdrawal"),
+    ]
     predicted = [triage("story", "health"), triage("story", "health"),
                  Triage("x", "request:withdrawal", (), (), (), ("withdrawal_by_classifier",)),
                  triage("request:withdrawal")]  # fmt: skip

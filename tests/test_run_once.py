@@ -169,8 +169,9 @@ def seeded_in_batches_of_3(folder: Path, workers: int, messages: list[bytes]) ->
     """Maildir settings with ``[intake] workers``, the messages delivered, batches of 3."""
     settings = load_settings(maildir_config(folder, extra=f"[intake]\nworkers = {workers}\n"), {})
     seed(settings, *messages)
-    return dataclasses.replace(settings,
-                               mailbox=dataclasses.replace(settings.mailbox, batch_size=3))
+    return dataclasses.replace(
+        settings, mailbox=dataclasses.replace(settings.mailbox, batch_size=3)
+    )
 
 
 # Loaded by the spawned worker processes alone (PYTHONPATH): a message carrying the header makes

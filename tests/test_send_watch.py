@@ -66,8 +66,10 @@ def test_send_watch_alerts_once_after_failures_and_once_on_recovery(
         smtp=SmtpSettings(host=smtp_sink.host, port=smtp_sink.port, security="none"),
         alerts=AlertSettings(recipients=("oncall@example.org",), after_failures=2),
     )  # fmt: skip
-    seed_maildir(settings.mailbox.maildir,  # type: ignore[union-attr]
-                 *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(3)))
+    seed_maildir(
+        settings.mailbox.maildir,  # type: ignore[union-attr]
+        *(story_message(n, sender=f"P{n} <p{n}@example.org>") for n in range(3)),
+    )
     at = now
     for _ in range(3):  # three passes, each ended by three temporary refusals in a row
         for _ in range(3):

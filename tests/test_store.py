@@ -53,8 +53,15 @@ def test_store_undecided_lists_stories_without_a_decision_until_none_is_left(
     store.stories.commit_batch(STATE, 3, [(r, parse(r)) for r in raws], [], AT)
     undecided = [s.story_id for s, _ in store.outbox.undecided(10)]
     assert undecided == [f"u{n}@example.org" for n in (1, 2, 3)]
-    decided = [(Acknowledgement(f"u{n}@example.org", "send", "acknowledgement", "a@example.org",
-                                "pending"), store.sender_key("a@example.org")) for n in (1, 3)]
+    decided = [
+        (
+            Acknowledgement(
+                f"u{n}@example.org", "send", "acknowledgement", "a@example.org", "pending"
+            ),
+            store.sender_key("a@example.org"),
+        )
+        for n in (1, 3)
+    ]
     store.outbox.record_decisions(decided, AT)  # fmt: skip
     assert [s.story_id for s, _ in store.outbox.undecided(10)] == ["u2@example.org"]
     store.outbox.record_decisions([(replace(decided[0][0], story_id="u2@example.org"), "k")], AT)

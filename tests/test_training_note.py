@@ -18,8 +18,8 @@ def _small_tagger(folder: Path, config: Path) -> None:
     lines = (TESTS.parent / "triage" / "tag" / "data" / "train_a.jsonl").read_text().splitlines()
     (data / "train_small.jsonl").write_text("\n".join(lines[:40]) + "\n")
     text = THEMES.read_text()
-    text = re.sub(r'(?m)^data_dir = .*$', f'data_dir = "{data}"', text)
-    text = re.sub(r'(?m)^model_dir = .*$', f'model_dir = "{folder / "model"}"', text)
+    text = re.sub(r"(?m)^data_dir = .*$", f'data_dir = "{data}"', text)
+    text = re.sub(r"(?m)^model_dir = .*$", f'model_dir = "{folder / "model"}"', text)
     (config.parent / "themes.toml").write_text(text)
 
 

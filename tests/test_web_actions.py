@@ -37,14 +37,19 @@ def test_web_actions_theme_correction_is_stored_audited_and_undone(
     client, token = signed_in(review_site, site_store, clock, "rob")
     ref = review_site.refs["story"]
     before = exported(site_store)["review-1@example.org"]["themes"]
-    reply = client.post(f"/story/{ref}/themes", data={"csrf_token": token,
-                                                      "theme": ["policing", "bogus"]})
+    reply = client.post(
+        f"/story/{ref}/themes", data={"csrf_token": token, "theme": ["policing", "bogus"]}
+    )
     assert reply.status_code == 303
     assert exported(site_store)["review-1@example.org"]["themes"] == ["policing"]
     review = site_store.review
     (correction,) = review.corrections()
     assert (correction.user, correction.field, correction.before, correction.after) == (
-        "rob", "themes", before, ["policing"])
+        "rob",
+        "themes",
+        before,
+        ["policing"],
+    )
     page = client.get(reply.headers["location"])
     assert "Undo" in page.text  # the page offers the old themes back
     undo = {"csrf_token": token, "theme": before}
@@ -52,7 +57,8 @@ def test_web_actions_theme_correction_is_stored_audited_and_undone(
     assert exported(site_store)["review-1@example.org"]["themes"] == before
     entries = review.audit_entries()
     assert [(e.user, e.action, e.reference) for e in entries[:2]] == [
-        ("rob", "correct_themes", ref)] * 2
+        ("rob", "correct_themes", ref)
+    ] * 2
     assert all("story" not in e.action or e.reference for e in entries)
 
 
@@ -64,8 +70,10 @@ def test_web_actions_confirmed_withdrawal_erases_the_persons_other_stories(
     preview = client.get(f"/story/{ref}/withdrawal")
     assert review_site.refs["story"] in preview.text  # what erase will remove, first
     assert "review-1@example.org" in exported(site_store)
-    assert client.post(f"/story/{ref}/withdrawal/confirm",
-                       data={"csrf_token": token}).status_code == 303
+    assert (
+        client.post(f"/story/{ref}/withdrawal/confirm", data={"csrf_token": token}).status_code
+        == 303
+    )
     stories = exported(site_store)
     assert "review-1@example.org" not in stories  # gone from export
     assert stories["review-3@example.org"]["acknowledgement"] == "pending"  # confirmation goes
@@ -75,8 +83,12 @@ def test_web_actions_confirmed_withdrawal_erases_the_persons_other_stories(
     # Only a withdrawal that awaits confirmation erases: not twice, not any other story.
     for other in (ref, review_site.refs["xss"]):
         assert client.get(f"/story/{other}/withdrawal").status_code == 409
-        assert client.post(f"/story/{other}/withdrawal/confirm",
-                           data={"csrf_token": token}).status_code == 409
+        assert (
+            client.post(
+                f"/story/{other}/withdrawal/confirm", data={"csrf_token": token}
+            ).status_code
+            == 409
+        )
     assert "review-2@example.org" in exported(site_store)
 
 
@@ -85,8 +97,10 @@ def test_web_actions_rejected_withdrawal_keeps_the_story_and_acknowledges_it(
 ) -> None:
     client, token = signed_in(review_site, site_store, clock)
     ref = review_site.refs["withdrawal"]
-    assert client.post(f"/story/{ref}/withdrawal/reject",
-                       data={"csrf_token": token}).status_code == 303
+    assert (
+        client.post(f"/story/{ref}/withdrawal/reject", data={"csrf_token": token}).status_code
+        == 303
+    )
     assert site_store.outbox.needs_confirmation() == []
     run_once(review_site.settings, clock.now)
     stories = exported(site_store)
@@ -159,7 +173,10 @@ def test_users_command_reads_the_password_from_stdin_and_refuses_short_ones(
     assert main([*config, "list"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(u["name"], u["role"]) for u in listed] == [
-        ("ann", "admin"), ("kim", "reviewer"), ("rob", "reviewer")]
+        ("ann", "admin"),
+        ("kim", "reviewer"),
+        ("rob", "reviewer"),
+    ]
     kim = site_store.accounts.user("kim")
     assert kim and kim.password_hash.startswith("$argon2id$")
     assert "argon2" not in json.dumps(listed)
@@ -220,12 +237,16 @@ def test_learning_corrected_stories_come_first_ahead_of_shipped_examples(
     assert review.correct("review-1@example.org", "rob", "themes", ["elderly_care"], clock.now)
     (example,) = corrected_examples(site_store, themes)
     assert (example.id, example.themes, example.kind) == (
-        "review-1@example.org", ("elderly_care",), "story")
-    shipped = [LabelledText("s1", example.text, ("health",), "story"),  # the same story
-               LabelledText("review-1@example.org", "other text", ("health",), "story"),
-               LabelledText("s2", "Another story entirely.", ("policing",), "story")]
-    assert [e.id for e in with_corrections(shipped, [example])] == [
-        "review-1@example.org", "s2"]
+        "review-1@example.org",
+        ("elderly_care",),
+        "story",
+    )
+    shipped = [
+        LabelledText("s1", example.text, ("health",), "story"),  # the same story
+        LabelledText("review-1@example.org", "other text", ("health",), "story"),
+        LabelledText("s2", "Another story entirely.", ("policing",), "story"),
+    ]
+    assert [e.id for e in with_corrections(shipped, [example])] == ["review-1@example.org", "s2"]
 
 
 def test_web_actions_health_shows_agreement_with_the_tagger_per_theme(
@@ -238,8 +259,9 @@ def test_web_actions_health_shows_agreement_with_the_tagger_per_theme(
     story, xss = review_site.refs["story"], review_site.refs["xss"]
     before = exported(site_store)["review-1@example.org"]["themes"]
     assert isinstance(before, list) and "policing" not in before
-    client.post(f"/story/{story}/themes", data={"csrf_token": token,
-                                                 "theme": [*before, "policing"]})
+    client.post(
+        f"/story/{story}/themes", data={"csrf_token": token, "theme": [*before, "policing"]}
+    )
     client.post(f"/story/{xss}/reviewed", data={"csrf_token": token})
     found = agreement(site_store, themes, clock.now)
     assert found["policing"] == (1, 2)  # added to one story: the tagger missed it there

@@ -128,9 +128,13 @@ def test_web_browser_admin_confirms_a_withdrawal_and_export_has_no_story(
     assert review_site.refs["story"] in page.content()  # what erase will remove, first
     page.get_by_role("button", name="Confirm and erase").click()
     page.wait_for_url(re.compile(r"saved=withdrawn"))
-    done = subprocess.run([sys.executable, "run_pipeline.py", "--config",
-                           str(review_site.config), "export"], capture_output=True,
-                          text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "run_pipeline.py", "--config", str(review_site.config), "export"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     exported = [json.loads(line)["story_id"] for line in done.stdout.splitlines()]
     assert "review-1@example.org" not in exported and "review-3@example.org" in exported
 
@@ -173,8 +177,12 @@ def test_web_browser_every_control_is_named_in_the_accessibility_tree(
     page.goto(f"{served}/login")
     pages = {"login": page.locator("body").aria_snapshot()}
     sign_in(page, served, "ann")
-    for name, path in (("queue", "/"), ("story", f"/story/{review_site.refs['withdrawal']}"),
-                       ("health", "/health"), ("quarantine", "/quarantine")):
+    for name, path in (
+        ("queue", "/"),
+        ("story", f"/story/{review_site.refs['withdrawal']}"),
+        ("health", "/health"),
+        ("quarantine", "/quarantine"),
+    ):
         page.goto(served + path)
         pages[name] = page.locator("body").aria_snapshot()
     for name, tree in pages.items():

@@ -94,8 +94,14 @@ def test_web_login_is_throttled_per_account_and_per_address(
                                            "password": REVIEW_PASSWORD})  # fmt: skip
     assert first.status_code == 429 and "Too many attempts" in first.text
     # ... for longer with every try while refused ...
-    second = elsewhere.post("/login", data={"login_token": login_token(elsewhere),
-                                            "username": "ann", "password": REVIEW_PASSWORD})
+    second = elsewhere.post(
+        "/login",
+        data={
+            "login_token": login_token(elsewhere),
+            "username": "ann",
+            "password": REVIEW_PASSWORD,
+        },
+    )
     assert int(second.headers["Retry-After"]) > int(first.headers["Retry-After"]) > 0
     # ... and the other account from another address is not.
     assert log_in(elsewhere, "rob") == 303
@@ -143,12 +149,20 @@ def test_web_session_is_rotated_at_login_expires_when_idle_and_ends_at_logout(
 
 @pytest.mark.parametrize(
     ("review", "secure", "name"),
-    [(ReviewSettings(base_url="https://review.example.org"), True, "__Host-session"),
-     (ReviewSettings(), False, "session"),
-     (ReviewSettings(secure_cookies=True), True, "__Host-session")],
+    [
+        (ReviewSettings(base_url="https://review.example.org"), True, "__Host-session"),
+        (ReviewSettings(), False, "session"),
+        (ReviewSettings(secure_cookies=True), True, "__Host-session"),
+    ],
 )
-def test_web_session_cookie_flags(review_site: ReviewSite, site_store: Store, clock: Clock,
-                                  review: ReviewSettings, secure: bool, name: str) -> None:
+def test_web_session_cookie_flags(
+    review_site: ReviewSite,
+    site_store: Store,
+    clock: Clock,
+    review: ReviewSettings,
+    secure: bool,
+    name: str,
+) -> None:
     client = client_for(review_site, site_store, clock, review=review)
     token = login_token(client)
     reply = client.post("/login", data={"login_token": token, "username": "ann",
@@ -165,8 +179,17 @@ def test_web_security_headers_on_every_response(review_site: ReviewSite, site_st
     anonymous = [client.get("/login"), client.get("/static/review.js"), client.get("/")]
     assert log_in(client, "ann") == 303
     ref = review_site.refs["story"]
-    pages = [client.get(p) for p in ("/", f"/story/{ref}", "/health", "/quarantine", "/audit",
-                                     f"/story/{review_site.refs['withdrawal']}/withdrawal")]
+    pages = [
+        client.get(p)
+        for p in (
+            "/",
+            f"/story/{ref}",
+            "/health",
+            "/quarantine",
+            "/audit",
+            f"/story/{review_site.refs['withdrawal']}/withdrawal",
+        )
+    ]
     for reply in anonymous + pages:
         csp = reply.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
@@ -189,11 +212,16 @@ def test_web_reviewer_is_refused_admin_pages_and_actions(
     token, ref = csrf(client), review_site.refs["withdrawal"]
     for path in ("/quarantine", "/audit", f"/story/{ref}/withdrawal"):
         assert client.get(path).status_code == 403, path
-    for path in (f"/story/{ref}/withdrawal/confirm", f"/story/{ref}/withdrawal/reject",
-                 "/quarantine/requeue", "/health/resume"):
+    for path in (
+        f"/story/{ref}/withdrawal/confirm",
+        f"/story/{ref}/withdrawal/reject",
+        "/quarantine/requeue",
+        "/health/resume",
+    ):
         assert client.post(path, data={"csrf_token": token}).status_code == 403, path
     assert {"review-1@example.org", "review-3@example.org"} <= {
-        s.story_id for s in site_store.stories.stories()}
+        s.story_id for s in site_store.stories.stories()
+    }
     assert site_store.outbox.needs_confirmation() == ["review-3@example.org"]
     assert client.get(f"/story/{ref}").status_code == 200  # a reviewer reads
 

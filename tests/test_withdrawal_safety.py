@@ -61,15 +61,24 @@ def test_withdrawal_safety_explicit_withdrawals_keep_full_recall(tagger: Tagger)
 
 
 def test_withdrawal_safety_story_with_request_is_held_for_a_person(tagger: Tagger) -> None:
-    text = ("My dad is 88 and has dementia. The care home, the GP and the hospital each asked "
-            "me for his whole history, and none of them had the notes from the others, so I "
-            "told the same story three times in one week. The social worker then did another "
-            "assessment from scratch.\n\nActually, on reflection please delete my story.")
+    text = (
+        "My dad is 88 and has dementia. The care home, the GP and the hospital each asked "
+        "me for his whole history, and none of them had the notes from the others, so I "
+        "told the same story three times in one week. The social worker then did another "
+        "assessment from scratch.\n\nActually, on reflection please delete my story."
+    )
     triage = tag(replace(STORY, text=text), tagger)
     assert triage.kind == WITHDRAWAL
     assert "mixed_request" in triage.review_reasons
-    decision = decide(replace(STORY, text=text), triage, ("stories@example.org",),
-                      AcknowledgementSettings(), NOW, lambda _: False, authenticated=True)
+    decision = decide(
+        replace(STORY, text=text),
+        triage,
+        ("stories@example.org",),
+        AcknowledgementSettings(),
+        NOW,
+        lambda _: False,
+        authenticated=True,
+    )
     assert (decision.send, decision.held, decision.reason) == (False, True, "unverified_request")
 
 

@@ -102,9 +102,7 @@ DEVICE_LINE = re.compile(
     r"con|da|dal|met|vanaf|von|fra|från|z|ze|с|из|outlook)\b"
     r"|from\s+my\s+\w|von\s+meinem\b.{0,60}\bgesendet|diese\s+nachricht\s+wurde\s+von\s+meinem\b"
     r"|[^\W\d_]{1,20}\s+from\s+(?:my\s+)?(?:mobile|phone|iphone|ipad|android)\b"
-    r"|(?:從|从|发自|寄自)我的|iphoneから送信|"
-    + alternation(labels.phrases("device"))
-    + r"\b"
+    r"|(?:從|从|发自|寄自)我的|iphoneから送信|" + alternation(labels.phrases("device")) + r"\b"
     r").{0,140}$",
     re.IGNORECASE,
 )

@@ -72,7 +72,6 @@ class ImapSettings(MailboxAuth):
         check_auth(self)
 
 
-
 class ImapSource:
     """One IMAP folder as a source of RawMessages; use as a context manager."""
 

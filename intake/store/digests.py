@@ -73,8 +73,10 @@ class DigestRows(TableGroup):
     def first_run_at(self) -> datetime | None:
         """When the pipeline first ran or stored a story in this store (None: never)."""
         with self._connect() as conn:
-            found = [conn.execute(select(func.min(schema.runs.c.started_at))).scalar(),
-                     conn.execute(select(func.min(schema.stories.c.stored_at))).scalar()]
+            found = [
+                conn.execute(select(func.min(schema.runs.c.started_at))).scalar(),
+                conn.execute(select(func.min(schema.stories.c.stored_at))).scalar(),
+            ]
         return min((at for at in found if at is not None), default=None)
 
     def last_digest_end(self) -> datetime | None:
@@ -157,7 +159,8 @@ class DigestRows(TableGroup):
             q = schema.quarantine
             reasons = conn.execute(
                 select(q.c.stage, q.c.reason, func.count())
-                .where(digest_claims.member(q, digest_id)).group_by(q.c.stage, q.c.reason)
+                .where(digest_claims.member(q, digest_id))
+                .group_by(q.c.stage, q.c.reason)
             ).all()
             o = schema.outbox.c
             held = conn.execute(select(func.count()).where(o.state == ReplyState.HELD)).scalar()

@@ -133,4 +133,3 @@ def _copy_row(
 ) -> dict[str, object]:
     return {"kind": COPY, "mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid,
             "created_at": now, **identity}  # fmt: skip
-

@@ -61,8 +61,10 @@ class OutboxRows(TableGroup):
         # The outbox has at most one row per story and, by its foreign key, none for a story
         # that is not there: equal counts mean nothing is undecided. Two counts take 2 ms on a
         # store of 100,000 stories, the join below 50 ms, and an idle poll asks every time.
-        counts = select(select(func.count()).select_from(schema.stories).scalar_subquery(),
-                        select(func.count()).select_from(schema.outbox).scalar_subquery())
+        counts = select(
+            select(func.count()).select_from(schema.stories).scalar_subquery(),
+            select(func.count()).select_from(schema.outbox).scalar_subquery(),
+        )
         with self._connect() as conn:
             stories, decided = conn.execute(counts).one()
         return bool(stories == decided)

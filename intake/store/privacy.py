@@ -120,20 +120,29 @@ class PrivacyRows(TableGroup):
         ids, quarantine_ids = list(plan.story_ids), list(plan.quarantine_ids)
         # corrections and reviews name the story too: they go with it (the audit log keeps
         # only the reference).
-        tables = (schema.outbox, schema.triage, schema.raw_messages, schema.corrections,
-                  schema.reviews, schema.stories)
+        tables = (
+            schema.outbox,
+            schema.triage,
+            schema.raw_messages,
+            schema.corrections,
+            schema.reviews,
+            schema.stories,
+        )
         q, d = schema.quarantine, schema.digests
         with self._begin() as conn:
             counts = {t.name: _count(conn, t, t.c.story_id.in_(ids)) for t in tables}
             counts["quarantine"] = _count(conn, q, q.c.id.in_(quarantine_ids))
-            unsent = (d.c.state.in_((DigestState.RENDERED, DigestState.SENDING)),
-                      d.c.data.is_not(None))
+            unsent = (
+                d.c.state.in_((DigestState.RENDERED, DigestState.SENDING)),
+                d.c.data.is_not(None),
+            )
             counts["unsent_digests"] = _count(conn, d, *unsent) if ids else 0
             if dry_run:
                 return counts
             if plan.copies:
                 counts["mailbox_copies"] = add_story_copies(conn, ids, plan.now) + (
-                    add_quarantine_copies(conn, q.c.id.in_(quarantine_ids), now=plan.now))
+                    add_quarantine_copies(conn, q.c.id.in_(quarantine_ids), now=plan.now)
+                )
             add_files(conn, [(FILE, path) for path in plan.files], plan.now)
             if plan.sender_key:
                 counts["subject_access_paths"] = take_subject_access(conn, plan.sender_key,

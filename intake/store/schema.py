@@ -267,6 +267,7 @@ unsubscribed = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+
 def stories_with_triage() -> Select[Any]:
     """Every story's columns with its triage's (labelled ``triage_*``; NULL when untagged),
     oldest first."""

@@ -98,8 +98,10 @@ def upgrade(engine: Engine, url: str) -> Upgrade:
         if before == head():
             return Upgrade(before, before)
         if before not in known():  # written by a newer version: nothing here can read it
-            raise StoreError(f"store: schema revision {before} is newer than this version's "
-                             f"({head()}): install the newer version, or restore a backup")
+            raise StoreError(
+                f"store: schema revision {before} is newer than this version's "
+                f"({head()}): install the newer version, or restore a backup"
+            )
         saved = None if before == EMPTY else _backup(url, before)
         command.upgrade(alembic_config(conn), "head")
     if before != EMPTY:  # a new store is simply made; an upgrade of one in use is news

@@ -65,8 +65,9 @@ class WorkerRows(TableGroup):
         free = (leases.c.expires_at < now) | (leases.c.holder == holder)
         if stale:
             free = free | (leases.c.holder == stale)
-        upsert = dialect.upsert(leases, row, ["name"],
-                                {"holder": holder, "expires_at": now + ttl}, where=free)
+        upsert = dialect.upsert(
+            leases, row, ["name"], {"holder": holder, "expires_at": now + ttl}, where=free
+        )
         with self._begin() as conn:
             conn.execute(upsert)
             current = conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()

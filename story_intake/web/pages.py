@@ -95,8 +95,16 @@ async def withdrawal_page(request: Request) -> Response:
     if not is_waiting_withdrawal(ctx.store, held):
         return PlainTextResponse("no withdrawal awaits confirmation here", status_code=409)
     ids = withdrawn_by(request, held)
-    preview = erase(ctx.store, ids, var_folders(ctx.settings), ctx.settings.smtp.from_address,
-                    None, ctx.clock(), address=held.story.sender.address, dry_run=True)
+    preview = erase(
+        ctx.store,
+        ids,
+        var_folders(ctx.settings),
+        ctx.settings.smtp.from_address,
+        None,
+        ctx.clock(),
+        address=held.story.sender.address,
+        dry_run=True,
+    )
     return render(request, "withdrawal.html", {"ref": reference(held.story.story_id),
                                                "preview": preview})  # fmt: skip
 

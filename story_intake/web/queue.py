@@ -35,8 +35,13 @@ class Filters:
         except ValueError:
             since = ""
         reviewed = query.get("reviewed", "")
-        return cls(query.get("theme", "")[:64], query.get("kind", "")[:64], since,
-                   reviewed if reviewed in ("yes", "no") else "", query.get("ref", "")[:32])
+        return cls(
+            query.get("theme", "")[:64],
+            query.get("kind", "")[:64],
+            since,
+            reviewed if reviewed in ("yes", "no") else "",
+            query.get("ref", "")[:32],
+        )
 
 
 @dataclass(frozen=True, slots=True)

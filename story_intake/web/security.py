@@ -23,8 +23,10 @@ from story_intake.web.context import context_of, session_of
 
 PUBLIC = ("/login",)
 STATIC = "/static/"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 Handler = Callable[[Request, FormData, Session], Awaitable[Response]]
 
 
@@ -74,8 +76,9 @@ def live_session(request: Request) -> Session | None:
     if session is None:
         return None
     now = ctx.clock()
-    if (now - session.created_at > timedelta(hours=review.session_hours)
-            or now - session.seen_at > timedelta(minutes=review.idle_minutes)):
+    if now - session.created_at > timedelta(
+        hours=review.session_hours
+    ) or now - session.seen_at > timedelta(minutes=review.idle_minutes):
         ctx.accounts.end_session(session.id_hash)
         return None
     ctx.accounts.touch_session(session.id_hash, now)

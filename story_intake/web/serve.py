@@ -24,6 +24,14 @@ def serve(settings: Settings, host: str, port: int) -> int:
         app = build_app(settings, store)
         log.info("review page on http://%s:%d", host, port)
         # No access log: paths and query strings name stories (references, searches).
-        uvicorn.run(app, host=host, port=port, access_log=False, server_header=False,
-                    proxy_headers=True, forwarded_allow_ips="127.0.0.1", log_level="warning")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            access_log=False,
+            server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1",
+            log_level="warning",
+        )
     return 0

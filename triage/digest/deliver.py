@@ -155,8 +155,12 @@ def _html(view: DigestView, context: DigestContext) -> str:
 
 
 def _context(view: DigestView, subject: str, context: DigestContext) -> dict[str, object]:
-    return {"view": view, "subject": subject, "team_name": context.team_name,
-            "review_url": context.review_url.rstrip("/")}
+    return {
+        "view": view,
+        "subject": subject,
+        "team_name": context.team_name,
+        "review_url": context.review_url.rstrip("/"),
+    }
 
 
 def _write_html(html: str, folder: Path, name: str) -> Path:

@@ -79,7 +79,7 @@ class Change:
 
     @property
     def delta(self) -> str:
-        """"+3", "-2", "no change", or "" when there is nothing to compare with."""
+        """ "+3", "-2", "no change", or "" when there is nothing to compare with."""
         if self.before is None:
             return ""
         difference = self.now - self.before
@@ -126,8 +126,9 @@ def build_digest(
     placed: dict[str, list[StoryView]] = {}
     for card in shown:
         placed.setdefault(section_of(card, themes), []).append(card)
-    placed["requests"] = sorted(placed.get("requests", []),
-                                key=lambda v: v.kind != WITHDRAWAL)  # stable: then as received
+    placed["requests"] = sorted(
+        placed.get("requests", []), key=lambda v: v.kind != WITHDRAWAL
+    )  # stable: then as received
     titles = [("requests", "Requests (withdrawals first)"), ("urgent", "Urgent: crisis wording"),
               ("review", "Needs review"),
               *((f"theme-{name}", name.replace("_", " ").capitalize()) for name in themes),
@@ -234,7 +235,7 @@ def highlight(text: str, terms: Iterable[str]) -> tuple[Segment, ...]:
     done = 0
     for match in pattern.finditer(text):
         if match.start() > done:
-            segments.append((text[done:match.start()], False))
+            segments.append((text[done : match.start()], False))
         segments.append((match.group(), True))
         done = match.end()
     if done < len(text):

@@ -66,7 +66,7 @@ def stage_pickup(outgoing: Outgoing, pickup_dir: Path) -> Staged:
     try:
         view = memoryview(outgoing.data)
         while view:
-            view = view[os.write(descriptor, view):]
+            view = view[os.write(descriptor, view) :]
     except OSError as err:
         discard(staged)
         raise SendError(f"pickup: {type(err).__name__}") from err

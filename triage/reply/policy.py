@@ -138,8 +138,9 @@ def decide(
     reason = (
         header_reason(story.headers)
         or sender_reason(story, own)
-        or _policy_reason(triage, story, reply_target(story), settings, now,
-                          recently_acknowledged, unsubscribed)
+        or _policy_reason(
+            triage, story, reply_target(story), settings, now, recently_acknowledged, unsubscribed
+        )
     )
     if reason:
         return Decision(False, reason, "", "", urgent)

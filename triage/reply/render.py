@@ -69,8 +69,11 @@ class _WirePolicy(Compat32):
     def fold_binary(self, name: str, value: Any) -> bytes:
         """The header line, CRLF-terminated."""
         line = f"{name}: {value}"
-        if isinstance(value, str) and line.isascii() and len(line) <= 78 and not _CONTROL.search(
-            value
+        if (
+            isinstance(value, str)
+            and line.isascii()
+            and len(line) <= 78
+            and not _CONTROL.search(value)
         ):
             return (line + self.linesep).encode("ascii")
         return super().fold_binary(name, value)

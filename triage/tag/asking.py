@@ -21,9 +21,33 @@ _THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "s
                           "somebody", "nobody", "everyone", "everybody", "people"))  # fmt: skip
 _SUBJECTS = _THIRD_PARTY | {"i", "we", "it"}
 # Who, in a story, removes or withdraws things: "this the GP removed", "the council deleted".
-_AGENTS = frozenset(("gp", "police", "council", "hospital", "doctor", "nurse", "officer",
-                     "school", "court", "home", "agency", "ward", "team", "surgery", "carer",
-                     "carers", "staff", "judge", "cps", "dwp", "consultant", "worker", "bank"))
+_AGENTS = frozenset(
+    (
+        "gp",
+        "police",
+        "council",
+        "hospital",
+        "doctor",
+        "nurse",
+        "officer",
+        "school",
+        "court",
+        "home",
+        "agency",
+        "ward",
+        "team",
+        "surgery",
+        "carer",
+        "carers",
+        "staff",
+        "judge",
+        "cps",
+        "dwp",
+        "consultant",
+        "worker",
+        "bank",
+    )
+)
 _PERFECT = frozenset(("had", "has", "have", "'ve"))
 _WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
@@ -50,8 +74,10 @@ _ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "y
 _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay", "oh", "also",
                       "then", "actually", "sorry", "hi", "hello", "re"))  # fmt: skip
 # A sentence matching this is a disclaimer ("If you are not the intended recipient ... delete it").
-_DISCLAIMER = re.compile(r"intended recipient|named recipient|not the recipient|addressee|"
-                         r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error")
+_DISCLAIMER = re.compile(
+    r"intended recipient|named recipient|not the recipient|addressee|"
+    r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error"
+)
 # "I don't want to be named", "not my name": anonymity, the story still to be used; unless the
 # phrase names the story too ("I don't want my name or my story used").
 _ANONYMITY = frozenset(("name", "named", "names", "surname", "identity", "identified",
@@ -112,12 +138,18 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     if "address" in phrase[-2:] or words_of(text[end : end + 12])[:1] == ["address"]:
         return False  # "remove my email address", "take my email address off": mailing lists
     inside = phrase[1:-1]
-    if _NARRATIVE & set(inside) or any(w in _CONJUNCTIONS and _is_past(n)
-                                       for w, n in zip(inside, phrase[2:], strict=False)):
+    if _NARRATIVE & set(inside) or any(
+        w in _CONJUNCTIONS and _is_past(n) for w, n in zip(inside, phrase[2:], strict=False)
+    ):
         return False  # "it was cancelled", "I tidied it up and taken out ..."
     doer = [w for w in phrase[1:-1] if w not in _AUXILIARIES | _PERFECT][-1:]
-    if len(phrase) > 2 and doer and doer[0] in _SUBJECTS | _AGENTS and _is_past(phrase[-1]) \
-            and phrase[0] not in _WISHES:
+    if (
+        len(phrase) > 2
+        and doer
+        and doer[0] in _SUBJECTS | _AGENTS
+        and _is_past(phrase[-1])
+        and phrase[0] not in _WISHES
+    ):
         return False  # "the photos I deleted", "this the GP removed"; not "I want it gone"
     if "their" in phrase and _THIRD_PARTY & set(whole):
         return False  # "some people ask you to remove their stories"
@@ -163,8 +195,11 @@ def _past_request(phrase: list[str], clause: list[str], before: str, earlier: st
     # after "be" ("that it be removed") or "I/we have" ("I've withdrawn my consent"), or when
     # it names us ("taken out of your campaign").
     perfect = before in ("have", "'ve") and earlier in _SECOND_PERSON | {"i", "we", ""}
-    return before == "be" or perfect or bool(_SECOND_PERSON & set(clause + phrase)) or (
-        "your" in phrase
+    return (
+        before == "be"
+        or perfect
+        or bool(_SECOND_PERSON & set(clause + phrase))
+        or ("your" in phrase)
     )
 
 

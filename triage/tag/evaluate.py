@@ -56,9 +56,11 @@ def evaluate(
         withdrawal_recall=found / len(withdrawals) if withdrawals else 1.0,
         withdrawals=len(withdrawals),
         mistakes=mistakes,
-        read_as_requests=tuple((g.id, p.kind, p.review_reasons)
-                               for g, p in zip(gold, predicted, strict=True)
-                               if g.kind == STORY and p.kind.startswith("request:")),
+        read_as_requests=tuple(
+            (g.id, p.kind, p.review_reasons)
+            for g, p in zip(gold, predicted, strict=True)
+            if g.kind == STORY and p.kind.startswith("request:")
+        ),
     )
 
 
@@ -79,16 +81,20 @@ def _theme_score(
 
 def format_report(report: Report, show_mistakes: bool = True) -> str:
     """The report as the ``evaluate`` command prints it."""
-    lines = [f"{'theme':<14} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"
-             f" {'TP':>5} {'FP':>5} {'FN':>5} {'TN':>5}"]
+    lines = [
+        f"{'theme':<14} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"
+        f" {'TP':>5} {'FP':>5} {'FN':>5} {'TN':>5}"
+    ]
     lines += [f"{s.theme:<14} {s.precision:>9.3f} {s.recall:>7.3f} {s.f1:>6.3f} {s.support:>8}"
               f" {s.true_pos:>5} {s.false_pos:>5} {s.false_neg:>5} {s.true_neg:>5}"
               for s in report.themes]  # fmt: skip
     lines.append(f"{'macro':<14} {'':>9} {'':>7} {report.macro_f1:>6.3f}")
     lines.append(f"kind accuracy {report.kind_accuracy:.3f}; withdrawal recall "
                  f"{report.withdrawal_recall:.3f} ({report.withdrawals} withdrawals)")  # fmt: skip
-    lines.append(f"stories read as requests: {len(report.read_as_requests)} "
-                 f"(as withdrawals: {sum(k == WITHDRAWAL for _, k, _ in report.read_as_requests)})")
+    lines.append(
+        f"stories read as requests: {len(report.read_as_requests)} "
+        f"(as withdrawals: {sum(k == WITHDRAWAL for _, k, _ in report.read_as_requests)})"
+    )
     lines += [f"  {story_id}: {kind} {list(reasons)}"
               for story_id, kind, reasons in report.read_as_requests]  # fmt: skip
     if show_mistakes:

@@ -98,8 +98,10 @@ def judge(
                              story.defects)  # fmt: skip
     if any(h.rule == "classifier" for h in kind_hits):  # no phrase asked: a person confirms
         reasons = (*reasons, BY_CLASSIFIER)
-    elif kind == WITHDRAWAL and reading.words > WITHDRAWAL_SHORT_WORDS and any(
-        scores[t] >= thresholds[t] for t in scores
+    elif (
+        kind == WITHDRAWAL
+        and reading.words > WITHDRAWAL_SHORT_WORDS
+        and any(scores[t] >= thresholds[t] for t in scores)
     ):  # a story told and a withdrawal asked: a person reads it before anything is removed
         reasons = (*reasons, MIXED_REQUEST)
     return Triage(
@@ -111,8 +113,10 @@ def judge(
             Evidence(h.name, h.rule, h.start, h.end, h.text) for h in first_of_each(hits)
         ),
         review_reasons=reasons,
-        agencies=tuple(Evidence(h.name, h.rule, h.start, h.end, h.text) for h in
-                       first_of_each([h for h in reading.hits if h.section == "agencies"])),
+        agencies=tuple(
+            Evidence(h.name, h.rule, h.start, h.end, h.text)
+            for h in first_of_each([h for h in reading.hits if h.section == "agencies"])
+        ),
     )
 
 

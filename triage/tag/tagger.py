@@ -254,9 +254,11 @@ class Tagger:
             section, name, rule = parts.get(key) or _split_key(key)
             first, last = offsets[start], offsets[end - 1] + lengths[end - 1]
             hits.append(Hit(section, name, rule, first, last, text[first:last]))
-        on_topic = self.asking_words is None or bool(
-            numpy.isin(table[:, :2], self.asking_words).any()
-        ) or near_any({strings[o] for o in set(table[:, 1].tolist())}, self.asking_near)
+        on_topic = (
+            self.asking_words is None
+            or bool(numpy.isin(table[:, :2], self.asking_words).any())
+            or near_any({strings[o] for o in set(table[:, 1].tolist())}, self.asking_near)
+        )
         return Reading(dict(doc.cats), tuple(sorted(hits, key=lambda h: h.start)),
                        int(table[:, 3].sum()), on_topic)  # fmt: skip
 
