@@ -179,8 +179,7 @@ def test_replies_urgent_request_keeps_its_template_and_gets_the_help_text(
             message_id="<q-1@example.net>",
             sender="Ann <ann@example.net>",
             body=(
-                "Will my story be anonymous? My boss might read it. "
-                "Some days I want to end it all."
+                "Will my story be anonymous? My boss might read it. Some days I want to end it all."
             ),
         ),
     )
