@@ -234,8 +234,8 @@ def test_privacy_withdrawal_asked_inside_a_story_holds_nothing_by_itself(
     seed_maildir(settings.mailbox.maildir, message)  # type: ignore[union-attr]
     run_once(settings, T0 + timedelta(minutes=5), tagger=tagger)
     with Store(settings.store) as store:
-        assert store.on_hold() == []  # a person confirms first (release --story)
-        assert len(store.needs_confirmation()) == 1
+        assert store.privacy.on_hold() == []  # a person confirms first (release --story)
+        assert len(store.outbox.needs_confirmation()) == 1
 
 
 def test_privacy_subject_access_writes_everything_held_owner_only(
