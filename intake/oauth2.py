@@ -173,6 +173,11 @@ class TokenProvider:
             self.expires_at = token.expires_at
             return token
 
+    def credential_expiry(self) -> dict[str, datetime]:
+        """When this client's long-lived credentials expire, where the provider says so. A
+        client-credentials token answer dates neither the secret nor the key: nothing here."""
+        return {}
+
     def _msal(self) -> AccessToken:
         s = self.settings
         if self._app is None:

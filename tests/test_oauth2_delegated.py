@@ -127,3 +127,53 @@ def test_oauth2_delegated_expired_refresh_token_exits_1_saying_run_authorize(
     assert all(TRIAGED not in flags for flags in box.flags().values())
     assert json.loads((tmp_path / CACHE).read_text())["msal_cache"]  # the cache kept as it was
     assert os.access(tmp_path / CACHE, os.R_OK)
+
+
+def alert_mails(folder: Path) -> list[str]:
+    """The team's expiry alerts handed to the pickup folder."""
+    mails = [p.read_text() for p in (folder / "outbox").glob("*.eml")]
+    return [m for m in mails if "sign-in expires soon" in m]
+
+
+def test_oauth2_delegated_refresh_token_expiring_shows_in_status_and_alerts_once(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, tmp_path: Path,
+) -> None:  # fmt: skip
+    box = oauth_box(oauth_dovecot)
+    # The provider dates each refresh token 3 days out (and every pass refreshes: 60 s tokens).
+    client_id, _ = oauth_issuer.register_public(box.user, lifetime=60, refresh_lifetime=3 * 86400)
+    config = delegated_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file,
+                              extra='[alerts]\nrecipients = ["team@example.org"]\n')  # fmt: skip
+    sign_in(config, oauth_issuer)
+
+    for n in (1, 2):
+        box.append(fresh_story(n))
+        assert run_cli(config, "", "once").returncode == 0
+    status = json.loads(run_cli(config, "", "status").stdout)
+
+    credentials = status["oauth2_credentials"]
+    assert credentials["expiring_within_14_days"] == ["refresh_token"]
+    expires = datetime.fromisoformat(credentials["expires_at"]["refresh_token"])
+    assert 2.9 < (expires - datetime.now(UTC)).total_seconds() / 86400 <= 3
+    assert credentials["alert_sent"] is True
+    mails = alert_mails(tmp_path)
+    assert len(mails) == 1  # two passes, one alert
+    assert "authorize" in mails[0]
+
+
+def test_oauth2_delegated_refresh_token_far_from_expiry_is_not_alerted(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, tmp_path: Path,
+) -> None:  # fmt: skip
+    box = oauth_box(oauth_dovecot)
+    client_id, _ = oauth_issuer.register_public(box.user, lifetime=60, refresh_lifetime=90 * 86400)
+    config = delegated_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file,
+                              extra='[alerts]\nrecipients = ["team@example.org"]\n')  # fmt: skip
+    sign_in(config, oauth_issuer)
+    box.append(fresh_story(1))
+
+    assert run_cli(config, "", "once").returncode == 0
+
+    credentials = json.loads(run_cli(config, "", "status").stdout)["oauth2_credentials"]
+    assert credentials["expiring_within_14_days"] == []
+    assert "refresh_token" in credentials["expires_at"]
+    assert credentials["alert_sent"] is False
+    assert alert_mails(tmp_path) == []
