@@ -34,6 +34,13 @@ DEFAULT_SCOPES: dict[str, str] = {
     "google": "https://mail.google.com/",
     "generic": "",
 }
+# Delegated (device_code): the person's own IMAP and SMTP permissions, not the app's.
+DELEGATED_SCOPES: dict[str, str] = {
+    "microsoft": "https://outlook.office.com/IMAP.AccessAsUser.All "
+    "https://outlook.office.com/SMTP.Send",
+    "google": "",
+    "generic": "",
+}
 MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/{tenant}"
 _DESCRIPTION_CHARS = 200  # of the provider's error description: its first line, this long
 RENEW_BEFORE = timedelta(minutes=5)  # a token with less left is not handed out again
@@ -46,6 +53,10 @@ class MailboxAuth:
 
     auth: Literal["password", "oauth2"] = "password"
     oauth2_provider: Provider = "microsoft"
+    # client_credentials: app-only (a client secret); device_code: delegated, a person signs in
+    # once with `story-intake authorize` and the refresh token lives in oauth2_token_cache.
+    oauth2_flow: Literal["client_credentials", "device_code"] = "client_credentials"
+    oauth2_token_cache: str = "var/oauth2-token-cache.json"
     oauth2_authority: str = ""
     oauth2_tenant: str = ""
     oauth2_client_id: str = ""
@@ -64,7 +75,9 @@ def check_auth(box: MailboxAuth, section: str = "mailbox") -> None:
         return
     if not box.oauth2_client_id:
         raise ConfigError(f"{section}.oauth2_client_id must be set when {section}.auth = oauth2")
-    if not box.oauth2_client_secret_env:
+    if box.oauth2_flow == "device_code":
+        _check_delegated(box, section)
+    elif not box.oauth2_client_secret_env:
         raise ConfigError(f"{section}.oauth2_client_secret_env must name an environment variable")
     if box.oauth2_provider == "microsoft" and not (box.oauth2_tenant or box.oauth2_authority):
         raise ConfigError(f"{section}.oauth2_tenant must be set for oauth2_provider = microsoft")
@@ -75,6 +88,14 @@ def check_auth(box: MailboxAuth, section: str = "mailbox") -> None:
         )
     if box.oauth2_authority and urlsplit(box.oauth2_authority).scheme != "https":
         raise ConfigError(f"{section}.oauth2_authority must be an https:// URL")
+
+
+def _check_delegated(box: MailboxAuth, section: str) -> None:
+    if box.oauth2_provider == "google":
+        raise ConfigError(f"{section}.oauth2_flow = device_code is for microsoft and generic "
+                          "providers (google: a service account)")  # fmt: skip
+    if not box.oauth2_token_cache:
+        raise ConfigError(f"{section}.oauth2_token_cache must name a file for device_code")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +120,8 @@ def oauth2_settings(
     if not authority and box.oauth2_provider == "microsoft":
         authority = MICROSOFT_AUTHORITY.format(tenant=box.oauth2_tenant)
     scope = box.oauth2_scope or DEFAULT_SCOPES[box.oauth2_provider]
+    if not box.oauth2_scope and box.oauth2_flow == "device_code":
+        scope = DELEGATED_SCOPES[box.oauth2_provider]
     return OAuth2Settings(box.oauth2_provider, box.oauth2_client_id, authority.rstrip("/"),
                           scope, secret, box.ca_file, timeout, subject)  # fmt: skip
 
@@ -149,6 +172,11 @@ class TokenProvider:
                 raise TokenError(f"oauth2 ({s.provider}): {_first_line(str(err), s)}") from None
             self.expires_at = token.expires_at
             return token
+
+    def credential_expiry(self) -> dict[str, datetime]:
+        """When this client's long-lived credentials expire, where the provider says so. A
+        client-credentials token answer dates neither the secret nor the key: nothing here."""
+        return {}
 
     def _msal(self) -> AccessToken:
         s = self.settings

@@ -20,6 +20,7 @@ from intake.errors import ConfigError, PipelineError, UsageError
 from story_intake import cli_pass, cli_privacy, cli_store, cli_tagger, users
 from story_intake.addresses import address_warnings
 from story_intake.app_settings import Settings
+from story_intake.authorize import authorize_command
 from story_intake.check import check_command
 from story_intake.cli_parser import build_parser, config_location
 from story_intake.secrets import ALL, with_secrets
@@ -49,6 +50,7 @@ HANDLERS: dict[str, Handler] = {
     "subject-access": cli_privacy.subject_access_command,
     "train": cli_tagger.train_command,
     "evaluate": cli_tagger.evaluate_command,
+    "authorize": lambda args, settings, now: authorize_command(settings, sys.stdout),
     "check": lambda args, settings, now: check_command(settings, args.json, sys.stdout),
     "user": lambda args, settings, now: users.user_command(args, settings),
     "serve": lambda args, settings, now: _serve(settings, args.host, args.port),

@@ -29,6 +29,10 @@ COMMANDS = {
               "Check each step to the mailbox and the relay (DNS, TCP, TLS, login, the folder "
               "and its flags, the capabilities, SMTP), one line each with the fix when it "
               "fails. Reads and sends nothing. Exit 0 only when every check passes."),
+    "authorize": ("sign the mailbox in for delegated OAuth2 (device code)",
+                  "For [mailbox] oauth2_flow = \"device_code\": print a web address and a "
+                  "code; the mailbox's owner signs in there, and the refresh token is kept in "
+                  "oauth2_token_cache (0600) for the worker. Run again when it expires."),
     "once": ("one pass: fetch, store, tag and acknowledge what is new",
              "Read what is new in the mailbox, store each story once, tag it and send each "
              "sender one acknowledgement, then stop. Safe to run again at any time."),

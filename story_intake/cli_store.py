@@ -19,6 +19,7 @@ from story_intake.jobs import digest_context
 from story_intake.migrate import migrate
 from story_intake.pipeline import requeue
 from triage.digest.deliver import preview_digest, send_digest
+from triage.expiry_watch import expiry_status
 from triage.reply.policy import reference
 from triage.reply.send_watch import breaker_status, resume, sending_status
 
@@ -94,6 +95,7 @@ def status(store: Store, settings: Settings, now: datetime) -> dict[str, object]
             "sending": sending_status(store, settings.alerts.after_failures),
             "worker": holder.rsplit(":", 1)[0] if holder else None,
             "oauth2_token_expires_at": store.worker.token_expiry(),
+            "oauth2_credentials": expiry_status(store, now),
             "acknowledgement_breaker": breaker_status(
                 store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
 

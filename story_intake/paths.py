@@ -16,7 +16,9 @@ from story_intake.app_settings import Settings
 # Every settings field that names a file or folder, in whichever part has it. The tagger's
 # data_dir is not here: a relative one names the training data shipped with the code
 # (story_intake.themes).
-PATH_FIELDS = frozenset({"maildir", "pickup_dir", "output_dir", "model_dir", "ca_file"})
+PATH_FIELDS = frozenset(
+    {"maildir", "pickup_dir", "output_dir", "model_dir", "ca_file", "oauth2_token_cache"}
+)
 Part = TypeVar("Part")
 
 

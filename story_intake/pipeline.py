@@ -26,6 +26,7 @@ from intake.timing import StageTimer
 from story_intake.app_settings import Settings
 from story_intake.pool import open_stages
 from story_intake.stages import process
+from triage.expiry_watch import watch_expiry
 from triage.privacy import hold_withdrawn
 from triage.reply.deliver import acknowledge, confirm_interrupted, decide_stories
 from triage.reply.send_watch import watch_sending
@@ -170,6 +171,9 @@ def _note_token_expiry(settings: Settings, store: Store, now: datetime) -> None:
     tokens = getattr(settings.mailbox, "tokens", None)
     if tokens is not None and tokens.expires_at is not None:
         store.worker.save_token_expiry(tokens.expires_at, now)
+    if tokens is not None:  # a refresh token or secret near its end: status, one alert
+        watch_expiry(store, tokens.credential_expiry(), now, settings.alerts, settings.smtp,
+                     settings.acknowledgement.team_name)  # fmt: skip
 
 
 def _add(a: RunCounts, b: RunCounts) -> RunCounts:

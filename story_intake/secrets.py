@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from intake.errors import ConfigError
 from intake.oauth2 import TokenProvider, oauth2_settings
+from intake.oauth2_delegated import DelegatedTokenProvider
 from intake.sources.imap import ImapSettings
 
 if TYPE_CHECKING:
@@ -53,10 +55,20 @@ def _token_provider(mailbox: object, environ: Mapping[str, str]) -> TokenProvide
     IMAP and SMTP for the life of the process."""
     if not isinstance(mailbox, ImapSettings) or mailbox.auth != "oauth2":
         return None
+    if mailbox.oauth2_flow == "device_code":  # no client secret: the person's refresh token
+        return delegated_provider(mailbox)
     client_secret = secret(environ, mailbox.oauth2_client_secret_env, "mailbox",
                            "oauth2_client_secret_env")  # fmt: skip
     return TokenProvider(oauth2_settings(mailbox, client_secret, mailbox.connect_timeout,
                                          subject=mailbox.username))  # fmt: skip
+
+
+def delegated_provider(mailbox: ImapSettings) -> DelegatedTokenProvider:
+    """The delegated (device_code) client of ``mailbox``, its tokens in oauth2_token_cache."""
+    return DelegatedTokenProvider(
+        oauth2_settings(mailbox, "", mailbox.connect_timeout, subject=mailbox.username),
+        Path(mailbox.oauth2_token_cache),
+    )
 
 
 def secret(

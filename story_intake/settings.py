@@ -59,8 +59,9 @@ def load_settings(
     document = read_toml(path, "config")
     themes = path.parent / "themes.toml"
     tagger = load_themes(themes if themes.exists() else DEFAULT_THEMES)
-    settings = dataclasses.replace(settings_from(document, environ, secrets), tagger=tagger)
-    return anchored(settings, path.parent if base is None else base)
+    settings = dataclasses.replace(settings_from(document, environ, ()), tagger=tagger)
+    # Secrets after anchoring: a token provider keeps its token cache's (anchored) path.
+    return with_secrets(anchored(settings, path.parent if base is None else base), environ, secrets)
 
 
 def settings_from(

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 @dataclass
@@ -78,6 +79,18 @@ class Client:
     email: str
     lifetime: int = 3600
     issued: list[str] = field(default_factory=list)  # every access token handed out
+    refresh_lifetime: int | None = None  # delegated: refresh_token_expires_in (None: unsaid)
+    refreshes: list[str] = field(default_factory=list)  # every refresh token handed out
+
+
+@dataclass
+class Device:
+    """A device-code sign-in waiting for the person (``approve``)."""
+
+    client_id: str
+    user_code: str
+    scope: str
+    approved: bool = False
 
 
 class OpenIdIssuer:
@@ -90,6 +103,8 @@ class OpenIdIssuer:
         self.clients: dict[str, Client] = {}
         self.requests: list[str] = []  # paths asked for, in order
         self.public_keys: dict[str, Any] = {}  # service account email -> its public key
+        self.devices: dict[str, Device] = {}  # device_code -> the pending sign-in
+        self.refresh_tokens: dict[str, tuple[str, float]] = {}  # live: -> (client_id, expiry)
         handler = type("Handler", (_Handler,), {"issuer": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -114,6 +129,75 @@ class OpenIdIssuer:
         self.clients[client_id] = Client(f"s3cret-{secrets.token_hex(12)}", email, lifetime)
         return client_id, self.clients[client_id]
 
+    def register_public(
+        self, email: str, lifetime: int = 3600, refresh_lifetime: int | None = None
+    ) -> tuple[str, Client]:
+        """A public client (no secret) for the device-code flow, signing in as ``email``."""
+        client_id, client = self.register(email, lifetime)
+        client.secret, client.refresh_lifetime = "", refresh_lifetime
+        return client_id, client
+
+    def device_authorization(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """RFC 8628's device authorization endpoint: a device code and a code for the person."""
+        if form.get("client_id", "") not in self.clients:
+            return 400, {"error": "invalid_client", "error_description": "TEST700016: unknown"}
+        device = Device(form["client_id"], f"{secrets.randbelow(10**8):08d}",
+                        form.get("scope", ""))  # fmt: skip
+        device_code = secrets.token_urlsafe(24)
+        self.devices[device_code] = device
+        return 200, {"device_code": device_code, "user_code": device.user_code,
+                     "verification_uri": f"{self.url}/device", "expires_in": 300,
+                     "interval": 1, "message": f"Open {self.url}/device and enter the code "
+                     f"{device.user_code} to sign in."}  # fmt: skip
+
+    def approve(self, user_code: str) -> None:
+        """What the person does in the browser: sign in and consent for this code."""
+        for device in self.devices.values():
+            if device.user_code == user_code:
+                device.approved = True
+
+    def expire_refresh_tokens(self) -> None:
+        """Every live refresh token expires now (as after 90 days unused)."""
+        self.refresh_tokens.clear()
+
+    def delegated_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The token endpoint for the device_code and refresh_token grants of public clients;
+        a refresh rotates the refresh token (the old one stops working)."""
+        client_id = form.get("client_id", "")
+        if form.get("grant_type") == "refresh_token":
+            found = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
+            if found is None or found[0] != client_id or found[1] < time.time():
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": "TEST700082: The refresh token has expired.",
+                }
+            return 200, self.issue_delegated(client_id, form.get("scope", ""))
+        device = self.devices.get(form.get("device_code", ""))
+        if device is None or device.client_id != client_id:
+            return 400, {"error": "expired_token", "error_description": "TEST70020: expired"}
+        if not device.approved:
+            return 400, {"error": "authorization_pending", "error_description": "pending"}
+        del self.devices[form["device_code"]]
+        return 200, self.issue_delegated(client_id, device.scope)
+
+    def issue_delegated(self, client_id: str, scope: str) -> dict[str, Any]:
+        """An access token, an ID token (MSAL keeps the account by it) and a refresh token."""
+        client = self.clients[client_id]
+        answer = self.issue(client, client_id, client.email, scope)
+        now = int(time.time())
+        answer["id_token"] = jwt.encode({"iss": self.url, "sub": f"sub-{client.email}",
+                                         "aud": client_id, "iat": now, "exp": now + 3600,
+                                         "preferred_username": client.email}, self.key,
+                                        algorithm="HS256")  # fmt: skip
+        refresh = f"rt-{secrets.token_urlsafe(24)}"
+        lifetime = client.refresh_lifetime or 90 * 86400
+        self.refresh_tokens[refresh] = (client_id, time.time() + lifetime)
+        client.refreshes.append(refresh)
+        answer["refresh_token"], answer["scope"] = refresh, scope
+        if client.refresh_lifetime is not None:
+            answer["refresh_token_expires_in"] = client.refresh_lifetime
+        return answer
+
     def register_service_account(self, lifetime: int = 3600) -> tuple[str, str, Client]:
         """A Google-style service account: its client id, its JSON key (the secret the
         pipeline is given) and its record; its tokens are for whichever mailbox it names."""
@@ -134,12 +218,15 @@ class OpenIdIssuer:
                 "authorization_endpoint": f"{self.url}/authorize",
                 "device_authorization_endpoint": f"{self.url}/devicecode",
                 "jwks_uri": f"{self.url}/keys", "response_types_supported": ["code"],
-                "grant_types_supported": ["client_credentials"]}  # fmt: skip
+                "grant_types_supported": ["client_credentials", DEVICE_GRANT,
+                                          "refresh_token"]}  # fmt: skip
 
     def grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         """The token endpoint's answer to a client-credentials request (or a JWT-bearer one)."""
         if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return self.delegate(form.get("assertion", ""))
+        if form.get("grant_type") in (DEVICE_GRANT, "refresh_token"):
+            return self.delegated_grant(form)
         client = self.clients.get(form.get("client_id", ""))
         if client is None or not secrets.compare_digest(client.secret,
                                                         form.get("client_secret", "")):  # fmt: skip
@@ -196,10 +283,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.issuer.requests.append(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-        if self.path != "/issuer/token":
+        if self.path == "/issuer/devicecode":
+            self._answer(*self.issuer.device_authorization(form))
+        elif self.path != "/issuer/token":
             self._answer(404, {"error": "not_found"})
-            return
-        self._answer(*self.issuer.grant(form))
+        else:
+            self._answer(*self.issuer.grant(form))
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()

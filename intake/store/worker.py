@@ -112,6 +112,15 @@ class WorkerRows(TableGroup):
         """Record the expiry of the token just used (for ``status``)."""
         self._save_state("oauth2", {"expires_at": expires_at.isoformat()}, now)
 
+    def credential_expiry(self) -> dict[str, Any]:
+        """When the OAuth2 credentials the provider dated expire (``expires``: kind -> ISO
+        8601) and whether the team was told (``alerted``). Dates only, never a credential."""
+        return self._state("oauth2_credentials") or {"expires": {}, "alerted": False}
+
+    def save_credential_expiry(self, record: dict[str, Any], now: datetime) -> None:
+        """Replace the credential expiry record."""
+        self._save_state("oauth2_credentials", record, now)
+
     def send_health(self) -> PollHealth:
         """The send record: connection-level failures handing acknowledgements over."""
         found = self._state("send")
