@@ -123,3 +123,22 @@ def test_retrain_pointer_is_ignored_for_other_data_or_a_path_it_should_not_name(
     assert current_model(settings, base) is None
     pointer.write_text("not json")
     assert current_model(settings, base) is None
+
+
+def test_retrain_train_command_swaps_in_its_corrected_model_too(
+    tmp_path: Path, clock: Clock
+) -> None:
+    from story_intake.cli_tagger import train_model
+
+    settings = small_site(tmp_path / "site")
+    tag = settings.tagger
+    seed_maildir(settings.mailbox.maildir, story_message(1, body=TEXT))  # type: ignore[union-attr]
+    run_once(settings, clock.now)
+    base = load_examples(training_files(Path(tag.data_dir)), tag.theme_names)
+    with Store(settings.store) as store:
+        ((story, triage),) = store.stories.triaged()
+        assert triage is not None
+        assert store.review.correct(story.story_id, "rob", "kind", "request:press", clock.now)
+        examples = with_corrections(base, corrected_examples(store, tag.theme_names))
+    train_model(tag, settings.store)
+    assert current_model(tag, base) == Path(tag.model_dir) / model_key(examples, tag)
