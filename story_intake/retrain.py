@@ -22,7 +22,7 @@ from intake.store.engine import Store
 from story_intake.learning import corrected_examples, with_corrections
 from triage.tag.examples import LabelledText, load_examples, training_files
 from triage.tag.model_cache import current_model, model_key
-from triage.tag.model_swap import swap_in, swap_out
+from triage.tag.model_swap import prune, swap_in, swap_out
 from triage.tag.rules import TagSettings
 
 log = logging.getLogger("story_intake")
@@ -48,6 +48,7 @@ def retrain_if_corrected(settings: TagSettings, store: Store) -> str | None:
     with ProcessPoolExecutor(1, mp_context=spawn) as child:
         child.submit(train_saved, examples, settings).result()
     swap_in(settings, base, key)
+    prune(settings, keep=(key, base_key, in_use.name if in_use else base_key))
     log.info("tagger retrained on %d examples (%d corrected by reviewers): model %s in use "
              "from the next pass", len(examples), len(corrected), key)  # fmt: skip
     return key

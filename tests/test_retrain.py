@@ -74,6 +74,8 @@ def test_retrain_housekeeping_swaps_in_a_model_trained_with_a_page_correction(
     old = Path(tag.model_dir) / model_key(base, tag)
     assert old.is_dir() and current_model(tag, base) is None
     before = folder_digest(old)
+    stale = Path(tag.model_dir) / "0123456789abcdef"  # a model an earlier retraining left
+    stale.mkdir()
     with Store(settings.store) as store:
         store.accounts.add_user("rob", "reviewer", hash_password(REVIEW_PASSWORD), clock.now)
         assert run_housekeeping(settings, clock.now)["tagger_retrained"] == 0  # no corrections
@@ -96,6 +98,7 @@ def test_retrain_housekeeping_swaps_in_a_model_trained_with_a_page_correction(
     assert new != old and new.is_dir()
     assert current_model(tag, base) == new
     assert folder_digest(old) == before  # the old model was never touched
+    assert not stale.exists()  # models neither in use nor just replaced are removed
     assert load_tagger(tag).nlp.path == new  # the next pass loads the new one
     seed_maildir(settings.mailbox.maildir, story_message(2, message_id="<fix-2@example.org>",  # type: ignore[union-attr]
                                                          body=TEXT))  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,3 +41,16 @@ def swap_in(settings: TagSettings, base: Sequence[LabelledText], key: str) -> No
 def swap_out(settings: TagSettings) -> None:
     """Go back to the model for the shipped data alone (no corrections are left)."""
     (Path(settings.model_dir) / POINTER).unlink(missing_ok=True)
+
+
+def prune(settings: TagSettings, keep: Sequence[str]) -> int:
+    """Remove saved models other than ``keep`` (keys) from ``model_dir``: each retraining
+    saves a new one (tens of MB). Called after a swap, keeping the new model, the one it
+    replaced (a pass may still be loading it) and the model for the shipped data. Returns how
+    many were removed."""
+    removed = 0
+    for path in Path(settings.model_dir).iterdir():
+        if KEY.fullmatch(path.name) and path.name not in keep and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
