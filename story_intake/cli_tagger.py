@@ -36,15 +36,20 @@ def train_model(settings: TagSettings, store: StoreSettings | None = None) -> st
     same story."""
     from triage.tag.examples import load_examples, training_files
     from triage.tag.model_cache import model_path
+    from triage.tag.model_swap import swap_in, swap_out
     from triage.tag.tagger import load_or_train
 
-    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
-    corrected = []
+    base = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
+    corrected, examples = [], base
     if store is not None:
         with Store(store) as opened:
             corrected = corrected_examples(opened, settings.theme_names)
-        examples = with_corrections(examples, corrected)
+        examples = with_corrections(base, corrected)
     load_or_train(examples, settings)
+    if corrected:  # the worker's next pass loads it, as after housekeeping's retraining
+        swap_in(settings, base, model_path(examples, settings).name)
+    elif store is not None:
+        swap_out(settings)
     return (
         f"model for {len(examples)} training examples ({len(corrected)} corrected by "
         f"reviewers): {model_path(examples, settings)}"

@@ -22,6 +22,7 @@ from intake.store.engine import Store
 from intake.store.worker import PollHealth
 from story_intake.app_settings import Settings
 from story_intake.pipeline import run_once
+from story_intake.retrain import retrain_if_corrected
 from story_intake.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
 from triage.alerts import alert_due, record_poll, send_alert
 from triage.digest.deliver import DigestContext, DigestOutcome, send_digest
@@ -119,11 +120,14 @@ def housekeeping_job(
 
 def run_housekeeping(settings: Settings, now: datetime) -> dict[str, int]:
     """Retention now, whenever it last ran (``story-intake housekeeping``, for deployments
-    that run ``once`` from cron or a timer instead of the worker); returns the counts."""
+    that run ``once`` from cron or a timer instead of the worker), then the tagger retrained
+    when reviewers' corrections changed its data (after retention: a purged story's
+    correction is no longer trained on); returns the counts."""
     with Store(settings.store) as store:
         with privacy_mailbox(settings) as mailbox:
             counts = housekeeping(store, now, settings.retention, var_folders(settings), mailbox)
         store.runs.record_run("housekeeping", now, datetime.now(UTC), counts, None)
+        counts["tagger_retrained"] = int(retrain_if_corrected(settings.tagger, store) is not None)
     return counts
 
 

@@ -189,3 +189,26 @@ def test_web_browser_every_control_is_named_in_the_accessibility_tree(
         assert not UNNAMED.search(tree), (name, tree)
     assert 'checkbox "1. health' in pages["story"] and 'combobox "Kind"' in pages["story"]
     assert 'textbox "Reference"' in pages["queue"] and 'combobox "Theme"' in pages["queue"]
+
+
+def test_web_browser_agency_pair_on_health_leads_to_its_stories_with_agencies_marked(
+    served: str, browser: Browser, review_site: ReviewSite
+) -> None:
+    page = new_page(browser)
+    sign_in(page, served, "rob")
+    page.goto(f"{served}/health")
+    pair = page.locator("#agency-pairs a").first
+    title = pair.inner_text()
+    first, second = title.split(" + ")
+    pair.click()
+    page.wait_for_url(re.compile(r"/agencies\?"))
+    assert page.get_by_role("heading", name=re.compile(re.escape(title.replace(" + ", " and "))))
+    story = page.locator("main li a").first
+    story.click()
+    page.wait_for_url(re.compile(r"/story/ST-"))
+    named = page.inner_text("#agencies")
+    assert first in named and second in named
+    marks = page.locator("#story-text mark.agency")
+    assert marks.count() >= 2 and marks.first.is_visible()
+    tree = page.locator("body").aria_snapshot()
+    assert not UNNAMED.search(tree), tree

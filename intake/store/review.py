@@ -54,10 +54,12 @@ class ReviewRows(TableGroup):
         with self._begin() as conn:
             conn.execute(insert(schema.audit_log), [row])
 
-    def audit_entries(self, limit: int = 200) -> list[AuditEntry]:
-        """The latest audit lines, newest first."""
+    def audit_entries(self, limit: int = 200, reference: str = "") -> list[AuditEntry]:
+        """The latest audit lines (about ``reference`` when given), newest first."""
         a = schema.audit_log.c
         query = select(a.at, a.user_name, a.action, a.reference).order_by(a.id.desc())
+        if reference:
+            query = query.where(a.reference == reference)
         with self._connect() as conn:
             return [AuditEntry(*row) for row in conn.execute(query.limit(limit)).all()]
 
@@ -112,6 +114,16 @@ class ReviewRows(TableGroup):
         r = schema.reviews.c
         with self._connect() as conn:
             return {row[0]: row[1] for row in conn.execute(select(r.story_id, r.user_name))}
+
+    def reply_record(self, story_id: str) -> dict[str, Any] | None:
+        """The story's acknowledgement as the outbox keeps it (only its current state:
+        decision, template, state, attempts, times, last error), None before a decision."""
+        o = schema.outbox.c
+        query = select(o.reason, o.template, o.state, o.attempts, o.created_at, o.updated_at,
+                       o.retry_at, o.permanent, o.error).where(o.story_id == story_id)  # fmt: skip
+        with self._connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
 
     def correction_count(self) -> int:
         """How many corrections are stored."""

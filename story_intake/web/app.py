@@ -43,6 +43,7 @@ def routes() -> list[Route | Mount]:
         Route("/quarantine", pages.quarantine_page, methods=["GET"]),
         Route("/quarantine/requeue", actions.requeue_all, methods=["POST"]),
         Route("/health", pages.health_page, methods=["GET"]),
+        Route("/agencies", pages.agencies_page, methods=["GET"]),
         Route("/health/resume", actions.resume_sending, methods=["POST"]),
         Route("/audit", pages.audit_page, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

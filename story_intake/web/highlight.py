@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from intake.records import Evidence
 
@@ -21,20 +22,18 @@ class Segment:
 
 
 def segments(text: str, evidence: Sequence[Evidence]) -> list[Segment]:
-    """``text`` as segments, each evidence span (clipped to the text, the earlier of two
-    overlapping spans winning) marked with its label."""
-    spans = sorted((max(0, e.start), min(len(text), e.end), e.label) for e in evidence
-                   if e.start < e.end and e.start < len(text))  # fmt: skip
+    """``text`` as segments, each piece covered by evidence spans (clipped to the text)
+    marked with their labels ("health, agency: police"): spans that overlap, say an agency
+    named inside a theme's evidence, both stay visible."""
+    spans = [(max(0, e.start), min(len(text), e.end), e.label) for e in evidence
+             if e.start < e.end and e.start < len(text)]  # fmt: skip
+    cuts = sorted({0, len(text), *(s for s, _, _ in spans), *(e for _, e, _ in spans)})
     out: list[Segment] = []
-    at = 0
-    for start, end, label in spans:
-        if end <= at:
-            continue  # inside a span already marked
-        start = max(start, at)
-        if start > at:
-            out.append(Segment(text[at:start]))
-        out.append(Segment(text[start:end], label))
-        at = end
-    if at < len(text):
-        out.append(Segment(text[at:]))
+    for start, end in pairwise(cuts):
+        labels = ", ".join(dict.fromkeys(label for s, e, label in spans
+                                         if s <= start and end <= e))  # fmt: skip
+        if out and out[-1].label == labels:  # spans that touch: one mark
+            out[-1] = Segment(out[-1].text + text[start:end], labels)
+        else:
+            out.append(Segment(text[start:end], labels))
     return out

@@ -3,16 +3,20 @@ health and the audit log."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from intake.records import UNVERIFIED_REQUEST
+from intake.records import UNVERIFIED_REQUEST, Evidence
 from intake.store.engine import Store
 from intake.store.privacy import Held
 from story_intake.jobs import var_folders
 from story_intake.web.agreement import agreement
 from story_intake.web.context import context_of, render
 from story_intake.web.highlight import segments
+from story_intake.web.insights import pair_stories, recent_pairs, reply_history, token_expiry
 from story_intake.web.queue import Filters, build_queue
 from story_intake.web.security import forbidden, is_admin
 from triage.erasure import erase
@@ -59,15 +63,35 @@ async def story_page(request: Request) -> Response:
     scores = dict(triage.scores) if triage else {}
     themes = [(number, name, bool(triage and name in triage.themes), scores.get(name, 0.0))
               for number, name in enumerate(ctx.settings.tagger.theme_names, 1)]  # fmt: skip
+    agencies = triage.agencies if triage else ()
+    reply, reply_events = reply_history(ctx.store, held.story.story_id)
     return render(request, "story.html", {
         "ref": reference(held.story.story_id), "story": held.story, "triage": triage,
-        "segments": segments(held.story.text, triage.evidence if triage else ()),
+        "segments": segments(held.story.text, (*(triage.evidence if triage else ()),
+                                               *agency_marks(agencies))),
+        "agencies": agencies, "reply": reply, "reply_events": reply_events,
         "themes": themes, "kinds": KINDS, "ack": ack, "waiting": waiting,
         "is_withdrawal": bool(triage and triage.kind == WITHDRAWAL),
         "reviewed": held.story.story_id in ctx.review.reviewed(),
         "history": ctx.review.corrections([held.story.story_id]),
         "saved": request.query_params.get("saved", ""),
         "undo": request.query_params.getlist("undo")})  # fmt: skip
+
+
+def agency_marks(agencies: Sequence[Evidence]) -> list[Evidence]:
+    """The agencies' evidence spans, labelled so the page tells them from theme evidence."""
+    return [replace(e, label=f"agency: {e.label.replace('_', ' ')}") for e in agencies]
+
+
+async def agencies_page(request: Request) -> Response:
+    """The last 30 days' duplication stories naming both agencies of ``?first=&second=``."""
+    ctx = context_of(request)
+    first = request.query_params.get("first", "")[:64]
+    second = request.query_params.get("second", "")[:64]
+    found = pair_stories(ctx.store, ctx.clock(), first, second)
+    return render(request, "agencies.html", {"first": first.replace("_", " "),
+                                             "second": second.replace("_", " "),
+                                             "stories": found})  # fmt: skip
 
 
 def is_waiting_withdrawal(store: Store, held: Held) -> bool:
@@ -127,6 +151,7 @@ async def health_page(request: Request) -> Response:
         "breaker": breaker_status(store, ctx.settings.acknowledgement.max_per_hour, now),
         "held": store.outbox.outbox_counts().get("held", 0),
         "agreement": agreement(store, ctx.settings.tagger.theme_names, now),
+        "pairs": recent_pairs(store, now), "token_expiry": token_expiry(ctx.settings, store),
         "waiting": [reference(s) for s in store.outbox.needs_confirmation()]})  # fmt: skip
 
 

@@ -7,6 +7,8 @@ the first pass with new training data stops to train, and for how long.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +45,27 @@ def untrained(settings: TagSettings) -> tuple[int, Path] | None:
     if not examples:
         return None
     path = model_path(examples, settings)
-    if path.is_dir() or shipped_archive(path.name):
+    if path.is_dir() or shipped_archive(path.name) or current_model(settings, examples):
         return None
     return len(examples), path
+
+
+# The model housekeeping retrained with corrections and swapped in (triage.tag.model_swap).
+POINTER = "current.json"
+KEY = re.compile(r"[0-9a-f]{16}")  # what model_key gives: a pointer never names another path
+
+
+def current_model(settings: TagSettings, base: Sequence[LabelledText]) -> Path | None:
+    """The model folder swapped in for these settings and this (shipped) training data, or
+    None: no pointer, a pointer for other data or settings, or a folder that is not there."""
+    try:
+        found = json.loads((Path(settings.model_dir) / POINTER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # unreadable or not JSON: the model for the data is used
+        return None
+    if not isinstance(found, dict) or found.get("base") != model_key(base, settings):
+        return None
+    key = str(found.get("key", ""))
+    path = Path(settings.model_dir) / key
+    return path if KEY.fullmatch(key) and path.is_dir() else None

@@ -49,7 +49,7 @@ from intake.records import Story, Triage
 from triage.tag.examples import LabelledText, load_examples, training_files
 from triage.tag.judge import Hit, Reading, judge
 from triage.tag.limit import fit_for_tagging, tagged_text
-from triage.tag.model_cache import model_path
+from triage.tag.model_cache import current_model, model_path
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
 from triage.tag.rules import WITHDRAWAL, TagSettings
 from triage.tag.shipped_model import CONFIG, WEIGHTS, read, shipped_archive
@@ -335,7 +335,9 @@ def load_tagger(settings: TagSettings) -> Tagger:
     examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
     if not examples:
         raise ConfigError(f"tagger.data_dir: no train_*.jsonl examples in {settings.data_dir}")
-    return build_tagger(load_or_train(examples, settings), settings)
+    swapped = current_model(settings, examples)  # retrained with corrections by housekeeping
+    nlp = spacy.load(swapped) if swapped else load_or_train(examples, settings)
+    return build_tagger(nlp, settings)
 
 
 def tag_many(stories: Sequence[Story], tagger: Tagger) -> list[Triage]:

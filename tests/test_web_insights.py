@@ -1,0 +1,128 @@
+"""The review page's insights: a story's agencies (evidence marked), agency pairs in the last
+30 days' duplication stories on Health (the digest's pairing) with their stories, the reply
+history, and the OAuth2 token's expiry on Health."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from datetime import timedelta
+
+from conftest import Clock, ReviewSite, client_for, csrf, log_in, seed_maildir, story_message
+from starlette.testclient import TestClient
+
+from intake.sources.imap import ImapSettings
+from intake.store.engine import Store
+from story_intake.pipeline import run_once
+from triage.reply.policy import reference
+from triage.tag.tagger import Tagger
+
+GP_HOSPITAL = ("The hospital discharged my husband but never sent the letter to our GP, so I "
+               "had to explain his whole history again at the surgery, and then again to the "
+               "consultant at the follow-up. Nobody shared anything.")  # fmt: skip
+GP_HOSPITAL_POLICE = ("After my son's overdose the police, the A&E staff and later his GP "
+                      "practice each asked me the same questions from scratch. None of them had "
+                      "read what the others wrote.")  # fmt: skip
+
+
+def signed_in(site: ReviewSite, store: Store, clock: Clock) -> tuple[TestClient, str]:
+    client = client_for(site, store, clock)
+    assert log_in(client, "rob") == 303
+    return client, csrf(client)
+
+
+def add_duplication_stories(site: ReviewSite, clock: Clock, tagger: Tagger) -> dict[str, str]:
+    """Three hand-written duplication stories: two name the GP and the hospital (one also the
+    police), one the school and children's services. Returns name -> reference."""
+    texts = {
+        "gp_hospital": GP_HOSPITAL,
+        "three": GP_HOSPITAL_POLICE,
+        "school": "The school and children's services held separate meetings about my "
+        "daughter and I repeated the same story to both, twice in one week.",
+    }
+    messages = [story_message(10 + n, message_id=f"<pair-{n}@example.org>", body=text)
+                for n, text in enumerate(texts.values())]  # fmt: skip
+    seed_maildir(site.settings.mailbox.maildir, *messages)  # type: ignore[union-attr]
+    run_once(site.settings, clock.now, tagger=tagger)
+    return {name: reference(f"pair-{n}@example.org") for n, name in enumerate(texts)}
+
+
+def test_web_insights_story_page_shows_its_agencies_with_evidence_marked(
+    review_site: ReviewSite, site_store: Store, clock: Clock, tagger: Tagger
+) -> None:
+    refs = add_duplication_stories(review_site, clock, tagger)
+    client, _ = signed_in(review_site, site_store, clock)
+    page = client.get(f"/story/{refs['three']}").text
+    agencies = page.split('id="agencies">', 1)[1].split("</dd>", 1)[0]
+    assert {"police", "hospital", "gp practice"} <= {a.split(" (")[0].strip()
+                                                     for a in agencies.split(", ")}  # fmt: skip
+    # Each agency's own words are marked, told apart from theme evidence.
+    assert re.search(r'<mark title="policing, agency: police" class="agency">police</mark>', page)
+    assert re.search(r'<mark title="[^"]*agency: gp practice" class="agency">GP practice</mark>',
+                     page)  # fmt: skip
+
+
+def pair_rows(client: TestClient) -> list[tuple[str, str, int]]:
+    """(link, title, count) of each pair the Health page lists."""
+    health = client.get("/health").text
+    table = health.split('id="agency-pairs"', 1)[1].split("</table>", 1)[0]
+    found = re.findall(r'<a href="([^"]+)">([^<]+)</a></td><td>(\d+)</td>', table)
+    return [(html.unescape(link), title, int(count)) for link, title, count in found]
+
+
+def test_web_insights_health_lists_agency_pairs_linking_to_their_stories(
+    review_site: ReviewSite, site_store: Store, clock: Clock, tagger: Tagger
+) -> None:
+    client, _ = signed_in(review_site, site_store, clock)
+    before = {title: count for _, title, count in pair_rows(client)}
+    refs = add_duplication_stories(review_site, clock, tagger)
+    rows = pair_rows(client)
+    added = {title: count - before.get(title, 0) for _, title, count in rows}
+    # The digest's pairing: one count per story for each pair it names.
+    assert added["gp practice + hospital"] == 2
+    assert added["hospital + police"] == added["gp practice + police"] == 1
+    assert added["childrens services + school"] == 1
+    link = next(link for link, title, _ in rows if title == "gp practice + hospital")
+    listed = client.get(link).text
+    assert refs["gp_hospital"] in listed and refs["three"] in listed
+    assert refs["school"] not in listed
+    # Outside the 30-day window the pairs are gone.
+    clock.now += timedelta(days=31)
+    later, _ = signed_in(review_site, site_store, clock)  # the old session has timed out
+    assert pair_rows(later) == []
+
+
+def test_web_insights_story_page_shows_the_reply_history(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    client, token = signed_in(review_site, site_store, clock)
+    ref = review_site.refs["held"]
+    before = client.get(f"/story/{ref}").text
+    history = before.split('id="reply-history"', 1)[1].split("</table>", 1)[0]
+    assert "decided: send (acknowledgement)" in history and "now held" in history
+    assert "Attempts: 0" in before
+    clock.now += timedelta(minutes=5)
+    assert client.post(f"/story/{ref}/release", data={"csrf_token": token}).status_code == 303
+    after = client.get(f"/story/{ref}").text
+    history = after.split('id="reply-history"', 1)[1].split("</table>", 1)[0]
+    assert "release reply</td><td>rob" in history  # who released it, from the audit log
+    assert "now pending" in history
+
+
+def test_web_insights_health_shows_the_oauth2_token_expiry(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    from story_intake.web.app import build_app
+    from story_intake.web.settings import ReviewSettings
+
+    client, _ = signed_in(review_site, site_store, clock)
+    site_store.worker.save_token_expiry(clock.now + timedelta(days=3), clock.now)
+    assert "OAuth2 token expires" not in client.get("/health").text  # password login: none
+    oauth = ImapSettings(host="imap.example.org", username="team@example.org", auth="oauth2",
+                         oauth2_client_id="client", oauth2_tenant="tenant")  # fmt: skip
+    settings = dataclasses.replace(review_site.settings, mailbox=oauth, review=ReviewSettings())
+    client = client_for(review_site, site_store, clock, app=build_app(settings, site_store, clock))
+    assert log_in(client, "rob") == 303
+    expected = (clock.now + timedelta(days=3)).strftime("%Y-%m-%d %H:%M")
+    assert re.search(rf'id="token-expiry">{expected}', client.get("/health").text)
