@@ -26,6 +26,7 @@ from intake.timing import StageTimer
 from story_intake.app_settings import Settings
 from story_intake.pool import open_stages
 from story_intake.stages import process
+from story_intake.warm import Warm
 from triage.privacy import hold_withdrawn
 from triage.reply.deliver import acknowledge, confirm_interrupted, decide_stories
 from triage.reply.send_watch import watch_sending
@@ -42,7 +43,7 @@ BATCH_COUNTS = ("fetched", "stored", "duplicates", "quarantined", "too_large")
 def run_once(
     settings: Settings, now: datetime, source: Source | None = None,
     tagger: Tagger | None = None, stop: threading.Event | None = None,
-    timer: StageTimer | None = None,
+    timer: StageTimer | None = None, warm: Warm | None = None,
 ) -> RunCounts:  # fmt: skip
     """One pass: fetch what is new, parse and tag it, store it, mark it on the server, then
     acknowledge.
@@ -50,7 +51,8 @@ def run_once(
     ``source`` and ``tagger`` default to the ones the settings name (a tagger handed in also
     means parsing and tagging here, not in ``[intake] workers``). When ``stop`` is set (a
     signal), the pass ends after the batch or acknowledgement in hand, everything committed.
-    ``timer`` collects the seconds spent in each stage.
+    ``timer`` collects the seconds spent in each stage. ``warm`` (the worker's): the parse
+    processes or the tagger kept loaded from earlier passes, instead of loading them again.
     """
     counts = RunCounts()
     stop = stop or threading.Event()
@@ -66,7 +68,7 @@ def run_once(
             store.staging.clear(state.mailbox)  # what a crashed pass staged
             batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
             with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
-                             store) as stages:  # fmt: skip
+                             store, warm) as stages:  # fmt: skip
                 for batch in stages.map(batches):
                     sender.wait()  # the store is this thread's again
                     step = _handle_batch(batch, state, source, store, now, settings, timer)
