@@ -102,3 +102,24 @@ def test_warm_worker_replaces_a_parse_process_killed_between_passes(
     assert loads(err) == 2, err[-2000:]
     shown = status(tmp_path)  # the killed process cost no message
     assert shown["stories"] == 3 and shown["quarantined"] == 0
+
+
+def test_warm_worker_without_worker_processes_loads_the_tagger_once(
+    tmp_path: Path, mailbox: Mailbox, smtp_sink: SmtpSink, tagger: Tagger
+) -> None:
+    config = idle_worker(tmp_path, mailbox, smtp_sink, "[intake]\nworkers = 0\n")
+    worker = start_pipeline(config, "--log-format", "json", "run")
+    try:
+        wait_for(lambda: bool(listening_since(tmp_path / "stories.db")), 60, "IDLE listening")
+        mailbox.append(story_message(6))
+        wait_for(lambda: acks(smtp_sink) == 1, 60, "the first acknowledgement")
+        mailbox.append(story_message(7))  # a second pass, after the first has acknowledged
+        wait_for(lambda: acks(smtp_sink) == 2, 60, "the second acknowledgement")
+        code, err = stop_worker(worker)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert code == 0, err[-2000:]
+    loaded = [line for line in err.splitlines() if "tagger loaded in this process" in line]
+    assert len(loaded) == 1, err[-2000:]
+    assert not pool_children(worker.pid)
