@@ -25,6 +25,7 @@ from story_intake.jobs import (
 )
 from story_intake.pipeline import run_once
 from story_intake.shipped import shipped
+from story_intake.warm import Warm
 from triage.digest.deliver import send_digest
 
 # Shipped inside the package (story_intake/samples), so `demo` works in any folder.
@@ -50,10 +51,16 @@ def once_command(args: argparse.Namespace, settings: Settings, now: datetime) ->
 
 
 def run_command(args: argparse.Namespace, settings: Settings, now: datetime) -> int:
-    """``run``: the scheduled worker, until SIGINT/SIGTERM."""
-    jobs = worker.Jobs(poll=poll_job, digest=digest_job, housekeeping=housekeeping_job,
-                       watch=idle.watch)  # fmt: skip
-    return worker.serve(settings, jobs)
+    """``run``: the scheduled worker, until SIGINT/SIGTERM. The parse processes (or the tagger)
+    are loaded by the first pass that has mail and kept for the worker's life."""
+    with Warm(settings.tagger, settings.intake.workers) as warm:
+
+        def poll(settings: Settings, now: datetime, stop: threading.Event) -> bool:
+            return poll_job(settings, now, stop, warm)
+
+        jobs = worker.Jobs(poll=poll, digest=digest_job, housekeeping=housekeeping_job,
+                           watch=idle.watch)  # fmt: skip
+        return worker.serve(settings, jobs)
 
 
 def housekeeping_command(args: argparse.Namespace, settings: Settings, now: datetime) -> int:

@@ -24,6 +24,7 @@ from story_intake.app_settings import Settings
 from story_intake.pipeline import run_once
 from story_intake.retrain import retrain_if_corrected
 from story_intake.schedule import cron_trigger, digest_due, housekeeping_due, poll_due
+from story_intake.warm import Warm
 from triage.alerts import alert_due, record_poll, send_alert
 from triage.digest.deliver import DigestContext, DigestOutcome, send_digest
 from triage.erasure import Folders
@@ -35,9 +36,13 @@ log = logging.getLogger("story_intake")
 HEALTH_LOCK = threading.Lock()
 
 
-def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = None) -> bool:
+def poll_job(
+    settings: Settings, now: datetime, stop: threading.Event | None = None,
+    warm: Warm | None = None,
+) -> bool:  # fmt: skip
     """The worker's poll: ``run_once`` when due, its health recorded, the team alerted after
-    ``[alerts] after_failures`` failures in a row and told when it works again.
+    ``[alerts] after_failures`` failures in a row and told when it works again. ``warm``: what
+    the worker keeps loaded between passes (``story_intake.warm``).
 
     Returns whether a pass ran (False: not due, the last failure's backoff still running).
     """
@@ -48,7 +53,7 @@ def poll_job(settings: Settings, now: datetime, stop: threading.Event | None = N
         return False
     counts, error = RunCounts(), None
     try:
-        counts = run_once(settings, now, stop=stop)
+        counts = run_once(settings, now, stop=stop, warm=warm)
     except Exception as err:  # the worker loop's one broad except: record it and go on
         # Our own errors say what failed without personal data; others by type alone.
         error = str(err)[:300] if isinstance(err, PipelineError) else type(err).__name__

@@ -26,6 +26,7 @@ from intake.timing import StageTimer
 from story_intake.app_settings import Settings
 from story_intake.pool import open_stages
 from story_intake.stages import process
+from story_intake.warm import Warm
 from triage.expiry_watch import watch_expiry
 from triage.privacy import hold_withdrawn
 from triage.reply.deliver import acknowledge, confirm_interrupted, decide_stories
@@ -43,7 +44,7 @@ BATCH_COUNTS = ("fetched", "stored", "duplicates", "quarantined", "too_large")
 def run_once(
     settings: Settings, now: datetime, source: Source | None = None,
     tagger: Tagger | None = None, stop: threading.Event | None = None,
-    timer: StageTimer | None = None,
+    timer: StageTimer | None = None, warm: Warm | None = None,
 ) -> RunCounts:  # fmt: skip
     """One pass: fetch what is new, parse and tag it, store it, mark it on the server, then
     acknowledge.
@@ -51,12 +52,15 @@ def run_once(
     ``source`` and ``tagger`` default to the ones the settings name (a tagger handed in also
     means parsing and tagging here, not in ``[intake] workers``). When ``stop`` is set (a
     signal), the pass ends after the batch or acknowledgement in hand, everything committed.
-    ``timer`` collects the seconds spent in each stage.
+    ``timer`` collects the seconds spent in each stage. ``warm`` (the worker's): the parse
+    processes or the tagger kept loaded from earlier passes, instead of loading them again.
     """
     counts = RunCounts()
     stop = stop or threading.Event()
     timer = timer or StageTimer()
     source = source or open_source(settings.mailbox)
+    if warm is not None:
+        warm.follow_swaps()  # housekeeping may have swapped a retrained model in
     progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
     with Store(settings.store) as store, Sender(store, now, settings.acknowledgement,
                                                 settings.smtp, stop.is_set) as sender:  # fmt: skip
@@ -67,7 +71,7 @@ def run_once(
             store.staging.clear(state.mailbox)  # what a crashed pass staged
             batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
             with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
-                             store) as stages:  # fmt: skip
+                             store, warm) as stages:  # fmt: skip
                 for batch in stages.map(batches):
                     sender.wait()  # the store is this thread's again
                     step = _handle_batch(batch, state, source, store, now, settings, timer)
