@@ -83,7 +83,16 @@ def authentication(state: Probe) -> str:
                 f"check [mailbox] username and the password in ${box.password_env}; Microsoft "
                 '365 and Google refuse passwords: use auth = "oauth2"')  # fmt: skip
         raise Failed(str(err), hint) from err
-    return f"logged in as {box.username} with {mechanism}"
+    return f"logged in as {box.username} with {mechanism}{_token_said(box)}"
+
+
+def _token_said(box: ImapSettings) -> str:
+    """For OAuth2: which flow gave the token and when it expires (never the token)."""
+    if box.auth != "oauth2" or box.tokens is None:
+        return ""
+    expires = getattr(box.tokens, "expires_at", None)
+    until = f", token expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    return f" ({box.oauth2_provider}, {box.oauth2_flow.replace('_', ' ')} token{until})"
 
 
 def folder(state: Probe) -> str:

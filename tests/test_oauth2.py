@@ -390,3 +390,20 @@ def test_oauth2_smtp_starttls_trusts_only_its_ca_file(
 
     assert counts.stored == 1
     assert (counts.acknowledged, sink.logins) == ((1, [box.user]) if trusted else (0, []))
+
+
+def test_oauth2_check_says_the_mechanism_flow_and_token_expiry(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, tmp_path: Path,
+) -> None:  # fmt: skip
+    box = oauth_box(oauth_dovecot)
+    client_id, client = oauth_issuer.register(box.user)
+    config = oauth_config(tmp_path, box, oauth_issuer, client_id, oauth_ca.ca_file)
+
+    done = run_cli(config, client.secret, "check", "--json")
+
+    report = json.loads(done.stdout)
+    (auth,) = [c for c in report["checks"] if c["name"] == "authentication"]
+    assert auth["status"] == "pass", auth
+    assert "XOAUTH2" in auth["detail"] and "client credentials token" in auth["detail"]
+    assert "token expires 20" in auth["detail"]  # a date, never the token itself
+    assert client.issued and all(token not in done.stdout for token in client.issued)
