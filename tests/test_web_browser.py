@@ -75,8 +75,11 @@ def sign_in(page: Page, base: str, name: str) -> None:
     """Sign in with the keyboard only: focus starts in the name field."""
     page.goto(f"{base}/")
     assert page.url.endswith("/login")
+    # Keys go where the focus is: wait for it (autofocus, then Tab) so none are typed early.
+    page.wait_for_function("document.activeElement?.id === 'username'")
     page.keyboard.type(name)
     page.keyboard.press("Tab")
+    page.wait_for_function("document.activeElement?.id === 'password'")
     page.keyboard.type(REVIEW_PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/")
