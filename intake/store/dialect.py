@@ -138,6 +138,9 @@ def backup(url: str, target: Path) -> int:
     return target.stat().st_size
 
 
+UPGRADE_WAIT_MS = 120_000  # how long an upgrade waits for another's to finish
+
+
 @contextmanager
 def write_locked(engine: Engine) -> Iterator[Connection]:
     """A connection holding SQLite's write lock (BEGIN IMMEDIATE) until the block ends, then
@@ -146,6 +149,9 @@ def write_locked(engine: Engine) -> Iterator[Connection]:
     and ends no transaction of its own around ours (DDL included)."""
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
+        # Several processes opening a fresh store queue here, each running every revision in
+        # turn: longer than an ordinary write's wait, and it happens once per upgrade.
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={UPGRADE_WAIT_MS}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             yield conn
