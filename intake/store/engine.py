@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from intake.errors import StoreError
 from intake.store import dialect
@@ -94,9 +95,19 @@ class Store:
         return self._transactions.begin()
 
 
-def _upgrade(engine: Engine, url: str) -> Upgrade:
-    """Bring the schema to the newest revision (``intake.store.upgrade``)."""
-    try:
-        return upgrade(engine, url)
-    except SQLAlchemyError as err:
-        raise StoreError(f"store: cannot upgrade the schema: {reason(err)}") from err
+def _upgrade(engine: Engine, url: str, attempts: int = 5) -> Upgrade:
+    """Bring the schema to the newest revision (``intake.store.upgrade``).
+
+    Openers of a fresh store at once can meet SQLite's "database is locked" without its busy
+    wait (a lock it will not wait for, such as the switch to WAL): looking again, after the
+    others, finds the store upgraded, so that error is retried a few times."""
+    for attempt in range(attempts):
+        try:
+            return upgrade(engine, url)
+        except OperationalError as err:
+            if "locked" not in str(err.orig) or attempt == attempts - 1:
+                raise StoreError(f"store: cannot upgrade the schema: {reason(err)}") from err
+            time.sleep(0.2 * (attempt + 1))
+        except SQLAlchemyError as err:
+            raise StoreError(f"store: cannot upgrade the schema: {reason(err)}") from err
+    raise AssertionError("unreachable: the last attempt returns or raises")
