@@ -181,17 +181,14 @@ class TokenProvider:
     def _msal(self) -> AccessToken:
         s = self.settings
         if self._app is None:
-            where = {"oidc_authority" if s.provider == "generic" else "authority": s.authority}
             self._app = msal.ConfidentialClientApplication(
                 s.client_id, client_credential=s.client_secret,
-                http_client=_session(s.ca_file, s.timeout), **where,
+                http_client=_session(s.ca_file, s.timeout), **msal_authority(s),
             )  # fmt: skip
         result = self._app.acquire_token_for_client(scopes=[s.scope] if s.scope else [])
         if not isinstance(result, dict) or "access_token" not in result:
             raise TokenError(_refused(s, result if isinstance(result, dict) else {}))
-        expires_in = timedelta(seconds=int(result.get("expires_in", 0)))
-        return AccessToken(str(result["access_token"]), datetime.now(UTC) + expires_in,
-                           result.get("token_source") != "cache")  # fmt: skip
+        return msal_token(result)
 
     def _google(self) -> AccessToken:
         s = self.settings
@@ -230,6 +227,20 @@ class _CaSession(requests.Session):
             merged["verify"] = self._ca_file
         merged["timeout"] = self._timeout
         return merged
+
+
+def msal_authority(s: OAuth2Settings) -> dict[str, str]:
+    """MSAL's authority argument: an OpenID issuer (discovery) for ``generic``, else the
+    provider's authority URL."""
+    return {"oidc_authority" if s.provider == "generic" else "authority": s.authority}
+
+
+def msal_token(result: dict[str, Any]) -> AccessToken:
+    """The access token in an MSAL answer that has one, with its expiry; ``fetched`` unless
+    MSAL answered from its cache."""
+    expires_in = timedelta(seconds=int(result.get("expires_in", 0)))
+    return AccessToken(str(result["access_token"]), datetime.now(UTC) + expires_in,
+                       result.get("token_source") != "cache")  # fmt: skip
 
 
 def _session(ca_file: str, timeout: float) -> requests.Session:

@@ -22,7 +22,15 @@ import msal
 import requests
 
 from intake.errors import TokenError
-from intake.oauth2 import AccessToken, OAuth2Settings, TokenProvider, _refused, _session
+from intake.oauth2 import (
+    AccessToken,
+    OAuth2Settings,
+    TokenProvider,
+    _refused,
+    _session,
+    msal_authority,
+    msal_token,
+)
 from intake.oauth2_cache import CacheFile, read_cache, write_cache
 
 AGAIN = "run `story-intake authorize` again"
@@ -87,17 +95,14 @@ class DelegatedTokenProvider(TokenProvider):
         if not isinstance(result, dict) or "access_token" not in result:
             why = _refused(s, result if isinstance(result, dict) else {"error": "no token"})
             raise TokenError(f"{why}: the refresh token is missing or expired: {AGAIN}")
-        expires_in = timedelta(seconds=int(result.get("expires_in", 0)))
-        return AccessToken(str(result["access_token"]), datetime.now(UTC) + expires_in,
-                           result.get("token_source") != "cache")  # fmt: skip
+        return msal_token(result)
 
     def _application(self) -> Any:
         s = self.settings
         if self._app is None:
-            where = {"oidc_authority" if s.provider == "generic" else "authority": s.authority}
             self._app = msal.PublicClientApplication(
                 s.client_id, token_cache=self._cache,
-                http_client=_session(s.ca_file, s.timeout), **where,
+                http_client=_session(s.ca_file, s.timeout), **msal_authority(s),
             )  # fmt: skip
         return self._app
 
