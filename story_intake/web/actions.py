@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from intake.records import ReplyState
 from intake.store.accounts import Session
 from story_intake.jobs import privacy_mailbox, var_folders
 from story_intake.pipeline import requeue
@@ -84,7 +85,7 @@ async def release_reply(request: Request, form: FormData, session: Session) -> R
         return not_found()
     ids, now = [held.story.story_id], ctx.clock()
     confirm_requests(ctx.store, ids)
-    ctx.store.outbox.release_held(ids, "pending", now)
+    ctx.store.outbox.release_held(ids, ReplyState.PENDING, now)
     ref = reference(held.story.story_id)
     ctx.review.audit(session.user.name, "release_reply", ref, now)
     return _back(ref, saved="released")
@@ -102,7 +103,7 @@ async def confirm_withdrawal(request: Request, form: FormData, session: Session)
     ids, now, settings = [held.story.story_id], ctx.clock(), ctx.settings
     others = withdrawn_by(request, held)
     confirm_requests(ctx.store, ids)
-    ctx.store.outbox.release_held(ids, "pending", now)
+    ctx.store.outbox.release_held(ids, ReplyState.PENDING, now)
 
     def erase_others() -> None:
         with privacy_mailbox(settings) as mailbox:
