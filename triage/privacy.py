@@ -63,7 +63,9 @@ def housekeeping(
     # The mailbox copies of what expires are recorded with it and deleted by that record.
     counts = store.privacy.purge_expired(cut, now if purge_mailbox else None)
     counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
-    counts["audit_log"] = store.review.purge_audit(now - timedelta(days=retention.audit_days))
+    audit_cut = now - timedelta(days=retention.audit_days)
+    counts["audit_log"] = store.review.purge_audit(audit_cut)
+    counts["outbox_events"] = store.reply_events.purge_events(audit_cut)  # shown beside it
     if folders.pickup is not None:
         counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
     if purge_mailbox:
