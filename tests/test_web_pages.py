@@ -1,6 +1,7 @@
 """The review page's pages over HTTP, for what issue 20 names and no other test covered: the
-queue's filters (theme, kind, date), the Quarantine page and its requeue (admin), and Health's
-held replies and reply breaker, resumed by an admin."""
+queue's filters (theme, kind, date) and its urgent section, the session's whole lifetime, the
+Quarantine page and its requeue (admin), and Health's last poll, held replies and reply
+breaker, resumed by an admin."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 
-from conftest import Clock, ReviewSite, client_for, csrf, log_in
+from conftest import Clock, ReviewSite, client_for, csrf, log_in, seed_maildir, story_message
 from starlette.testclient import TestClient
 
 from intake.records import MailboxState, Quarantined, RawMessage
 from intake.store.engine import Store
 from story_intake.jobs import poll_job
+from story_intake.pipeline import run_once
 from triage.reply.policy import reference
+from triage.tag.tagger import Tagger
 
 
 def signed_in(site: ReviewSite, store: Store, clock: Clock, name: str) -> tuple[TestClient, str]:
@@ -45,6 +48,35 @@ def test_web_pages_queue_filters_by_theme_kind_and_date(
     assert listed(client, review_site, since=today.isoformat()) == set(review_site.refs.values())
     assert listed(client, review_site, since=(today + timedelta(days=1)).isoformat()) == set()
     assert listed(client, review_site, since="not a date") == set(review_site.refs.values())
+
+
+def test_web_pages_queue_shows_crisis_wording_after_requests_and_before_needs_review(
+    review_site: ReviewSite, site_store: Store, clock: Clock, tagger: Tagger
+) -> None:
+    crisis = story_message(20, message_id="<crisis-20@example.org>",
+                           body="My GP and the police never talked and I do not feel safe "
+                           "tonight, nobody has read what I told them.")  # fmt: skip
+    seed_maildir(review_site.settings.mailbox.maildir, crisis)  # type: ignore[union-attr]
+    run_once(review_site.settings, clock.now, tagger=tagger)
+    client, _ = signed_in(review_site, site_store, clock, "rob")
+    page = client.get("/").text
+    urgent = reference("crisis-20@example.org")
+    assert page.index("Requests awaiting confirmation") < page.index(review_site.refs["withdrawal"])
+    assert page.index(review_site.refs["withdrawal"]) < page.index("Urgent") < page.index(urgent)
+    assert page.index(urgent) < page.index("Needs review")
+
+
+def test_web_pages_session_ends_after_its_lifetime_however_active(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    client, _ = signed_in(review_site, site_store, clock, "rob")
+    started = clock.now
+    while clock.now - started < timedelta(hours=11, minutes=50):  # never idle 30 minutes
+        clock.now += timedelta(minutes=20)
+        assert client.get("/").status_code == 200
+    clock.now = started + timedelta(hours=12, minutes=1)  # [review] session_hours = 12
+    reply = client.get("/")
+    assert reply.status_code == 303 and reply.headers["location"].startswith("/login")
 
 
 def test_web_pages_admin_sees_the_quarantine_and_requeues_it(
