@@ -49,7 +49,7 @@ def pair_stories(store: Store, now: datetime, first: str, second: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReplyEvent:
+class HistoryLine:
     """One line of a story's reply history: when, the state it reached (empty for a person's
     action from the audit log), what explains it, and who ("" for the pipeline)."""
 
@@ -75,20 +75,20 @@ DETAILS = {
 }
 
 
-def reply_history(store: Store, story_id: str) -> tuple[dict[str, Any] | None, list[ReplyEvent]]:
+def reply_history(store: Store, story_id: str) -> tuple[dict[str, Any] | None, list[HistoryLine]]:
     """The outbox's record of the reply and its history, oldest first: every state it went
     through (the first one with its decision), merged with the people's actions on it from
     the audit log."""
     record = store.review.reply_record(story_id)
-    actions = [ReplyEvent(e.at, "", e.action.replace("_", " "), e.user)
+    actions = [HistoryLine(e.at, "", e.action.replace("_", " "), e.user)
                for e in reversed(store.review.audit_entries(reference=reference(story_id)))
                if e.action in REPLY_ACTIONS]  # fmt: skip
     changes = store.reply_events.events(story_id)
-    states = [ReplyEvent(e.at, e.state, _explained(e.detail, first=n == 0), e.who)
+    states = [HistoryLine(e.at, e.state, _explained(e.detail, first=n == 0), e.who)
               for n, e in enumerate(changes)]  # fmt: skip
     if record is not None and not changes:  # decided before the history was kept
-        states = [ReplyEvent(record["created_at"], "", f"decided: {record['reason']}"),
-                  ReplyEvent(record["updated_at"], record["state"])]  # fmt: skip
+        states = [HistoryLine(record["created_at"], "", f"decided: {record['reason']}"),
+                  HistoryLine(record["updated_at"], record["state"])]  # fmt: skip
     # A stable sort: at the same instant a person's action comes before what it changed.
     return record, sorted([*actions, *states], key=lambda e: e.at)
 
