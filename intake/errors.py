@@ -37,6 +37,14 @@ class SendError(PipelineError):
         self.permanent = permanent
         self.code = code
 
+    @property
+    def reason_class(self) -> str:
+        """What the reply history records of it: the SMTP status class (``smtp_4xx``) when
+        the server answered, else ``refused`` (permanent) or ``temporary``; never the text."""
+        if self.code:
+            return f"smtp_{self.code // 100}xx"
+        return "refused" if self.permanent else "temporary"
+
 
 class TokenError(PipelineError):
     """An OAuth2 access token could not be obtained (a revoked client, a wrong secret, an

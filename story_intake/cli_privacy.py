@@ -45,7 +45,8 @@ def release_command(args: argparse.Namespace, settings: Settings, now: datetime)
         state = ReplyState.SENT if args.as_sent else ReplyState.PENDING
         # Naming a held request confirms it: its withdrawal applies before the reply.
         confirmed = confirm_requests(store, ids) if ids else {}
-        out = {"released": store.outbox.release_held(ids, state, now), "as": state, **confirmed}
+        released = store.outbox.release_held(ids, state, now, "cli")
+        out = {"released": released, "as": state, **confirmed}
         if args.all:  # everything held has been looked at: sending resumes too
             out["resumed"] = resume(store, now)
         print(json.dumps(out))

@@ -361,6 +361,10 @@ def test_deliver_interrupted_send_is_confirmed_from_the_sent_folder(
     mailbox.append(copy, folder="Sent")
     run_once(settings, now, tagger=tagger)
     assert states(settings) == {"c1@example.org": "sent", "c2@example.org": "held"}
+    with Store(settings.store) as store:  # the reply history says how each was settled
+        last = {i: store.reply_events.events(i)[-1] for i in ("c1@example.org", "c2@example.org")}
+    assert (last["c1@example.org"].state, last["c1@example.org"].detail) == ("sent", "found_sent")
+    assert (last["c2@example.org"].state, last["c2@example.org"].detail) == ("held", "interrupted")
 
 
 def test_deliver_encoded_header_injection_adds_no_header(

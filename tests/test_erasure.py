@@ -93,6 +93,20 @@ def table_hits(database: Path) -> int:
     return total
 
 
+def story_rows(database: Path, ids: list[str]) -> dict[str, int]:
+    """Rows naming these stories (by story_id), per table that has a story_id column."""
+    with closing(sqlite3.connect(database)) as db:
+        names = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        tables = [t for t in names if "story_id" in columns(db, t)]
+        marks = ",".join("?" * len(ids))
+        return {t: db.execute(f'SELECT count(*) FROM "{t}" WHERE story_id IN ({marks})',
+                              ids).fetchone()[0] for t in tables}  # fmt: skip
+
+
+def columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(c[1]) for c in db.execute(f'PRAGMA table_info("{table}")')}
+
+
 def file_hits(folder: Path, *, skip: Path | None = None) -> dict[str, int]:
     """Occurrences per file under ``folder`` (the SQLite file and its -wal included)."""
     found = {}
@@ -194,6 +208,11 @@ def test_erasure_removes_every_trace_of_the_person_and_only_theirs(
                  "--out", str(sar)]) == 0  # fmt: skip
     database = tmp_path / ("s.db" if kind == "maildir" else "stories.db")
     before = trace(tmp_path, database, read, sar)
+    with closing(sqlite3.connect(database)) as db:
+        janes = [i for (i,) in db.execute("SELECT story_id FROM stories WHERE sender_address "
+                                          "LIKE 'jane.doe@%'")]  # fmt: skip
+    rows_before = story_rows(database, janes)
+    assert rows_before["stories"] == 2 and rows_before["outbox_events"] >= 2, rows_before
     where = "inbox" if kind == "imap-inbox" else "processed"
     assert all(v for k, v in before.items() if k in (where, "tables", "data files",
                                                        "subject access")), before  # fmt: skip
@@ -211,6 +230,8 @@ def test_erasure_removes_every_trace_of_the_person_and_only_theirs(
     after = trace(tmp_path, database, read, sar)
     print(f"trace hits {kind}: before {before} after {after}")
     assert after == dict.fromkeys(after, 0), (after, file_hits(tmp_path))
+    # Every row about her stories, in any table, by id (history and marks included).
+    assert story_rows(database, janes) == dict.fromkeys(rows_before, 0)
     assert done["rows"]["stories"] == 2 and done["rows"]["quarantine"] == 1
     assert done["mailbox_messages"] == 3
     assert not sar.exists()

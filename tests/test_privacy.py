@@ -257,6 +257,9 @@ def test_privacy_subject_access_writes_everything_held_owner_only(
     record = json.loads((out / f"{ref}.json").read_text())
     assert record["subject"] == "My story number 1" and record["acknowledgement"]["state"]
     assert record["themes"] and record["sender"]["address"] == "jane.doe@example.org"
+    history = [(e["state"], e["detail"], e["by"]) for e in record["reply_history"]]
+    assert history == [("pending", "send", "pipeline"), ("sending", "", "pipeline"),
+                       ("sent", "", "pipeline")]  # fmt: skip
     assert b"Message-ID: <sar@example.org>" in (out / f"{ref}.eml").read_bytes()
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
 

@@ -152,6 +152,8 @@ def test_web_browser_reviewer_releases_a_held_reply_and_is_refused_admin_pages(
     page.wait_for_url(re.compile(r"saved=released"))
     with Store(review_site.settings.store) as store:
         assert store.outbox.outbox_states()["review-4@example.org"] == "pending"
+    history = page.locator("#reply-history").inner_text()
+    assert "interrupted mid-send" in history and "released by a person" in history
     assert page.get_by_role("link", name="Quarantine").count() == 0
     refused = page.goto(f"{served}/quarantine")
     assert refused is not None and refused.status == 403

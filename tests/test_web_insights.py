@@ -9,13 +9,24 @@ import html
 import re
 from datetime import timedelta
 
-from conftest import Clock, ReviewSite, client_for, csrf, log_in, seed_maildir, story_message
+from conftest import (
+    Clock,
+    ReviewSite,
+    SmtpSink,
+    client_for,
+    csrf,
+    log_in,
+    seed_maildir,
+    story_message,
+)
 from starlette.testclient import TestClient
 
 from intake.sources.imap import ImapSettings
 from intake.store.engine import Store
 from story_intake.pipeline import run_once
+from triage.reply.deliver import acknowledge
 from triage.reply.policy import reference
+from triage.reply.settings import SmtpSettings
 from triage.tag.tagger import Tagger
 
 GP_HOSPITAL = ("The hospital discharged my husband but never sent the letter to our GP, so I "
@@ -93,21 +104,64 @@ def test_web_insights_health_lists_agency_pairs_linking_to_their_stories(
     assert pair_rows(later) == []
 
 
+def history_rows(client: TestClient, ref: str) -> list[tuple[str, str, str]]:
+    """(state, detail, who) of each line of the story page's reply history, in page order."""
+    page = client.get(f"/story/{ref}").text
+    table = page.split('id="reply-history"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr><td>[^<]+</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>",
+                      table)  # fmt: skip
+    return [(html.unescape(state), html.unescape(detail), who) for state, detail, who in rows]
+
+
 def test_web_insights_story_page_shows_the_reply_history(
     review_site: ReviewSite, site_store: Store, clock: Clock
 ) -> None:
     client, token = signed_in(review_site, site_store, clock)
     ref = review_site.refs["held"]
     before = client.get(f"/story/{ref}").text
-    history = before.split('id="reply-history"', 1)[1].split("</table>", 1)[0]
-    assert "decided: send (acknowledgement)" in history and "now held" in history
-    assert "Attempts: 0" in before
+    assert "Attempts: 0" in before and "are not shown" not in before
+    assert history_rows(client, ref) == [
+        ("pending", "decided: send", "pipeline"),
+        ("sending", "", "pipeline"),
+        ("held", "interrupted mid-send: check before releasing", "pipeline"),
+    ]
     clock.now += timedelta(minutes=5)
     assert client.post(f"/story/{ref}/release", data={"csrf_token": token}).status_code == 303
-    after = client.get(f"/story/{ref}").text
-    history = after.split('id="reply-history"', 1)[1].split("</table>", 1)[0]
-    assert "release reply</td><td>rob" in history  # who released it, from the audit log
-    assert "now pending" in history
+    # Who released it (the audit log), then the state that made, by the same person.
+    assert history_rows(client, ref)[3:] == [
+        ("", "release reply", "rob"),
+        ("pending", "released by a person", "rob"),
+    ]
+
+
+def test_web_insights_story_page_lists_queued_held_released_retried_and_sent(
+    review_site: ReviewSite, site_store: Store, clock: Clock, smtp_sink: SmtpSink
+) -> None:
+    client, token = signed_in(review_site, site_store, clock)
+    ref = review_site.refs["held"]
+    clock.now += timedelta(minutes=5)
+    assert client.post(f"/story/{ref}/release", data={"csrf_token": token}).status_code == 303
+    relay = SmtpSettings(host=smtp_sink.host, port=smtp_sink.port, security="none",
+                         pickup_dir="")  # fmt: skip
+    settings = review_site.settings
+    smtp_sink.fail_next(451)  # the first attempt is put off by the server, the retry goes
+    for later in (timedelta(minutes=6), timedelta(minutes=20)):
+        acknowledge(site_store, clock.now + later, settings.acknowledgement, relay,
+                    settings.intake.addresses)  # fmt: skip
+    assert [to for _, to, _ in smtp_sink.messages] == [("sam@example.org",)]
+    assert history_rows(client, ref) == [
+        ("pending", "decided: send", "pipeline"),
+        ("sending", "", "pipeline"),
+        ("held", "interrupted mid-send: check before releasing", "pipeline"),
+        ("", "release reply", "rob"),
+        ("pending", "released by a person", "rob"),
+        ("sending", "", "pipeline"),
+        ("pending", "attempt failed: the server said try later (4xx)", "pipeline"),
+        ("sending", "", "pipeline"),
+        ("sent", "", "pipeline"),
+    ]
+    page = client.get(f"/story/{ref}").text
+    assert "sam@example.org" not in page.split('id="reply-history"', 1)[1]  # codes, not text
 
 
 def test_web_insights_health_shows_the_oauth2_token_expiry(

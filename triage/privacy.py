@@ -20,6 +20,7 @@ from typing import Any
 from intake.records import Story, Triage
 from intake.store.engine import Store
 from intake.store.privacy import Cutoffs, Held
+from intake.store.reply_events import ReplyEvent
 from triage.erasure import Folders, Mailbox, finish_erasures, subject_access_paths
 from triage.private_files import open_private_folder, write_private
 from triage.reply.authenticity import is_authenticated
@@ -63,7 +64,9 @@ def housekeeping(
     # The mailbox copies of what expires are recorded with it and deleted by that record.
     counts = store.privacy.purge_expired(cut, now if purge_mailbox else None)
     counts["digest_files"] = _remove_older(folders.digests.glob("digest-*.html"), cut.digest)
-    counts["audit_log"] = store.review.purge_audit(now - timedelta(days=retention.audit_days))
+    audit_cut = now - timedelta(days=retention.audit_days)
+    counts["audit_log"] = store.review.purge_audit(audit_cut)
+    counts["outbox_events"] = store.reply_events.purge_events(audit_cut)  # shown beside it
     if folders.pickup is not None:
         counts["pickup_files"] = _remove_older(folders.pickup.glob("*.eml"), cut.outbox)
     if purge_mailbox:
@@ -142,7 +145,8 @@ def subject_access(store: Store, address: str, folder: Path, now: datetime) -> d
         # Recorded before a byte is written, so erasing this person removes it all.
         key = store.sender_key(person_address(address))
         store.erasure.record_subject_access(key, subject_access_paths(folder, story_ids), now)
-        index = [_write_story(out, held) for held in store.privacy.held_about(story_ids)]
+        index = [_write_story(out, held, store.reply_events.events(held.story.story_id))
+                 for held in store.privacy.held_about(story_ids)]  # fmt: skip
         summary = {"address": address, "prepared_at": now.isoformat(), "stories": index}
         write_private(out, "index.json", json.dumps(summary, indent=2).encode("utf-8"))
     finally:
@@ -169,8 +173,9 @@ def _record(
     }  # fmt: skip
 
 
-def _write_story(out: int, held: Held) -> dict[str, Any]:
-    """Write one story's .eml (when the raw message is still kept), .txt and .json."""
+def _write_story(out: int, held: Held, history: Sequence[ReplyEvent]) -> dict[str, Any]:
+    """Write one story's .eml (when the raw message is still kept), .txt and .json (with
+    its reply's history: whether a person or the pipeline acted, not which person)."""
     ref = reference(held.story.story_id)
     if held.raw is not None:
         write_private(out, f"{ref}.eml", held.raw)
@@ -178,8 +183,14 @@ def _write_story(out: int, held: Held) -> dict[str, Any]:
     write_private(out, f"{ref}.txt", text.encode("utf-8"))
     record = _record(ref, held.story, held.triage, held.stored_at, held.status,
                      held.acknowledgement)  # fmt: skip
+    record["reply_history"] = [_event(e) for e in history]
     write_private(out, f"{ref}.json", json.dumps(record, indent=2).encode("utf-8"))
     return record
+
+
+def _event(event: ReplyEvent) -> dict[str, str]:
+    by = "team" if event.who else "pipeline"  # a colleague's name is not the person's data
+    return {"at": event.at.isoformat(), "state": event.state, "detail": event.detail, "by": by}
 
 
 def _remove_older(paths: Iterable[Path], before: datetime) -> int:

@@ -24,6 +24,7 @@ from intake.store.group import Transactions, reason
 from intake.store.outbox import OutboxRows
 from intake.store.privacy import PrivacyRows
 from intake.store.quarantine import QuarantineRows
+from intake.store.reply_events import ReplyEventRows
 from intake.store.review import ReviewRows
 from intake.store.runs import RunRows
 from intake.store.staging import staging_for
@@ -72,6 +73,7 @@ class Store:
         self.unsubscribe = UnsubscribeRows(self._transactions)  # the suppression list
         self.accounts = Accounts(self._transactions)  # review page users and sessions
         self.review = ReviewRows(self._transactions)  # audit log, corrections, reviewed marks
+        self.reply_events = ReplyEventRows(self._transactions)  # the reply's history
 
     def __enter__(self) -> Store:
         return self

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Update, bindparam, func, insert, select, upda
 from intake.records import UNVERIFIED_REQUEST, Acknowledgement, ReplyState, Story, Triage
 from intake.store import rows, schema
 from intake.store.group import TableGroup
+from intake.store.reply_events import add_event_rows, add_events, follow_statement
 from intake.store.unsubscribe import add_unsubscribed, held_unsubscribes
 
 # The states that count towards the rate limit.
@@ -34,6 +35,7 @@ class Attempt:
     message_id: str | None = None
     retry_at: datetime | None = None
     permanent: bool = False
+    detail: str = ""  # the reply history's reason: an SMTP status class, never text
 
 
 class OutboxRows(TableGroup):
@@ -83,6 +85,8 @@ class OutboxRows(TableGroup):
         if batch:
             with self._begin() as conn:
                 conn.execute(insert(schema.outbox), batch)
+                changes = [(item.story_id, item.state, item.reason) for item, _ in decided]
+                add_event_rows(conn, changes, now)
                 add_unsubscribed(conn, unsubscribed, now)
 
     def sender_flags(
@@ -157,10 +161,14 @@ class OutboxRows(TableGroup):
         message went and claiming the next cost one commit, not two."""
         with self._begin() as conn:
             if attempts:
-                conn.execute(_FINISH, _finish_rows(attempts, now))
+                finished = _finish_rows(attempts, now)
+                conn.execute(_FINISH, finished)
+                conn.execute(_FOLLOW, finished)
             if not story_ids:
                 return []
-            return list(conn.execute(_CLAIM, {"ids": list(story_ids), "now": now}).scalars())
+            claimed = list(conn.execute(_CLAIM, {"ids": list(story_ids), "now": now}).scalars())
+            add_events(conn, claimed, ReplyState.SENDING, now)
+            return claimed
 
     def claim(
         self, limit: int, now: datetime, exclude: Sequence[str] = ()
@@ -175,20 +183,24 @@ class OutboxRows(TableGroup):
     def finish(
         self, story_id: str, state: str, now: datetime, error: str | None = None,
         message_id: str | None = None, retry_at: datetime | None = None,
-        permanent: bool = False,
+        permanent: bool = False, detail: str = "",
     ) -> None:  # fmt: skip
         """Record how an attempt ended: ``sent``, ``pending`` (retry at ``retry_at``) or
-        ``failed`` (``permanent`` when the server refused the address for good)."""
-        self.finish_many([Attempt(story_id, state, error, message_id, retry_at, permanent)], now)
+        ``failed`` (``permanent`` when the server refused the address for good); ``detail``
+        is the reply history's reason code."""
+        attempt = Attempt(story_id, state, error, message_id, retry_at, permanent, detail)
+        self.finish_many([attempt], now)
 
     def finish_many(self, attempts: Sequence[Attempt], now: datetime) -> None:
         """Record how each attempt ended, all in one transaction (a page of pickup files)."""
         if attempts:
             self.finish_and_claim(attempts, (), now)
 
-    def release_held(self, story_ids: Sequence[str] | None, state: str, now: datetime) -> int:
-        """A person has checked held acknowledgements (all, or these stories'): ``pending``
-        (it did not go: send it) or ``sent`` (it went). Returns how many changed."""
+    def release_held(
+        self, story_ids: Sequence[str] | None, state: str, now: datetime, who: str = ""
+    ) -> int:
+        """A person (``who``) has checked held acknowledgements (all, or these stories'):
+        ``pending`` (it did not go: send it) or ``sent`` (it went). Returns how many changed."""
         o = schema.outbox
         query = update(o).where(o.c.state == ReplyState.HELD)
         if story_ids is not None:
@@ -198,8 +210,10 @@ class OutboxRows(TableGroup):
         with self._begin() as conn:
             if story_ids is not None:  # a person confirmed these: held unsubscribes now apply
                 add_unsubscribed(conn, held_unsubscribes(conn, story_ids), now)
-            return int(conn.execute(query.values(state=state, updated_at=now,
-                                                 retry_at=None)).rowcount)  # fmt: skip
+            released = list(conn.execute(query.values(state=state, updated_at=now, retry_at=None)
+                                         .returning(o.c.story_id)).scalars())  # fmt: skip
+            add_events(conn, released, state, now, "released", who)
+            return len(released)
 
     def interrupted(self) -> list[str]:
         """story_ids of acknowledgements a crash left in ``sending``."""
@@ -212,9 +226,11 @@ class OutboxRows(TableGroup):
         """Turn ``sending`` rows left by a crash into ``held``; returns how many."""
         o = schema.outbox
         with self._begin() as conn:
-            result = conn.execute(update(o).where(o.c.state == ReplyState.SENDING)
-                                  .values(state=ReplyState.HELD, updated_at=now))  # fmt: skip
-            return int(result.rowcount)
+            held = list(conn.execute(update(o).where(o.c.state == ReplyState.SENDING)
+                                     .values(state=ReplyState.HELD, updated_at=now)
+                                     .returning(o.c.story_id)).scalars())  # fmt: skip
+            add_events(conn, held, ReplyState.HELD, now, "interrupted")
+            return len(held)
 
     def outbox_states(self) -> dict[str, str]:
         """story_id -> ``sent``/``pending``/``held``/``failed``/``suppressed:<reason>``."""
@@ -277,9 +293,10 @@ def _claim_statement() -> Update:
 
 _FINISH = _finish_statement()
 _CLAIM = _claim_statement()
+_FOLLOW = follow_statement()  # the reply history's event for each finished attempt
 
 
 def _finish_rows(attempts: Sequence[Attempt], now: datetime) -> list[dict[str, Any]]:
     return [{"id": a.story_id, "new_state": a.state, "err": a.error, "retry": a.retry_at,
-             "refused": a.permanent, "mid": a.message_id, "now": now}
+             "refused": a.permanent, "mid": a.message_id, "now": now, "detail": a.detail}
             for a in attempts]  # fmt: skip

@@ -118,9 +118,10 @@ class PrivacyRows(TableGroup):
         rendered again without them.
         """
         ids, quarantine_ids = list(plan.story_ids), list(plan.quarantine_ids)
-        # corrections and reviews name the story too: they go with it (the audit log keeps
-        # only the reference).
+        # corrections, reviews and reply events name the story too: they go with it (the
+        # audit log keeps only the reference).
         tables = (
+            schema.outbox_events,
             schema.outbox,
             schema.triage,
             schema.raw_messages,

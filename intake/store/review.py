@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from intake.records import UNVERIFIED_REQUEST
+from intake.records import UNVERIFIED_REQUEST, ReplyState
 from intake.store import schema
 from intake.store.group import TableGroup
+from intake.store.reply_events import add_events
 
 FIELDS = ("themes", "kind")
 
@@ -131,14 +132,17 @@ class ReviewRows(TableGroup):
             query = select(func.count()).select_from(schema.corrections)
             return int(conn.execute(query).scalar() or 0)
 
-    def reject_request(self, story_id: str, now: datetime) -> bool:
-        """A person judged a held request not to be one: the story stays and its sender gets
-        the ordinary acknowledgement (pending, sent by the next pass). False when the story
-        had no request waiting."""
+    def reject_request(self, story_id: str, now: datetime, who: str = "") -> bool:
+        """A person (``who``) judged a held request not to be one: the story stays and its
+        sender gets the ordinary acknowledgement (pending, sent by the next pass). False when
+        the story had no request waiting."""
         o = schema.outbox
         query = (update(o).where(o.c.story_id == story_id, o.c.state == "held",
                                  o.c.reason == UNVERIFIED_REQUEST)
                  .values(state="pending", reason="send", template="acknowledgement",
-                         updated_at=now, retry_at=None))  # fmt: skip
+                         updated_at=now, retry_at=None)
+                 .returning(o.c.story_id))  # fmt: skip
         with self._begin() as conn:
-            return bool(conn.execute(query).rowcount)
+            changed = list(conn.execute(query).scalars())
+            add_events(conn, changed, ReplyState.PENDING, now, "not_a_request", who)
+            return bool(changed)

@@ -182,6 +182,21 @@ outbox = Table(
 )
 
 
+# The reply's history: one row per outbox state change, written in the transaction that makes
+# it. ``detail`` is a reason code or SMTP status class (never an address or any text); ``who``
+# the person whose action it was ("" for the pipeline). Erased with the story; kept under
+# ``[retention] audit_days``, like the audit log it is shown beside.
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("story_id", String, nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("detail", String(32), nullable=False, default=""),
+    Column("who", String(64), nullable=False, default=""),
+)
+
 # One row per digest window (see records.Digest); the rendered message is kept until sent so a
 # retry sends the same bytes, and ``health`` is the window's counts for the next digest's
 # "change since last time".

@@ -85,7 +85,7 @@ async def release_reply(request: Request, form: FormData, session: Session) -> R
         return not_found()
     ids, now = [held.story.story_id], ctx.clock()
     confirm_requests(ctx.store, ids)
-    ctx.store.outbox.release_held(ids, ReplyState.PENDING, now)
+    ctx.store.outbox.release_held(ids, ReplyState.PENDING, now, session.user.name)
     ref = reference(held.story.story_id)
     ctx.review.audit(session.user.name, "release_reply", ref, now)
     return _back(ref, saved="released")
@@ -103,7 +103,7 @@ async def confirm_withdrawal(request: Request, form: FormData, session: Session)
     ids, now, settings = [held.story.story_id], ctx.clock(), ctx.settings
     others = withdrawn_by(request, held)
     confirm_requests(ctx.store, ids)
-    ctx.store.outbox.release_held(ids, ReplyState.PENDING, now)
+    ctx.store.outbox.release_held(ids, ReplyState.PENDING, now, session.user.name)
 
     def erase_others() -> None:
         with privacy_mailbox(settings) as mailbox:
@@ -124,7 +124,7 @@ async def reject_withdrawal(request: Request, form: FormData, session: Session) 
     if held is None:
         return not_found()
     ref, now = reference(held.story.story_id), ctx.clock()
-    if ctx.review.reject_request(held.story.story_id, now):
+    if ctx.review.reject_request(held.story.story_id, now, session.user.name):
         ctx.review.audit(session.user.name, "reject_request", ref, now)
     return _back(ref, saved="rejected")
 

@@ -49,30 +49,54 @@ def pair_stories(store: Store, now: datetime, first: str, second: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReplyEvent:
-    """One thing that happened to a story's reply: when, what, and who ("" for the pipeline)."""
+class HistoryLine:
+    """One line of a story's reply history: when, the state it reached (empty for a person's
+    action from the audit log), what explains it, and who ("" for the pipeline)."""
 
     at: datetime
-    what: str
+    state: str
+    detail: str = ""
     who: str = ""
 
 
 REPLY_ACTIONS = ("release_reply", "reject_request", "confirm_withdrawal")
 
+# What the reason codes of the reply history mean (a suppression reason is shown as it is).
+DETAILS = {
+    "released": "released by a person",
+    "interrupted": "interrupted mid-send: check before releasing",
+    "not_a_request": "not a request: the ordinary acknowledgement goes",
+    "found_sent": "found among the sent messages",
+    "render_error": "could not be rendered",
+    "smtp_4xx": "attempt failed: the server said try later (4xx)",
+    "smtp_5xx": "attempt failed: the server refused it (5xx)",
+    "temporary": "attempt failed: no answer from the server",
+    "refused": "attempt failed: it cannot be sent as it is",
+}
 
-def reply_history(store: Store, story_id: str) -> tuple[dict[str, Any] | None, list[ReplyEvent]]:
-    """The outbox's record of the reply and its events, oldest first: the decision, the
-    people's actions on it (from the audit log), and the latest state change. The outbox
-    keeps only the current state, so the states in between are not shown."""
+
+def reply_history(store: Store, story_id: str) -> tuple[dict[str, Any] | None, list[HistoryLine]]:
+    """The outbox's record of the reply and its history, oldest first: every state it went
+    through (the first one with its decision), merged with the people's actions on it from
+    the audit log."""
     record = store.review.reply_record(story_id)
-    events = [ReplyEvent(e.at, e.action.replace("_", " "), e.user)
-              for e in store.review.audit_entries(reference=reference(story_id))
-              if e.action in REPLY_ACTIONS]  # fmt: skip
-    if record is not None:
-        events.append(ReplyEvent(record["created_at"], f"decided: {record['reason']} "
-                                 f"({record['template']})"))  # fmt: skip
-        events.append(ReplyEvent(record["updated_at"], f"now {record['state']}"))
-    return record, sorted(events, key=lambda e: e.at)
+    actions = [HistoryLine(e.at, "", e.action.replace("_", " "), e.user)
+               for e in reversed(store.review.audit_entries(reference=reference(story_id)))
+               if e.action in REPLY_ACTIONS]  # fmt: skip
+    changes = store.reply_events.events(story_id)
+    states = [HistoryLine(e.at, e.state, _explained(e.detail, first=n == 0), e.who)
+              for n, e in enumerate(changes)]  # fmt: skip
+    if record is not None and not changes:  # decided before the history was kept
+        states = [HistoryLine(record["created_at"], "", f"decided: {record['reason']}"),
+                  HistoryLine(record["updated_at"], record["state"])]  # fmt: skip
+    # A stable sort: at the same instant a person's action comes before what it changed.
+    return record, sorted([*actions, *states], key=lambda e: e.at)
+
+
+def _explained(detail: str, first: bool) -> str:
+    if first:  # the decision: send, or why not
+        return f"decided: {detail}"
+    return DETAILS.get(detail, detail)
 
 
 def token_expiry(settings: Settings, store: Store) -> datetime | None:

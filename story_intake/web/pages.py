@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -145,8 +146,10 @@ async def health_page(request: Request) -> Response:
     """Polling and sending health, the breaker, held replies."""
     ctx = context_of(request)
     store, now = ctx.store, ctx.clock()
+    poll = store.worker.poll_health()  # its instants are ISO 8601 text
+    last_poll = datetime.fromisoformat(poll.last_success_at) if poll.last_success_at else None
     return render(request, "health.html", {
-        "poll": store.worker.poll_health(), "last_run": store.runs.status()["last_run"],
+        "poll": poll, "last_poll": last_poll, "last_run": store.runs.status()["last_run"],
         "sending": sending_status(store, ctx.settings.alerts.after_failures),
         "breaker": breaker_status(store, ctx.settings.acknowledgement.max_per_hour, now),
         "held": store.outbox.outbox_counts().get("held", 0),

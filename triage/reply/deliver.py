@@ -80,7 +80,8 @@ def confirm_interrupted(
     if wanted and not smtp.host:
         found |= {m for m in wanted if (Path(smtp.pickup_dir) / pickup_name(m)).is_file()}
     for message_id in found:
-        store.outbox.finish(wanted[message_id], ReplyState.SENT, now, message_id=message_id)
+        store.outbox.finish(wanted[message_id], ReplyState.SENT, now, message_id=message_id,
+                            detail="found_sent")  # fmt: skip
     return len(found)
 
 

@@ -196,7 +196,7 @@ class Sender:
                 continue
             except Exception as err:  # the sending loop's one broad except: record, go on
                 self._store.outbox.finish(item.story_id, ReplyState.FAILED, self._now,
-                                   error=type(err).__name__)  # fmt: skip
+                                   error=type(err).__name__, detail="render_error")  # fmt: skip
                 continue
             rendered.append((item, outgoing))
         return rendered
@@ -291,7 +291,7 @@ class Sender:
         state = ReplyState.PENDING if retry else ReplyState.FAILED
         return Attempt(item.story_id, state, error=str(err)[:300],
                        retry_at=self._now + backoff(item.attempts) if retry else None,
-                       permanent=err.permanent)  # fmt: skip
+                       permanent=err.permanent, detail=err.reason_class)  # fmt: skip
 
     def _count(self, attempts: Sequence[Attempt]) -> None:
         for attempt in attempts:
