@@ -94,8 +94,8 @@ def test_oauth2_login_and_a_full_pass(
     assert all(TRIAGED in flags for flags in box.flags().values())
     assert xoauth2_sink.logins == [box.user]  # one SMTP session, logged in by XOAUTH2
     assert len(xoauth2_sink.messages) == 2
-    # IMAP and SMTP shared one token: a second request would mean no cache at all.
-    assert len(client.issued) == 1
+    # One token per channel (each has its own provider): a third would mean no cache at all.
+    assert len(client.issued) == 2
 
 
 def test_oauth2_token_is_renewed_before_it_expires_and_reused_until_then(
@@ -265,7 +265,7 @@ def test_oauth2_config_errors_name_the_key(lines: str, key: str) -> None:
 @pytest.mark.parametrize(("smtp", "key"), [
     ('host = "smtp.example.org"\nauth = "oauth2"\n', "smtp.username"),
     ('host = "smtp.example.org"\nauth = "oauth2"\nusername = "stories@example.org"\n',
-     "smtp.auth = oauth2 uses \\[mailbox\\]'s OAuth2 client"),
+     "smtp.oauth2_client_id must be set when smtp.auth = oauth2"),
     ('host = "smtp.example.org"\nca_file = "/nonexistent/ca.pem"\n', "smtp.ca_file cannot be read"),
 ])  # fmt: skip
 def test_oauth2_smtp_config_errors_name_the_key(smtp: str, key: str) -> None:
