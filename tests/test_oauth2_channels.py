@@ -205,3 +205,27 @@ def test_oauth2_channels_check_logs_in_to_smtp_with_its_own_client(
     assert "XOAUTH2" in checks["smtp_auth"]["detail"]
     assert xoauth2_sink.logins == [box.user] and len(smtp_client.issued) == 1
     assert len(mailbox_client.issued) == 1  # the IMAP check's token, the mailbox's own
+
+
+def test_oauth2_channels_digest_goes_out_while_the_mailbox_client_is_revoked(
+    oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, xoauth2_sink: XOAuth2Sink,
+    tmp_path: Path, tagger: Any,
+) -> None:  # fmt: skip
+    box = oauth_box(oauth_dovecot)
+    mailbox_id, mailbox_client = oauth_issuer.register(box.user)
+    smtp_id, smtp_client = oauth_issuer.register(box.user)
+    box.append(fresh_story(1))
+    config = two_client_config(tmp_path, box, oauth_issuer, mailbox_id, smtp_id,
+                               oauth_ca.ca_file, xoauth2_sink.port)  # fmt: skip
+    config.write_text(config.read_text() + '[digest]\nrecipients = ["team@example.net"]\n'
+                      f'output_dir = "{tmp_path}/digests"\n')  # fmt: skip
+    environ = {SECRET_ENV: mailbox_client.secret, SMTP_SECRET_ENV: smtp_client.secret}
+    assert run_once(load_settings(config, environ), datetime.now(UTC), tagger=tagger).stored == 1
+    revoke(mailbox_client)
+
+    result = run_cli(config, environ[SECRET_ENV], "digest", "--send",
+                     **{SMTP_SECRET_ENV: environ[SMTP_SECRET_ENV]})  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["state"] == "sent"
+    assert ("team@example.net",) in [rcpt_tos for _, rcpt_tos, _ in xoauth2_sink.messages]
