@@ -202,7 +202,9 @@ def test_oauth2_channels_check_logs_in_to_smtp_with_its_own_client(
 
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
     assert checks["smtp_auth"]["status"] == "pass", checks["smtp_auth"]
-    assert "XOAUTH2" in checks["smtp_auth"]["detail"]
+    assert (
+        "XOAUTH2" in checks["smtp_auth"]["detail"] and "expires 20" in checks["smtp_auth"]["detail"]
+    )
     assert xoauth2_sink.logins == [box.user] and len(smtp_client.issued) == 1
     assert len(mailbox_client.issued) == 1  # the IMAP check's token, the mailbox's own
 

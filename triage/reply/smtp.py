@@ -220,7 +220,9 @@ def _auth(client: smtplib.SMTP, settings: SmtpSettings) -> str:
         raise smtplib.SMTPException("refusing to send a password without TLS to a remote host")
     if settings.auth == "oauth2":  # SMTP's own client, as the sending does
         xoauth2_login(client, settings)
-        return "logged in with XOAUTH2 (a token of [smtp]'s OAuth2 client)"
+        expires = settings.tokens.expires_at if settings.tokens else None
+        until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+        return f"logged in with XOAUTH2 (a token of [smtp]'s OAuth2 client{until})"
     client.login(settings.username, settings.password)
     return "logged in with the password (AUTH)"
 
