@@ -110,12 +110,14 @@ class OAuth2Settings:
     ca_file: str = ""
     timeout: float = 15.0
     subject: str = ""  # google: the mailbox the service account acts as
+    section: str = "mailbox"  # whose ca_file trusts the token endpoint (named in errors)
 
 
 def oauth2_settings(
-    box: MailboxAuth, secret: str, timeout: float, subject: str = ""
+    box: MailboxAuth, secret: str, timeout: float, subject: str = "", section: str = "mailbox"
 ) -> OAuth2Settings:
-    """The client ``box`` describes, with its secret; defaults filled in per provider."""
+    """The client ``box`` describes, with its secret; defaults filled in per provider.
+    ``section``: whose ``ca_file`` it is, for errors."""
     authority = box.oauth2_authority
     if not authority and box.oauth2_provider == "microsoft":
         authority = MICROSOFT_AUTHORITY.format(tenant=box.oauth2_tenant)
@@ -123,7 +125,7 @@ def oauth2_settings(
     if not box.oauth2_scope and box.oauth2_flow == "device_code":
         scope = DELEGATED_SCOPES[box.oauth2_provider]
     return OAuth2Settings(box.oauth2_provider, box.oauth2_client_id, authority.rstrip("/"),
-                          scope, secret, box.ca_file, timeout, subject)  # fmt: skip
+                          scope, secret, box.ca_file, timeout, subject, section)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +261,7 @@ def _unreachable(s: OAuth2Settings, err: Exception) -> str:
     what = type(err).__name__
     if isinstance(err, requests.exceptions.SSLError):
         key = "ca_file" if s.ca_file else "ca_file (not set: the system's CAs)"
-        what += f": certificate not trusted or TLS failed (mailbox.{key})"
+        what += f": certificate not trusted or TLS failed ({s.section}.{key})"
     return f"oauth2 ({s.provider}): cannot get a token from {host}: {what}"
 
 

@@ -1,6 +1,6 @@
-"""How the pipeline logs in, checked across sections at load: ``[smtp] auth = "oauth2"`` uses
-``[mailbox]``'s OAuth2 client, and every ``ca_file`` names a readable file. Each error names
-the key, never a value."""
+"""How the pipeline logs in, checked across sections at load: ``[smtp] auth = "oauth2"`` has
+an OAuth2 client (its own keys, or ``[mailbox]``'s), and every ``ca_file`` names a readable
+file. Each error names the key, never a value."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from intake.errors import ConfigError
 from intake.sources.imap import ImapSettings
 from intake.sources.maildir import MaildirSettings
+from story_intake.smtp_client import check_smtp_client
 from triage.reply.settings import SmtpSettings
 
 
@@ -25,10 +26,7 @@ def check_smtp_auth(smtp: SmtpSettings, mailbox: ImapSettings | MaildirSettings)
         return
     if not smtp.username:
         raise ConfigError("smtp.username must be set when smtp.auth = oauth2")
-    if not isinstance(mailbox, ImapSettings) or mailbox.auth != "oauth2":
-        raise ConfigError(
-            "smtp.auth = oauth2 uses [mailbox]'s OAuth2 client: set mailbox.auth = oauth2"
-        )
+    check_smtp_client(smtp, mailbox)  # [smtp]'s own oauth2_* keys, else [mailbox]'s
 
 
 def check_ca_file(path: str, key: str) -> None:

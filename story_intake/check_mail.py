@@ -5,7 +5,6 @@ writable) and the mailbox's own address among ``[intake] addresses``."""
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from intake.errors import ConfigError
@@ -13,7 +12,7 @@ from intake.sources.imap import ImapSettings
 from intake.sources.maildir import MaildirSettings
 from story_intake.addresses import _address_of
 from story_intake.check_base import Failed, Probe
-from story_intake.secrets import secret
+from story_intake.secrets import with_secrets
 from triage.reply.smtp import probe
 
 _SMTP_FIXES = {
@@ -22,17 +21,19 @@ _SMTP_FIXES = {
                 "certificate names the host and is signed by a CA this machine trusts",
     "auth": "check [smtp] username and the password in the variable [smtp] password_env names",
 }  # fmt: skip
+_OAUTH2_FIX = ("check [smtp] oauth2_client_id (or [mailbox]'s, which it inherits), its secret "
+               "and the app's permission to send as [smtp] username (SMTP.SendAsApp)")  # fmt: skip
 
 
 def smtp_connect(state: Probe) -> str:
     """Connect to the relay (taking every SMTP step at once; the next checks report them)."""
     smtp = state.settings.smtp
-    if smtp.username:
-        try:
-            smtp = replace(smtp, password=secret(state.environ, smtp.password_env, "smtp"))
-        except ConfigError as err:
-            raise Failed(str(err), f"export {smtp.password_env} with the relay's password") \
-                from err  # fmt: skip
+    try:  # the password, or SMTP's own OAuth2 client with its secret, as the worker gets them
+        smtp = with_secrets(state.settings, state.environ, ("smtp",)).smtp
+    except ConfigError as err:
+        fix = (f"export {smtp.password_env} with the relay's password" if smtp.auth == "password"
+               else "export the variable it names with the client secret")  # fmt: skip
+        raise Failed(str(err), fix) from err
     state.smtp = probe(smtp)
     return _step(state, "connect")
 
@@ -50,7 +51,8 @@ def smtp_auth(state: Probe) -> str:
 def _step(state: Probe, name: str) -> str:
     step = next(s for s in state.smtp if s.name == name)
     if not step.ok:
-        raise Failed(step.detail, _SMTP_FIXES[name])
+        oauth2 = name == "auth" and state.settings.smtp.auth == "oauth2"
+        raise Failed(step.detail, _OAUTH2_FIX if oauth2 else _SMTP_FIXES[name])
     return step.detail
 
 

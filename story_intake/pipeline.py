@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from intake import report
+from intake.errors import FetchError
 from intake.records import Batch, BatchOutcome, MailboxState, RunCounts
 from intake.report import Progress
 from intake.sources import Source, open_source
@@ -55,38 +56,20 @@ def run_once(
     ``timer`` collects the seconds spent in each stage. ``warm`` (the worker's): the parse
     processes or the tagger kept loaded from earlier passes, instead of loading them again.
     """
-    counts = RunCounts()
     stop = stop or threading.Event()
     timer = timer or StageTimer()
-    source = source or open_source(settings.mailbox)
     if warm is not None:
         warm.follow_swaps()  # housekeeping may have swapped a retrained model in
-    progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
+    failed: FetchError | None = None
     with Store(settings.store) as store, Sender(store, now, settings.acknowledgement,
                                                 settings.smtp, stop.is_set) as sender:  # fmt: skip
-        with closing(source):
-            state = source.open()
-            _note_token_expiry(settings, store, now)
-            _finish_pending_marks(source, store, state)
-            store.staging.clear(state.mailbox)  # what a crashed pass staged
-            batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
-            with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
-                             store, warm) as stages:  # fmt: skip
-                for batch in stages.map(batches):
-                    sender.wait()  # the store is this thread's again
-                    step = _handle_batch(batch, state, source, store, now, settings, timer)
-                    # Replies go out while the next batch is fetched, parsed and tagged.
-                    sender.start(timer)
-                    counts = _add(counts, step)
-                    log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
-                             report.counts_line(step, BATCH_COUNTS),
-                             progress.update(counts.fetched, batch.remaining))  # fmt: skip
-                    del batch  # any raw bytes it holds go before the next fetch
-                    if stop.is_set():
-                        break
-            sender.wait()
-            progress.close()
-            confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
+        try:
+            counts = _intake(settings, now, source, tagger, stop, timer, warm, store, sender)
+        except FetchError as err:
+            # The mailbox (or its token) failed: nothing more is fetched, stored or marked,
+            # but the replies already queued still go out before the pass reports it.
+            sender.wait()  # the store is this thread's again
+            counts, failed = RunCounts(), err
         with timer.stage("acknowledge"):
             sent, suppressed = acknowledge(store, now, settings.acknowledgement, settings.smtp,
                                            settings.intake.addresses, stop.is_set, sender,
@@ -94,7 +77,44 @@ def run_once(
         ack = settings.acknowledgement
         watch_sending(store, sender.failure(), sender.worked, now, settings.alerts,
                       settings.smtp, ack.team_name, ack.max_per_hour)  # fmt: skip
+    if failed is not None:
+        raise failed
     return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
+
+
+def _intake(
+    settings: Settings, now: datetime, source: Source | None, tagger: Tagger | None,
+    stop: threading.Event, timer: StageTimer, warm: Warm | None, store: Store, sender: Sender,
+) -> RunCounts:  # fmt: skip
+    """Fetch, parse, tag, store and mark what is new, a batch at a time, each batch's replies
+    handed to ``sender`` while the next is fetched; the counts so far."""
+    counts = RunCounts()
+    source = source or open_source(settings.mailbox)
+    progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
+    with closing(source):
+        state = source.open()
+        _note_token_expiry(settings, store, now)
+        _finish_pending_marks(source, store, state)
+        store.staging.clear(state.mailbox)  # what a crashed pass staged
+        batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
+        with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
+                         store, warm) as stages:  # fmt: skip
+            for batch in stages.map(batches):
+                sender.wait()  # the store is this thread's again
+                step = _handle_batch(batch, state, source, store, now, settings, timer)
+                # Replies go out while the next batch is fetched, parsed and tagged.
+                sender.start(timer)
+                counts = _add(counts, step)
+                log.info("batch mailbox_uid<=%d %s %s", batch.last_uid,
+                         report.counts_line(step, BATCH_COUNTS),
+                         progress.update(counts.fetched, batch.remaining))  # fmt: skip
+                del batch  # any raw bytes it holds go before the next fetch
+                if stop.is_set():
+                    break
+        sender.wait()
+        progress.close()
+        confirm_interrupted(store, now, settings.smtp, source.find_message_ids)
+    return counts
 
 
 def _timed(batches: Iterator[Batch], timer: StageTimer) -> Iterator[Batch]:

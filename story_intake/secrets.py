@@ -17,6 +17,14 @@ from intake.errors import ConfigError
 from intake.oauth2 import TokenProvider, oauth2_settings
 from intake.oauth2_delegated import DelegatedTokenProvider
 from intake.sources.imap import ImapSettings
+from intake.sources.maildir import MaildirSettings
+from story_intake.smtp_client import (
+    ca_section,
+    secret_section,
+    shares_mailbox_provider,
+    smtp_client,
+)
+from triage.reply.settings import SmtpSettings
 
 if TYPE_CHECKING:
     from story_intake.app_settings import Settings
@@ -34,8 +42,7 @@ def with_secrets(
     (a Maildir, a pickup folder, a relay without ``username``) need none.
     """
     mailbox, smtp = settings.mailbox, settings.smtp
-    wants_token = "mailbox" in needed or ("smtp" in needed and smtp.host and smtp.auth == "oauth2")
-    tokens = _token_provider(mailbox, environ) if wants_token else None
+    tokens = _token_provider(mailbox, environ) if "mailbox" in needed else None
     if "mailbox" in needed and isinstance(mailbox, ImapSettings):
         if tokens is not None:
             mailbox = dataclasses.replace(mailbox, tokens=tokens)
@@ -44,15 +51,36 @@ def with_secrets(
                 mailbox, password=secret(environ, mailbox.password_env, "mailbox")
             )
     if "smtp" in needed and smtp.host and smtp.auth == "oauth2":
-        smtp = dataclasses.replace(smtp, tokens=tokens)  # [mailbox]'s client (checked at load)
+        smtp = dataclasses.replace(smtp, tokens=smtp_provider(smtp, settings.mailbox, environ,
+                                                              tokens))  # fmt: skip
     elif "smtp" in needed and smtp.host and smtp.username:
         smtp = dataclasses.replace(smtp, password=secret(environ, smtp.password_env, "smtp"))
     return dataclasses.replace(settings, mailbox=mailbox, smtp=smtp)
 
 
+def smtp_provider(
+    smtp: SmtpSettings, mailbox: ImapSettings | MaildirSettings, environ: Mapping[str, str],
+    mailbox_tokens: TokenProvider | None = None,
+) -> TokenProvider:  # fmt: skip
+    """SMTP's own token provider (own MSAL application and cache: a failure of the mailbox's
+    client never touches it), its secret read now. An inherited delegated sign-in shares
+    ``mailbox_tokens`` when there is one (``story_intake.smtp_client``)."""
+    client = smtp_client(smtp, mailbox)
+    if shares_mailbox_provider(smtp, client):
+        if isinstance(mailbox_tokens, DelegatedTokenProvider):
+            return mailbox_tokens
+        return DelegatedTokenProvider(oauth2_settings(client, "", smtp.timeout, smtp.username,
+                                                      ca_section(smtp, mailbox)),
+                                      Path(client.oauth2_token_cache))  # fmt: skip
+    client_secret = secret(environ, client.oauth2_client_secret_env, secret_section(smtp),
+                           "oauth2_client_secret_env")  # fmt: skip
+    return TokenProvider(oauth2_settings(client, client_secret, smtp.timeout,
+                                         smtp.username, ca_section(smtp, mailbox)))  # fmt: skip
+
+
 def _token_provider(mailbox: object, environ: Mapping[str, str]) -> TokenProvider | None:
-    """[mailbox]'s OAuth2 client, its secret read now; one provider (one token cache) serves
-    IMAP and SMTP for the life of the process."""
+    """[mailbox]'s OAuth2 client, its secret read now; the provider (its token cache) serves
+    IMAP for the life of the process (SMTP has its own: ``smtp_provider``)."""
     if not isinstance(mailbox, ImapSettings) or mailbox.auth != "oauth2":
         return None
     if mailbox.oauth2_flow == "device_code":  # no client secret: the person's refresh token

@@ -94,8 +94,8 @@ def test_oauth2_login_and_a_full_pass(
     assert all(TRIAGED in flags for flags in box.flags().values())
     assert xoauth2_sink.logins == [box.user]  # one SMTP session, logged in by XOAUTH2
     assert len(xoauth2_sink.messages) == 2
-    # IMAP and SMTP shared one token: a second request would mean no cache at all.
-    assert len(client.issued) == 1
+    # One token per channel (each has its own provider): a third would mean no cache at all.
+    assert len(client.issued) == 2
 
 
 def test_oauth2_token_is_renewed_before_it_expires_and_reused_until_then(
@@ -225,16 +225,16 @@ def test_oauth2_no_token_or_secret_in_debug_logs_status_or_the_store(
     status = run_cli(config, client.secret, "status")
 
     assert once.returncode == 0, once.stderr
-    assert len(xoauth2_sink.messages) == 1 and len(client.issued) == 1
+    assert len(xoauth2_sink.messages) == 1 and len(client.issued) == 2  # IMAP's and SMTP's
     assert "DEBUG" in once.stderr  # the level really was on
     expires_at = json.loads(status.stdout)["oauth2_token_expires_at"]
     assert datetime.fromisoformat(expires_at) > datetime.now(UTC)  # status shows the expiry
-    token = client.issued[0]
     seen = once.stdout + once.stderr + status.stdout + status.stderr
     stored = (tmp_path / "stories.db").read_bytes()
     assert "IMAP login by XOAUTH2 (new token" in once.stderr
     seen += repr(load_settings(config, {SECRET_ENV: client.secret}))
-    for value in (token, token.split(".")[2], client.secret):
+    secrets = [client.secret, *client.issued, *(token.split(".")[2] for token in client.issued)]
+    for value in secrets:
         assert value not in seen
         assert value.encode() not in stored
 
@@ -265,7 +265,7 @@ def test_oauth2_config_errors_name_the_key(lines: str, key: str) -> None:
 @pytest.mark.parametrize(("smtp", "key"), [
     ('host = "smtp.example.org"\nauth = "oauth2"\n', "smtp.username"),
     ('host = "smtp.example.org"\nauth = "oauth2"\nusername = "stories@example.org"\n',
-     "smtp.auth = oauth2 uses \\[mailbox\\]'s OAuth2 client"),
+     "smtp.oauth2_client_id must be set when smtp.auth = oauth2"),
     ('host = "smtp.example.org"\nca_file = "/nonexistent/ca.pem"\n', "smtp.ca_file cannot be read"),
 ])  # fmt: skip
 def test_oauth2_smtp_config_errors_name_the_key(smtp: str, key: str) -> None:
@@ -330,7 +330,7 @@ def test_oauth2_google_service_account_acts_as_the_mailbox(
 
     assert (counts.stored, counts.acknowledged, counts_again.fetched) == (1, 1, 0)
     assert xoauth2_sink.logins == [box.user]
-    assert len(account.issued) == 1  # the second pass reused the token
+    assert len(account.issued) == 2  # one per channel; the second pass reused both
 
 
 def test_oauth2_google_unknown_key_is_refused_by_name(

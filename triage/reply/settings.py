@@ -27,8 +27,16 @@ class SmtpSettings:
     timeout: float = 30.0
     auth: Literal["password", "oauth2"] = "password"
     ca_file: str = ""
+    # auth = oauth2: SMTP's own OAuth2 client; "" inherits [mailbox]'s key of the same name
+    # (story_intake.smtp_client). Setting any of them gives SMTP a client of its own.
+    oauth2_provider: Literal["", "microsoft", "google", "generic"] = ""
+    oauth2_authority: str = ""
+    oauth2_tenant: str = ""
+    oauth2_client_id: str = ""
+    oauth2_client_secret_env: str = ""
+    oauth2_scope: str = ""
     password: str = field(default="", repr=False, metadata={"toml": False})
-    # oauth2: [mailbox]'s client, set up by the application (story_intake.secrets).
+    # oauth2: SMTP's own token provider, set up by the application (story_intake.secrets).
     tokens: TokenProvider | None = field(
         default=None, repr=False, compare=False, metadata={"toml": False}
     )

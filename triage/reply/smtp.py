@@ -124,18 +124,12 @@ class SmtpConnection:
         return self._client
 
     def _log_in(self, client: smtplib.SMTP) -> None:
-        """LOGIN/PLAIN with the password, or AUTH XOAUTH2 with a token of [mailbox]'s client."""
+        """LOGIN/PLAIN with the password, or AUTH XOAUTH2 with a token of SMTP's own client."""
         settings = self._settings
         if settings.auth != "oauth2":
             client.login(settings.username, settings.password)
             return
-        if settings.tokens is None:
-            raise SendError("smtp.auth = oauth2 but no token provider was set up")
-        response = xoauth2(settings.username, settings.tokens.token())
-        # On a refusal the server sends a 334 challenge (an error description): answer it with
-        # an empty line, as the XOAUTH2 protocol asks, to get the final 535.
-        client.ehlo_or_helo_if_needed()
-        client.auth("XOAUTH2", lambda challenge=None: response if challenge is None else "")
+        xoauth2_login(client, settings)
 
     def _drop(self) -> None:
         # No QUIT: the server is gone or hung, and a polite goodbye would wait another timeout.
@@ -147,6 +141,18 @@ class SmtpConnection:
         # smtplib closes the socket itself on a 421; the next send must reconnect.
         if self._client is not None and self._client.sock is None:
             self._client = None
+
+
+def xoauth2_login(client: smtplib.SMTP, settings: SmtpSettings) -> None:
+    """AUTH XOAUTH2 as ``settings.username`` with a token of ``settings.tokens`` (SMTP's own
+    OAuth2 client); TokenError when no token can be had (nothing was sent to the server)."""
+    if settings.tokens is None:
+        raise SendError("smtp.auth = oauth2 but no token provider was set up")
+    response = xoauth2(settings.username, settings.tokens.token())
+    # On a refusal the server sends a 334 challenge (an error description): answer it with
+    # an empty line, as the XOAUTH2 protocol asks, to get the final 535.
+    client.ehlo_or_helo_if_needed()
+    client.auth("XOAUTH2", lambda challenge=None: response if challenge is None else "")
 
 
 def _refused(stage: str, code: int, reply: bytes | str) -> SendError:
@@ -176,7 +182,7 @@ def probe(settings: SmtpSettings) -> list[ProbeStep]:
     try:
         if settings.security == "ssl":
             client = smtplib.SMTP_SSL(settings.host, settings.port,
-                                      context=ssl.create_default_context(),
+                                      context=_context(settings),
                                       timeout=settings.timeout)  # fmt: skip
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
@@ -189,6 +195,8 @@ def probe(settings: SmtpSettings) -> list[ProbeStep]:
         code = err.smtp_code if isinstance(err, smtplib.SMTPResponseException) else None
         hint = f" ({tls_hint(err)})" if tls_hint(err) else ""
         steps.append(ProbeStep(stage, False, f"{type(err).__name__} {code or ''}".rstrip() + hint))
+    except (TokenError, SendError) as err:  # the provider's one line, never a token
+        steps.append(ProbeStep(stage, False, str(err)))
     finally:
         if client is not None:
             with contextlib.suppress(OSError):
@@ -199,7 +207,7 @@ def probe(settings: SmtpSettings) -> list[ProbeStep]:
 def _starttls(client: smtplib.SMTP, settings: SmtpSettings) -> str:
     if settings.security != "starttls":
         return f"not used (security = {settings.security})"
-    client.starttls(context=ssl.create_default_context())
+    client.starttls(context=_context(settings))
     client.ehlo()
     version = client.sock.version() if isinstance(client.sock, ssl.SSLSocket) else "TLS"
     return f"{version}, certificate verified"
@@ -210,5 +218,15 @@ def _auth(client: smtplib.SMTP, settings: SmtpSettings) -> str:
         return "no username: the relay is used without logging in"
     if settings.security == "none" and not is_loopback(settings.host):
         raise smtplib.SMTPException("refusing to send a password without TLS to a remote host")
+    if settings.auth == "oauth2":  # SMTP's own client, as the sending does
+        xoauth2_login(client, settings)
+        expires = settings.tokens.expires_at if settings.tokens else None
+        until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+        return f"logged in with XOAUTH2 (a token of [smtp]'s OAuth2 client{until})"
     client.login(settings.username, settings.password)
     return "logged in with the password (AUTH)"
+
+
+def _context(settings: SmtpSettings) -> ssl.SSLContext:
+    # ca_file: exactly these CAs, as the sending trusts (``SmtpConnection._open``).
+    return ssl.create_default_context(cafile=settings.ca_file or None)
