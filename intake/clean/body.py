@@ -115,6 +115,10 @@ def _scan(lines: list[str]) -> _Split:
             quoted.extend(lines[i:end])
             i = end
             continue
+        if heads.opens_nothing(lines, i):
+            own.append(lines[i])
+            i += 1
+            continue
         attribution = a.attribution_end(lines, i)
         if attribution is not None:
             k = p.skip_blank(lines, attribution)
