@@ -21,7 +21,8 @@ from intake.clean.tail import split_footer, split_list_footer, split_signature
 _MAX_FORWARD_DEPTH = 3  # forwards of forwards are unwrapped this deep
 _MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own story
 _GREETING_WORDS = 3  # "Dear Sam Jones," may stand between a device line and the pasted text
-_Known = list[frozenset[tuple[str, ...]]]  # the earlier texts' shingles (intake.clean.earlier)
+# The earlier texts' shingles (intake.clean.earlier).
+_Known = tuple[frozenset[tuple[str, ...]], ...]
 heads.DEVICE_LINE = 120  # characters a device line may have ("Envoyé à partir de mon …")
 
 

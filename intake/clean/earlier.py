@@ -10,6 +10,7 @@ re-wrapped or re-spaced the pasted text still matches.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from intake.clean import patterns as p
 
@@ -26,35 +27,25 @@ _MIN_SHORT = 6
 _WORD = re.compile(r"[^\W_]+")
 
 
-def shingles(texts: tuple[str, ...]) -> list[frozenset[tuple[str, ...]]]:
-    """Each earlier text's set of word shingles (quote marks dropped: it may itself quote)."""
+@lru_cache(maxsize=64)
+def shingles(texts: tuple[str, ...]) -> tuple[frozenset[tuple[str, ...]], ...]:
+    """Each earlier text's set of word shingles (quote marks dropped: it may itself quote).
+    Cached: the same reply templates come with every reply to one of ours."""
     found = []
     for text in texts:
         words = _WORD.findall(" ".join(p.dequote(line) for line in text.split("\n")).casefold())
         found.append(frozenset(_runs(words)))
-    return found
+    return tuple(found)
 
 
 def _runs(words: list[str]) -> list[tuple[str, ...]]:
     return [tuple(words[k : k + SHINGLE]) for k in range(len(words) - SHINGLE + 1)]
 
 
-def pasted_blocks(lines: list[str], earlier: list[frozenset[tuple[str, ...]]]) -> dict[int, int]:
+def pasted_blocks(
+    lines: list[str], earlier: tuple[frozenset[tuple[str, ...]], ...]
+) -> dict[int, int]:
     """{start: end} of each run of unquoted lines that repeats one of the earlier texts."""
-    blocks: dict[int, int] = {}
-    for known in earlier:
-        if len(known) < _MIN_SHORT:
-            continue
-        for start, end, shared in _matching_runs(lines, known):
-            if shared >= min(MIN_SHARED, max(_MIN_SHORT, int(_SHORT_SHARE * len(known)))):
-                blocks[start] = max(end, blocks.get(start, end))
-    return blocks
-
-
-def _matching_runs(
-    lines: list[str], known: frozenset[tuple[str, ...]]
-) -> list[tuple[int, int, int]]:
-    """(start, end, shingles shared) of each run of matching lines; blank lines may sit inside."""
     words: list[str] = []
     owner: list[int] = []  # the line each word is on
     for index, line in enumerate(lines):
@@ -62,12 +53,30 @@ def _matching_runs(
             found = _WORD.findall(line.casefold())
             words += found
             owner += [index] * len(found)
-    covered = [False] * len(words)
+    runs = _runs(words)
+    blocks: dict[int, int] = {}
+    for known in earlier:
+        if len(known) < _MIN_SHORT:
+            continue
+        hits = [k for k, run in enumerate(runs) if run in known]
+        if len(hits) < _MIN_SHORT:
+            continue  # the usual case, a reply that shares nothing: no line is looked at
+        for start, end, shared in _matching_runs(lines, owner, hits):
+            if shared >= min(MIN_SHARED, max(_MIN_SHORT, int(_SHORT_SHARE * len(known)))):
+                blocks[start] = max(end, blocks.get(start, end))
+    return blocks
+
+
+def _matching_runs(
+    lines: list[str], owner: list[int], hits: list[int]
+) -> list[tuple[int, int, int]]:
+    """(start, end, shingles shared) of each run of matching lines; blank lines may sit inside.
+    `hits`: the positions of the body's shingles that the earlier text has."""
+    covered = [False] * len(owner)
     shared: dict[int, int] = {}  # shingles starting on each line that the earlier text has
-    for k, run in enumerate(_runs(words)):
-        if run in known:
-            covered[k : k + SHINGLE] = [True] * SHINGLE
-            shared[owner[k]] = shared.get(owner[k], 0) + 1
+    for k in hits:
+        covered[k : k + SHINGLE] = [True] * SHINGLE
+        shared[owner[k]] = shared.get(owner[k], 0) + 1
     total: dict[int, list[int]] = {}
     for k, index in enumerate(owner):
         total.setdefault(index, [0, 0])[0] += 1
