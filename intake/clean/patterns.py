@@ -142,8 +142,8 @@ LIST_FOOTER = re.compile(
     re.IGNORECASE,
 )
 # A word every LIST_FOOTER phrase holds: asked first, since LIST_FOOTER's leading ".{0,120}"
-# tries each phrase at each of 120 places (a third of the stage on the bench before this test).
-_LIST_HINT = re.compile(r"list|mailman|subscribe|majordomo|scrubbed", re.IGNORECASE)
+# tries each phrase at each of 120 places (the costliest test of the stage on the bench).
+_LIST_HINT = re.compile(r"list|subscribe|scrubbed|mailman|majordomo", re.IGNORECASE)
 FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|[Mm]y|[Mm]e)\b")
 
 # --- predicates --------------------------------------------------------------------------------
@@ -242,7 +242,15 @@ def may_be_device(line: str) -> bool:
 
 def is_list_footer(line: str) -> bool:
     """A mailing list's footer line ("… mailing list", a listinfo link, "unsubscribe …")."""
-    return _LIST_HINT.search(line) is not None and LIST_FOOTER.match(line) is not None
+    if line.isascii():  # lower() is then exactly what IGNORECASE compares, and ten times faster
+        low = line.lower()
+        # Every LIST_FOOTER phrase holds one of these words (the words of _LIST_HINT).
+        found = "list" in low or "subscribe" in low or "scrubbed" in low
+        if not (found or "mailman" in low or "majordomo" in low):
+            return False
+    elif _LIST_HINT.search(line) is None:  # "ſ" matches "s" under IGNORECASE, for one
+        return False
+    return LIST_FOOTER.match(line) is not None
 
 
 def has_link(paragraph: list[str]) -> bool:
