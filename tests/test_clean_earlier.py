@@ -5,6 +5,7 @@ sender's new words; a reply that merely shares a sentence with the earlier messa
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 
@@ -111,3 +112,20 @@ def test_clean_earlier_nothing_lost() -> None:
     cleaned = clean(body, "", reply_texts())
     kept = "\n".join((cleaned.text, cleaned.quoted, cleaned.signature, cleaned.footer))
     assert sorted(kept.split()) == sorted(body.split())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Sent from my iPhone\n" * 20_000,  # a device line above every line
+        (EARLIER_STORY + "\nSent from my iPhone\n") * 2_000,  # pasted, then a device line, again
+        "the the the the the\n" * 40_000,  # one shingle over and over
+    ],
+    ids=["device_lines", "pasted_and_device", "repeated_words"],
+)
+def test_clean_earlier_hostile_shapes_stay_linear(body: str) -> None:
+    started = time.process_time()
+    result = clean(body, "", (EARLIER_STORY, "the the the the the " * 50))
+    assert time.process_time() - started < 20  # linear: about a second when idle
+    kept = "\n".join((result.text, result.quoted, result.signature, result.footer))
+    assert len(kept) <= len(body) + 1000
