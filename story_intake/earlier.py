@@ -66,16 +66,18 @@ class StoredStories:
     def attach(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         """Each batch with ``earlier`` filled in."""
         for batch in batches:
-            named = {mid for raw in batch.messages for mid in _named(raw.data)}
-            named -= {mid for mid in named if _OUR_REPLY.match(mid)}
-            if not named:
-                yield batch
-                continue
-            if self._store is None:
-                self._store = Store(self._settings)
-            found = self._store.stories.texts_of(sorted(named))
-            yield replace(batch, earlier=tuple(found)) if found else batch
-            del batch
+            found = self._stored(batch)
+            yield replace(batch, earlier=found) if found else batch
+            del batch  # its raw bytes are not held here while the next batch is fetched
+
+    def _stored(self, batch: Batch) -> tuple[tuple[str, str, str], ...]:
+        named = {mid for raw in batch.messages for mid in _named(raw.data)}
+        named -= {mid for mid in named if _OUR_REPLY.match(mid)}
+        if not named:
+            return ()
+        if self._store is None:
+            self._store = Store(self._settings)
+        return tuple(self._store.stories.texts_of(sorted(named)))
 
     def close(self) -> None:
         if self._store is not None:

@@ -10,7 +10,6 @@ re-wrapped or re-spaced the pasted text still matches.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 from intake.clean import patterns as p
 
@@ -27,10 +26,9 @@ _MIN_SHORT = 6
 _WORD = re.compile(r"[^\W_]+")
 
 
-@lru_cache(maxsize=64)
 def shingles(texts: tuple[str, ...]) -> tuple[frozenset[tuple[str, ...]], ...]:
     """Each earlier text's set of word shingles (quote marks dropped: it may itself quote).
-    Cached: the same reply templates come with every reply to one of ours."""
+    Not cached: a stored story's words must not outlive the message that needed them."""
     found = []
     for text in texts:
         words = _WORD.findall(" ".join(p.dequote(line) for line in text.split("\n")).casefold())
