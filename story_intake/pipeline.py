@@ -24,7 +24,7 @@ from intake.sources import Source, open_source
 from intake.store.engine import BatchResult, Store
 from intake.timing import StageTimer
 from story_intake.app_settings import Settings
-from story_intake.earlier import StoredStories
+from story_intake.earlier_store import StoredStories
 from story_intake.pool import open_stages
 from story_intake.stages import process
 from story_intake.warm import Warm
