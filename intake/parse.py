@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesFeedParser
@@ -24,6 +24,7 @@ from intake.clean.body import clean
 from intake.errors import ParseError
 from intake.html_text import html_text
 from intake.records import Address, Attachment, RawMessage, Story
+from intake.references import referenced_ids
 from intake.timing import StageTimer
 
 # mail-parser logs header names and attachment file names at DEBUG and body parts it does not
@@ -48,10 +49,19 @@ FEED_BYTES = 1 << 16  # how much of a message the stdlib parser is handed at a t
 _NAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
-def parse(raw: RawMessage, timer: StageTimer | None = None) -> Story:
+# Given the sender's address and the Message-IDs a reply names (In-Reply-To, References), the
+# texts of those earlier messages that the caller knows.
+EarlierTexts = Callable[[str, Sequence[str]], tuple[str, ...]]
+
+
+def parse(
+    raw: RawMessage, timer: StageTimer | None = None, earlier: EarlierTexts | None = None
+) -> Story:
     """Read one raw message into a Story; defects are recorded, never raised.
 
     ``timer``, when given, counts the cleaning apart from the rest (the benchmark's figures).
+    ``earlier`` looks up the messages this one answers, so that cleaning can set aside their
+    text when it is pasted without quote marks (the caller knows them; ``intake`` does not).
     """
     try:
         mail = mailparser.MailParser(_message(raw.data))
@@ -66,11 +76,12 @@ def parse(raw: RawMessage, timer: StageTimer | None = None) -> Story:
     defects = _defects(mail, raw)
     sender = _sender(mail, defects)
     body, html_only = _body(mail, defects)
+    texts = earlier(sender.address, referenced_ids(mail.message)) if earlier else ()
     if timer is None:
-        cleaned = clean(body, sender.name)
+        cleaned = clean(body, sender.name, texts)
     else:
         with timer.stage("clean", 1):
-            cleaned = clean(body, sender.name)
+            cleaned = clean(body, sender.name, texts)
     if body.strip() and not cleaned.text.strip():
         # Never an empty story without saying why: a person reads what cleaning set aside.
         defects.append("empty_after_cleaning")

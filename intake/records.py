@@ -110,6 +110,9 @@ class Batch:
     messages: tuple[RawMessage, ...]
     last_uid: int
     remaining: int = 0
+    # Stored stories the messages answer (In-Reply-To/References): (story_id, sender address,
+    # its text), for the clean stage to recognise when pasted without quote marks (issue 22).
+    earlier: tuple[tuple[str, str, str], ...] = ()
 
 
 @_pickled_by_fields

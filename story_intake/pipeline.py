@@ -25,6 +25,7 @@ from intake.sources import Source, open_source
 from intake.store.engine import BatchResult, Store
 from intake.timing import StageTimer
 from story_intake.app_settings import Settings
+from story_intake.earlier_store import StoredStories
 from story_intake.pool import open_stages
 from story_intake.stages import process
 from story_intake.warm import Warm
@@ -97,9 +98,11 @@ def _intake(
         _finish_pending_marks(source, store, state)
         store.staging.clear(state.mailbox)  # what a crashed pass staged
         batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
+        # The stored stories each batch answers, for the clean stage (issue 22).
+        stored = StoredStories(settings.store)
         with open_stages(settings.tagger, settings.intake.workers, tagger, timer,
-                         store, warm) as stages:  # fmt: skip
-            for batch in stages.map(batches):
+                         store, warm) as stages, closing(stored):  # fmt: skip
+            for batch in stages.map(stored.attach(batches)):
                 sender.wait()  # the store is this thread's again
                 step = _handle_batch(batch, state, source, store, now, settings, timer)
                 # Replies go out while the next batch is fetched, parsed and tagged.

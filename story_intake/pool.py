@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from intake.records import Batch, BatchOutcome, Processed, Quarantined, Staged
 from intake.store.engine import Store
 from intake.timing import StageTimer
+from story_intake.earlier import Earlier
 from story_intake.pool_worker import WorkerResult, work
 from story_intake.stages import Results, process
 from story_intake.warm import Processes, Warm, announce_training
@@ -85,7 +86,8 @@ class InProcess:
                 log.info("tagger loaded in this process")
                 if self._kept is not None:
                     self._kept.tagger = self._tagger
-            done = outcome(batch, process(batch.messages, self._tagger, self._timer))
+            earlier = Earlier(batch.earlier)
+            done = outcome(batch, process(batch.messages, self._tagger, self._timer, earlier))
             del batch  # only the outcome holds the raw bytes now: gone once it is committed
             yield done
             del done  # before the next batch is fetched, not after
@@ -131,8 +133,8 @@ class WorkerPool:
             with self._timer.stage("store"):
                 handles = self._staging.stage(batch.messages)
             # The same batch without its bytes: the store has them now.
-            batch = Batch((), batch.last_uid, batch.remaining)
-            in_flight.append((batch, handles, *self._submit(handles)))
+            batch = Batch((), batch.last_uid, batch.remaining, batch.earlier)
+            in_flight.append((batch, handles, *self._submit(handles, Earlier(batch.earlier))))
             del batch, handles
             if len(in_flight) > self._processes.workers + 1:
                 yield self._collect(*in_flight.popleft())
@@ -140,16 +142,16 @@ class WorkerPool:
             yield self._collect(*in_flight.popleft())
 
     def _submit(
-        self, handles: Sequence[Staged]
+        self, handles: Sequence[Staged], earlier: Earlier
     ) -> tuple[ProcessPoolExecutor, Future[WorkerResult]]:
         folder = str(self._staging.folder)
         pool = self._processes.start()
         try:
-            return pool, pool.submit(work, folder, tuple(handles))
+            return pool, pool.submit(work, folder, tuple(handles), earlier)
         except BrokenProcessPool:  # a worker died: on a batch in flight, or between passes
             self._processes.discard(pool)
             pool = self._processes.start()
-            return pool, pool.submit(work, folder, tuple(handles))
+            return pool, pool.submit(work, folder, tuple(handles), earlier)
 
     def _collect(
         self, batch: Batch, handles: Sequence[Staged], pool: ProcessPoolExecutor,
@@ -164,7 +166,7 @@ class WorkerPool:
             # message at a time in a new pool: only a message that kills a worker on its own
             # is quarantined, and the run goes on instead of failing on it every time.
             self._processes.discard(pool)
-            return outcome(batch, self._one_at_a_time(handles))
+            return outcome(batch, self._one_at_a_time(handles, Earlier(batch.earlier)))
         finally:
             self._timer.add("wait", time.perf_counter() - began)
         return outcome(batch, self._unpack(handles, result))
@@ -175,11 +177,11 @@ class WorkerPool:
         return [Processed(handles[i], story, triage) for i, story, triage in indexed], [
             Quarantined(handles[i], *why) for i, *why in failed]  # fmt: skip
 
-    def _one_at_a_time(self, handles: Sequence[Staged]) -> Results:
+    def _one_at_a_time(self, handles: Sequence[Staged], earlier: Earlier) -> Results:
         done: list[Processed] = []
         failed: list[Quarantined] = []
         for handle in handles:
-            pool, future = self._submit((handle,))
+            pool, future = self._submit((handle,), earlier)
             try:
                 result = future.result()
             except BrokenProcessPool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from intake.records import Staged, Story, Triage
 from intake.store.staging import Staging
 from intake.timing import StageTimer
+from story_intake.earlier import Earlier
 from story_intake.stages import process
 from triage.tag.rules import TagSettings
 
@@ -54,12 +55,13 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def work(folder: str, handles: tuple[Staged, ...]) -> WorkerResult:
+def work(folder: str, handles: tuple[Staged, ...], earlier: Earlier | None = None) -> WorkerResult:
     """Parse and tag the batch staged in ``folder`` under ``handles``. The folder comes with
-    each batch, not once per process: a pool kept across passes outlives any one store."""
+    each batch, not once per process: a pool kept across passes outlives any one store.
+    ``earlier``: the stored stories the batch answers (``Batch.earlier``)."""
     timer = StageTimer()
     raws = Staging(Path(folder)).read(handles)
-    done, failed = process(raws, _worker_tagger[0], timer)
+    done, failed = process(raws, _worker_tagger[0], timer, earlier)
     del raws  # this worker's one batch: gone before the next is read
     index = {handle.key: i for i, handle in enumerate(handles)}
     return ([(index[p.raw.key], p.story, p.triage) for p in done],

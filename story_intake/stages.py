@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from intake.records import Processed, Quarantined, RawMessage, Story
 from intake.timing import StageTimer
+from story_intake.earlier import Earlier
 from triage.tag.limit import fit_for_tagging
 
 if TYPE_CHECKING:
@@ -26,14 +27,18 @@ Out = TypeVar("Out")
 Results = tuple[list[Processed], list[Quarantined]]
 
 
-def process(raws: Sequence[RawMessage], tagger: Tagger, timer: StageTimer | None = None) -> Results:
-    """The per-message stages in order, parse then tag; a failure quarantines that message."""
+def process(
+    raws: Sequence[RawMessage], tagger: Tagger, timer: StageTimer | None = None,
+    earlier: Earlier | None = None,
+) -> Results:  # fmt: skip
+    """The per-message stages in order, parse then tag; a failure quarantines that message.
+    ``earlier``: the stored stories the batch answers (``story_intake.earlier``)."""
     from triage.tag.tagger import tag_many
 
     timer = timer or StageTimer()
+    parse_each = partial(_parse_each, timer=timer, earlier=earlier or Earlier())
     with timer.stage("parse", len(raws)):
-        stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws],
-                                      partial(_parse_each, timer=timer))  # fmt: skip
+        stories, unparsed = run_stage("parse", [(raw, raw) for raw in raws], parse_each)
     # The stored story says when the tagger read only part of it.
     fitted = [(raw, fit_for_tagging(story)) for raw, story in stories]
     with timer.stage("tag", len(fitted)):
@@ -43,10 +48,10 @@ def process(raws: Sequence[RawMessage], tagger: Tagger, timer: StageTimer | None
     return done, unparsed + untagged
 
 
-def _parse_each(raws: Sequence[RawMessage], timer: StageTimer) -> list[Story]:
+def _parse_each(raws: Sequence[RawMessage], timer: StageTimer, earlier: Earlier) -> list[Story]:
     from intake.parse import parse
 
-    return [parse(raw, timer) for raw in raws]
+    return [parse(raw, timer, earlier) for raw in raws]
 
 
 def run_stage(

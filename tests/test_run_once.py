@@ -183,10 +183,10 @@ import intake.parse
 real_parse = intake.parse.parse
 
 
-def parse(raw, timer=None):
+def parse(raw, *args, **kwargs):
     if b"X-Test-Kill-Worker: yes" in raw.data:
         os._exit(70)
-    return real_parse(raw, timer)
+    return real_parse(raw, *args, **kwargs)
 
 
 intake.parse.parse = parse
@@ -223,7 +223,7 @@ def test_run_once_stage_failure_quarantines_then_requeue_releases(
     seed(maildir_settings, story_message(1, message_id="<one@example.org>"),
          story_message(2, message_id="<two@example.org>"))  # fmt: skip
 
-    def broken(raw: object) -> object:
+    def broken(raw: object, *args: object) -> object:
         raise RuntimeError("injected fault in the parse stage")
 
     monkeypatch.setattr(intake.parse, "parse", broken)

@@ -13,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from intake.clean import attribution as a
+from intake.clean import earlier as e
 from intake.clean import heads
 from intake.clean import patterns as p
 from intake.clean.tail import split_footer, split_list_footer, split_signature
 
 _MAX_FORWARD_DEPTH = 3  # forwards of forwards are unwrapped this deep
 _MAX_COVERING_WORDS = 80  # a longer text above a forward is the forwarder's own story
+_GREETING_WORDS = 3  # "Dear Sam Jones," may stand between a device line and the pasted text
+# The earlier texts' shingles (intake.clean.earlier).
+_Known = tuple[frozenset[tuple[str, ...]], ...]
 heads.DEVICE_LINE = 120  # characters a device line may have ("Envoyé à partir de mon …")
 
 
@@ -43,23 +47,25 @@ class _Split:
     before: list[str] = field(default_factory=list)  # quote blocks above the history
 
 
-def clean(body: str, sender_name: str = "") -> Cleaned:
+def clean(body: str, sender_name: str = "", earlier: tuple[str, ...] = ()) -> Cleaned:
     """Split a plain-text email body into own words, quoted history, signature and footer.
 
     `sender_name` (a display name or an address) helps find a signature block that repeats it.
     When the message is a forward and the sender added nothing substantive ("FYI", or nothing),
-    the forwarded message's body becomes `text` and `forwarded` is True.
+    the forwarded message's body becomes `text` and `forwarded` is True. `earlier` holds the
+    texts of messages this one answers (`In-Reply-To`/`References`): lines that repeat one
+    without quote marks are quoted history, and a device line right above them ends the reply.
     """
     text = body.replace("\r\n", "\n").replace("\r", "\n").removeprefix("\ufeff")
     lines, list_footer = split_list_footer(text.split("\n"))
-    result = _clean_lines(lines, sender_name.strip(), 0)
+    result = _clean_lines(lines, sender_name.strip(), 0, e.shingles(earlier))
     if not list_footer:
         return result
     return replace(result, footer=p.join_parts(result.footer, p.join(list_footer)))
 
 
-def _clean_lines(lines: list[str], sender_name: str, depth: int) -> Cleaned:
-    split = _scan(lines)
+def _clean_lines(lines: list[str], sender_name: str, depth: int, earlier: _Known) -> Cleaned:
+    split = _scan(lines, earlier)
     own, footer = split_footer(split.own)
     own, signature = split_signature(own, sender_name)
     if all(p.is_rule(line) or p.is_blank(line) for line in signature):
@@ -72,7 +78,7 @@ def _clean_lines(lines: list[str], sender_name: str, depth: int) -> Cleaned:
     if depth < _MAX_FORWARD_DEPTH and split.body is not None and (filler or covering):
         # The forwarded message is the story; a covering note stays in front of it because it
         # often says what the team may do with the story.
-        inner = _clean_lines(split.body, "", depth + 1)
+        inner = _clean_lines(split.body, "", depth + 1, earlier)
         return Cleaned(
             text=p.join_parts("" if filler else text, inner.text),
             quoted=p.join_parts(p.join(split.before), p.join(split.header), inner.quoted),
@@ -98,8 +104,10 @@ def _is_forward_note(text: str, signature: list[str], kind: str) -> bool:
 # --- quoted history ----------------------------------------------------------------------------
 
 
-def _scan(lines: list[str]) -> _Split:
-    """Walk the body once: quote blocks are set aside; the first history marker ends own text."""
+def _scan(lines: list[str], earlier: _Known) -> _Split:
+    """Walk the body once: quote blocks and pasted earlier mail are set aside; the first
+    history marker ends own text."""
+    pasted = e.pasted_blocks(lines, earlier) if earlier else {}
     own: list[str] = []
     quoted: list[str] = []
     first_block: tuple[int, int] | None = None
@@ -114,6 +122,16 @@ def _scan(lines: list[str]) -> _Split:
             first_block = first_block or (i, end)
             quoted.extend(lines[i:end])
             i = end
+            continue
+        if pasted and (i in pasted or _device_above(lines, i, pasted)):
+            if i not in pasted:  # a phone's line right above the pasted mail ends the reply
+                return _Split([*own, lines[i]], quoted + lines[i + 1 :], "reply", before=quoted)
+            quoted.extend(lines[i : pasted[i]])
+            i = pasted[i]
+            continue
+        if heads.opens_nothing(lines, i):
+            own.append(lines[i])
+            i += 1
             continue
         attribution = a.attribution_end(lines, i)
         if attribution is not None:
@@ -134,6 +152,17 @@ def _scan(lines: list[str]) -> _Split:
         own.append(lines[i])
         i += 1
     return _quoted_forward(_Split(own, quoted), lines, first_block)
+
+
+def _device_above(lines: list[str], i: int, pasted: dict[int, int]) -> bool:
+    """Line i is a device line ("Sent from my iPhone") above a pasted block, maybe with a
+    greeting line between them that differs from the earlier text's ("Dear Sam," / "Hello,")."""
+    if not p.may_be_device(lines[i]) or not p.is_device(lines[i]):
+        return False
+    k = p.skip_blank(lines, i + 1)
+    if k < len(lines) and k not in pasted and len(lines[k].split()) <= _GREETING_WORDS:
+        k = p.skip_blank(lines, k + 1)
+    return k in pasted
 
 
 def _history_split(

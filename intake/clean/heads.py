@@ -31,6 +31,25 @@ _SEPARATOR_LEAD = " \t\u00a0>*_=-"
 _SEPARATOR_TAIL = " \t\u00a0:*_=-"
 _MAX_SEPARATOR = 160
 _SEPARATOR_SPACES = 8  # a phrase has at most four words; decoration may hold a few more
+# Every attribution holds a date, time or address or ends in a colon, and every header field
+# has its colon: a line without any of these that is too long for a separator opens nothing.
+_MARK_CHARS = re.compile(r"[0-9<@‹:：]")
+
+
+def opens_nothing(lines: list[str], i: int) -> bool:
+    """Line i can open no history: neither an attribution, a header block, a separator nor a
+    device line above pasted mail. The scan's early exit, asked of every line: most lines of
+    a story are prose, and this answers for them at the cost of one search."""
+    line = lines[i]
+    if len(line) <= _MAX_SEPARATOR and line.count(" ") <= _SEPARATOR_SPACES:
+        return False  # short enough to be a separator
+    if _MARK_CHARS.search(line):
+        return False
+    if len(line) > DEVICE_LINE or (
+        i + 1 < len(lines) and ":" not in lines[i + 1] and lines[i + 1].strip()
+    ):
+        return True  # `device_above_history`'s own first test, without the call
+    return not device_above_history(lines, i)
 
 
 def separator_kind(line: str) -> str | None:

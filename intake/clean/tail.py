@@ -14,7 +14,7 @@ from intake.clean import patterns as p
 def split_list_footer(lines: list[str]) -> tuple[list[str], list[str]]:
     """Mailing lists append their footer after everything, quoted history included."""
     for k in p.nonblank_above(lines, len(lines), 12):
-        if len(lines[k]) <= p.MAX_LINE and p.LIST_FOOTER.match(lines[k]):
+        if len(lines[k]) <= p.MAX_LINE and p.is_list_footer(lines[k]):
             for r in range(k - 1, max(k - 5, -1), -1):
                 if p.is_rule(lines[r]) or p.NEXT_PART.match(lines[r]):
                     return lines[:r], lines[r:]
@@ -54,7 +54,7 @@ def _footer_offset(paragraph: list[str]) -> int | None:
         if len(line) > p.MAX_LINE:
             continue
         # A list footer always carries its link or address; a mention of "mailing list" need not.
-        if p.FOOTER_START.match(line) or (p.LIST_FOOTER.match(line) and p.has_link(paragraph)):
+        if p.FOOTER_START.match(line) or (p.is_list_footer(line) and p.has_link(paragraph)):
             # Inside a paragraph, only a short signature-like block may precede the footer.
             return k if all(p.is_sig_like(above) for above in paragraph[:k]) else None
     return None
@@ -70,7 +70,9 @@ def split_signature(lines: list[str], sender_name: str) -> tuple[list[str], list
         end -= 1
     start = end
     for _ in range(4):  # a sign-off may sit above a "-- " block, a name block above a sign-off
-        found = [finder(lines, start, sender_name) for finder in _SIGNATURE_FINDERS]
+        # Every finder looks at the same non-blank lines above `start`: found once, not five times.
+        above = p.nonblank_above(lines, start, _LOOK_BACK)
+        found = [finder(lines, start, above, sender_name) for finder in _SIGNATURE_FINDERS]
         earliest = min((s for s in found if s is not None), default=start)
         if earliest >= start:
             break
@@ -84,9 +86,9 @@ def split_signature(lines: list[str], sender_name: str) -> tuple[list[str], list
     return lines[:start], signature
 
 
-def _dash_delimiter(lines: list[str], start: int, sender_name: str) -> int | None:
+def _dash_delimiter(lines: list[str], start: int, above: list[int], name: str) -> int | None:
     """The "-- " delimiter, when what follows is short enough to be a signature."""
-    for k in p.nonblank_above(lines, start, 13):
+    for k in above[:13]:
         if p.SIG_DASHES.match(lines[k]):
             block = [line for line in lines[k + 1 : start] if not p.is_blank(line)]
             sig_like = sum(1 for line in block if p.is_sig_like(line))
@@ -94,22 +96,22 @@ def _dash_delimiter(lines: list[str], start: int, sender_name: str) -> int | Non
     return None
 
 
-def _rule_contact_block(lines: list[str], start: int, sender_name: str) -> int | None:
+def _rule_contact_block(lines: list[str], start: int, above: list[int], name: str) -> int | None:
     """A rule line ("------") over short lines with a phone number, address, URL or the name."""
     block: list[str] = []
-    for k in p.nonblank_above(lines, start, 16):
+    for k in above[:16]:
         if p.is_rule(lines[k]) and len(lines[k].strip()) >= 4:
-            return k if any(p.is_contact(line, sender_name) for line in block) else None
+            return k if any(p.is_contact(line, name) for line in block) else None
         if not p.is_sig_like(lines[k]):
             return None
         block.append(lines[k])
     return None
 
 
-def _signoff(lines: list[str], start: int, sender_name: str) -> int | None:
+def _signoff(lines: list[str], start: int, above: list[int], name: str) -> int | None:
     """The earliest sign-off ("Kind regards,") followed only by short signature lines."""
     best: int | None = None
-    for k in p.nonblank_above(lines, start, 8):
+    for k in above[:8]:
         if p.is_signoff(lines[k]):
             best = k
         elif not p.is_sig_line(lines[k]):
@@ -117,13 +119,13 @@ def _signoff(lines: list[str], start: int, sender_name: str) -> int | None:
     return best
 
 
-def _sender_block(lines: list[str], start: int, sender_name: str) -> int | None:
+def _sender_block(lines: list[str], start: int, above: list[int], name: str) -> int | None:
     """A short block near the end that names the sender, from the start of its paragraph."""
     best: int | None = None
-    for k in p.nonblank_above(lines, start, 10):
+    for k in above[:10]:
         if not p.is_sig_like(lines[k]):
             break
-        if p.names_sender(lines[k], sender_name):
+        if p.names_sender(lines[k], name):
             best = k
     while best is not None and best > 0 and not p.is_blank(lines[best - 1]):
         if not p.is_sig_like(lines[best - 1]):
@@ -132,9 +134,9 @@ def _sender_block(lines: list[str], start: int, sender_name: str) -> int | None:
     return best
 
 
-def _dash_name(lines: list[str], start: int, sender_name: str) -> int | None:
+def _dash_name(lines: list[str], start: int, above: list[int], name: str) -> int | None:
     """A last line such as "—Ryan" or "- Jane" under a blank line, when it is not a list item."""
-    above = p.nonblank_above(lines, start, 2)
+    above = above[:2]
     if not above or not p.SIGNATURE_DASH_NAME.match(lines[above[0]].strip()):
         return None
     k = above[0]
@@ -144,4 +146,5 @@ def _dash_name(lines: list[str], start: int, sender_name: str) -> int | None:
     return None if is_list else k
 
 
+_LOOK_BACK = 16  # the most non-blank lines above the end any finder reads
 _SIGNATURE_FINDERS = (_dash_delimiter, _rule_contact_block, _signoff, _sender_block, _dash_name)

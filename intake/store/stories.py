@@ -123,6 +123,14 @@ class StoryRows(TableGroup):
         with self._begin() as conn:
             conn.execute(query)
 
+    def texts_of(self, story_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(story_id, sender address, own words) of the stored stories among ``story_ids``
+        (an erased story is gone: never found)."""
+        c = schema.stories.c
+        query = select(c.story_id, c.sender_address, c.text).where(c.story_id.in_(story_ids))
+        with self._connect() as conn:
+            return [(str(r[0]), str(r[1]), str(r[2])) for r in conn.execute(query)]
+
     def stories(self) -> Iterator[Story]:
         """Every stored story, in the order received."""
         for story, _ in self.triaged():
