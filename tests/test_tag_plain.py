@@ -10,16 +10,14 @@ from triage.tag.examples import story_from_text
 from triage.tag.tagger import Tagger, tag
 
 PLAIN = [
-    ("Told the same thing to the desk, the nurse and then the doctor. Nobody wrote a word down.",
-     {"health", "duplication"}),
-    ("My gran is 90. The girls who come in to help her are in and out in ten minutes.",
-     {"elderly_care"}),
-    ("Two officers came round about my son, then two more the next day asking the exact same.",
+    ("The detective was replaced and the new one asked for my whole account again.",
      {"policing", "duplication"}),
-    ("The council, the benefits people and the housing lot all wanted the same papers off me.",
-     {"duplication"}),
-    ("My father he is 86, he is alone, the carer come once in day only and he fall.",
-     {"elderly_care"}),
+    ("I rang the surgery every day for a week to get through.", {"health"}),  # one body chased
+    ("The lady from social services asked Mum, who is 91, the same questions as the man "
+     "last month.",
+     {"elderly_care", "duplication"}),
+    ("I said it all to the 999 lady, then to the crew, then at the hospital.",
+     {"health", "duplication"}),
 ]  # fmt: skip
 
 
