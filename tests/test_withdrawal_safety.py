@@ -114,7 +114,7 @@ def test_withdrawal_safety_classifier_alone_needs_a_withdrawal_word(tagger: Tagg
 
 
 def test_withdrawal_safety_nonstandard_participle_is_read_by_rule(tagger: Tagger) -> None:
-    """A story that "took out" (for "taken out") is asked for by rule, not only by the classifier."""
+    """A story that "took out" (for "taken out") is asked for by rule, not by the classifier."""
     text = "my mum asked me to email u. she wants her story took out. her name is on it thanks"
     triage = tag(story_from_text("took-out", text), tagger)
     assert triage.kind == WITHDRAWAL
