@@ -125,6 +125,8 @@ def _is_auto_submitted(name: str, value: str) -> bool:
     # RFC 3834 5.1: anything but "no" (parameters after ';' ignored) marks an automatic message.
     if name == "auto-submitted":
         return value.split(";")[0].strip() != "no"
+    if name == "x-apple-action":  # iCloud's vacation responder sends no Auto-Submitted
+        return value == "vacation"
     return name in _AUTO_HEADERS
 
 
