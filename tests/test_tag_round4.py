@@ -1,0 +1,64 @@
+"""Issue 21, round 4: what the independently written train_i/train_j showed the tagger missing.
+Hand-written here (synthetic), in none of the training files."""
+
+from __future__ import annotations
+
+import pytest
+
+from triage.tag.asking import addressed_to_us
+from triage.tag.examples import story_from_text
+from triage.tag.tagger import Tagger, tag
+
+
+def span(text: str, phrase: str) -> tuple[str, int, int]:
+    start = text.index(phrase)
+    return text, start, start + len(phrase)
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "addressed"),
+    [
+        ("I've seen witnesses withdraw their statements when the trial kept moving.",
+         "withdraw their statements", False),
+        ("I was pushed to withdraw my statement against him.", "withdraw my statement", False),
+        ("I withdraw my consent for the use of my story.", "withdraw my consent", True),
+        ("We are withdrawing our story.", "withdrawing our story", True),
+        ("Following advice, I hereby withdraw my submission.", "withdraw my submission", True),
+    ],
+)  # fmt: skip
+def test_tag_round4_withdraw_alone_does_not_speak_to_us(
+    text: str, phrase: str, addressed: bool
+) -> None:
+    # The phrase's own verb made every "withdraw ..." sentence read as addressed to us.
+    assert addressed_to_us(*span(text, phrase)) is addressed
+
+
+TOLD = (
+    "I'm a family liaison officer. In my experience victims withdraw their statements when the "
+    "case drags on for a year and every new officer rings them to go over it all again. We lose "
+    "good prosecutions that way, and the victims lose faith in the police. It is not the "
+    "victims' fault, it is ours, and the courts' listing makes it worse every year."
+)
+
+
+def test_tag_round4_story_of_others_withdrawing_stays_a_story(tagger: Tagger) -> None:
+    triage = tag(story_from_text("told", TOLD), tagger)
+    assert triage.kind == "story", (triage.kind, triage.evidence)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Nobody passed the discharge letter on to the surgery, so I took a copy round myself.",
+        "My referral got lost between the memory clinic and the community team.",
+        "I ended up being the go-between for the council office and the ward.",
+        "Every visit a new nurse turned up at the door.",
+        "After Dad died I had to ring round the bank, the council and the pension people.",
+    ],
+)
+def test_tag_round4_duplication_forms_of_the_definition_are_evidence(
+    tagger: Tagger, text: str
+) -> None:
+    # The definition's forms beyond "I had to repeat myself" find duplication evidence by rule.
+    reading = tagger.read(next(iter(tagger.pipe([text]))), text)
+    assert any(h.section == "themes" and h.name == "duplication" for h in reading.hits), text
