@@ -62,3 +62,12 @@ def test_tag_round4_duplication_forms_of_the_definition_are_evidence(
     # The definition's forms beyond "I had to repeat myself" find duplication evidence by rule.
     reading = tagger.read(next(iter(tagger.pipe([text]))), text)
     assert any(h.section == "themes" and h.name == "duplication" for h in reading.hits), text
+
+
+def test_tag_round4_formal_request_named_at_a_distance_is_a_withdrawal(tagger: Tagger) -> None:
+    text = (
+        "Dear team,\n\nOn the advice of my union rep I must ask that the account I sent you "
+        "last spring (custody suite, nights) is withdrawn in full and not used "
+        "in any form, including anonymised quotes.\n\nRegards,\nSgt (name withheld)"
+    )
+    assert tag(story_from_text("formal", text), tagger).kind == "request:withdrawal"
