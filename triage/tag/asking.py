@@ -75,6 +75,9 @@ _ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "y
 # does not speak to us (every "withdraw ..." phrase has it).
 _PERFORMATIVE = frozenset(("withdraw", "withdrawing"))
 _PERFORMERS = frozenset(("i", "we", "'m", "am", "are", "'re", "hereby", "now", "formally"))
+# "I need to withdraw the email", "we've decided to withdraw it": the sender's own need or
+# decision, just before "to" (not "pressured to withdraw", "she decided to withdraw").
+_NEEDS = frozenset(("need", "have", "decided", "going", "got", "like", "want", "wish"))
 # Words that may come before an imperative at the start of its sentence ("So, delete it").
 _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay", "oh", "also",
                       "then", "actually", "sorry", "hi", "hello", "re"))  # fmt: skip
@@ -175,10 +178,23 @@ def addressed_to_us(text: str, start: int, end: int) -> bool:
         return True
     lead = words_of(text[_last_match_end(_SENTENCE_END, text, start) : start])
     phrase = words_of(text[start:end])
-    if phrase[:1] and phrase[0] in _PERFORMATIVE and lead[-1:] and lead[-1] in _PERFORMERS:
+    if phrase[:1] and phrase[0] in _PERFORMATIVE and _performed(lead):
         return True
     return (bool(phrase) and all(w in _OPENERS for w in lead)
             and phrase[0] not in _SUBJECTS | _DETERMINERS and not _is_past(phrase[0]))  # fmt: skip
+
+
+def _performed(lead: list[str]) -> bool:
+    # The words before "withdraw" in its sentence make it the sender's act ("I withdraw",
+    # "we are withdrawing", "I need to withdraw").
+    if lead[-1:] and lead[-1] in _PERFORMERS:
+        return True
+    return (
+        lead[-2:-1] != []
+        and lead[-1] == "to"
+        and lead[-2] in _NEEDS
+        and (bool({"i", "we"} & set(lead[-4:-2])))
+    )
 
 
 def negated(text: str, start: int) -> bool:
