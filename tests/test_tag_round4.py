@@ -24,6 +24,10 @@ def span(text: str, phrase: str) -> tuple[str, int, int]:
         ("I withdraw my consent for the use of my story.", "withdraw my consent", True),
         ("We are withdrawing our story.", "withdrawing our story", True),
         ("Following advice, I hereby withdraw my submission.", "withdraw my submission", True),
+        ("First, the main thing: I need to withdraw the email I sent in May.",
+         "withdraw the email", True),
+        ("We've decided to withdraw our story.", "withdraw our story", True),
+        ("She decided to withdraw her complaint.", "withdraw her complaint", False),
     ],
 )  # fmt: skip
 def test_tag_round4_withdraw_alone_does_not_speak_to_us(
@@ -71,3 +75,23 @@ def test_tag_round4_formal_request_named_at_a_distance_is_a_withdrawal(tagger: T
         "in any form, including anonymised quotes.\n\nRegards,\nSgt (name withheld)"
     )
     assert tag(story_from_text("formal", text), tagger).kind == "request:withdrawal"
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Mum's 81 and someone cloned her bank card.", True),
+        ("My father (86) was taken off his surgery's list.", True),
+        ("My uncle is 78, he lives alone above the shop.", True),
+        ("Both my parents are in their late 80s.", True),
+        ("The bus to the clinic is 80 minutes late every day.", False),
+        ("We waited 90 minutes on the phone.", False),
+    ],
+)
+def test_tag_round4_an_old_age_said_plainly_is_elderly_care_evidence(
+    tagger: Tagger, text: str, found: bool
+) -> None:
+    # Weak evidence (it counts half): "my mum, who is 82" also turns up in passing.
+    reading = tagger.read(next(iter(tagger.pipe([text]))), text)
+    hits = [h for h in reading.hits if h.section == "themes" and h.name == "elderly_care"]
+    assert bool(hits) is found, hits
