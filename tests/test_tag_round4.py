@@ -95,3 +95,10 @@ def test_tag_round4_an_old_age_said_plainly_is_elderly_care_evidence(
     reading = tagger.read(next(iter(tagger.pipe([text]))), text)
     hits = [h for h in reading.hits if h.section == "themes" and h.name == "elderly_care"]
     assert bool(hits) is found, hits
+
+
+def test_tag_round4_pretend_i_never_wrote_is_a_withdrawal_by_rule(tagger: Tagger) -> None:
+    # Read by a phrase, not guessed by the classifier (a guess is held for a person).
+    triage = tag(story_from_text("p", "honestly, just pretend I never wrote to you."), tagger)
+    assert triage.kind == "request:withdrawal"
+    assert "withdrawal_by_classifier" not in triage.review_reasons, triage.review_reasons
