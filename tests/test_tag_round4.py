@@ -3,11 +3,16 @@ Hand-written here (synthetic), in none of the training files."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
+from story_intake.themes import DEFAULT_THEMES, load_themes
 from triage.tag.asking import addressed_to_us
-from triage.tag.examples import story_from_text
-from triage.tag.tagger import Tagger, tag
+from triage.tag.examples import load_examples, story_from_text, training_files
+from triage.tag.model_cache import model_key
+from triage.tag.tagger import Tagger, tag, train
 
 
 def span(text: str, phrase: str) -> tuple[str, int, int]:
@@ -28,6 +33,8 @@ def span(text: str, phrase: str) -> tuple[str, int, int]:
          "withdraw the email", True),
         ("We've decided to withdraw our story.", "withdraw our story", True),
         ("She decided to withdraw her complaint.", "withdraw her complaint", False),
+        # on behalf of someone: the person the sender writes for wants it, now
+        ("He wants it removed and not used for anything.", "it removed", True),
     ],
 )  # fmt: skip
 def test_tag_round4_withdraw_alone_does_not_speak_to_us(
@@ -102,3 +109,21 @@ def test_tag_round4_pretend_i_never_wrote_is_a_withdrawal_by_rule(tagger: Tagger
     triage = tag(story_from_text("p", "honestly, just pretend I never wrote to you."), tagger)
     assert triage.kind == "request:withdrawal"
     assert "withdrawal_by_classifier" not in triage.review_reasons, triage.review_reasons
+
+
+def test_tag_round4_theme_classifier_stops_after_theme_epochs() -> None:
+    # The theme classifier trains for theme_epochs passes, the kind classifier for epochs: a
+    # theme model trained on stops changing, and the cached model's key tells the two apart.
+    settings = load_themes(DEFAULT_THEMES)
+    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)[:120]
+    texts = [e.text for e in examples[:20]]
+    short = dataclasses.replace(settings, epochs=3, theme_epochs=1)
+    longer = dataclasses.replace(settings, epochs=3, theme_epochs=3)
+    themes = list(settings.theme_names)
+    one = [[d.cats[t] for t in themes] for d in train(examples, short).pipe(texts)]
+    three = [[d.cats[t] for t in themes] for d in train(examples, longer).pipe(texts)]
+    assert one != three
+    assert model_key(examples, short) != model_key(examples, longer)
+    # Nothing is learnt about themes after theme_epochs, however long the kinds train.
+    capped = dataclasses.replace(settings, epochs=5, theme_epochs=1)
+    assert [[d.cats[t] for t in themes] for d in train(examples, capped).pipe(texts)] == one

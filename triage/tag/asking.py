@@ -69,7 +69,7 @@ _BEFORE_TO = _THIRD_PARTY | {"her", "had", "used", "tried", "managed", "able", "
 # A sentence with one of these words speaks to us ("please", "could you", "I'd rather").
 _ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "ye", "ya", "'d",
                         "would", "want", "wish", "ask", "asking", "request", "rather", "prefer",
-                        "grateful"))  # fmt: skip
+                        "grateful", "wants", "wishes"))  # fmt: skip  # "he wants it removed"
 # "I withdraw my consent", "we are withdrawing it": the sender withdraws, in the present. Not
 # "victims withdraw their statements" or "pressured to withdraw my statement": the verb alone
 # does not speak to us (every "withdraw ..." phrase has it).

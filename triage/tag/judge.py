@@ -43,9 +43,7 @@ WITHDRAWAL_EDGE_WORDS = 100
 # neither a withdrawal phrase (all of them negated or told: "please don't delete it") nor an
 # [automated] one is there; the whole message is then the evidence. Longer ones need a phrase.
 WITHDRAWAL_ALONE = 0.35
-# Cross-validated: short stories 0.23 and up, withdrawals <= 0.06 (20 training passes); with 4
-# passes (train_a..j) withdrawals without a phrase <= 0.14, stories read as withdrawals >= 0.19.
-WITHDRAWAL_ALONE_STORY = 0.15
+WITHDRAWAL_ALONE_STORY = 0.15  # cross-validated: short stories 0.23 and up, withdrawals <= 0.06
 WITHDRAWAL_ALONE_LONG = 0.7  # a safety net: 5-fold CV 2 stories of ~600 read as withdrawals
 
 

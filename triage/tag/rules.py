@@ -87,7 +87,8 @@ class TagSettings:
     evidence_saturation: float = 4.0
     kind_confidence: float = 0.6
     seed: int = 0
-    epochs: int = 4
+    epochs: int = 20
+    theme_epochs: int = 4
     data_dir: str = "triage/tag/data"
     model_dir: str = "var/model"
 

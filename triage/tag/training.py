@@ -52,12 +52,17 @@ def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
     kind_pipe.initialize(lambda: [p[1] for p in pairs], nlp=nlp, labels=kinds)
     optimizer = Adam(0.001)
     order = random.Random(settings.seed)
-    for _ in range(settings.epochs):
+    # The theme classifier stops early (theme_epochs): trained on, it grows sure of its own
+    # examples and its probabilities mix badly with the rule evidence. The kind classifier's
+    # confidence is read as it is (uncertain_kind, the withdrawal rules), so it trains on.
+    for epoch in range(max(settings.epochs, settings.theme_epochs)):
         order.shuffle(pairs)
         for start in range(0, len(pairs), 16):
             batch = pairs[start : start + 16]
-            theme_pipe.update([p[0] for p in batch], drop=0.2, sgd=optimizer)
-            kind_pipe.update([p[1] for p in batch], drop=0.2, sgd=optimizer)
+            if epoch < settings.theme_epochs:
+                theme_pipe.update([p[0] for p in batch], drop=0.2, sgd=optimizer)
+            if epoch < settings.epochs:
+                kind_pipe.update([p[1] for p in batch], drop=0.2, sgd=optimizer)
     return nlp
 
 
