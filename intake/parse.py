@@ -36,7 +36,7 @@ DECIDING_HEADERS = (
     "auto-submitted", "precedence", "list-id", "list-unsubscribe", "list-post", "list-help",
     "list-subscribe", "list-owner", "list-archive", "return-path", "x-auto-response-suppress",
     "x-autoreply", "x-autorespond", "x-loop", "in-reply-to", "references", "reply-to", "sender",
-    "content-type", "x-ms-exchange-generated-message-source", "feedback-id",
+    "content-type", "x-ms-exchange-generated-message-source", "feedback-id", "x-apple-action",
     "authentication-results",  # whether the border vouched for the From domain (RFC 8601)
 )  # fmt: skip
 MAX_HEADER_CHARS = 998  # RFC 5322's line limit: anything longer is cut, not trusted

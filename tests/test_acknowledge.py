@@ -82,6 +82,7 @@ SUPPRESSED = [
                                            ("auto-submitted", "auto-generated")), id="two_headers"),
     case("auto_submitted", headers=headers(("auto-submitted", "")), id="auto_submitted_empty"),
     case("auto_submitted", headers=headers(("x-autoreply", "yes")), id="x_autoreply"),
+    case("auto_submitted", headers=headers(("x-apple-action", "VACATION")), id="apple_vacation"),
     case("auto_submitted", headers=headers(("x-autorespond", "1")), id="x_autorespond"),
     case("auto_submitted", headers=headers(
         ("x-ms-exchange-generated-message-source", "Mailbox Rules Agent")), id="exchange_agent"),

@@ -29,6 +29,9 @@ def docs() -> list[Any]:
         "I told them again and again, I had to explain it twice to the same team.",
         "please don't use it, get rid of it, I'd like that withdrawn, take it down",
         "Please ensure it is not published; my statement must not be shared.",
+        "I want my story took out of it please.",
+        "They lost my referral, then the letter got lost too, and nobody passed it on.",
+        "I ask that the statement I gave (in March, by email) is withdrawn.",
     ]
     texts = [e.text for e in examples[::3]]
     return list(nlp.pipe(texts + extra))

@@ -111,3 +111,11 @@ def test_withdrawal_safety_classifier_alone_needs_a_withdrawal_word(tagger: Tagg
          "pls no use my storie", "I changed my mind.", "Delete.",
          "hi i woud like to withdrw my stroy from you're campain"])]  # fmt: skip
     assert on_topic == [False, False, True, True, True, True]  # misspelt words still count
+
+
+def test_withdrawal_safety_nonstandard_participle_is_read_by_rule(tagger: Tagger) -> None:
+    """A story that "took out" (for "taken out") is asked for by rule, not by the classifier."""
+    text = "my mum asked me to email u. she wants her story took out. her name is on it thanks"
+    triage = tag(story_from_text("took-out", text), tagger)
+    assert triage.kind == WITHDRAWAL
+    assert "withdrawal_by_classifier" not in triage.review_reasons

@@ -69,7 +69,15 @@ _BEFORE_TO = _THIRD_PARTY | {"her", "had", "used", "tried", "managed", "able", "
 # A sentence with one of these words speaks to us ("please", "could you", "I'd rather").
 _ADDRESSED = frozenset(("please", "pls", "plz", "kindly", "you", "your", "u", "ye", "ya", "'d",
                         "would", "want", "wish", "ask", "asking", "request", "rather", "prefer",
-                        "grateful", "withdraw", "withdrawing"))  # fmt: skip
+                        "grateful", "wants", "wishes"))  # fmt: skip  # "he wants it removed"
+# "I withdraw my consent", "we are withdrawing it": the sender withdraws, in the present. Not
+# "victims withdraw their statements" or "pressured to withdraw my statement": the verb alone
+# does not speak to us (every "withdraw ..." phrase has it).
+_PERFORMATIVE = frozenset(("withdraw", "withdrawing"))
+_PERFORMERS = frozenset(("i", "we", "'m", "am", "are", "'re", "hereby", "now", "formally"))
+# "I need to withdraw the email", "we've decided to withdraw it": the sender's own need or
+# decision, just before "to" (not "pressured to withdraw", "she decided to withdraw").
+_NEEDS = frozenset(("need", "have", "decided", "going", "got", "like", "want", "wish"))
 # Words that may come before an imperative at the start of its sentence ("So, delete it").
 _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay", "oh", "also",
                       "then", "actually", "sorry", "hi", "hello", "re"))  # fmt: skip
@@ -170,8 +178,23 @@ def addressed_to_us(text: str, start: int, end: int) -> bool:
         return True
     lead = words_of(text[_last_match_end(_SENTENCE_END, text, start) : start])
     phrase = words_of(text[start:end])
+    if phrase[:1] and phrase[0] in _PERFORMATIVE and _performed(lead):
+        return True
     return (bool(phrase) and all(w in _OPENERS for w in lead)
             and phrase[0] not in _SUBJECTS | _DETERMINERS and not _is_past(phrase[0]))  # fmt: skip
+
+
+def _performed(lead: list[str]) -> bool:
+    # The words before "withdraw" in its sentence make it the sender's act ("I withdraw",
+    # "we are withdrawing", "I need to withdraw").
+    if lead[-1:] and lead[-1] in _PERFORMERS:
+        return True
+    return (
+        lead[-2:-1] != []
+        and lead[-1] == "to"
+        and lead[-2] in _NEEDS
+        and (bool({"i", "we"} & set(lead[-4:-2])))
+    )
 
 
 def negated(text: str, start: int) -> bool:

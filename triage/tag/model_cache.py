@@ -25,7 +25,7 @@ TRAINING_TIME = "usually 30 to 60 seconds"
 def model_key(examples: Sequence[LabelledText], settings: TagSettings) -> str:
     """What the trained model depends on: data, theme names, seed, epochs and code version."""
     digest = hashlib.sha256(MODEL_VERSION.encode())
-    for part in (settings.theme_names, settings.seed, settings.epochs):
+    for part in (settings.theme_names, settings.seed, settings.epochs, settings.theme_epochs):
         digest.update(repr(part).encode())
     for example in examples:
         digest.update(repr((example.text, example.themes, example.kind)).encode())

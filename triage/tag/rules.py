@@ -88,6 +88,7 @@ class TagSettings:
     kind_confidence: float = 0.6
     seed: int = 0
     epochs: int = 20
+    theme_epochs: int = 4
     data_dir: str = "triage/tag/data"
     model_dir: str = "var/model"
 
@@ -125,6 +126,8 @@ def _is_auto_submitted(name: str, value: str) -> bool:
     # RFC 3834 5.1: anything but "no" (parameters after ';' ignored) marks an automatic message.
     if name == "auto-submitted":
         return value.split(";")[0].strip() != "no"
+    if name == "x-apple-action":  # iCloud's vacation responder sends no Auto-Submitted
+        return value == "vacation"
     return name in _AUTO_HEADERS
 
 

@@ -1,16 +1,14 @@
-"""Tag stage: Story -> Triage. The spaCy adapter; the only module that imports spacy or thinc.
+"""Tag stage: Story -> Triage. The spaCy adapter, with ``spacy_parts`` (the pipeline's parts)
+and ``training`` (train, save, load): the only modules that import spacy or thinc.
 
-The pipeline is ``spacy.blank("en")`` with a sentencizer, a lower-case lookup lemmatizer (tables
-from spacy-lookups-data), and two bag-of-lemmas classifiers trained from the repository's data:
+The pipeline is ``spacy.blank("en")`` with a lower-case lookup lemmatizer (tables from
+spacy-lookups-data) and two bag-of-lemmas classifiers trained from the repository's data:
 ``textcat_multilabel`` for themes and an exclusive ``textcat`` named ``kind``. Rule matchers built
 from themes.toml find the evidence spans; ``triage.tag.rules`` combines the two into scores.
 """
 
 from __future__ import annotations
 
-import random
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,146 +17,33 @@ from typing import Any, cast
 
 import numpy
 import spacy
-from spacy.attrs import IDX, IS_ALPHA, LEMMA, LENGTH, LIKE_NUM, LOWER, ORTH
+from spacy.attrs import IDX, IS_ALPHA, LEMMA, LENGTH, LIKE_NUM, LOWER
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
-from spacy.lookups import load_lookups
 from spacy.matcher import Matcher, PhraseMatcher
-from spacy.ml.extract_ngrams import extract_ngrams
-from spacy.ml.models.textcat import NEG_VALUE, resize_and_set_ref
 from spacy.pipeline import Sentencizer, TextCategorizer
-from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
-from spacy.training import Example
-from spacy.util import registry
-from thinc.api import (
-    Adam,
-    Config,
-    Logistic,
-    Model,
-    SparseLinear_v2,
-    chain,
-    fix_random_seed,
-    resizable,
-    softmax_activation,
-)
-from thinc.layers.resizable import resize_linear_weighted
 
 from intake.errors import ConfigError
 from intake.records import Story, Triage
-from triage.tag.examples import LabelledText, load_examples, training_files
+from triage.tag.examples import load_examples, training_files
 from triage.tag.judge import Hit, Reading, judge
 from triage.tag.limit import fit_for_tagging, tagged_text
-from triage.tag.model_cache import current_model, model_path
+from triage.tag.model_cache import current_model
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
 from triage.tag.rules import WITHDRAWAL, TagSettings
-from triage.tag.shipped_model import CONFIG, WEIGHTS, read, shipped_archive
+from triage.tag.spacy_parts import KIND, LEMMATIZER, THEMES, blank_nlp
+from triage.tag.training import load_or_train, load_shipped, shipped_members, train
 from triage.tag.vocabulary import near_any, near_index, request_vocabulary
 
-LEMMATIZER = "story_lemmatizer"
-THEMES = "textcat_multilabel"
-KIND = "kind"
-MIN_POSITIVES = 5  # a theme with fewer labelled examples is scored on evidence alone
+# Re-exported: callers import the tagger's whole surface from here.
+__all__ = [
+    "KIND", "LEMMATIZER", "THEMES", "Tagger", "blank_nlp", "build_tagger", "load_or_train",
+    "load_shipped", "load_tagger", "shipped_members", "tag", "tag_many", "train",
+]  # fmt: skip
+
 MAX_EXPLAINED = 60  # sentences scored when a theme has no rule evidence
 SENTENCIZER = Sentencizer()
-
-
-class LowerLemmatizer:
-    """Lemmas from the English lookup table, always lower-case, cached per word form.
-
-    spaCy's lookup lemmatizer is case-sensitive ("Officers" stays "Officers"); matching and
-    classifying on lower-case lemmas lets "Officers", "officer" and "OFFICERS" count as one.
-    """
-
-    def __init__(self) -> None:
-        self._table: Any = None
-        self._cache: dict[int, int] = {}
-
-    def __call__(self, doc: Doc) -> Doc:
-        if self._table is None:
-            self._table = load_lookups("en", ["lemma_lookup"]).get_table("lemma_lookup")
-        cache, strings = self._cache, doc.vocab.strings
-        orths = doc.to_array(ORTH)
-        lemmas = [cache.get(o) or self._lemma(o, strings) for o in orths.tolist()]
-        # One array assignment instead of setting token.lemma token by token.
-        column = numpy.array(lemmas, dtype="uint64").reshape(-1, 1)
-        doc.from_array([LEMMA], cast(Any, column))
-        return doc
-
-    def _lemma(self, orth: int, strings: Any) -> int:
-        lower = strings[orth].lower()
-        lemma = self._cache[orth] = strings.add(self._table.get(lower, lower))
-        return int(lemma)
-
-
-@Language.factory(LEMMATIZER)
-def make_lemmatizer(nlp: Language, name: str) -> LowerLemmatizer:
-    """spaCy factory for LowerLemmatizer."""
-    return LowerLemmatizer()
-
-
-@registry.architectures("story.LemmaBOW.v1")  # type: ignore[untyped-decorator]
-def lemma_bow(
-    exclusive_classes: bool, ngram_size: int, length: int = 262144, nO: int | None = None
-) -> Model[list[Doc], Any]:
-    """spaCy's bag-of-words text classifier, over lemmas instead of exact word forms."""
-    fill = {"b": NEG_VALUE, "W": 0}
-    sparse: Model[Any, Any] = SparseLinear_v2(nO=nO, length=length)
-    resize = partial(resize_linear_weighted, fill_defaults=fill)
-    layer: Model[Any, Any] = resizable(sparse, resize_layer=resize)
-    output = softmax_activation() if exclusive_classes else Logistic()
-    model: Model[list[Doc], Any] = chain(extract_ngrams(ngram_size, attr=LEMMA), layer, output)
-    if nO is not None:
-        model.set_dim("nO", nO)
-    model.set_ref("output_layer", sparse)
-    model.attrs["multi_label"] = not exclusive_classes
-    model.attrs["resize_output"] = partial(resize_and_set_ref, resizable_layer=layer)
-    return model
-
-
-def blank_nlp() -> Language:
-    """The untrained pipeline: tokenizer and lower-case lemmatizer.
-
-    No sentencizer: only the rare last-resort evidence needs sentences (see best_sentence).
-    """
-    nlp = spacy.blank("en")
-    tokenizer = cast(Tokenizer, nlp.tokenizer)
-    for form in ("A&E", "a&e"):  # otherwise "A&E." at a sentence end is one token
-        tokenizer.add_special_case(f"{form}.", [{ORTH: form}, {ORTH: "."}])
-    nlp.add_pipe(LEMMATIZER)
-    return nlp
-
-
-def _classifier(exclusive: bool) -> dict[str, Any]:
-    return {"model": {"@architectures": "story.LemmaBOW.v1", "exclusive_classes": exclusive,
-                      "ngram_size": 2}}  # fmt: skip
-
-
-def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
-    """Train both classifiers from labelled texts; the same data and seed give the same model."""
-    fix_random_seed(settings.seed)
-    nlp = blank_nlp()
-    themes = [t for t in settings.theme_names
-              if sum(t in e.themes for e in examples) >= MIN_POSITIVES]  # fmt: skip
-    kinds = sorted({e.kind for e in examples})
-    theme_pipe = cast(TextCategorizer, nlp.add_pipe(THEMES, config=_classifier(False)))
-    kind_pipe = cast(TextCategorizer, nlp.add_pipe("textcat", name=KIND, config=_classifier(True)))
-    docs = list(nlp.pipe((e.text for e in examples), disable=[THEMES, KIND]))
-    pairs = [(_example(d, {t: float(t in e.themes) for t in themes}),
-              _example(d, {k: float(k == e.kind) for k in kinds}))
-             for d, e in zip(docs, examples, strict=True)]  # fmt: skip
-    # Separately: the exclusive kind classifier rejects examples with several positive cats.
-    theme_pipe.initialize(lambda: [p[0] for p in pairs], nlp=nlp, labels=themes)
-    kind_pipe.initialize(lambda: [p[1] for p in pairs], nlp=nlp, labels=kinds)
-    optimizer = Adam(0.001)
-    order = random.Random(settings.seed)
-    for _ in range(settings.epochs):
-        order.shuffle(pairs)
-        for start in range(0, len(pairs), 16):
-            batch = pairs[start : start + 16]
-            theme_pipe.update([p[0] for p in batch], drop=0.2, sgd=optimizer)
-            kind_pipe.update([p[1] for p in batch], drop=0.2, sgd=optimizer)
-    return nlp
 
 
 def _textcat(nlp: Language, name: str) -> TextCategorizer:
@@ -167,47 +52,6 @@ def _textcat(nlp: Language, name: str) -> TextCategorizer:
 
 def _classifiers(nlp: Language) -> list[str]:
     return [name for name in (THEMES, KIND) if name in nlp.pipe_names]
-
-
-def _example(doc: Doc, cats: dict[str, float]) -> Example:
-    return Example.from_dict(doc, {"cats": cats})
-
-
-def load_or_train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
-    """The cached model for this data and settings; else the shipped one when its key
-    matches (read into memory: nothing is written, so a read-only install starts at once);
-    else trained and saved on first use."""
-    path = model_path(examples, settings)
-    if path.is_dir():
-        return spacy.load(path)
-    archive = shipped_archive(path.name)
-    if archive:
-        return load_shipped(archive)
-    nlp = train(examples, settings)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Written aside and renamed into place: a run killed while saving, or two runs training at
-    # once, never leave a half-written model where the next run would load it.
-    partial_dir = Path(tempfile.mkdtemp(prefix=".training-", dir=path.parent))
-    nlp.to_disk(partial_dir)
-    try:
-        partial_dir.rename(path)
-    except OSError:  # another run finished first: keep its model, drop ours
-        shutil.rmtree(partial_dir, ignore_errors=True)
-    return nlp
-
-
-def load_shipped(archive: Path) -> Language:
-    """The model in a shipped archive: the pipeline built from its config, then its weights
-    and vocabulary loaded from bytes (spaCy's documented way to load without a folder)."""
-    members = read(archive)
-    config = Config().from_str(members[CONFIG].decode("utf-8"))
-    nlp = spacy.util.get_lang_class(config["nlp"]["lang"]).from_config(config)
-    return nlp.from_bytes(members[WEIGHTS])
-
-
-def shipped_members(nlp: Language) -> dict[str, bytes]:
-    """What ``load_shipped`` reads back: the config and the pipeline's bytes."""
-    return {CONFIG: nlp.config.to_str().encode("utf-8"), WEIGHTS: nlp.to_bytes()}
 
 
 @dataclass(frozen=True)

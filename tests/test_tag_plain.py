@@ -1,0 +1,30 @@
+"""Plain-spoken stories: the theme is the substance of the story but said without the lexicon's
+words, in one or two sentences, in non-native English, or under a signature that suggests another
+theme. Hand-written here, in none of the training files (train_g/train_h added such stories)."""
+
+from __future__ import annotations
+
+import pytest
+
+from triage.tag.examples import story_from_text
+from triage.tag.tagger import Tagger, tag
+
+PLAIN = [
+    ("The detective was replaced and the new one asked for my whole account again.",
+     {"policing", "duplication"}),
+    ("I rang the surgery every day for a week to get through.", {"health"}),  # one body chased
+    ("The lady from social services asked Mum, who is 91, the same questions as the man "
+     "last month.",
+     {"elderly_care", "duplication"}),
+    ("I said it all to the 999 lady, then to the crew, then at the hospital.",
+     {"health", "duplication"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "themes"), PLAIN)
+def test_tag_plain_spoken_story_gets_its_themes(
+    tagger: Tagger, text: str, themes: set[str]
+) -> None:
+    triage = tag(story_from_text("plain", text), tagger)
+    assert triage.kind == "story"
+    assert set(triage.themes) == themes
