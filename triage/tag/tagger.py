@@ -33,6 +33,7 @@ from triage.tag.model_cache import current_model
 from triage.tag.near import SequenceSet, TokenSequence, compile_sequence
 from triage.tag.rules import WITHDRAWAL, TagSettings
 from triage.tag.spacy_parts import KIND, LEMMATIZER, THEMES, blank_nlp
+from triage.tag.subject import as_withdrawal, asks_withdrawal, may_ask_in_subject, own_subject
 from triage.tag.training import load_or_train, load_shipped, shipped_members, train
 from triage.tag.vocabulary import near_any, near_index, request_vocabulary
 
@@ -74,9 +75,10 @@ class Tagger:
         """Themes the classifier has a label for (the rest are scored on evidence alone)."""
         return frozenset(_textcat(self.nlp, THEMES).labels)
 
-    def pipe(self, texts: Iterable[str]) -> Iterable[Doc]:
-        """Run the pipeline over texts in batches."""
-        return self.nlp.pipe(texts, batch_size=64)
+    def pipe(self, texts: Iterable[str], rules_only: bool = False) -> Iterable[Doc]:
+        """Run the pipeline over texts in batches (without the classifiers: for rules alone)."""
+        disable = _classifiers(self.nlp) if rules_only else []
+        return self.nlp.pipe(texts, batch_size=64, disable=disable)
 
     def read(self, doc: Doc, text: str | None = None) -> Reading:
         """Everything the judgement needs from a processed Doc, as plain values.
@@ -193,11 +195,24 @@ def tag_many(stories: Sequence[Story], tagger: Tagger) -> list[Triage]:
     texts = [tagged_text(story.text) or " " for story in stories]
     docs = tagger.pipe(texts)
     trained = tagger.trained_themes
-    return [
-        judge(story, tagger.read(doc, text), tagger.settings, trained,
-              partial(tagger.best_sentence, doc))
-        for story, text, doc in zip(stories, texts, docs, strict=True)
-    ]  # fmt: skip
+    read = [(tagger.read(doc, text), doc) for text, doc in zip(texts, docs, strict=True)]
+    triages = [
+        judge(story, reading, tagger.settings, trained, partial(tagger.best_sentence, doc))
+        for story, (reading, doc) in zip(stories, read, strict=True)
+    ]
+    return _asked_in_subject(stories, triages, [r.words for r, _ in read], tagger)
+
+
+def _asked_in_subject(stories: Sequence[Story], triages: list[Triage], words: list[int],
+                      tagger: Tagger) -> list[Triage]:  # fmt: skip
+    """``triages`` with a withdrawal asked in the sender's own subject line read as one."""
+    wanted = [i for i, t in enumerate(triages)
+              if may_ask_in_subject(t) and own_subject(stories[i].subject)]  # fmt: skip
+    subjects = [own_subject(stories[i].subject) for i in wanted]
+    for i, subject, doc in zip(wanted, subjects, tagger.pipe(subjects, True), strict=True):
+        if asks_withdrawal(subject, tagger.read(doc, subject)):
+            triages[i] = as_withdrawal(triages[i], words[i])
+    return triages
 
 
 def tag(story: Story, tagger: Tagger) -> Triage:
