@@ -119,3 +119,29 @@ def test_withdrawal_safety_nonstandard_participle_is_read_by_rule(tagger: Tagger
     triage = tag(story_from_text("took-out", text), tagger)
     assert triage.kind == WITHDRAWAL
     assert "withdrawal_by_classifier" not in triage.review_reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the name kept out of the report, the story still used: anonymity (an amend at most)
+        "Use it by all means. Just keep my name out of it, my ex still lives nearby.",
+        "Please leave his name out of this, he is still in the job.",
+        # what an agency cannot do is told, not asked of us
+        "The housing office has my OT report. Can't share it, they told me.",
+        "Needed the OT letter for the housing form. Couldn't use it, wrong department.",
+        "Hospital has the discharge summary but can't share it with the pharmacy.",
+        "School asked for the diagnosis. The clinic can't share it, apparently.",
+    ],
+)
+def test_withdrawal_safety_anonymity_and_inability_stay_stories(tagger: Tagger, text: str) -> None:
+    assert tag(story_from_text("s", text), tagger).kind != WITHDRAWAL, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Please keep me out of it now, and my story.", "Take my story out of it, please.",
+     "You can't use it any more, I have changed my mind."],
+)  # fmt: skip
+def test_withdrawal_safety_story_kept_out_is_still_a_withdrawal(tagger: Tagger, text: str) -> None:
+    assert tag(story_from_text("s", text), tagger).kind == WITHDRAWAL, text

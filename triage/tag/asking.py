@@ -48,6 +48,8 @@ _AGENTS = frozenset(
         "bank",
     )
 )
+# "Can't share it", "we couldn't use it": what someone cannot do is told, not asked for.
+_INABILITY = frozenset(("ca", "can", "could", "cannot"))
 _PERFECT = frozenset(("had", "has", "have", "'ve"))
 _WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
@@ -90,6 +92,8 @@ _DISCLAIMER = re.compile(
 # phrase names the story too ("I don't want my name or my story used").
 _ANONYMITY = frozenset(("name", "named", "names", "surname", "identity", "identified",
                         "identifiable", "anonymous", "anonymously", "initials"))  # fmt: skip
+# What a phrase takes its object away from ("keep my name out of it": "it" is the report).
+_AWAY = ("out", "from", "off")
 _STORY_WORDS = frozenset(("story", "stories", "email", "emails", "message", "letter", "account",
                           "words", "experience", "submission", "it", "this", "everything",
                           "contribution", "piece", "post"))  # fmt: skip
@@ -131,8 +135,9 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
         return False
     if not phrase:  # punctuation alone: nothing to read it by
         return True
-    if _ANONYMITY & set(phrase) and not _STORY_WORDS & set(phrase):
-        return False  # "I don't want to be named": use the story, not the name
+    named = phrase[: min((phrase.index(w) for w in _AWAY if w in phrase), default=len(phrase))]
+    if _ANONYMITY & set(phrase) and not _STORY_WORDS & set(named):
+        return False  # "I don't want to be named", "keep my name out of it": not the story
     if _hypothetical(text, start):
         return False
     whole = words_of(text[_last_match_end(_CLAUSE_END, text, start) : start])
@@ -234,8 +239,8 @@ def _negated_request(clause: list[str], phrase: list[str]) -> bool:
         helpers.pop()
     subject = helpers[-1] if helpers else ""
     tense = next((w for w in reversed(clause) if w in _AUXILIARIES | _NARRATIVE), "")
-    if tense in _NARRATIVE and subject not in _SECOND_PERSON:
-        return False
+    if tense in _NARRATIVE | _INABILITY and subject not in _SECOND_PERSON:
+        return False  # "they didn't use it", "can't share it, apparently"; not "you can't"
     wish = bool({"want", "wish", "like"} & set(phrase))
     return wish or (tense != "does" and subject not in _THIRD_PARTY | _AGENTS)
 

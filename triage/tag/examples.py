@@ -1,9 +1,11 @@
 """Labelled texts for training and evaluating the tagger (``triage/tag/data/*.jsonl``). Stdlib only.
 
-``train_*.jsonl`` files are training data. ``eval_fresh.jsonl`` is the held-out evaluation set:
-written independently of everything else, never trained or tuned on, its mistakes never read.
-``eval.jsonl`` was the first held-out set; its one missed withdrawal has since been read, so it
-now half-serves as development data, like ``dev_*.jsonl`` (never trained on either).
+``train_*.jsonl`` files are training data. ``eval_r3.jsonl`` is the held-out evaluation set:
+written from the label definitions alone by someone who had read none of the data, themes.toml or
+the code, scored before the changes it measures, never trained or tuned on, its mistakes never
+read. The earlier held-out sets (``eval.jsonl``, ``eval_fresh.jsonl``, ``eval_r2.jsonl``) have
+each had mistakes read since, so they now half-serve as development data, like ``dev_*.jsonl``
+(never trained on either).
 """
 
 from __future__ import annotations
