@@ -1,6 +1,6 @@
 """The review page over HTTP for what issue 20 names and no other test covered: the story
 page's quoted history, signature and footer folded away (``<details>``, closed) and apart from
-the person's own words, its review reasons, and the Health page's failure counts above 0.
+the person's own words, its review reasons, its themes pre-selected with their scores, and the Health page's failure counts above 0.
 Real parts: a Maildir run through the pipeline, IMAP and SMTP ports nothing answers."""
 
 from __future__ import annotations
@@ -128,3 +128,20 @@ def test_web_story_parts_health_counts_failed_polls_and_sends(
     sending = site_store.worker.send_health().failures
     assert sending > 0
     assert f"<dt>Sending failures in a row</dt><dd>{sending}</dd>" in health
+
+
+def test_web_story_parts_tags_preselected_with_their_scores(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    client = signed_in(review_site, site_store, clock)
+    triage = {s.story_id: t for s, t in site_store.stories.triaged() if t}["review-2@example.org"]
+    assert triage.themes and len(triage.themes) < len(triage.scores)  # some on, some off
+
+    page = client.get(f"/story/{review_site.refs['xss']}").text
+
+    for name, score in triage.scores:
+        box = re.search(rf'<input type="checkbox" id="theme-{name}"[^>]*>', page)
+        assert box, name
+        assert ("checked" in box.group(0)) is (name in triage.themes), name
+        assert re.search(rf'for="theme-{name}">\d\. {name} <span class="count">\(score '
+                         rf"{score:.2f}\)</span>", page), name  # fmt: skip
