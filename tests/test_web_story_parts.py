@@ -1,6 +1,7 @@
 """The review page over HTTP for what issue 20 names and no other test covered: the story
 page's quoted history, signature and footer folded away (``<details>``, closed) and apart from
-the person's own words, its review reasons, its themes pre-selected with their scores, and the Health page's failure counts above 0.
+the person's own words, its review reasons, its themes pre-selected with their scores, and the
+Health page's failure counts above 0.
 Real parts: a Maildir run through the pipeline, IMAP and SMTP ports nothing answers."""
 
 from __future__ import annotations
