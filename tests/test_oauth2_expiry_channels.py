@@ -7,6 +7,8 @@ XOAUTH2."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 from conftest import (
     PASSWORD,
+    TESTS,
     Mailbox,
     XOAuth2Sink,
     imap_config,
@@ -26,7 +29,6 @@ from test_oauth2 import fresh_story
 from intake.store.engine import Store
 from story_intake.cli_store import status
 from story_intake.pipeline import run_once
-from story_intake.secrets import smtp_provider
 from story_intake.settings import load_settings
 from story_intake.web.insights import token_expiry
 
@@ -81,6 +83,22 @@ def smtp_delegated_config(folder: Path, box: Mailbox, issuer: Any, client_id: st
     return config
 
 
+def authorize(config: Path, issuer: Any) -> None:
+    """``authorize`` as a child process, the person approving its code at once."""
+    command = [sys.executable, str(TESTS.parent / "run_pipeline.py"), "--config", str(config),
+               "authorize"]  # fmt: skip
+    with subprocess.Popen(command, cwd=config.parent, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as person:  # fmt: skip
+        assert person.stdout is not None
+        instructions = person.stdout.readline()
+        found = re.findall(r"code (\d+)", instructions)
+        if found:
+            issuer.approve(found[0])
+        out, err = person.communicate(timeout=60)
+    assert person.returncode == 0, err
+    assert "authorized: token cache written to " + str(config.parent / "var") in out
+
+
 def alerts_to_team(sink: XOAuth2Sink) -> list[str]:
     subjects = [str(message_from_bytes(data)["Subject"]) for _, _, data in sink.messages]
     return [s for s in subjects if "sign-in expires soon" in s]
@@ -95,13 +113,7 @@ def test_oauth2_expiry_channels_smtp_refresh_token_expiring_alerts_once_under_sm
     config = smtp_delegated_config(tmp_path, mailbox, oauth_issuer, client_id, oauth_ca.ca_file,
                                    xoauth2_sink.port)  # fmt: skip
     environ = {"STORY_TEST_IMAP_PASSWORD": PASSWORD}
-    settings = load_settings(config, environ)
-
-    def approve(message: str) -> None:
-        oauth_issuer.approve(re.findall(r"code (\d+)", message)[0])
-
-    # What `authorize` does for this client: the person approves the code at once.
-    smtp_provider(settings.smtp, settings.mailbox, environ).authorize(approve)  # type: ignore[attr-defined]
+    authorize(config, oauth_issuer)  # SMTP's sign-in: the mailbox has no OAuth2 of its own
 
     # Passes as `once` processes (fresh providers from the cache): one with nothing to send
     # between (SMTP asks for no token: the record and its alert must stand).
