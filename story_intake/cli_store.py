@@ -18,6 +18,7 @@ from story_intake.app_settings import Settings
 from story_intake.jobs import digest_context
 from story_intake.migrate import migrate
 from story_intake.pipeline import requeue
+from story_intake.token_watch import note_smtp_expiry
 from triage.digest.deliver import preview_digest, send_digest
 from triage.expiry_watch import expiry_status
 from triage.reply.policy import reference
@@ -29,6 +30,7 @@ def digest_command(args: argparse.Namespace, settings: Settings, now: datetime) 
     with Store(settings.store) as store:
         make = send_digest if args.send else preview_digest
         outcome = make(store, now, digest_context(settings))
+        note_smtp_expiry(settings, store, now)  # the digest went over SMTP's own client
     print(json.dumps({"digest": outcome.digest_id, "state": outcome.state,
                       "stories": outcome.stories,
                       "file": str(outcome.path) if outcome.path else None}))  # fmt: skip
@@ -96,6 +98,9 @@ def status(store: Store, settings: Settings, now: datetime) -> dict[str, object]
             "worker": holder.rsplit(":", 1)[0] if holder else None,
             "oauth2_token_expires_at": store.worker.token_expiry(),
             "oauth2_credentials": expiry_status(store, now),
+            # SMTP's own client ([smtp] auth = "oauth2"), the same two records for it.
+            "smtp_oauth2_token_expires_at": store.worker.token_expiry("smtp"),
+            "smtp_oauth2_credentials": expiry_status(store, now, "smtp"),
             "acknowledgement_breaker": breaker_status(
                 store, settings.acknowledgement.max_per_hour, now)}  # fmt: skip
 

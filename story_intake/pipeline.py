@@ -28,8 +28,8 @@ from story_intake.app_settings import Settings
 from story_intake.earlier_store import StoredStories
 from story_intake.pool import open_stages
 from story_intake.stages import process
+from story_intake.token_watch import note_mailbox_expiry, note_smtp_expiry
 from story_intake.warm import Warm
-from triage.expiry_watch import watch_expiry
 from triage.privacy import hold_withdrawn
 from triage.reply.deliver import acknowledge, confirm_interrupted, decide_stories
 from triage.reply.send_watch import watch_sending
@@ -78,6 +78,7 @@ def run_once(
         ack = settings.acknowledgement
         watch_sending(store, sender.failure(), sender.worked, now, settings.alerts,
                       settings.smtp, ack.team_name, ack.max_per_hour)  # fmt: skip
+        note_smtp_expiry(settings, store, now)
     if failed is not None:
         raise failed
     return replace(counts, acknowledged=sent, suppressed=counts.suppressed + suppressed)
@@ -94,7 +95,7 @@ def _intake(
     progress = Progress(sys.stderr if sys.stderr.isatty() else None, time.monotonic)
     with closing(source):
         state = source.open()
-        _note_token_expiry(settings, store, now)
+        note_mailbox_expiry(settings, store, now)
         _finish_pending_marks(source, store, state)
         store.staging.clear(state.mailbox)  # what a crashed pass staged
         batches = _timed(source.fetch_new(state, store.stories.last_uid(state)), timer)
@@ -191,16 +192,6 @@ def _finish_pending_marks(source: Source, store: Store, state: MailboxState) -> 
         source.mark_stored(pending)
         store.stories.clear_marks(state, pending)
         log.info("marked %d messages left unmarked by an earlier run", len(pending))
-
-
-def _note_token_expiry(settings: Settings, store: Store, now: datetime) -> None:
-    """Keep when the mailbox's OAuth2 token expires, for ``status`` (never the token)."""
-    tokens = getattr(settings.mailbox, "tokens", None)
-    if tokens is not None and tokens.expires_at is not None:
-        store.worker.save_token_expiry(tokens.expires_at, now)
-    if tokens is not None:  # a refresh token or secret near its end: status, one alert
-        watch_expiry(store, tokens.credential_expiry(), now, settings.alerts, settings.smtp,
-                     settings.acknowledgement.team_name)  # fmt: skip
 
 
 def _add(a: RunCounts, b: RunCounts) -> RunCounts:

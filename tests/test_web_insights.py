@@ -180,3 +180,23 @@ def test_web_insights_health_shows_the_oauth2_token_expiry(
     assert log_in(client, "rob") == 303
     expected = (clock.now + timedelta(days=3)).strftime("%Y-%m-%d %H:%M")
     assert re.search(rf'id="token-expiry">{expected}', client.get("/health").text)
+
+
+def test_web_insights_health_shows_smtps_own_token_expiry_alone(
+    review_site: ReviewSite, site_store: Store, clock: Clock
+) -> None:
+    from story_intake.web.app import build_app
+    from story_intake.web.settings import ReviewSettings
+
+    # The mailbox logs in with a password (or is a Maildir); SMTP has an OAuth2 client.
+    site_store.worker.save_token_expiry(clock.now + timedelta(days=9), clock.now)  # stale
+    site_store.worker.save_token_expiry(clock.now + timedelta(hours=1), clock.now, "smtp")
+    relay = SmtpSettings(host="smtp.example.org", username="team@example.org", auth="oauth2",
+                         oauth2_client_id="client", oauth2_tenant="tenant")  # fmt: skip
+    settings = dataclasses.replace(review_site.settings, smtp=relay, review=ReviewSettings())
+    client = client_for(review_site, site_store, clock, app=build_app(settings, site_store, clock))
+    assert log_in(client, "rob") == 303
+    page = client.get("/health").text
+    expected = (clock.now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    assert re.search(rf'id="smtp-token-expiry">{expected}', page)
+    assert 'id="token-expiry"' not in page  # the mailbox's is not an OAuth2 login

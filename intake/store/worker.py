@@ -102,24 +102,31 @@ class WorkerRows(TableGroup):
         """Replace the poll record."""
         self._save_state("poll", asdict(health), now)
 
-    def token_expiry(self) -> str | None:
-        """When the OAuth2 token the mailbox last logged in with expires (ISO 8601; None:
-        never logged in by OAuth2). The expiry only: tokens are never stored."""
-        found = self._state("oauth2")
+    def token_expiry(self, channel: str = "mailbox") -> str | None:
+        """When the OAuth2 token ``channel`` (``mailbox`` or ``smtp``) last logged in with
+        expires (ISO 8601; None: never logged in by OAuth2). The expiry only: tokens are never
+        stored."""
+        found = self._state(_named("oauth2", channel))
         return str(found["expires_at"]) if found else None
 
-    def save_token_expiry(self, expires_at: datetime, now: datetime) -> None:
-        """Record the expiry of the token just used (for ``status``)."""
-        self._save_state("oauth2", {"expires_at": expires_at.isoformat()}, now)
+    def save_token_expiry(
+        self, expires_at: datetime, now: datetime, channel: str = "mailbox"
+    ) -> None:
+        """Record the expiry of the token ``channel`` just used (for ``status``)."""
+        self._save_state(_named("oauth2", channel), {"expires_at": expires_at.isoformat()}, now)
 
-    def credential_expiry(self) -> dict[str, Any]:
-        """When the OAuth2 credentials the provider dated expire (``expires``: kind -> ISO
-        8601) and whether the team was told (``alerted``). Dates only, never a credential."""
-        return self._state("oauth2_credentials") or {"expires": {}, "alerted": False}
+    def credential_expiry(self, channel: str = "mailbox") -> dict[str, Any]:
+        """When ``channel``'s OAuth2 credentials the provider dated expire (``expires``: kind
+        -> ISO 8601) and whether the team was told (``alerted``). Dates only, never a
+        credential."""
+        found = self._state(_named("oauth2_credentials", channel))
+        return found or {"expires": {}, "alerted": False}
 
-    def save_credential_expiry(self, record: dict[str, Any], now: datetime) -> None:
-        """Replace the credential expiry record."""
-        self._save_state("oauth2_credentials", record, now)
+    def save_credential_expiry(
+        self, record: dict[str, Any], now: datetime, channel: str = "mailbox"
+    ) -> None:
+        """Replace ``channel``'s credential expiry record."""
+        self._save_state(_named("oauth2_credentials", channel), record, now)
 
     def send_health(self) -> PollHealth:
         """The send record: connection-level failures handing acknowledgements over."""
@@ -152,3 +159,8 @@ class WorkerRows(TableGroup):
                                 .values(value=value, updated_at=now))  # fmt: skip
             if not done.rowcount:
                 conn.execute(insert(table).values(name=name, value=value, updated_at=now))
+
+
+def _named(record: str, channel: str) -> str:
+    # The mailbox's records keep the names they had before SMTP had a client of its own.
+    return record if channel == "mailbox" else f"{record}_{channel}"

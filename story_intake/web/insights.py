@@ -99,10 +99,12 @@ def _explained(detail: str, first: bool) -> str:
     return DETAILS.get(detail, detail)
 
 
-def token_expiry(settings: Settings, store: Store) -> datetime | None:
-    """When the mailbox's OAuth2 token expires, when the mailbox logs in by OAuth2 and has
-    done so (the expiry only: tokens are never stored)."""
-    if getattr(settings.mailbox, "auth", "") != "oauth2":
-        return None
-    found = store.worker.token_expiry()
-    return datetime.fromisoformat(found) if found else None
+def token_expiry(settings: Settings, store: Store) -> dict[str, datetime]:
+    """When each channel's OAuth2 token expires (``mailbox``, ``smtp``), for the channels that
+    log in by OAuth2 and have done so (the expiry only: tokens are never stored)."""
+    found = {}
+    if getattr(settings.mailbox, "auth", "") == "oauth2":
+        found["mailbox"] = store.worker.token_expiry()
+    if settings.smtp.auth == "oauth2":
+        found["smtp"] = store.worker.token_expiry("smtp")
+    return {channel: datetime.fromisoformat(at) for channel, at in found.items() if at}
