@@ -11,6 +11,7 @@ import pytest
 from intake.records import Address, Triage
 from triage.reply.policy import decide
 from triage.reply.settings import AcknowledgementSettings
+from triage.tag.asking import reads_as_request
 from triage.tag.examples import story_from_text
 from triage.tag.rules import WITHDRAWAL
 from triage.tag.tagger import Tagger, tag, tag_many
@@ -145,3 +146,25 @@ def test_withdrawal_safety_anonymity_and_inability_stay_stories(tagger: Tagger, 
 )  # fmt: skip
 def test_withdrawal_safety_story_kept_out_is_still_a_withdrawal(tagger: Tagger, text: str) -> None:
     assert tag(story_from_text("s", text), tagger).kind == WITHDRAWAL, text
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "asks"),
+    [
+        # nobody did it: told, not asked
+        ("The stitches stayed in for a fortnight; nobody came to take them out.",
+         "take them out", False),
+        # a part of what was sent: an amendment, the rest still used
+        ("Could you delete the third paragraph of my email? The rest is fine.",
+         "delete the third paragraph", False),
+        # what identifies the sender is to go, not the story
+        ("Happy to help, but please remove any details that might identify me.",
+         "remove any details", False),
+        # the person written for no longer wishes it: asked, on their behalf
+        ("My father no longer wishes his story to be used.", "no longer wishes his story", True),
+        ("She no longer wants it used.", "no longer wants it used", True),
+    ],
+)  # fmt: skip
+def test_withdrawal_safety_phrase_reads_as_request(text: str, phrase: str, asks: bool) -> None:
+    start = text.index(phrase)
+    assert reads_as_request(text, start, start + len(phrase)) is asks, text

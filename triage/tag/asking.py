@@ -14,7 +14,7 @@ import re
 # disclaimer's "if you are not the intended recipient ... delete it". A phrase is a request to us
 # only when the words around it say so; these are the closed-class words read for that.
 NEGATION_WORDS = 6  # how far back in its clause a negator still governs a phrase
-_NEGATORS = frozenset(("not", "never", "no", "nt", "without"))
+_NEGATORS = frozenset(("not", "never", "no", "nt", "without", "nobody", "noone"))
 # Just before a phrase, or inside one ("it was cancelled"), these make it a report.
 _NARRATIVE = frozenset(("was", "were", "been", "being", "had", "has", "did", "got", "gets"))
 _THIRD_PARTY = frozenset(("he", "she", "they", "them", "him", "who", "which", "someone",
@@ -90,8 +90,14 @@ _DISCLAIMER = re.compile(
 )
 # "I don't want to be named", "not my name": anonymity, the story still to be used; unless the
 # phrase names the story too ("I don't want my name or my story used").
+_IDENTIFYING = frozenset(("identify", "identifies", "identifying", "identified", "identifiable"))
 _ANONYMITY = frozenset(("name", "named", "names", "surname", "identity", "identified",
                         "identifiable", "anonymous", "anonymously", "initials"))  # fmt: skip
+# Part of what was sent: "delete the second paragraph", "take out that sentence" ask for an
+# amendment, the rest still to be used (request:amend), not a withdrawal. ("Bit" and "part" are
+# not here: "pull my bit out", "not use any part of it", "take part" withdraw the whole.)
+_PARTS = frozenset(("paragraph", "paragraphs", "sentence", "sentences", "section", "line",
+                    "lines", "photo", "photos", "picture", "pictures"))  # fmt: skip
 # What a phrase takes its object away from ("keep my name out of it": "it" is the report).
 _AWAY = ("out", "from", "off")
 _STORY_WORDS = frozenset(("story", "stories", "email", "emails", "message", "letter", "account",
@@ -135,8 +141,12 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
         return False
     if not phrase:  # punctuation alone: nothing to read it by
         return True
+    if _PARTS & set(phrase):
+        return False
     named = phrase[: min((phrase.index(w) for w in _AWAY if w in phrase), default=len(phrase))]
-    if _ANONYMITY & set(phrase) and not _STORY_WORDS & set(named):
+    # "remove any details that could identify me": what is to go is what identifies
+    identifies = _IDENTIFYING & set(words_of(text[end : _next_clause_end(text, end)])[:8])
+    if (identifies or _ANONYMITY & set(phrase)) and not _STORY_WORDS & set(named):
         return False  # "I don't want to be named", "keep my name out of it": not the story
     if _hypothetical(text, start):
         return False
@@ -173,6 +183,11 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     if before in _NARRATIVE and earlier not in _SECOND_PERSON | {"have", "'ve"}:
         return False  # "had deleted", "did delete"; not "I've had second thoughts"
     return not (before in _THIRD_PARTY or (before == "to" and earlier in _BEFORE_TO))
+
+
+def _next_clause_end(text: str, start: int) -> int:
+    found = _CLAUSE_END.search(text, start)
+    return found.start() if found else len(text)
 
 
 def addressed_to_us(text: str, start: int, end: int) -> bool:
@@ -241,7 +256,7 @@ def _negated_request(clause: list[str], phrase: list[str]) -> bool:
     tense = next((w for w in reversed(clause) if w in _AUXILIARIES | _NARRATIVE), "")
     if tense in _NARRATIVE | _INABILITY and subject not in _SECOND_PERSON:
         return False  # "they didn't use it", "can't share it, apparently"; not "you can't"
-    wish = bool({"want", "wish", "like"} & set(phrase))
+    wish = bool({"want", "wish", "like", "wants", "wishes"} & set(phrase))  # "she no longer wishes"
     return wish or (tense != "does" and subject not in _THIRD_PARTY | _AGENTS)
 
 
