@@ -193,8 +193,11 @@ def reading(text: str, phrase: str | None, **cats: float) -> Reading:
         # a short request: any asking phrase, whatever the classifier says
         ("Bin it please.", "Bin it", {"story": 0.9, "request_withdrawal": 0.05},
          "request:withdrawal"),
-        # another request with a withdrawal phrase: over-called, on purpose
+        # a paragraph of what was sent: an amendment (the rest still used), not the whole
         ("Please delete the paragraph about my neighbour.", "delete the paragraph",
+         {"request_amend": 0.8, "request_withdrawal": 0.1}, "request:amend"),
+        # another request with a withdrawal phrase for the whole: over-called, on purpose
+        ("Please delete my story and my address.", "delete my story",
          {"request_amend": 0.8, "request_withdrawal": 0.1}, "request:withdrawal"),
         # no phrase at all: the classifier alone, on a short message, sure it is no story
         ("pls withdrw my stroy", None, {"request_withdrawal": 0.7, "story": 0.05},
