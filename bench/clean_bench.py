@@ -17,7 +17,8 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and tests/ for mailgen
 
 import mailgen  # needs tests/ on sys.path for conftest's story_message
 
