@@ -18,11 +18,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and tests/ for mailgen
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # for mailgen
 
-import mailgen  # needs tests/ on sys.path for conftest's story_message
+import mailgen  # noqa: E402  (tests/ on sys.path: conftest's story_message)
 
-from intake.clean.body import clean
+from intake.clean.body import clean  # noqa: E402
 
 
 def bodies(n: int, seed: int) -> list[tuple[str, str]]:
