@@ -160,6 +160,9 @@ def test_withdrawal_safety_story_kept_out_is_still_a_withdrawal(tagger: Tagger, 
         # what identifies the sender is to go, not the story
         ("Happy to help, but please remove any details that might identify me.",
          "remove any details", False),
+        # a use against someone is refused, not the story's
+        ("Share it if it helps, but I don't want it used against the nurse, she was kind.",
+         "n't want it used", False),
         # the person written for no longer wishes it: asked, on their behalf
         ("My father no longer wishes his story to be used.", "no longer wishes his story", True),
         ("She no longer wants it used.", "no longer wants it used", True),

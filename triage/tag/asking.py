@@ -143,6 +143,8 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
         return True
     if _PARTS & set(phrase):
         return False
+    if words_of(text[end : end + 12])[:1] == ["against"]:
+        return False  # "I don't want it used against the officer": that use, not the story
     named = phrase[: min((phrase.index(w) for w in _AWAY if w in phrase), default=len(phrase))]
     # "remove any details that could identify me": what is to go is what identifies
     identifies = _IDENTIFYING & set(words_of(text[end : _next_clause_end(text, end)])[:8])
