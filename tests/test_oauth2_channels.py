@@ -48,6 +48,20 @@ def revoke(client: Any) -> str:
     return str(secret)
 
 
+def two_clients_with_two_stories(
+    dovecot: DovecotServer, issuer: Any, ca: Any, sink: XOAuth2Sink, folder: Path
+) -> tuple[Any, Path, dict[str, str], Any, Any]:
+    """A mailbox holding two stories, its client and SMTP's registered at the issuer: (the
+    mailbox, the config, the environment with both secrets, mailbox client, SMTP client)."""
+    box = oauth_box(dovecot)
+    mailbox_id, mailbox_client = issuer.register(box.user)
+    smtp_id, smtp_client = issuer.register(box.user)
+    box.append(fresh_story(1), fresh_story(2))
+    config = two_client_config(folder, box, issuer, mailbox_id, smtp_id, ca.ca_file, sink.port)
+    environ = {SECRET_ENV: mailbox_client.secret, SMTP_SECRET_ENV: smtp_client.secret}
+    return box, config, environ, mailbox_client, smtp_client
+
+
 def pending(settings: Any) -> int:
     with Store(settings.store) as store:
         return int(store.outbox.outbox_counts().get("pending", 0))
@@ -57,14 +71,10 @@ def test_oauth2_channels_smtp_client_revoked_intake_goes_on_and_replies_wait(
     oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, xoauth2_sink: XOAuth2Sink,
     tmp_path: Path, tagger: Any,
 ) -> None:  # fmt: skip
-    box = oauth_box(oauth_dovecot)
-    mailbox_id, mailbox_client = oauth_issuer.register(box.user)
-    smtp_id, smtp_client = oauth_issuer.register(box.user)
-    box.append(fresh_story(1), fresh_story(2))
-    config = two_client_config(tmp_path, box, oauth_issuer, mailbox_id, smtp_id,
-                               oauth_ca.ca_file, xoauth2_sink.port)  # fmt: skip
-    settings = load_settings(config, {SECRET_ENV: mailbox_client.secret,
-                                      SMTP_SECRET_ENV: smtp_client.secret})  # fmt: skip
+    box, config, environ, mailbox_client, smtp_client = two_clients_with_two_stories(
+        oauth_dovecot, oauth_issuer, oauth_ca, xoauth2_sink, tmp_path
+    )
+    settings = load_settings(config, environ)
     secret = revoke(smtp_client)
 
     counts = run_once(settings, datetime.now(UTC), tagger=tagger)
@@ -89,13 +99,9 @@ def test_oauth2_channels_mailbox_client_revoked_still_sends_queued_replies_then_
     oauth_dovecot: DovecotServer, oauth_issuer: Any, oauth_ca: Any, xoauth2_sink: XOAuth2Sink,
     tmp_path: Path, tagger: Any,
 ) -> None:  # fmt: skip
-    box = oauth_box(oauth_dovecot)
-    mailbox_id, mailbox_client = oauth_issuer.register(box.user)
-    smtp_id, smtp_client = oauth_issuer.register(box.user)
-    box.append(fresh_story(1), fresh_story(2))
-    config = two_client_config(tmp_path, box, oauth_issuer, mailbox_id, smtp_id,
-                               oauth_ca.ca_file, xoauth2_sink.port)  # fmt: skip
-    environ = {SECRET_ENV: mailbox_client.secret, SMTP_SECRET_ENV: smtp_client.secret}
+    box, config, environ, mailbox_client, smtp_client = two_clients_with_two_stories(
+        oauth_dovecot, oauth_issuer, oauth_ca, xoauth2_sink, tmp_path
+    )
     settings = load_settings(config, environ)
     smtp_secret = revoke(smtp_client)  # an earlier pass: stored, the replies queued
     assert run_once(settings, datetime.now(UTC), tagger=tagger).stored == 2
