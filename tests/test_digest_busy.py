@@ -64,6 +64,14 @@ def wait_until_stored(database: Path, count: int, deadline: float = 120.0) -> No
         time.sleep(0.5)
 
 
+def wait_for_digests(sink: SmtpSink, count: int, deadline: float = 75.0) -> None:
+    """Until the worker has sent ``count`` digests or the deadline passes: two minutes of
+    arrivals span two digest times only when the first minute began early enough."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end and len(digest_texts(sink)) < count:
+        time.sleep(0.5)
+
+
 def crossed(database: Path) -> int:
     """Stories a pass stored (``stored_at``, its start) before the digest that claimed them
     opened: a clock-based window would have put them in an earlier, closed one."""
@@ -97,12 +105,15 @@ def test_digest_every_story_in_exactly_one_digest_in_a_busy_inbox(
     try:
         deliver_steadily(mailbox)
         wait_until_stored(tmp_path / "stories.db", STORIES)  # the last arrivals' polls
+        wait_for_digests(smtp_sink, 2)
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=60)
     finally:
         if worker.poll() is None:
             worker.kill()
     assert worker.returncode == 0, err[-2000:]
+    # The final digest holds what came after the worker's last one, or nothing at all.
+    scheduled = len(digest_texts(smtp_sink))
     final = start_pipeline(config, "digest", "--send")
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err[-2000:]
@@ -113,11 +124,12 @@ def test_digest_every_story_in_exactly_one_digest_in_a_busy_inbox(
                 if n > 1}  # fmt: skip
     missing = expected - set(digests_with)
     in_several = {ref for ref, n in digests_with.items() if n > 1}
-    figures = (f"stories={len(expected)} digests={len(texts)} missing={len(missing)} "
+    figures = (f"stories={len(expected)} digests={len(texts)} scheduled={scheduled} "
+               f"missing={len(missing)} "
                f"in_several={len(in_several)} repeated_within_one={len(repeated)} "
                f"crossed={crossed(tmp_path / 'stories.db')}")  # fmt: skip
     print(figures)  # shown with -s: the scenario's figures
     assert len(expected) == STORIES - STORIES // 10, figures
-    assert len(texts) >= 3, figures  # the scenario crosses at least two digest times
+    assert scheduled >= 2, figures  # the scenario crosses at least two digest times
     assert not missing and not in_several and not repeated, figures
     assert set(digests_with) == expected, figures
