@@ -42,6 +42,18 @@ def two_client_config(
     return config
 
 
+def smtp_client_with_maildir(
+    folder: Path, user: str, smtp_id: str, issuer: Any, ca: Any, sink: XOAuth2Sink
+) -> Path:
+    """A Maildir mailbox (no OAuth2 there) and an [smtp] with its own OAuth2 client."""
+    smtp = (f'host = "127.0.0.1"\nport = {sink.port}\n'
+            f'security = "none"\nusername = "{user}"\nauth = "oauth2"\n'
+            f'oauth2_provider = "generic"\noauth2_authority = "{issuer.url}"\n'
+            f'oauth2_client_id = "{smtp_id}"\noauth2_client_secret_env = "{SMTP_SECRET_ENV}"\n'
+            f'ca_file = "{ca.ca_file}"\n')  # fmt: skip
+    return maildir_config(folder, smtp=smtp, extra="[intake]\nworkers = 0\n")
+
+
 def revoke(client: Any) -> str:
     """The issuer forgets the client's secret (as an admin's revoke does); returns it."""
     secret, client.secret = client.secret, f"revoked-{client.secret}"
@@ -127,12 +139,7 @@ def test_oauth2_channels_smtp_client_of_its_own_with_a_maildir(
 ) -> None:  # fmt: skip
     user = "stories@example.org"
     smtp_id, smtp_client = oauth_issuer.register(user)
-    smtp = (f'host = "127.0.0.1"\nport = {xoauth2_sink.port}\n'
-            f'security = "none"\nusername = "{user}"\nauth = "oauth2"\n'
-            f'oauth2_provider = "generic"\noauth2_authority = "{oauth_issuer.url}"\n'
-            f'oauth2_client_id = "{smtp_id}"\noauth2_client_secret_env = "{SMTP_SECRET_ENV}"\n'
-            f'ca_file = "{oauth_ca.ca_file}"\n')  # fmt: skip
-    config = maildir_config(tmp_path, smtp=smtp, extra="[intake]\nworkers = 0\n")
+    config = smtp_client_with_maildir(tmp_path, user, smtp_id, oauth_issuer, oauth_ca, xoauth2_sink)
     seed_maildir(tmp_path / "mailbox", story_message(1), story_message(2))
     settings = load_settings(config, {SMTP_SECRET_ENV: smtp_client.secret})
 

@@ -20,11 +20,11 @@ from conftest import (
     Mailbox,
     XOAuth2Sink,
     imap_config,
-    maildir_config,
     seed_maildir,
     story_message,
 )
 from test_oauth2 import fresh_story
+from test_oauth2_channels import SMTP_SECRET_ENV, smtp_client_with_maildir
 
 from intake.store.engine import Store
 from story_intake.cli_store import status
@@ -32,7 +32,6 @@ from story_intake.pipeline import run_once
 from story_intake.settings import load_settings
 from story_intake.web.insights import token_expiry
 
-SMTP_SECRET_ENV = "STORY_TEST_SMTP_OAUTH2_SECRET"
 USER = "stories@example.org"
 SUBJECT = "Story intake: the SMTP sign-in expires soon"
 
@@ -41,12 +40,7 @@ def test_oauth2_expiry_channels_smtp_token_expiry_shown_alone_with_a_maildir(
     oauth_issuer: Any, oauth_ca: Any, xoauth2_sink: XOAuth2Sink, tmp_path: Path, tagger: Any,
 ) -> None:  # fmt: skip
     smtp_id, smtp_client = oauth_issuer.register(USER, lifetime=1800)
-    smtp = (f'host = "127.0.0.1"\nport = {xoauth2_sink.port}\n'
-            f'security = "none"\nusername = "{USER}"\nauth = "oauth2"\n'
-            f'oauth2_provider = "generic"\noauth2_authority = "{oauth_issuer.url}"\n'
-            f'oauth2_client_id = "{smtp_id}"\noauth2_client_secret_env = "{SMTP_SECRET_ENV}"\n'
-            f'ca_file = "{oauth_ca.ca_file}"\n')  # fmt: skip
-    config = maildir_config(tmp_path, smtp=smtp, extra="[intake]\nworkers = 0\n")
+    config = smtp_client_with_maildir(tmp_path, USER, smtp_id, oauth_issuer, oauth_ca, xoauth2_sink)
     seed_maildir(tmp_path / "mailbox", story_message(1))
     settings = load_settings(config, {SMTP_SECRET_ENV: smtp_client.secret})
     now = datetime.now(UTC)

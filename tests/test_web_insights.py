@@ -20,6 +20,7 @@ from conftest import (
     story_message,
 )
 from starlette.testclient import TestClient
+from test_agencies import GP_HOSPITAL, GP_HOSPITAL_POLICE
 
 from intake.sources.imap import ImapSettings
 from intake.store.engine import Store
@@ -28,13 +29,6 @@ from triage.reply.deliver import acknowledge
 from triage.reply.policy import reference
 from triage.reply.settings import SmtpSettings
 from triage.tag.tagger import Tagger
-
-GP_HOSPITAL = ("The hospital discharged my husband but never sent the letter to our GP, so I "
-               "had to explain his whole history again at the surgery, and then again to the "
-               "consultant at the follow-up. Nobody shared anything.")  # fmt: skip
-GP_HOSPITAL_POLICE = ("After my son's overdose the police, the A&E staff and later his GP "
-                      "practice each asked me the same questions from scratch. None of them had "
-                      "read what the others wrote.")  # fmt: skip
 
 
 def signed_in(site: ReviewSite, store: Store, clock: Clock) -> tuple[TestClient, str]:
