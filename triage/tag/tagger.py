@@ -206,9 +206,9 @@ def tag_many(stories: Sequence[Story], tagger: Tagger) -> list[Triage]:
 def _asked_in_subject(stories: Sequence[Story], triages: list[Triage], words: list[int],
                       tagger: Tagger) -> list[Triage]:  # fmt: skip
     """``triages`` with a withdrawal asked in the sender's own subject line read as one."""
-    wanted = [i for i, t in enumerate(triages)
-              if may_ask_in_subject(t) and own_subject(stories[i].subject)]  # fmt: skip
-    subjects = [own_subject(stories[i].subject) for i in wanted]
+    read = [(i, own_subject(stories[i].subject)) for i, t in enumerate(triages)
+            if may_ask_in_subject(t)]  # fmt: skip
+    wanted, subjects = [i for i, s in read if s], [s for _, s in read if s]
     for i, subject, doc in zip(wanted, subjects, tagger.pipe(subjects, True), strict=True):
         if asks_withdrawal(subject, tagger.read(doc, subject)):
             triages[i] = as_withdrawal(triages[i], words[i])
