@@ -53,7 +53,9 @@ def message_id(row_id: str) -> str:
 def to_email(row: dict[str, Any], when: datetime) -> bytes:
     """The row as the raw bytes of one email, with a Message-ID that names the row."""
     if row.get("eml"):
-        msg = email.message_from_string(row["eml"], policy=email.policy.default)
+        # As bytes: a writer's raw 8-bit body (no transfer encoding) is kept as it was typed.
+        raw = row["eml"].encode("utf-8", "surrogateescape")
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
         del msg["Message-ID"]
         msg["Message-ID"] = message_id(row["id"])
         return msg.as_bytes()
