@@ -6,7 +6,7 @@ One pass of ``run_pipeline.py once`` parses, cleans, stores and tags them; ``exp
 the team would see. Only the command-line contract is used, so the figures mean the same whatever
 the code inside looks like.
 
-    .venv/bin/python bench/eval_pipeline.py triage/tag/data/eval_r3.jsonl [--show-requests]
+    .venv/bin/python bench/eval_pipeline.py triage/tag/data/eval_r4.jsonl [--show-requests]
 
 Prints per-theme precision/recall/F1 (on stories), macro-F1, kind accuracy, withdrawal recall,
 and how many stories were read as requests (and as withdrawals).

@@ -104,6 +104,7 @@ def weight_sweep(
                 scored = [
                     (theme in g.themes, combine(r[theme][0], r[theme][1], weight, saturation))
                     for g, r in rows
+                    if theme not in g.unsure
                 ]
                 now.append(_f1(scored, current[theme]))
                 top = max((_f1(scored, c / 100), c / 100) for c in range(15, 61, 5))
@@ -133,10 +134,11 @@ def sweep(gold: Sequence[LabelledText], predicted: Sequence[object], themes: Seq
     lines = [f"threshold sweep (out-of-fold F1): {cuts}"]
     for theme in themes:
         cells = []
+        sure = [(g, s) for g, s in pairs if theme not in g.unsure]  # two readers agreed
         for cut in range(15, 61, 5):
-            tp = sum(theme in g.themes and s[theme] >= cut / 100 for g, s in pairs)
-            fp = sum(theme not in g.themes and s[theme] >= cut / 100 for g, s in pairs)
-            fn = sum(theme in g.themes and s[theme] < cut / 100 for g, s in pairs)
+            tp = sum(theme in g.themes and s[theme] >= cut / 100 for g, s in sure)
+            fp = sum(theme not in g.themes and s[theme] >= cut / 100 for g, s in sure)
+            fn = sum(theme in g.themes and s[theme] < cut / 100 for g, s in sure)
             cells.append(f"{2 * tp / (2 * tp + fp + fn) if tp else 0.0:.3f}")
         lines.append(f"{theme:<14} " + " ".join(cells))
     return "\n".join(lines)

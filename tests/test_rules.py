@@ -3,15 +3,19 @@ and how withdrawal phrases and the classifier decide the kind (``triage.tag.judg
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from intake.records import Address, Triage
 from story_intake.themes import DEFAULT_THEMES, load_themes
 from triage.tag.asking import addressed_to_us, reads_as_request, words_of
 from triage.tag.evaluate import evaluate
-from triage.tag.examples import LabelledText, story_from_text
+from triage.tag.examples import LabelledText, load_examples, story_from_text
 from triage.tag.judge import Hit, Reading, decide_kind
 from triage.tag.rules import automated_reason, combine, review_reasons
+from triage.tag.training import theme_cats
 
 SETTINGS = load_themes(DEFAULT_THEMES)
 
@@ -230,3 +234,24 @@ def test_rules_text_not_read_whole_is_a_review_reason(defect: str) -> None:
     thresholds = {"health": 0.5}
     reasons = review_reasons("story", 0.9, {"health": 0.9}, thresholds, 50, SETTINGS, (defect,))
     assert reasons == (defect,)
+
+
+def test_rules_second_reading_disagreements_are_neither_taught_nor_scored(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "text": "t", "themes": ["health", "duplication"], "kind": "story",
+         "second_reading": ["health"]},
+        {"id": "b", "text": "t", "themes": [], "kind": "story", "second_reading": ["policing"]},
+        {"id": "c", "text": "t", "themes": ["health"], "kind": "story"},  # one reading
+    ]  # fmt: skip
+    path = tmp_path / "train_x.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    a, b, c = load_examples([path], ("health", "policing", "duplication"))
+    assert (a.unsure, b.unsure, c.unsure) == ({"duplication"}, {"policing"}, frozenset())
+    assert theme_cats(a, ("health", "duplication")) == {"health": 1.0}
+    assert theme_cats(c, ("health", "duplication")) == {"health": 1.0, "duplication": 0.0}
+    # b's policing is not scored: a prediction either way is neither right nor wrong
+    read = [triage("story", "health"), triage("story", "policing"), triage("story", "health")]
+    report = evaluate([a, b, c], read, ["policing", "duplication"])
+    policing, duplication = report.themes
+    assert (policing.false_pos, policing.true_neg, duplication.support) == (0, 2, 0)
+    assert report.mistakes == ()

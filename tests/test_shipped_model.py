@@ -35,7 +35,9 @@ def test_shipped_model_matches_the_training_data(tmp_path: Path) -> None:
     assert shipped_archive(key) is not None, STALE
     assert [p.name for p in SHIPPED.glob("*.tar.gz")] == [f"{key}.tar.gz"], STALE
     size = (SHIPPED / f"{key}.tar.gz").stat().st_size
-    assert size < 5_000_000, f"the shipped model is {size} bytes"
+    # The hashed tables are 12.6 MB unpacked; the archive grows with the n-grams the data
+    # touches (2,159 examples 4.7 MB, 2,920 5.3 MB). A jump past this is a wrong table size.
+    assert size < 8_000_000, f"the shipped model is {size} bytes"
 
 
 def test_shipped_model_is_loaded_without_training_or_writing(tmp_path: Path) -> None:

@@ -64,7 +64,8 @@ def test_tag_round4_story_of_others_withdrawing_stays_a_story(tagger: Tagger) ->
         "My referral got lost between the memory clinic and the community team.",
         "I ended up being the go-between for the council office and the ward.",
         "Every visit a new nurse turned up at the door.",
-        "After Dad died I had to ring round the bank, the council and the pension people.",
+        # not "ring round": second readers found duplication in 7 of the 17 training stories
+        # it fired in (bench/vocabulary_audit.py), below the theme's base rate
     ],
 )
 def test_tag_round4_duplication_forms_of_the_definition_are_evidence(

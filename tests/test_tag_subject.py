@@ -62,3 +62,12 @@ def test_tag_subject_own_subject_drops_thread_prefixes() -> None:
     assert own_subject("SV: Din berättelse") == ""
     assert own_subject("  Please delete my story ") == "Please delete my story"
     assert own_subject("Reunion of carers") == "Reunion of carers"
+
+
+def test_tag_subject_withdrawal_above_another_request_goes_to_a_person(tagger: Tagger) -> None:
+    # The body alone is an unsubscribe; before, the subject was not read for a request body.
+    body = "Please unsubscribe me from your newsletter as well."
+    assert tag(story_with("", body), tagger).kind == "request:unsubscribe"  # type: ignore[arg-type]
+    triage = tag(story_with("Please delete my story", body), tagger)  # type: ignore[arg-type]
+    assert triage.kind == "request:withdrawal"
+    assert MIXED_REQUEST in triage.review_reasons and is_guessed(triage.review_reasons)

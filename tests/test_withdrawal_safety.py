@@ -166,6 +166,30 @@ def test_withdrawal_safety_story_kept_out_is_still_a_withdrawal(tagger: Tagger, 
         # the person written for no longer wishes it: asked, on their behalf
         ("My father no longer wishes his story to be used.", "no longer wishes his story", True),
         ("She no longer wants it used.", "no longer wants it used", True),
+        ("She has asked me to let you know she no longer wishes her story to be used.",
+         "no longer wishes her story", True),
+        ("They were not using it, the ward said.", "not using it", False),
+        # the environment footer under a story asks nothing of us
+        ("Sister, Ward 4\nPlease do not print this email unless necessary.",
+         "not print this email", False),
+        # a refusal told ("wouldn't share"), not asked; "I would not want it used" still asks
+        ("The drug service wouldn't share anything with probation.", "n't share anything", False),
+        ("The school won't share it with us, they say.", "n't share it", False),
+        ("My mother would not want it used now.", "not want it used", True),
+        ("Please would you not use it.", "not use it", True),
+        ("Would you mind not including it?", "not including it", True),
+        # a phrase the matcher found across two sentences asks nothing
+        ("They said I'd 'refused to remove jewellery'. That note stayed on file.",
+         "remove jewellery'. That note", False),
+        ("Delete it.", "Delete it.", True),
+        # what was to happen, told: "would be removed"; not "that it be removed"
+        ("We were told it would be removed from his record after a few years.",
+         "it would be removed", False),
+        ("I was told I would be removed from all the lists.", "removed from all", False),
+        ("I ask that it be removed.", "it be removed", True),
+        # the telling held back, not the story
+        ("I don't want to go into all of it, but the home never told us.",
+         "n't want to go into all of it", False),
     ],
 )  # fmt: skip
 def test_withdrawal_safety_phrase_reads_as_request(text: str, phrase: str, asks: bool) -> None:

@@ -51,6 +51,7 @@ _AGENTS = frozenset(
 # "Can't share it", "we couldn't use it": what someone cannot do is told, not asked for.
 _INABILITY = frozenset(("ca", "can", "could", "cannot"))
 _PERFECT = frozenset(("had", "has", "have", "'ve"))
+_CONDITIONAL = frozenset(("would", "'d"))  # "it would be removed": told of, as it was to be
 _WISHES = frozenset(("want", "like", "need", "prefer", "wish"))  # "want it gone": it is the object
 _SECOND_PERSON = frozenset(("you", "u", "ye", "ya"))
 _DETERMINERS = frozenset(("my", "the", "this", "that", "his", "her", "our", "their", "your", "a"))
@@ -86,7 +87,9 @@ _OPENERS = frozenset(("so", "and", "but", "anyway", "just", "now", "ok", "okay",
 # A sentence matching this is a disclaimer ("If you are not the intended recipient ... delete it").
 _DISCLAIMER = re.compile(
     r"intended recipient|named recipient|not the recipient|addressee|"
-    r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error"
+    r"received this|(?:received|reached you)\W+(?:\w+\W+){0,3}in error|"
+    # the environment footer: "please do not print this email unless necessary"
+    r"\bprint(?:ing|ed)?\b.{0,40}\bunless\b|\bbefore (?:you )?print"
 )
 # "I don't want to be named", "not my name": anonymity, the story still to be used; unless the
 # phrase names the story too ("I don't want my name or my story used").
@@ -143,6 +146,10 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
         return True
     if _PARTS & set(phrase):
         return False
+    if _SENTENCE_END.search(text[start:end].rstrip(".!?… \n")):
+        return False  # "refused to remove jewellery'. That note": two sentences, no request
+    if _idiom(phrase):
+        return False
     if words_of(text[end : end + 12])[:1] == ["against"]:
         return False  # "I don't want it used against the officer": that use, not the story
     named = phrase[: min((phrase.index(w) for w in _AWAY if w in phrase), default=len(phrase))]
@@ -163,6 +170,8 @@ def reads_as_request(text: str, start: int, end: int) -> bool:
     if "address" in phrase[-2:] or words_of(text[end : end + 12])[:1] == ["address"]:
         return False  # "remove my email address", "take my email address off": mailing lists
     inside = phrase[1:-1]
+    if _CONDITIONAL & set(inside) and "be" in inside and _is_past(phrase[-1]):
+        return False  # "we were told it would be removed": what was to happen, not asked
     if _NARRATIVE & set(inside) or any(
         w in _CONJUNCTIONS and _is_past(n) for w, n in zip(inside, phrase[2:], strict=False)
     ):
@@ -241,24 +250,37 @@ def _past_request(phrase: list[str], clause: list[str], before: str, earlier: st
     # it names us ("taken out of your campaign").
     perfect = before in ("have", "'ve") and earlier in _SECOND_PERSON | {"i", "we", ""}
     return (
-        before == "be"
+        (before == "be" and earlier not in _CONDITIONAL)  # not "I would be removed from all"
         or perfect
         or bool(_SECOND_PERSON & set(clause + phrase))
         or ("your" in phrase)
     )
 
 
+def _idiom(phrase: list[str]) -> bool:
+    # "I don't want to go into all of it": the telling, not the story, is held back.
+    return any(window == ("want", "to", "go", "into") for window in _windows(phrase, 4))
+
+
+def _windows(words: list[str], size: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i : i + size]) for i in range(len(words) - size + 1)]
+
+
 def _negated_request(clause: list[str], phrase: list[str]) -> bool:
     # "I'd rather you didn't use it", "he doesn't want it used": requests.
     # "they didn't use it", "I didn't consent", "my mum doesn't use email": reports.
-    helpers = list(clause)
-    while helpers and helpers[-1] in _AUXILIARIES | _ADVERBS:
-        helpers.pop()
+    helpers, between = list(clause), []
+    while helpers and helpers[-1] in _AUXILIARIES | _ADVERBS | _NARRATIVE:
+        between.append(helpers.pop())
     subject = helpers[-1] if helpers else ""
-    tense = next((w for w in reversed(clause) if w in _AUXILIARIES | _NARRATIVE), "")
+    # The tense is the subject's own ("they didn't"), not an earlier verb's in the clause ("she
+    # has asked me to let you know she no longer wishes it used").
+    tense = next((w for w in between if w in _AUXILIARIES | _NARRATIVE), "")
     if tense in _NARRATIVE | _INABILITY and subject not in _SECOND_PERSON:
         return False  # "they didn't use it", "can't share it, apparently"; not "you can't"
     wish = bool({"want", "wish", "like", "wants", "wishes"} & set(phrase))  # "she no longer wishes"
+    if tense in ("would", "wo") and not wish and not (_SECOND_PERSON | {"i", "we"}) & set(clause):
+        return False  # "the drug service wouldn't share anything": a refusal told, not asked
     return wish or (tense != "does" and subject not in _THIRD_PARTY | _AGENTS)
 
 

@@ -42,13 +42,14 @@ class Report:
 def evaluate(
     gold: Sequence[LabelledText], predicted: Sequence[Triage], themes: Sequence[str]
 ) -> Report:
-    """Compare predictions with the gold labels (same order); themes are scored on stories."""
+    """Compare predictions with the gold labels (same order); themes are scored on stories,
+    except those two readers disagreed on (``LabelledText.unsure``)."""
     scores = tuple(_theme_score(t, gold, predicted) for t in themes)
     kinds_right = sum(g.kind == p.kind for g, p in zip(gold, predicted, strict=True))
     withdrawals = [(g, p) for g, p in zip(gold, predicted, strict=True) if g.kind == WITHDRAWAL]
     found = sum(p.kind == WITHDRAWAL for _, p in withdrawals)
     mistakes = tuple((g, p) for g, p in zip(gold, predicted, strict=True)
-                     if g.kind != p.kind or set(g.themes) != set(p.themes))  # fmt: skip
+                     if g.kind != p.kind or _sure(g.themes, g) != _sure(p.themes, g))  # fmt: skip
     return Report(
         themes=scores,
         macro_f1=sum(s.f1 for s in scores) / len(scores) if scores else 0.0,
@@ -64,10 +65,15 @@ def evaluate(
     )
 
 
+def _sure(themes: Sequence[str], gold: LabelledText) -> set[str]:
+    return set(themes) - gold.unsure
+
+
 def _theme_score(
     theme: str, gold: Sequence[LabelledText], predicted: Sequence[Triage]
 ) -> ThemeScore:
-    pairs = list(zip(gold, predicted, strict=True))
+    # A theme two readers disagreed on (LabelledText.unsure) has no right answer to score.
+    pairs = [(g, p) for g, p in zip(gold, predicted, strict=True) if theme not in g.unsure]
     true_pos = sum(theme in g.themes and theme in p.themes for g, p in pairs)
     false_pos = sum(theme not in g.themes and theme in p.themes for g, p in pairs)
     false_neg = sum(theme in g.themes and theme not in p.themes for g, p in pairs)

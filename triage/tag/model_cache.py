@@ -28,7 +28,9 @@ def model_key(examples: Sequence[LabelledText], settings: TagSettings) -> str:
     for part in (settings.theme_names, settings.seed, settings.epochs, settings.theme_epochs):
         digest.update(repr(part).encode())
     for example in examples:
-        digest.update(repr((example.text, example.themes, example.kind)).encode())
+        digest.update(
+            repr((example.text, example.themes, example.kind, sorted(example.unsure))).encode()
+        )
     return digest.hexdigest()[:16]
 
 

@@ -6,8 +6,9 @@ with "unsubscribe" for Mailman. Only a subject the sender wrote is read: a reply
 ("Re:", "AW:", "Fwd:" …) belongs to the thread, often to our own acknowledgement. It counts only
 through themes.toml's withdrawal phrases that ask us (``asking.reads_as_request``, as in the
 body), never through the classifier: a subject is too short for a guess. A short body makes the
-message a withdrawal; a story told beneath the subject makes it a mixed request, which a person
-confirms before anything is removed (``rules.MIXED_REQUEST``).
+message a withdrawal; a story told beneath the subject, or another request asked in the body,
+makes it a mixed request, which a person confirms before anything is removed
+(``rules.MIXED_REQUEST``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _THREAD_PREFIX = re.compile(
     re.IGNORECASE,
 )
 SUBJECT_CHARS = 300  # a subject is one line; a hostile megabyte one is read up to here
+SHORT_BODY_WORDS = 3  # "Thanks, Jo": a sign-off, not a request of its own
 SUBJECT_RULE = "subject"  # Evidence.rule of a request read in the subject (an empty span)
 
 
@@ -36,8 +38,10 @@ def own_subject(subject: str) -> str:
 
 
 def may_ask_in_subject(triage: Triage) -> bool:
-    """Whether a message read this way could still be a withdrawal asked in its subject."""
-    return triage.kind != AUTOMATED and not Kind.is_request(triage.kind)
+    """Whether a message read this way could still be a withdrawal asked in its subject: a
+    story, or another request (the classifier may read "Thanks, Jo" as one; a subject's phrase
+    that asks outranks its guess)."""
+    return triage.kind not in (AUTOMATED, WITHDRAWAL)
 
 
 def asks_withdrawal(subject: str, reading: Reading) -> bool:
@@ -55,6 +59,9 @@ def as_withdrawal(triage: Triage, body_words: int) -> Triage:
     ``subject`` (Evidence spans are of Story.text; the subject is shown beside it). A story told
     beneath it keeps its themes out (requests tell none) and goes to a person first."""
     told = bool(triage.themes) and body_words > WITHDRAWAL_SHORT_WORDS
+    # A body that asks something else in a sentence ("please fix my son's name") as well:
+    # which of the two the sender means is a person's call.
+    told = told or (Kind.is_request(triage.kind) and body_words > SHORT_BODY_WORDS)
     reasons = tuple(r for r in triage.review_reasons if r in REVIEW_DEFECTS)  # the body's
     return replace(
         triage,

@@ -44,7 +44,7 @@ def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
     theme_pipe = cast(TextCategorizer, nlp.add_pipe(THEMES, config=_classifier(False)))
     kind_pipe = cast(TextCategorizer, nlp.add_pipe("textcat", name=KIND, config=_classifier(True)))
     docs = list(nlp.pipe((e.text for e in examples), disable=[THEMES, KIND]))
-    pairs = [(_example(d, {t: float(t in e.themes) for t in themes}),
+    pairs = [(_example(d, theme_cats(e, themes)),
               _example(d, {k: float(k == e.kind) for k in kinds}))
              for d, e in zip(docs, examples, strict=True)]  # fmt: skip
     # Separately: the exclusive kind classifier rejects examples with several positive cats.
@@ -64,6 +64,12 @@ def train(examples: Sequence[LabelledText], settings: TagSettings) -> Language:
             if epoch < settings.epochs:
                 kind_pipe.update([p[1] for p in batch], drop=0.2, sgd=optimizer)
     return nlp
+
+
+def theme_cats(example: LabelledText, themes: Sequence[str]) -> dict[str, float]:
+    """The example's theme labels for the classifier. A theme two readers disagreed on is left
+    out: spaCy's multi-label loss skips a missing label instead of teaching either answer."""
+    return {t: float(t in example.themes) for t in themes if t not in example.unsure}
 
 
 def _example(doc: Doc, cats: dict[str, float]) -> Example:
