@@ -2,13 +2,13 @@
 
 ``train_*.jsonl`` files are training data. A training story may carry ``second_reading``: the
 themes an independent reader gave it from the label definitions alone, without the writer's
-labels; a theme the two disagree on is ``unsure``, neither taught nor scored. ``eval_r4.jsonl``
+labels; a theme the two disagree on is ``unsure``, neither taught nor scored. ``eval_r5.jsonl``
 is the held-out evaluation set: written from the label definitions alone by someone who had read
-none of the data, themes.toml or the code, scored before the changes it measures, never trained
-or tuned on, its mistakes never read. The earlier held-out sets (``eval.jsonl``,
-``eval_fresh.jsonl``, ``eval_r2.jsonl``, ``eval_r3.jsonl``) have each been looked at often
-enough since that they now half-serve as development data, like ``dev_*.jsonl`` (never trained
-on either).
+none of the data, themes.toml or the code, scored once on the model it ships beside, never
+trained or tuned on, its mistakes never read. The earlier held-out sets (``eval.jsonl``,
+``eval_fresh.jsonl``, ``eval_r2.jsonl``, ``eval_r3.jsonl``, ``eval_r4.jsonl``) have each been
+looked at often enough since that they now half-serve as development data, like ``dev_*.jsonl``
+(never trained on either).
 """
 
 from __future__ import annotations
