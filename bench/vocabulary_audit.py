@@ -11,7 +11,6 @@ Never part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import defaultdict
 from dataclasses import replace
@@ -21,15 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from story_intake.themes import DEFAULT_THEMES, load_themes  # noqa: E402
-from triage.tag.examples import training_files  # noqa: E402
+from triage.tag.examples import load_examples, training_files  # noqa: E402
+from triage.tag.rules import STORY  # noqa: E402
 from triage.tag.tagger import load_tagger  # noqa: E402
-
-
-def stories() -> list[dict[str, object]]:
-    """The training stories as rows (with ``second_reading`` where there is one)."""
-    data = ROOT / load_themes(DEFAULT_THEMES).data_dir
-    rows = [json.loads(line) for path in training_files(data) for line in path.open()]
-    return [row for row in rows if row["kind"] == "story"]
 
 
 def audit(theme: str) -> list[tuple[str, int, float, float]]:
@@ -38,18 +31,21 @@ def audit(theme: str) -> list[tuple[str, int, float, float]]:
     settings = replace(settings, data_dir=str(ROOT / settings.data_dir),
                        model_dir=str(ROOT / settings.model_dir))  # fmt: skip
     tagger = load_tagger(settings)
+    examples = load_examples(training_files(Path(settings.data_dir)), settings.theme_names)
+    stories = [e for e in examples if e.kind == STORY]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    rows = stories()
-    for row, doc in zip(rows, tagger.pipe([str(r["text"]) for r in rows]), strict=True):
-        reading = tagger.read(doc, str(row["text"]))
+    for story, doc in zip(stories, tagger.pipe([s.text for s in stories]), strict=True):
+        reading = tagger.read(doc, story.text)
         keys = {h.rule if "pattern" in h.rule else f"{h.rule}:{' '.join(h.text.lower().split())}"
                 for h in reading.hits if h.section == "themes" and h.name == theme}  # fmt: skip
-        second = row.get("second_reading", row["themes"])
+        second = set(story.themes) ^ story.unsure  # the themes the second reader gave
         for key in keys:
             counts[key][0] += 1
-            counts[key][1] += theme in second  # type: ignore[operator]
-            counts[key][2] += theme in row["themes"]  # type: ignore[operator]
-    return sorted(((k, n, a / n, b / n) for k, (n, a, b) in counts.items()), key=lambda r: r[2])
+            counts[key][1] += theme in second
+            counts[key][2] += theme in story.themes
+    return sorted(
+        ((k, n, a / n, b / n) for k, (n, a, b) in counts.items()), key=lambda r: (r[2], r[0])
+    )
 
 
 def main() -> None:
